@@ -1,0 +1,34 @@
+import {cpus} from 'node:os'
+import {readFileSync} from 'node:fs'
+import {probeBackend, type BackendName, type BackendProbe} from './select.js'
+
+export interface DoctorReport {
+  sipl: string
+  node: string
+  platform: string
+  cpus: number
+  backends: BackendProbe[]
+  /** what `--backend auto` would pick here */
+  autoChoice: BackendName
+}
+
+export function siplVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {version: string}
+  return pkg.version
+}
+
+export async function runDoctor(runChecks = true): Promise<DoctorReport> {
+  const backends: BackendProbe[] = []
+  // cpu last, so that it is the active backend when the doctor returns
+  for (const name of ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const) backends.push(await probeBackend(name, runChecks))
+  const usable = (b: BackendProbe) => b.loadable && (b.check === undefined || b.check.pass) && (b.name !== 'wasm' || b.check !== undefined)
+  const autoChoice = (['tensorflow', 'webgpu', 'wasm'] as const).find((n) => usable(backends.find((b) => b.name === n)!)) ?? 'cpu'
+  return {
+    sipl: siplVersion(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: cpus().length,
+    backends,
+    autoChoice,
+  }
+}

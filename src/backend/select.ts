@@ -1,0 +1,149 @@
+/**
+ * Choosing the compute backend (DESIGN §7). Order for `auto`: tensorflow (tfjs-node-gpu, then
+ * tfjs-node, when the user installed one) → webgpu (when a GPU adapter is found) → wasm (only
+ * if its conv3d gradient check passes; 4.22 fails it) → cpu. A backend that cannot start is
+ * reported with its reason; `tf.setBackend`'s return value is checked because after a failed
+ * start `tf.getBackend()` still names the backend.
+ */
+import {createRequire} from 'node:module'
+import {UserError} from '../errors.js'
+import type {Logger} from '../log/logger.js'
+import {tf} from './tf.js'
+import {conv3dSelfCheck, type SelfCheck} from './self-check.js'
+
+export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const
+export type BackendRequest = (typeof BACKENDS)[number]
+export type BackendName = Exclude<BackendRequest, 'auto'>
+
+export interface BackendProbe {
+  name: BackendName
+  /** the tfjs backend id once registered ('tensorflow', 'webgpu', 'wasm', 'cpu') */
+  loadable: boolean
+  /** why it is or is not usable, in words */
+  detail: string
+  check?: SelfCheck
+}
+
+export interface BackendChoice {
+  name: BackendName
+  reason: string
+  probes: BackendProbe[]
+}
+
+const require = createRequire(import.meta.url)
+
+async function tryImport(specifier: string): Promise<unknown> {
+  return import(specifier)
+}
+
+async function loadTensorflow(): Promise<string> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      require.resolve(pkg)
+    } catch {
+      continue
+    }
+    await tryImport(pkg)
+    return pkg
+  }
+  throw new Error(
+    'neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed (npm install @tensorflow/tfjs-node-gpu@4.22.0 for CUDA)',
+  )
+}
+
+let webgpuInstalled = false
+async function loadWebgpu(): Promise<string> {
+  if (!webgpuInstalled) {
+    const nav = (globalThis as {navigator?: {gpu?: unknown}}).navigator
+    if (!nav?.gpu) {
+      let dawn: {create: (flags: string[]) => unknown; globals: Record<string, unknown>}
+      try {
+        dawn = (await tryImport('webgpu')) as typeof dawn
+      } catch (error) {
+        throw new Error(`the optional package 'webgpu' (Dawn) does not load: ${(error as Error).message.split('\n')[0]}`)
+      }
+      Object.assign(globalThis, dawn.globals)
+      const gpu = dawn.create([])
+      Object.defineProperty(globalThis, 'navigator', {value: {...(nav ?? {}), gpu}, configurable: true, writable: true})
+    }
+    const gpu = (
+      globalThis as unknown as {
+        navigator: {gpu: {requestAdapter(): Promise<{info?: {vendor?: string; description?: string; device?: string}} | null>}}
+      }
+    ).navigator.gpu
+    const adapter = await gpu.requestAdapter()
+    if (!adapter) throw new Error('no WebGPU adapter (needs Vulkan: a GPU driver, or Mesa ≥ 25 lavapipe on CPU)')
+    // the backend registers itself only if navigator.gpu exists when it is imported
+    await tryImport('@tensorflow/tfjs-backend-webgpu')
+    webgpuInstalled = true
+    const info = adapter.info ?? {}
+    return `adapter ${[info.vendor, info.device, info.description].filter(Boolean).join(' ') || 'unknown'}`
+  }
+  return 'adapter already initialised'
+}
+
+async function loadWasm(): Promise<string> {
+  await tryImport('@tensorflow/tfjs-backend-wasm')
+  return '@tensorflow/tfjs-backend-wasm'
+}
+
+const LOADERS: Record<BackendName, () => Promise<string>> = {
+  tensorflow: loadTensorflow,
+  webgpu: loadWebgpu,
+  wasm: loadWasm,
+  cpu: async () => 'pure JavaScript (@tensorflow/tfjs-backend-cpu)',
+}
+
+/** Loads and starts one backend, then runs the conv3d check against cpu. Never throws. */
+export async function probeBackend(name: BackendName, runCheck = true): Promise<BackendProbe> {
+  let detail: string
+  try {
+    detail = await LOADERS[name]()
+    const started = await tf.setBackend(name)
+    if (!started) return {name, loadable: false, detail: `${detail}: tf.setBackend('${name}') failed to initialise`}
+    await tf.ready()
+  } catch (error) {
+    return {name, loadable: false, detail: (error as Error).message.split('\n')[0]}
+  }
+  if (!runCheck) return {name, loadable: true, detail}
+  const check = await conv3dSelfCheck(name)
+  return {name, loadable: true, detail, check}
+}
+
+/** Starts the backend a command will use and says why it was chosen. */
+export async function selectBackend(request: BackendRequest, log?: Logger): Promise<BackendChoice> {
+  if (!BACKENDS.includes(request)) throw new UserError(`--backend ${request}: unknown backend (use one of ${BACKENDS.join(', ')})`)
+  const probes: BackendProbe[] = []
+  if (request !== 'auto') {
+    const probe = await probeBackend(request, request === 'wasm')
+    probes.push(probe)
+    if (!probe.loadable)
+      throw new UserError(`backend '${request}' cannot start: ${probe.detail} (run 'sipl doctor' to see what loads, or use --backend cpu)`)
+    if (probe.check && !probe.check.pass) {
+      throw new UserError(
+        `backend '${request}' computes wrong conv3d results (max relative error ${probe.check.maxRelError.toExponential(2)} vs cpu); use --backend cpu or webgpu`,
+      )
+    }
+    await tf.setBackend(request)
+    const choice = {name: request, reason: `requested (${probe.detail})`, probes}
+    log?.info({backend: choice.name, reason: choice.reason}, 'backend')
+    return choice
+  }
+  for (const name of ['tensorflow', 'webgpu', 'wasm'] as const) {
+    const probe = await probeBackend(name, name === 'wasm')
+    probes.push(probe)
+    if (probe.loadable && (probe.check === undefined || probe.check.pass)) {
+      await tf.setBackend(name)
+      const choice = {name, reason: `auto: ${probe.detail}`, probes}
+      log?.info({backend: name, reason: choice.reason}, 'backend')
+      return choice
+    }
+  }
+  await tf.setBackend('cpu')
+  const skipped = probes.map(
+    (p) => `${p.name}: ${p.loadable ? `conv3d check failed (rel. error ${p.check?.maxRelError.toExponential(1)})` : p.detail}`,
+  )
+  const choice: BackendChoice = {name: 'cpu', reason: `auto: fallback (${skipped.join('; ')})`, probes}
+  log?.info({backend: 'cpu', reason: choice.reason}, 'backend')
+  return choice
+}

@@ -1,0 +1,45 @@
+/**
+ * The only module that reads process.env (besides backend/log defaults, which take
+ * their values from here). `.env` in the working directory is loaded once, if present.
+ * Every variable is listed with its default in `.env.example`.
+ */
+import {existsSync} from 'node:fs'
+import {resolve} from 'node:path'
+import dotenv from 'dotenv'
+
+let loaded = false
+function loadDotEnv(): void {
+  if (loaded) return
+  loaded = true
+  const file = resolve(process.cwd(), '.env')
+  if (existsSync(file)) dotenv.config({path: file, quiet: true})
+}
+
+function read(name: string): string | undefined {
+  loadDotEnv()
+  const value = process.env[name]
+  return value === undefined || value === '' ? undefined : value
+}
+
+export interface Environment {
+  /** tfjs backend: auto | tensorflow | webgpu | wasm | cpu */
+  backend: string
+  /** where run directories go when a command gets no --out */
+  runsDir: string
+  /** where datasets (raw and preprocessed) live when a config gives relative data paths */
+  dataDir: string
+  logLevel: string
+  /** worker threads for CPU kernels; 0 = one per core */
+  threads: number
+}
+
+export function environment(): Environment {
+  const threads = Number(read('SIPL_THREADS') ?? '0')
+  return {
+    backend: read('SIPL_BACKEND') ?? 'auto',
+    runsDir: resolve(read('SIPL_RUNS_DIR') ?? 'runs'),
+    dataDir: resolve(read('SIPL_DATA_DIR') ?? 'data'),
+    logLevel: read('SIPL_LOG_LEVEL') ?? 'info',
+    threads: Number.isFinite(threads) && threads >= 0 ? Math.floor(threads) : 0,
+  }
+}

@@ -1,0 +1,124 @@
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {configHash, configToYaml, loadConfig} from '../../src/config/load.js'
+import {UserError} from '../../src/errors.js'
+
+function tempYaml(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'sipl-cfg-')), 'exp.yaml')
+  writeFileSync(file, text)
+  return file
+}
+
+function message(fn: () => unknown): string {
+  try {
+    fn()
+  } catch (error) {
+    assert.ok(error instanceof UserError, `expected a UserError, got ${String(error)}`)
+    return error.message
+  }
+  assert.fail('expected an error')
+}
+
+test('every shipped experiment config is valid and round-trips through its resolved YAML', () => {
+  for (const name of ['demo', 'btcv', 'lungs', 'brats']) {
+    const {config} = loadConfig(`experiments/${name}.yaml`)
+    assert.equal(config.name, name)
+    const again = loadConfig(tempYaml(configToYaml(config))).config
+    assert.deepEqual(again, config)
+    assert.equal(configHash(again), configHash(config))
+  }
+})
+
+test('the paper settings reach the resolved config', () => {
+  const btcv = loadConfig('experiments/btcv.yaml').config
+  assert.equal(btcv.data.classes.length, 13)
+  assert.deepEqual(btcv.preprocess.spacing, [1.5, 1.5, 1.5])
+  assert.deepEqual(btcv.preprocess.patch, [96, 96, 96])
+  assert.equal(btcv.train.optimizer.name, 'adamw')
+  assert.equal(btcv.train.optimizer.lr, 4e-4)
+  assert.deepEqual(btcv.smg.tau, {start: 0.1, end: 0.5, rampEpochs: 50})
+  const brats = loadConfig('experiments/brats.yaml').config
+  assert.equal(brats.data.channels, 4)
+  assert.equal(brats.data.overlappingRegions, true)
+  assert.equal(brats.train.optimizer.name, 'sgd')
+})
+
+test('--set overrides are typed: numbers, booleans, lists, strings', () => {
+  const {config} = loadConfig('experiments/demo.yaml', [
+    'model.queries=16',
+    'train.epochs=3',
+    'model.ipl=false',
+    'preprocess.patch=[16, 24, 32]',
+    'name=other-run',
+  ])
+  assert.equal(config.model.queries, 16)
+  assert.equal(config.train.epochs, 3)
+  assert.equal(config.model.ipl, false)
+  assert.deepEqual(config.preprocess.patch, [16, 24, 32])
+  assert.equal(config.name, 'other-run')
+  assert.ok(Object.isFrozen(config.model), 'the resolved config is frozen')
+})
+
+test('defaults fill what a config leaves out', () => {
+  const {config} = loadConfig(tempYaml('name: tiny\n'))
+  assert.equal(config.model.queries, 32)
+  assert.equal(config.loss.alpha, 0.05)
+  assert.deepEqual(config.smg.tau, {start: 0.1, end: 0.5, rampEpochs: 50})
+})
+
+test('an unknown key is an error at its line and column', () => {
+  const file = tempYaml('name: x\nmodel:\n  queries: 8\n  quereis: 16\n')
+  assert.equal(
+    message(() => loadConfig(file)),
+    `${file}:4:3 model.quereis: unknown key 'quereis' (check the spelling; sipl never ignores a key)`,
+  )
+})
+
+test('a wrong type is an error at the value', () => {
+  const file = tempYaml('name: x\ntrain:\n  epochs: many\n')
+  assert.equal(
+    message(() => loadConfig(file)),
+    `${file}:3:11 train.epochs: Expected number, received string`,
+  )
+})
+
+test('an out-of-range value is an error at the value', () => {
+  const file = tempYaml('smg:\n  tau:\n    end: 1.5\n')
+  assert.equal(
+    message(() => loadConfig(file)),
+    `${file}:3:10 smg.tau.end: Number must be less than or equal to 1`,
+  )
+})
+
+test('a YAML syntax error names the line and column', () => {
+  const file = tempYaml('name: x\nmodel:\n  queries: [8, 16\n')
+  assert.match(
+    message(() => loadConfig(file)),
+    new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+ YAML syntax error: `),
+  )
+})
+
+test('a missing file names the file and the fix', () => {
+  assert.equal(
+    message(() => loadConfig('no/such.yaml')),
+    'no/such.yaml: config file not found (give --config a path to a YAML file, e.g. experiments/demo.yaml)',
+  )
+})
+
+test('a bad override names the --set argument', () => {
+  assert.equal(
+    message(() => loadConfig('experiments/demo.yaml', ['model.queries=abc'])),
+    '--set model.queries=abc model.queries: Expected number, received string',
+  )
+  assert.equal(
+    message(() => loadConfig('experiments/demo.yaml', ['model.nope=1'])),
+    "--set model.nope=1 model.nope: unknown key 'nope' (check the spelling; sipl never ignores a key)",
+  )
+  assert.match(
+    message(() => loadConfig(undefined, ['novalue'])),
+    /^--set novalue: expected dotted.key=value/,
+  )
+})

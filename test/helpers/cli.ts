@@ -1,0 +1,30 @@
+/**
+ * Runs the real CLI (bin/run.js) in a child process, the way a user does, and captures
+ * stdout, stderr and the exit code.
+ */
+import {spawnSync} from 'node:child_process'
+import {fileURLToPath} from 'node:url'
+import {dirname, resolve} from 'node:path'
+
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+export const SHARED = resolve(PROJECT_ROOT, '../shared')
+
+export interface CliResult {
+  stdout: string
+  stderr: string
+  code: number | null
+}
+
+export function sipl(
+  args: string[],
+  options: {cwd?: string; env?: Record<string, string>; timeoutMs?: number; input?: string} = {},
+): CliResult {
+  const result = spawnSync(process.execPath, [resolve(PROJECT_ROOT, 'bin/run.js'), ...args], {
+    cwd: options.cwd ?? PROJECT_ROOT,
+    env: {...process.env, SIPL_LOG_LEVEL: 'warn', ...options.env},
+    encoding: 'utf8',
+    timeout: options.timeoutMs ?? 600_000,
+    input: options.input,
+  })
+  return {stdout: result.stdout, stderr: result.stderr, code: result.status}
+}
