@@ -27,7 +27,8 @@ function values(n: number, seed: number): Float32Array {
   return Float32Array.from({length: n}, rand)
 }
 
-function compute(): Float32Array[] {
+// async reads: webgpu's dataSync needs OffscreenCanvas, which Node lacks
+async function compute(): Promise<Float32Array[]> {
   const x = tf.tensor5d(values(2 * 5 * 6 * 4 * 3, 1), [2, 5, 6, 4, 3])
   const w = tf.tensor5d(values(3 * 3 * 3 * 3 * 5, 2), [3, 3, 3, 3, 5])
   const wt = tf.tensor5d(values(2 * 2 * 2 * 4 * 3, 3), [2, 2, 2, 4, 3])
@@ -40,7 +41,7 @@ function compute(): Float32Array[] {
   const [dx, dw] = grads([x, w])
   const y = tf.conv3d(x, w, [2, 1, 1], 'same')
   const t = tf.conv3dTranspose(x, wt, [2, 10, 12, 8, 4], 2, 'same')
-  const out = [y, dx, dw, t].map((r) => r.dataSync() as Float32Array)
+  const out = (await Promise.all([y, dx, dw, t].map((r) => r.data()))) as Float32Array[]
   tf.dispose([x, w, wt, dx, dw, y, t])
   return out
 }
@@ -48,11 +49,11 @@ function compute(): Float32Array[] {
 export async function conv3dSelfCheck(backend: string, tolerance = 1e-3): Promise<SelfCheck> {
   const previous = tf.getBackend()
   await tf.setBackend('cpu')
-  const expected = compute()
+  const expected = await compute()
   await tf.setBackend(backend)
   let maxRelError: number
   try {
-    const actual = compute()
+    const actual = await compute()
     maxRelError = Math.max(...expected.map((e, i) => relError(actual[i], e)))
   } catch {
     maxRelError = Infinity
