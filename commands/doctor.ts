@@ -21,6 +21,11 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
         this.log(`  ${b.name.padEnd(10)} ${b.loadable ? 'loads' : 'no   '}  ${b.detail}${check}`)
       }
       this.log(`default backend ('auto'): ${report.autoChoice}`)
+      this.log(
+        `settings: ${Object.entries(report.environment)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`,
+      )
     }
     return report
   }

@@ -1,12 +1,15 @@
 import {cpus} from 'node:os'
 import {readFileSync} from 'node:fs'
-import {probeBackend, type BackendName, type BackendProbe} from './select.js'
+import {environment, type Environment} from '../paths.js'
+import {probeBackend, webgpuIsSoftware, type BackendName, type BackendProbe} from './select.js'
 
 export interface DoctorReport {
   sipl: string
   node: string
   platform: string
   cpus: number
+  /** the SIPL_* settings in force (environment, then .env, then defaults) */
+  environment: Environment
   backends: BackendProbe[]
   /** what `--backend auto` would pick here */
   autoChoice: BackendName
@@ -21,13 +24,18 @@ export async function runDoctor(runChecks = true): Promise<DoctorReport> {
   const backends: BackendProbe[] = []
   // cpu last, so that it is the active backend when the doctor returns
   for (const name of ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const) backends.push(await probeBackend(name, runChecks))
-  const usable = (b: BackendProbe) => b.loadable && (b.check === undefined || b.check.pass) && (b.name !== 'wasm' || b.check !== undefined)
+  const usable = (b: BackendProbe) =>
+    b.loadable &&
+    !(b.name === 'webgpu' && webgpuIsSoftware()) &&
+    (b.check === undefined || b.check.pass) &&
+    (b.name !== 'wasm' || b.check !== undefined)
   const autoChoice = (['tensorflow', 'webgpu', 'wasm'] as const).find((n) => usable(backends.find((b) => b.name === n)!)) ?? 'cpu'
   return {
     sipl: siplVersion(),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     cpus: cpus().length,
+    environment: environment(),
     backends,
     autoChoice,
   }

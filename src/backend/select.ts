@@ -66,21 +66,29 @@ async function loadWebgpu(): Promise<string> {
       const gpu = dawn.create([])
       Object.defineProperty(globalThis, 'navigator', {value: {...(nav ?? {}), gpu}, configurable: true, writable: true})
     }
-    const gpu = (
-      globalThis as unknown as {
-        navigator: {gpu: {requestAdapter(): Promise<{info?: {vendor?: string; description?: string; device?: string}} | null>}}
-      }
-    ).navigator.gpu
+    const gpu = (globalThis as unknown as {navigator: {gpu: {requestAdapter(): Promise<GpuAdapterLike | null>}}}).navigator.gpu
     const adapter = await gpu.requestAdapter()
     if (!adapter) throw new Error('no WebGPU adapter (needs Vulkan: a GPU driver, or Mesa ≥ 25 lavapipe on CPU)')
     // the backend registers itself only if navigator.gpu exists when it is imported
     await tryImport('@tensorflow/tfjs-backend-webgpu')
     webgpuInstalled = true
     const info = adapter.info ?? {}
-    return `adapter ${[info.vendor, info.device, info.description].filter(Boolean).join(' ') || 'unknown'}`
+    const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown'
+    webgpuSoftware = Boolean(adapter.isFallbackAdapter || info.isFallbackAdapter) || SOFTWARE_ADAPTER.test(name)
+    webgpuAdapterName = `adapter ${name}${webgpuSoftware ? ' (software renderer on the CPU)' : ''}`
   }
-  return 'adapter already initialised'
+  return webgpuAdapterName
 }
+
+interface GpuAdapterLike {
+  isFallbackAdapter?: boolean
+  info?: {vendor?: string; architecture?: string; description?: string; device?: string; isFallbackAdapter?: boolean}
+}
+// Vulkan on the CPU (Mesa lavapipe/llvmpipe, SwiftShader) is slower than sipl's own CPU kernels,
+// so `auto` does not pick it; `--backend webgpu` still can.
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i
+let webgpuSoftware = false
+let webgpuAdapterName = ''
 
 async function loadWasm(): Promise<string> {
   await tryImport('@tensorflow/tfjs-backend-wasm')
@@ -92,6 +100,11 @@ const LOADERS: Record<BackendName, () => Promise<string>> = {
   webgpu: loadWebgpu,
   wasm: loadWasm,
   cpu: async () => 'pure JavaScript (@tensorflow/tfjs-backend-cpu)',
+}
+
+/** true when the WebGPU adapter found is a software renderer (known after probing webgpu) */
+export function webgpuIsSoftware(): boolean {
+  return webgpuSoftware
 }
 
 /** Loads and starts one backend, then runs the conv3d check against cpu. Never throws. */
@@ -115,7 +128,7 @@ export async function selectBackend(request: BackendRequest, log?: Logger): Prom
   if (!BACKENDS.includes(request)) throw new UserError(`--backend ${request}: unknown backend (use one of ${BACKENDS.join(', ')})`)
   const probes: BackendProbe[] = []
   if (request !== 'auto') {
-    const probe = await probeBackend(request, request === 'wasm')
+    const probe = await probeBackend(request)
     probes.push(probe)
     if (!probe.loadable)
       throw new UserError(`backend '${request}' cannot start: ${probe.detail} (run 'sipl doctor' to see what loads, or use --backend cpu)`)
@@ -130,8 +143,9 @@ export async function selectBackend(request: BackendRequest, log?: Logger): Prom
     return choice
   }
   for (const name of ['tensorflow', 'webgpu', 'wasm'] as const) {
-    const probe = await probeBackend(name, name === 'wasm')
+    const probe = await probeBackend(name)
     probes.push(probe)
+    if (name === 'webgpu' && probe.loadable && webgpuSoftware) continue
     if (probe.loadable && (probe.check === undefined || probe.check.pass)) {
       await tf.setBackend(name)
       const choice = {name, reason: `auto: ${probe.detail}`, probes}
@@ -141,7 +155,8 @@ export async function selectBackend(request: BackendRequest, log?: Logger): Prom
   }
   await tf.setBackend('cpu')
   const skipped = probes.map(
-    (p) => `${p.name}: ${p.loadable ? `conv3d check failed (rel. error ${p.check?.maxRelError.toExponential(1)})` : p.detail}`,
+    (p) =>
+      `${p.name}: ${!p.loadable ? p.detail : p.check && !p.check.pass ? `conv3d check failed (rel. error ${p.check.maxRelError.toExponential(1)})` : `${p.detail}, not chosen by auto`}`,
   )
   const choice: BackendChoice = {name: 'cpu', reason: `auto: fallback (${skipped.join('; ')})`, probes}
   log?.info({backend: 'cpu', reason: choice.reason}, 'backend')

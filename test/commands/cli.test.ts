@@ -69,3 +69,14 @@ test('sipl doctor --json reports cpu loadable with a passing conv3d check, and w
   if (wasm?.loadable) assert.equal(wasm.check?.pass, false, 'tfjs-backend-wasm 4.22 gets conv3d gradients wrong; the check must catch it')
   assert.notEqual(report.autoChoice, 'wasm')
 })
+
+test('a .env in the working directory is read, and the real environment wins over it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sipl-env-'))
+  writeFileSync(join(dir, '.env'), 'SIPL_RUNS_DIR=from-dotenv\nSIPL_THREADS=3\n')
+  const {stdout, code} = sipl(['doctor', '--json', '--skip-check'], {cwd: dir, env: {SIPL_THREADS: '1'}})
+  assert.equal(code, 0)
+  const report = JSON.parse(stdout) as {environment: {runsDir: string; threads: number; backend: string}}
+  assert.equal(report.environment.runsDir, join(dir, 'from-dotenv'))
+  assert.equal(report.environment.threads, 1)
+  assert.equal(report.environment.backend, 'auto')
+})
