@@ -7,6 +7,7 @@
  * kernel registrations are always in place.
  */
 import * as tf from '@tensorflow/tfjs'
+import './gradients.js'
 
 export {tf}
 export type Tensor = tf.Tensor
