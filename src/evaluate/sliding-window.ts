@@ -1,0 +1,213 @@
+/**
+ * Sliding-window inference over a whole volume (DESIGN §5, nnU-Net's scheme): windows of the
+ * training patch size, neighbours sharing `overlap` of the window, each window's class
+ * probabilities weighted by a Gaussian importance map (σ = patch · sigmaScale, nnU-Net: 1/8)
+ * that trusts the centre of a window more than its border, optional mirror test-time
+ * augmentation over the 8 flips of the three axes. The accumulation buffers are plain
+ * Float32Arrays on the CPU, so device memory is bounded by one batch of windows, whatever the
+ * volume size.
+ *
+ * Layouts: a volume's image is channels-last x-fastest, index c + C·(x + X·(y + Y·z)), which is
+ * the memory of a row-major [Z, Y, X, C] array; a window batch is [n, pz, py, px, C] (NDHWC) and
+ * the predictor returns [n, pz, py, px, K] probabilities. The result is [Z, Y, X, K].
+ */
+
+export type Triple = [number, number, number]
+
+export interface VolumeInput {
+  image: Float32Array
+  /** [X, Y, Z] */
+  shape: Triple
+  channels: number
+}
+
+/** Class probabilities for a batch of n windows: input [n, pz, py, px, C], output [n, pz, py, px, K]. */
+export type WindowPredictor = (batch: Float32Array, n: number) => Promise<Float32Array>
+
+export interface SlidingWindowOptions {
+  /** window in voxels, (x, y, z) */
+  patch: Triple
+  numClasses: number
+  overlap: number
+  sigmaScale: number
+  tta: boolean
+  batchSize: number
+  /** called after each batch with (windows done, windows total) */
+  onProgress?: (done: number, total: number) => void
+}
+
+/** Window start offsets along one axis (nnU-Net compute_steps_for_sliding_window). */
+export function windowStarts(size: number, patch: number, overlap: number): number[] {
+  if (size <= patch) return [0]
+  const target = patch * (1 - overlap)
+  const steps = Math.ceil((size - patch) / target) + 1
+  const actual = (size - patch) / (steps - 1)
+  return Array.from({length: steps}, (_, i) => Math.round(actual * i))
+}
+
+/**
+ * The importance map of one window, [pz, py, px] x-fastest: a separable Gaussian centred on the
+ * window centre, σ = patch · sigmaScale per axis, scaled to a maximum of 1. It is evaluated
+ * analytically, so it has no zeros (nnU-Net has to patch the zeros of its filtered map).
+ */
+export function gaussianImportance(patch: Triple, sigmaScale: number): Float32Array {
+  const axes = patch.map((p) => {
+    const sigma = p * sigmaScale
+    const centre = (p - 1) / 2
+    return Float64Array.from({length: p}, (_, i) => Math.exp(-((i - centre) ** 2) / (2 * sigma * sigma)))
+  })
+  const [px, py, pz] = patch
+  const out = new Float32Array(px * py * pz)
+  for (let z = 0; z < pz; z++)
+    for (let y = 0; y < py; y++) for (let x = 0; x < px; x++) out[x + px * (y + py * z)] = axes[0][x] * axes[1][y] * axes[2][z]
+  return out
+}
+
+/** Mirrors a [pz, py, px, C] block (channels-last, x fastest after C) over the axes in `flip` (bit 0 = x, 1 = y, 2 = z). */
+export function flipBlock(src: Float32Array, dims: Triple, channels: number, flip: number): Float32Array {
+  if (flip === 0) return src
+  const [px, py, pz] = dims
+  const out = new Float32Array(src.length)
+  for (let z = 0; z < pz; z++) {
+    const sz = flip & 4 ? pz - 1 - z : z
+    for (let y = 0; y < py; y++) {
+      const sy = flip & 2 ? py - 1 - y : y
+      for (let x = 0; x < px; x++) {
+        const sx = flip & 1 ? px - 1 - x : x
+        const from = channels * (sx + px * (sy + py * sz))
+        const to = channels * (x + px * (y + py * z))
+        for (let c = 0; c < channels; c++) out[to + c] = src[from + c]
+      }
+    }
+  }
+  return out
+}
+
+interface Window {
+  start: Triple
+}
+
+/** The volume's class probabilities, [Z, Y, X, K] (index k + K·(x + X·(y + Y·z))). */
+export async function slidingWindow(volume: VolumeInput, predict: WindowPredictor, options: SlidingWindowOptions): Promise<Float32Array> {
+  const C = volume.channels
+  const K = options.numClasses
+  const [X, Y, Z] = volume.shape
+  const [px, py, pz] = options.patch
+  // a volume smaller than the window is padded with zeros at its far end and cropped back after
+  const [PX, PY, PZ] = [Math.max(X, px), Math.max(Y, py), Math.max(Z, pz)]
+  const weights = gaussianImportance(options.patch, options.sigmaScale)
+  const acc = new Float32Array(PX * PY * PZ * K)
+  const norm = new Float32Array(PX * PY * PZ)
+  const windows: Window[] = []
+  for (const z of windowStarts(PZ, pz, options.overlap))
+    for (const y of windowStarts(PY, py, options.overlap))
+      for (const x of windowStarts(PX, px, options.overlap)) windows.push({start: [x, y, z]})
+  const flips = options.tta ? [0, 1, 2, 3, 4, 5, 6, 7] : [0]
+  const windowVoxels = px * py * pz
+  const batchSize = Math.max(1, options.batchSize)
+
+  const readWindow = (w: Window): Float32Array => {
+    const block = new Float32Array(windowVoxels * C)
+    const [x0, y0, z0] = w.start
+    for (let z = 0; z < pz; z++) {
+      const vz = z0 + z
+      if (vz >= Z) continue
+      for (let y = 0; y < py; y++) {
+        const vy = y0 + y
+        if (vy >= Y) continue
+        const rowFrom = C * X * (vy + Y * vz)
+        const rowTo = C * px * (y + py * z)
+        const n = Math.min(px, X - x0)
+        if (n > 0) block.set(volume.image.subarray(rowFrom + C * x0, rowFrom + C * (x0 + n)), rowTo)
+      }
+    }
+    return block
+  }
+
+  let done = 0
+  for (let b = 0; b < windows.length; b += batchSize) {
+    const group = windows.slice(b, b + batchSize)
+    const blocks = group.map(readWindow)
+    const summed = group.map(() => new Float32Array(windowVoxels * K))
+    for (const flip of flips) {
+      const batch = new Float32Array(group.length * windowVoxels * C)
+      blocks.forEach((block, i) => batch.set(flipBlock(block, options.patch, C, flip), i * windowVoxels * C))
+      const probs = await predict(batch, group.length)
+      if (probs.length !== group.length * windowVoxels * K)
+        throw new Error(`window predictor returned ${probs.length} values, expected ${group.length}×${pz}×${py}×${px}×${K}`)
+      for (let i = 0; i < group.length; i++) {
+        const back = flipBlock(probs.subarray(i * windowVoxels * K, (i + 1) * windowVoxels * K), options.patch, K, flip)
+        const sum = summed[i]
+        for (let j = 0; j < sum.length; j++) sum[j] += back[j]
+      }
+    }
+    group.forEach((w, i) => {
+      const [x0, y0, z0] = w.start
+      const sum = summed[i]
+      for (let z = 0; z < pz; z++)
+        for (let y = 0; y < py; y++)
+          for (let x = 0; x < px; x++) {
+            const wi = x + px * (y + py * z)
+            const vi = x0 + x + PX * (y0 + y + PY * (z0 + z))
+            const g = weights[wi]
+            norm[vi] += g
+            for (let k = 0; k < K; k++) acc[vi * K + k] += (g * sum[wi * K + k]) / flips.length
+          }
+    })
+    done += group.length
+    options.onProgress?.(done, windows.length)
+  }
+
+  const out = new Float32Array(X * Y * Z * K)
+  for (let z = 0; z < Z; z++)
+    for (let y = 0; y < Y; y++)
+      for (let x = 0; x < X; x++) {
+        const vi = x + PX * (y + PY * z)
+        const oi = x + X * (y + Y * z)
+        for (let k = 0; k < K; k++) out[oi * K + k] = acc[vi * K + k] / norm[vi]
+      }
+  return out
+}
+
+/** Summed importance of every window at each voxel of a padded [X, Y, Z] grid (for tests and diagnostics). */
+export function importanceSum(shape: Triple, patch: Triple, overlap: number, sigmaScale: number): Float32Array {
+  const [X, Y, Z] = shape.map((s, i) => Math.max(s, patch[i])) as Triple
+  const [px, py, pz] = patch
+  const weights = gaussianImportance(patch, sigmaScale)
+  const norm = new Float32Array(X * Y * Z)
+  for (const z0 of windowStarts(Z, pz, overlap))
+    for (const y0 of windowStarts(Y, py, overlap))
+      for (const x0 of windowStarts(X, px, overlap))
+        for (let z = 0; z < pz; z++)
+          for (let y = 0; y < py; y++)
+            for (let x = 0; x < px; x++) norm[x0 + x + X * (y0 + y + Y * (z0 + z))] += weights[x + px * (y + py * z)]
+  return norm
+}
+
+/**
+ * Class probabilities [voxels, K] → a label map (Uint8, x-fastest). Exclusive classes: the most
+ * probable class whose probability reaches `threshold`, else background. Nested regions
+ * (BraTS WT ⊃ TC ⊃ ET): the largest k whose region probability reaches the threshold, which is
+ * how the exclusive MSD labels encode the regions.
+ */
+export function probabilitiesToLabels(probs: Float32Array, numClasses: number, threshold: number, overlappingRegions: boolean): Uint8Array {
+  const n = probs.length / numClasses
+  const out = new Uint8Array(n)
+  for (let i = 0; i < n; i++) {
+    let label = 0
+    if (overlappingRegions) {
+      for (let k = 0; k < numClasses; k++) if (probs[i * numClasses + k] >= threshold) label = k + 1
+    } else {
+      let best = threshold
+      for (let k = 0; k < numClasses; k++) {
+        const p = probs[i * numClasses + k]
+        if (p >= best && (label === 0 || p > best)) {
+          best = p
+          label = k + 1
+        }
+      }
+    }
+    out[i] = label
+  }
+  return out
+}

@@ -1,0 +1,111 @@
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {
+  flipBlock,
+  gaussianImportance,
+  importanceSum,
+  probabilitiesToLabels,
+  slidingWindow,
+  windowStarts,
+  type Triple,
+} from '../../src/evaluate/sliding-window.js'
+
+/** A position-dependent "model": p_k(voxel) = sigmoid of a fixed function of the input and k. */
+function voxelwise(C: number, K: number) {
+  return async (batch: Float32Array, n: number): Promise<Float32Array> => {
+    const voxels = batch.length / C
+    const out = new Float32Array(voxels * K)
+    for (let v = 0; v < voxels; v++)
+      for (let k = 0; k < K; k++) {
+        let s = 0
+        for (let c = 0; c < C; c++) s += batch[v * C + c] * (k + 1 + c)
+        out[v * K + k] = 1 / (1 + Math.exp(-s))
+      }
+    assert.equal(voxels % n, 0)
+    return out
+  }
+}
+
+function randomVolume(shape: Triple, C: number, seed: number): Float32Array {
+  let s = seed
+  return Float32Array.from({length: shape[0] * shape[1] * shape[2] * C}, () => {
+    s = (s * 1103515245 + 12345) % 2147483648
+    return s / 2147483648 - 0.5
+  })
+}
+
+test('one window covering the volume reproduces the direct whole-volume prediction', async () => {
+  const shape: Triple = [6, 5, 4]
+  const image = randomVolume(shape, 2, 3)
+  const predict = voxelwise(2, 3)
+  const direct = await predict(image, 1)
+  const got = await slidingWindow({image, shape, channels: 2}, predict, {
+    patch: shape,
+    numClasses: 3,
+    overlap: 0.5,
+    sigmaScale: 0.125,
+    tta: false,
+    batchSize: 1,
+  })
+  assert.equal(got.length, direct.length)
+  for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - direct[i]) < 1e-6, `voxel ${i}`)
+})
+
+test('a voxelwise model gives the same result through overlapping windows, padding and TTA', async () => {
+  // for a model whose output at a voxel depends only on that voxel, every window agrees, so the
+  // Gaussian-weighted average must equal the direct prediction everywhere (weights normalise)
+  const shape: Triple = [11, 7, 9]
+  const image = randomVolume(shape, 1, 11)
+  const predict = voxelwise(1, 2)
+  const direct = await predict(image, 1)
+  for (const tta of [false, true]) {
+    const got = await slidingWindow({image, shape, channels: 1}, predict, {
+      patch: [4, 8, 4],
+      numClasses: 2,
+      overlap: 0.5,
+      sigmaScale: 0.125,
+      tta,
+      batchSize: 3,
+    })
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - direct[i]) < 1e-5, `tta ${tta} voxel ${i}: ${got[i]} vs ${direct[i]}`)
+  }
+})
+
+test('Gaussian weights sum correctly at overlaps', () => {
+  // x axis: size 6, patch 4, overlap 0.5 → target step 2, starts [0, 2]; y, z: one window.
+  assert.deepEqual(windowStarts(6, 4, 0.5), [0, 2])
+  // nnU-Net steps: size 10, patch 4, overlap 0.5 → ceil(6/2)+1 = 4 windows at 0, 2, 4, 6
+  assert.deepEqual(windowStarts(10, 4, 0.5), [0, 2, 4, 6])
+  assert.deepEqual(windowStarts(3, 4, 0.5), [0])
+  const patch: Triple = [4, 2, 2]
+  const sigmaScale = 0.25
+  const g = gaussianImportance(patch, sigmaScale)
+  // 1-D profiles: σ = p/4; centre (p−1)/2
+  const profile = (p: number, i: number) => Math.exp(-((i - (p - 1) / 2) ** 2) / (2 * (p * sigmaScale) ** 2))
+  for (let z = 0; z < 2; z++)
+    for (let y = 0; y < 2; y++)
+      for (let x = 0; x < 4; x++) assert.ok(Math.abs(g[x + 4 * (y + 2 * z)] - profile(4, x) * profile(2, y) * profile(2, z)) < 1e-6)
+  const sum = importanceSum([6, 2, 2], patch, 0.5, sigmaScale)
+  // voxel x = 2 and 3 are covered by window 0 (its x = 2, 3) and window 1 (its x = 0, 1)
+  const yz = profile(2, 0) * profile(2, 0)
+  assert.ok(Math.abs(sum[0] - profile(4, 0) * yz) < 1e-6)
+  assert.ok(Math.abs(sum[2] - (profile(4, 2) + profile(4, 0)) * yz) < 1e-6)
+  assert.ok(Math.abs(sum[3] - (profile(4, 3) + profile(4, 1)) * yz) < 1e-6)
+  assert.ok(Math.abs(sum[5] - profile(4, 3) * yz) < 1e-6)
+})
+
+test('flipBlock mirrors over the requested axes and is its own inverse', () => {
+  const dims: Triple = [3, 2, 2]
+  const src = Float32Array.from({length: 12 * 2}, (_, i) => i)
+  const fx = flipBlock(src, dims, 2, 1)
+  // voxel (0,0,0) takes (2,0,0): channels 4, 5
+  assert.deepEqual([...fx.subarray(0, 2)], [4, 5])
+  for (let f = 0; f < 8; f++) assert.deepEqual([...flipBlock(flipBlock(src, dims, 2, f), dims, 2, f)], [...src])
+})
+
+test('probabilities become labels: argmax above threshold, or nested regions', () => {
+  const probs = Float32Array.from([0.2, 0.7, 0.6, 0.1, 0.3, 0.4, 0.9, 0.8, 0.6])
+  assert.deepEqual([...probabilitiesToLabels(probs, 3, 0.5, false)], [2, 0, 1])
+  // nested: the innermost region above threshold wins (voxel 0: ET 0.6 ≥ 0.5 → label 3)
+  assert.deepEqual([...probabilitiesToLabels(probs, 3, 0.5, true)], [3, 0, 3])
+})
