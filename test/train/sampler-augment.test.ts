@@ -1,0 +1,96 @@
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {Rng} from '../../src/util/rng.js'
+import {PatchSampler, cropCase, type TrainCase, type Triple} from '../../src/data/sampler.js'
+import {applyAugment, randomize} from '../../src/data/augment.js'
+
+function phantom(id: string): TrainCase {
+  const shape: Triple = [20, 16, 12]
+  const n = 20 * 16 * 12
+  const image = Float32Array.from({length: n * 2}, (_, i) => i)
+  const label = new Uint8Array(n)
+  // one small foreground box of class 2 at x 14..16, y 3..4, z 8..9
+  for (let z = 8; z < 10; z++) for (let y = 3; y < 5; y++) for (let x = 14; x < 17; x++) label[x + 20 * (y + 16 * z)] = 2
+  return {id, image, label, shape, channels: 2}
+}
+
+test('cropCase copies the block and zero-pads beyond the volume', () => {
+  const c = phantom('a')
+  const {image, label} = cropCase(c, [18, 0, 0], [4, 2, 1])
+  // voxel (1, 1, 0) of the crop is volume voxel (19, 1, 0): index 19 + 20 = 39, channels 78, 79
+  const at = 1 + 4 * 1
+  assert.deepEqual([image[at * 2], image[at * 2 + 1]], [78, 79])
+  // x = 20, 21 are outside: zeros
+  assert.deepEqual([image[2 * 2], image[3 * 2 + 1]], [0, 0])
+  assert.equal(label.length, 8)
+})
+
+test('positive crops contain foreground; the pos:neg ratio is about 2:1; same seed → same patches', () => {
+  const cases = [phantom('a'), phantom('b')]
+  const options = {patch: [8, 8, 4] as Triple, posNegRatio: [2, 1] as [number, number], samplesPerVolume: 3}
+  const sampler = new PatchSampler(cases, options, new Rng(5))
+  let positives = 0
+  const n = 600
+  for (let i = 0; i < n; i++) {
+    const p = sampler.next()
+    if (p.positive) {
+      positives++
+      assert.ok(
+        p.label.some((v) => v > 0),
+        'a positive crop contains foreground',
+      )
+    }
+    for (let axis = 0; axis < 3; axis++) assert.ok(p.origin[axis] >= 0 && p.origin[axis] + options.patch[axis] <= cases[0].shape[axis])
+  }
+  // binomial(600, 2/3): mean 400, sd 11.5 → ±5 sd
+  assert.ok(Math.abs(positives - 400) < 58, `${positives} positives`)
+  const s1 = new PatchSampler(cases, options, new Rng(9))
+  const s2 = new PatchSampler(cases, options, new Rng(9))
+  for (let i = 0; i < 10; i++) assert.deepEqual(s1.next().origin, s2.next().origin)
+})
+
+test('after startEpoch the stream depends only on the Rng state (what resume relies on)', () => {
+  const cases = [phantom('a'), phantom('b')]
+  const options = {patch: [8, 8, 4] as Triple, posNegRatio: [1, 1] as [number, number], samplesPerVolume: 4}
+  const rng = new Rng(3)
+  const s = new PatchSampler(cases, options, rng)
+  s.next() // leaves 3 crops queued
+  s.startEpoch()
+  const state = rng.getState()
+  const after = [s.next(), s.next()].map((p) => p.origin)
+  const fresh = new PatchSampler(cases, options, new Rng(state))
+  assert.deepEqual(
+    [fresh.next(), fresh.next()].map((p) => p.origin),
+    after,
+  )
+})
+
+test('rot90 and flips move voxels as worked out by hand; intensity shift/scale; constant draw count', () => {
+  // 2×2×1 patch, one channel: values v(x, y) = x + 2y → [0, 1, 2, 3] in x-fastest order
+  const patch = {
+    caseId: 'a',
+    origin: [0, 0, 0] as Triple,
+    positive: true,
+    image: Float32Array.from([0, 1, 2, 3]),
+    label: Uint8Array.from([0, 1, 2, 3]),
+  }
+  const dims: Triple = [2, 2, 1]
+  const none = {rot90: 0, flips: [false, false, false] as [boolean, boolean, boolean], shift: 0, scale: 1}
+  // one quarter turn: out(x, y) = in(y, 1 − x): out(0,0) = in(0,1) = 2, out(1,0) = in(0,0) = 0,
+  // out(0,1) = in(1,1) = 3, out(1,1) = in(1,0) = 1
+  assert.deepEqual([...applyAugment(patch, {...none, rot90: 1}, dims, 1).label], [2, 0, 3, 1])
+  // four quarter turns are the identity; k = 3 undoes k = 1
+  const once = applyAugment(patch, {...none, rot90: 1}, dims, 1)
+  assert.deepEqual([...applyAugment(once, {...none, rot90: 3}, dims, 1).label], [0, 1, 2, 3])
+  assert.deepEqual([...applyAugment(patch, {...none, flips: [true, false, false]}, dims, 1).label], [1, 0, 3, 2])
+  assert.deepEqual([...applyAugment(patch, {...none, shift: 0.5, scale: 2}, dims, 1).image], [0.5, 2.5, 4.5, 6.5])
+  // image and label move together
+  const both = applyAugment(patch, {...none, rot90: 2, flips: [false, true, false]}, dims, 1)
+  assert.deepEqual([...both.image], [...both.label].map(Number))
+  const config = {rot90: 0.5, flip: 0.5, intensityShift: 0.1, intensityShiftProb: 0.5, intensityScale: 0.1, intensityScaleProb: 0.5}
+  const r1 = new Rng(1)
+  const r2 = new Rng(1)
+  randomize(config, r1, [4, 4, 4])
+  randomize({...config, rot90: 0, flip: 0, intensityShiftProb: 0}, r2, [4, 6, 4])
+  assert.deepEqual(r1.getState(), r2.getState(), 'the same number of draws whatever the outcome')
+})
