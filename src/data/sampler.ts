@@ -1,0 +1,133 @@
+/**
+ * Training patches (MONAI RandCropByPosNegLabeld, as the official SIPL code): pick a volume,
+ * take `samplesPerVolume` crops from it; each crop is centred on a random foreground voxel with
+ * probability pos/(pos+neg) (default 2:1) and on a random background voxel otherwise, and moved
+ * inside the volume. Volumes smaller than the patch are zero-padded (label 0) at the far end.
+ * All draws come from the one seeded Rng whose state a checkpoint saves.
+ *
+ * Layouts: case image c + C·(x + X·(y + Y·z)) (channels-last, x fastest), label x + X·(y + Y·z);
+ * a patch has the same layout with the patch size, i.e. a row-major [pz, py, px, C] block.
+ */
+import type {Rng} from '../util/rng.js'
+
+export type Triple = [number, number, number]
+
+export interface TrainCase {
+  id: string
+  image: Float32Array
+  label: Uint8Array
+  /** [X, Y, Z] */
+  shape: Triple
+  channels: number
+}
+
+export interface Patch {
+  caseId: string
+  /** [pz, py, px, C] */
+  image: Float32Array
+  /** [pz, py, px] */
+  label: Uint8Array
+  /** crop origin in the volume (x, y, z); may be negative never, padding is at the far end */
+  origin: Triple
+  positive: boolean
+}
+
+export interface SamplerOptions {
+  patch: Triple
+  posNegRatio: [number, number]
+  samplesPerVolume: number
+}
+
+/** Copies the block [origin, origin + patch) out of a case, zero beyond the volume. */
+export function cropCase(c: TrainCase, origin: Triple, patch: Triple): {image: Float32Array; label: Uint8Array} {
+  const [X, Y, Z] = c.shape
+  const [px, py, pz] = patch
+  const C = c.channels
+  const image = new Float32Array(px * py * pz * C)
+  const label = new Uint8Array(px * py * pz)
+  const [x0, y0, z0] = origin
+  const n = Math.max(0, Math.min(px, X - x0))
+  for (let z = 0; z < pz && z0 + z < Z; z++)
+    for (let y = 0; y < py && y0 + y < Y; y++) {
+      const from = x0 + X * (y0 + y + Y * (z0 + z))
+      const to = px * (y + py * z)
+      image.set(c.image.subarray(from * C, (from + n) * C), to * C)
+      label.set(c.label.subarray(from, from + n), to)
+    }
+  return {image, label}
+}
+
+export class PatchSampler {
+  private readonly foreground = new Map<string, Int32Array>()
+  private queue: Patch[] = []
+
+  constructor(
+    private readonly cases: TrainCase[],
+    private readonly options: SamplerOptions,
+    private readonly rng: Rng,
+  ) {
+    if (cases.length === 0) throw new Error('the patch sampler needs at least one training case')
+  }
+
+  private foregroundOf(c: TrainCase): Int32Array {
+    let fg = this.foreground.get(c.id)
+    if (!fg) {
+      let n = 0
+      for (let i = 0; i < c.label.length; i++) if (c.label[i] > 0) n++
+      fg = new Int32Array(n)
+      let j = 0
+      for (let i = 0; i < c.label.length; i++) if (c.label[i] > 0) fg[j++] = i
+      this.foreground.set(c.id, fg)
+    }
+    return fg
+  }
+
+  /** A voxel index for a crop centre: foreground if `positive` and the case has any, else background (rejection sampling). */
+  private centre(c: TrainCase, positive: boolean): number {
+    const fg = this.foregroundOf(c)
+    if (positive && fg.length > 0) return fg[this.rng.int(fg.length)]
+    const total = c.label.length
+    if (fg.length === total) return this.rng.int(total)
+    // background is most of a volume, so a few tries find it; bounded for safety
+    for (let tries = 0; tries < 1000; tries++) {
+      const i = this.rng.int(total)
+      if (c.label[i] === 0) return i
+    }
+    return this.rng.int(total)
+  }
+
+  private crops(c: TrainCase): Patch[] {
+    const [X, Y] = c.shape
+    const [pos, neg] = this.options.posNegRatio
+    const pPositive = pos + neg > 0 ? pos / (pos + neg) : 0
+    const out: Patch[] = []
+    for (let s = 0; s < this.options.samplesPerVolume; s++) {
+      const positive = this.rng.next() < pPositive
+      const i = this.centre(c, positive)
+      const at: Triple = [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))]
+      // centre the patch on the voxel, then move it inside the volume
+      const origin = at.map((v, axis) => {
+        const p = this.options.patch[axis]
+        const size = c.shape[axis]
+        return Math.max(0, Math.min(v - Math.floor(p / 2), size - p))
+      }) as Triple
+      out.push({caseId: c.id, origin, positive, ...cropCase(c, origin, this.options.patch)})
+    }
+    return out
+  }
+
+  /** The next patch; a new volume is drawn when the crops of the last one are used up. */
+  next(): Patch {
+    if (this.queue.length === 0) this.queue = this.crops(this.cases[this.rng.int(this.cases.length)])
+    return this.queue.shift()!
+  }
+
+  /**
+   * Drops crops left over from the last volume. The training loop calls it at every epoch
+   * start, so that the sampling stream of an epoch depends only on the Rng state saved at the
+   * end of the previous epoch, which is what makes a resumed run identical.
+   */
+  startEpoch(): void {
+    this.queue = []
+  }
+}
