@@ -295,3 +295,14 @@ export function formatAffine(a: Mat4, digits = 4): string {
     .map((row) => `[${row.map((v) => +v.toFixed(digits)).join(', ')}]`)
     .join(' ')
 }
+
+/** Reorients a 3-D volume so that its voxel axes run R, A, S (nibabel `as_closest_canonical`). */
+export function reorientToRAS<T extends TypedVoxels>(
+  data: T,
+  shape: Vec3,
+  affine: Mat4,
+): {data: T; shape: Vec3; affine: Mat4; orientation: Orientation} {
+  const orientation = ioOrientation(affine)
+  const r = reorient(data, shape, orientation)
+  return {data: r.data, shape: r.shape, affine: matMul(affine, r.voxelTransform), orientation}
+}
