@@ -1,0 +1,214 @@
+/**
+ * Scoring label maps and writing `eval/`: per-case.csv, summary.json (+ tables, written by the
+ * eval command through src/report). Two sources of predictions:
+ *  - a run directory: its best checkpoint predicts the test split of the preprocessed cache
+ *    (sliding window), the label maps are written back in the original geometry as .nii.gz,
+ *    and the metrics are computed on the preprocessed grid against the cached labels;
+ *  - a folder of predicted masks from any tool against a folder of reference masks, matched by
+ *    case id (file name), metrics on the reference's grid with the reference's voxel spacing.
+ *
+ * Per-case mean Dice = mean over the K foreground classes (both-empty classes count as 1, see
+ * metrics.ts); it is the score the paired tests compare.
+ */
+import {readdirSync, existsSync, statSync} from 'node:fs'
+import {join} from 'node:path'
+import {UserError} from '../errors.js'
+import {isNiftiPath, niftiStem, readNifti, type NiftiImage} from '../io/nifti.js'
+import {writeFileAtomic} from '../util/atomic.js'
+import {evaluateLabels, type ClassMetrics, type Shape3, type Spacing3} from './metrics.js'
+
+export interface CaseResult {
+  id: string
+  classes: ClassMetrics[]
+  meanDice: number
+}
+
+export interface ClassSummary {
+  dice: number
+  /** mean over the cases where it is defined (null when it is defined for none) */
+  hd95: number | null
+  surfaceDice: number
+  /** cases whose HD95 is undefined (exactly one of prediction and reference empty) */
+  hd95Undefined: number
+  refEmpty: number
+  predEmpty: number
+}
+
+export interface EvalSummary {
+  meanDice: number
+  meanHd95: number | null
+  meanSurfaceDice: number
+  perClass: Record<string, ClassSummary>
+  cases: string[]
+  perCase: Record<string, number>
+  classes: string[]
+  surfaceTolerance: number
+  conventions: string
+}
+
+export const EMPTY_MASK_CONVENTION =
+  'both empty: Dice 1, surface Dice 1, HD95 0; exactly one empty: Dice 0, surface Dice 0, HD95 undefined (blank in per-case.csv, null in JSON, left out of HD95 means and counted in hd95Undefined)'
+
+export function scoreCase(
+  id: string,
+  pred: Uint8Array,
+  ref: Uint8Array,
+  shape: Shape3,
+  spacing: Spacing3,
+  numClasses: number,
+  options: {overlappingRegions: boolean; tolerance: number},
+): CaseResult {
+  const classes = evaluateLabels(pred, ref, shape, spacing, numClasses, options)
+  return {id, classes, meanDice: classes.reduce((s, c) => s + c.dice, 0) / numClasses}
+}
+
+const mean = (xs: number[]) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length)
+
+export function summarize(classNames: string[], results: CaseResult[], tolerance: number): EvalSummary {
+  const perClass: Record<string, ClassSummary> = {}
+  classNames.forEach((name, k) => {
+    const rows = results.map((r) => r.classes[k])
+    const hds = rows.map((r) => r.hd95).filter((h): h is number => h !== null)
+    perClass[name] = {
+      dice: mean(rows.map((r) => r.dice)),
+      hd95: hds.length > 0 ? mean(hds) : null,
+      surfaceDice: mean(rows.map((r) => r.surfaceDice)),
+      hd95Undefined: rows.length - hds.length,
+      refEmpty: rows.filter((r) => r.refEmpty).length,
+      predEmpty: rows.filter((r) => r.predEmpty).length,
+    }
+  })
+  const classHd = Object.values(perClass)
+    .map((c) => c.hd95)
+    .filter((h): h is number => h !== null)
+  return {
+    meanDice: mean(results.map((r) => r.meanDice)),
+    meanHd95: classHd.length > 0 ? mean(classHd) : null,
+    meanSurfaceDice: mean(Object.values(perClass).map((c) => c.surfaceDice)),
+    perClass,
+    cases: results.map((r) => r.id),
+    perCase: Object.fromEntries(results.map((r) => [r.id, r.meanDice])),
+    classes: classNames,
+    surfaceTolerance: tolerance,
+    conventions: EMPTY_MASK_CONVENTION,
+  }
+}
+
+export function perCaseCsv(classNames: string[], results: CaseResult[]): string {
+  const lines = ['case,class,dice,hd95,surfaceDice,refEmpty,predEmpty']
+  for (const r of results)
+    r.classes.forEach((c, k) =>
+      lines.push([r.id, classNames[k], c.dice, c.hd95 === null ? '' : c.hd95, c.surfaceDice, c.refEmpty, c.predEmpty].join(',')),
+    )
+  return lines.join('\n') + '\n'
+}
+
+export function writeEvalFiles(
+  dir: string,
+  classNames: string[],
+  results: CaseResult[],
+  summary: EvalSummary & Record<string, unknown>,
+): void {
+  writeFileAtomic(join(dir, 'per-case.csv'), perCaseCsv(classNames, results))
+  writeFileAtomic(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n')
+}
+
+/**
+ * Case id of a mask file: the name without its NIfTI extension, and without nnU-Net's channel
+ * suffix `_0000`. Files are matched on this id; when ids differ only by a prefix (BTCV's
+ * `img0001` vs `label0001`), they are matched on their last group of digits if that is unique.
+ */
+export function caseIdOf(file: string): string {
+  return niftiStem(file).replace(/_0000$/, '')
+}
+
+export function listMasks(dir: string, role: string): Map<string, string> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UserError(`${role} ${dir}: not a folder; give the folder that holds the .nii.gz masks`)
+  const out = new Map<string, string>()
+  for (const name of readdirSync(dir).sort()) {
+    if (!isNiftiPath(name) || /\.img(\.gz)?$/i.test(name)) continue
+    out.set(caseIdOf(name), join(dir, name))
+  }
+  if (out.size === 0) throw new UserError(`${role} ${dir}: no NIfTI files (.nii, .nii.gz, .hdr) found`)
+  return out
+}
+
+function digitsKey(id: string): string | null {
+  const m = id.match(/(\d+)(?!.*\d)/)
+  return m ? String(Number(m[1])) : null
+}
+
+/** Pairs predictions with references by case id; any id on one side only is a UserError listing them. */
+export function matchCases(preds: Map<string, string>, refs: Map<string, string>, what: string): {id: string; pred: string; ref: string}[] {
+  let predById = preds
+  const exact = [...refs.keys()].every((id) => preds.has(id)) && [...preds.keys()].every((id) => refs.has(id))
+  if (!exact) {
+    // fall back to the trailing number when it identifies the cases on both sides uniquely
+    const keyed = (m: Map<string, string>) => {
+      const keys = [...m.keys()].map(digitsKey)
+      return keys.every((k) => k !== null) && new Set(keys).size === keys.length
+        ? new Map([...m].map(([id, p]) => [digitsKey(id)!, p]))
+        : null
+    }
+    const pk = keyed(preds)
+    const rk = keyed(refs)
+    if (pk && rk && [...rk.keys()].every((k) => pk.has(k)) && [...pk.keys()].every((k) => rk.has(k))) {
+      const refIdByKey = new Map([...refs.keys()].map((id) => [digitsKey(id)!, id]))
+      predById = new Map([...pk].map(([k, p]) => [refIdByKey.get(k)!, p]))
+    } else {
+      const missingPred = [...refs.keys()].filter((id) => !preds.has(id))
+      const extraPred = [...preds.keys()].filter((id) => !refs.has(id))
+      const parts = []
+      if (missingPred.length > 0) parts.push(`no prediction for ${missingPred.join(', ')}`)
+      if (extraPred.length > 0) parts.push(`no reference for ${extraPred.join(', ')}`)
+      throw new UserError(`${what}: case sets differ (${parts.join('; ')}); predict every reference case, or remove the extra files`)
+    }
+  }
+  return [...refs].map(([id, ref]) => ({id, ref, pred: predById.get(id)!}))
+}
+
+/** A NIfTI label map as Uint8 labels (x-fastest), with its shape and voxel spacing. */
+export function readLabelMap(path: string): {labels: Uint8Array; shape: Shape3; spacing: Spacing3; image: NiftiImage} {
+  const image = readNifti(path)
+  const shape = image.header.shape
+  if (shape.length < 3 || shape.slice(3).some((d) => d !== 1))
+    throw new UserError(`${path}: a label map must be a 3-D volume, got shape ${shape.join('×')}`)
+  const [slope, inter] = image.header.effectiveSlopeInter
+  const labels = new Uint8Array(shape[0] * shape[1] * shape[2])
+  for (let i = 0; i < labels.length; i++) {
+    const v = Math.round(Number(image.data[i]) * slope + inter)
+    if (v < 0 || v > 255) throw new UserError(`${path}: label value ${v} at voxel ${i} is not a class index 0..255`)
+    labels[i] = v
+  }
+  return {
+    labels,
+    shape: [shape[0], shape[1], shape[2]],
+    spacing: [image.header.zooms[0], image.header.zooms[1], image.header.zooms[2]] as Spacing3,
+    image,
+  }
+}
+
+/** Scores every prediction in `predDir` against the reference with the same case id in `labelsDir`. */
+export function evaluateFolders(
+  predDir: string,
+  labelsDir: string,
+  options: {numClasses?: number; overlappingRegions: boolean; tolerance: number; what?: string},
+): {results: CaseResult[]; numClasses: number} {
+  const pairs = matchCases(listMasks(predDir, '--pred'), listMasks(labelsDir, '--labels'), options.what ?? `--pred ${predDir}`)
+  const loaded = pairs.map((p) => ({id: p.id, pred: readLabelMap(p.pred), ref: readLabelMap(p.ref), predPath: p.pred, refPath: p.ref}))
+  let K = options.numClasses ?? 0
+  if (!options.numClasses) for (const l of loaded) for (const v of l.ref.labels) if (v > K) K = v
+  if (K === 0)
+    throw new UserError(
+      `--labels ${labelsDir}: every reference is empty; give --config with data.classes to say how many classes there are`,
+    )
+  const results = loaded.map((l) => {
+    if (l.pred.shape.join() !== l.ref.shape.join())
+      throw new UserError(
+        `${l.predPath}: shape ${l.pred.shape.join('×')} differs from the reference ${l.refPath} (${l.ref.shape.join('×')}); predictions must be on the reference grid`,
+      )
+    return scoreCase(l.id, l.pred.labels, l.ref.labels, l.ref.shape, l.ref.spacing, K, options)
+  })
+  return {results, numClasses: K}
+}
