@@ -1,0 +1,237 @@
+/**
+ * What `sipl sweep` and `sipl ablate` do: expand the plan into an experiment directory, run it with
+ * the chosen executor (or print what would run), and collect. `--retry-failed` reruns only the
+ * trials that failed, were cancelled or never ran, in an existing directory.
+ */
+import {existsSync, rmSync} from 'node:fs'
+import {join, resolve} from 'node:path'
+import {UserError} from '../errors.js'
+import type {Logger} from '../log/logger.js'
+import {configToYaml, loadConfig} from '../config/load.js'
+import {collect, type CollectResult} from './collect.js'
+import {experimentFile, readExperiment, trialDir, writeExperiment, type ExperimentRecord} from './layout.js'
+import {runLocal} from './local.js'
+import {ablationVariants, resolveTrials, sweepTrials, type AblationRequest, type SweepRequest, type TrialSpec} from './plan.js'
+import {arrayScript, queueStates, submitSlurm, type SlurmOptions, type Submission} from './slurm.js'
+import {isFailed, trialStatuses} from './status.js'
+
+export interface LaunchOptions {
+  kind: ExperimentRecord['kind']
+  /** experiment directory; default <runsDir>/<config name>-<sweep|ablation> */
+  dir?: string
+  runsDir: string
+  configFile?: string
+  sets: string[]
+  sweep?: SweepRequest
+  ablation?: AblationRequest
+  executor?: 'local' | 'slurm'
+  parallel?: number
+  slurm?: Partial<SlurmOptions>
+  dryRun: boolean
+  retryFailed: boolean
+  wait: boolean
+  /** command a trial runs instead of `node bin/run.js` (tests) */
+  sipl: string[]
+  /** environment for every trial (SIPL_BACKEND from --backend) */
+  env?: Record<string, string>
+  /** the real sipl, for the Slurm collect job */
+  collectSipl: string[]
+  /** seconds between squeue polls with --wait */
+  pollSeconds?: number
+}
+
+export interface LaunchResult {
+  dir: string
+  kind: ExperimentRecord['kind']
+  executor: 'local' | 'slurm'
+  trials: {index: number; name: string; label: string; invalid?: string}[]
+  ran: number[]
+  skipped: ExperimentRecord['skipped']
+  dryRun: boolean
+  /** --dry-run: the sbatch script (slurm) or the commands (local) */
+  script?: string
+  submission?: Submission
+  collected?: CollectResult
+}
+
+function samePlan(a: ExperimentRecord, b: ExperimentRecord): boolean {
+  const key = (r: ExperimentRecord): string =>
+    JSON.stringify({kind: r.kind, base: r.base, trials: r.trials.map((t) => [t.name, t.overrides]), sipl: r.sipl})
+  return key(a) === key(b)
+}
+
+function buildPlan(options: LaunchOptions): {record: ExperimentRecord; configs: Map<number, string>; dir: string} {
+  const {config: base} = loadConfig(options.configFile, options.sets)
+  let specs: Omit<TrialSpec, 'configHash' | 'invalid'>[]
+  let skipped: ExperimentRecord['skipped']
+  if (options.kind === 'ablate') {
+    const {variants, skipped: s} = ablationVariants(options.ablation ?? {remove: [], cppInit: [], cppFiles: {}}, base)
+    specs = variants.map((v, index) => ({...v, index}))
+    skipped = s
+    if (specs.length < 2) throw new UserError('nothing to ablate: give --remove ipl|smg, --cpp-init onehot,biobert,clip,random or --all')
+  } else {
+    const request = options.sweep ?? {grid: [], zip: false, seeds: [], folds: []}
+    if (request.grid.length === 0 && request.seeds.length === 0 && request.folds.length === 0)
+      throw new UserError('nothing to sweep: give --grid key=v1,v2 (repeatable), --seeds 1,2,3 or --folds 0,1,2')
+    specs = sweepTrials(request)
+  }
+  const resolved = resolveTrials(specs, options.configFile, options.sets)
+  // an ablation variant that equals the full model (e.g. --cpp-init random when the base is random)
+  // would be a second, identical run: keep the full model's row and say so
+  const fullHash = resolved[0]?.trial.configHash
+  const kept = resolved.filter(
+    (r, i) => !(options.kind === 'ablate' && i > 0 && r.trial.configHash !== undefined && r.trial.configHash === fullHash),
+  )
+  for (const r of resolved.filter((x) => !kept.includes(x)))
+    (skipped ??= []).push({variant: r.trial.name, reason: 'identical to the full model (same resolved config); its row is the full model'})
+  const trials = kept.map((r, index) => ({...r.trial, index}))
+  const configs = new Map<number, string>()
+  kept.forEach((r, index) => {
+    if (r.config) configs.set(index, configToYaml(r.config))
+  })
+  const dir = resolve(options.dir ?? join(options.runsDir, `${base.name}-${options.kind === 'ablate' ? 'ablation' : 'sweep'}`))
+  const record: ExperimentRecord = {
+    format: 1,
+    kind: options.kind,
+    name: base.name,
+    createdAt: new Date().toISOString(),
+    sipl: options.sipl,
+    ...(options.env && Object.keys(options.env).length > 0 ? {env: options.env} : {}),
+    base: {config: options.configFile === undefined ? undefined : resolve(options.configFile), sets: options.sets},
+    classes: [...base.data.classes],
+    ...(options.kind === 'sweep'
+      ? {
+          axes: options.sweep?.grid ?? [],
+          zip: options.sweep?.zip ?? false,
+          seeds: options.sweep?.seeds ?? [],
+          folds: options.sweep?.folds ?? [],
+        }
+      : {}),
+    ...(skipped && skipped.length > 0 ? {skipped} : {}),
+    trials,
+  }
+  return {record, configs, dir}
+}
+
+function slurmSettings(options: LaunchOptions, configSlurm: SlurmOptions): SlurmOptions {
+  const merged = {...configSlurm}
+  for (const [key, value] of Object.entries(options.slurm ?? {})) {
+    if (value !== undefined && !(Array.isArray(value) && value.length === 0)) (merged as Record<string, unknown>)[key] = value
+  }
+  if ((options.slurm?.extra?.length ?? 0) > 0) merged.extra = [...configSlurm.extra, ...options.slurm!.extra!]
+  return merged
+}
+
+const ACTIVE = /^(PENDING|RUNNING|CONFIGURING|COMPLETING|REQUEUED|RESIZING|SUSPENDED|STAGE_OUT|SIGNALING|REQUEUE_HOLD|REQUEUE_FED)/
+
+async function waitForJobs(jobIds: string[], pollSeconds: number, log: Logger): Promise<void> {
+  let last = ''
+  for (;;) {
+    const states = queueStates(jobIds)
+    if (states === undefined)
+      throw new UserError('squeue is not available here, so --wait cannot follow the jobs; use sipl sweep status DIR')
+    const active = [...states.entries()].filter(([, s]) => ACTIVE.test(s))
+    if (active.length === 0) return
+    const summary = active.map(([id, s]) => `${id}:${s}`).join(' ')
+    if (summary !== last) log.info({jobs: summary}, 'waiting for Slurm')
+    last = summary
+    await new Promise((r) => setTimeout(r, pollSeconds * 1000))
+  }
+}
+
+export async function launch(options: LaunchOptions, log: Logger): Promise<LaunchResult> {
+  let record: ExperimentRecord
+  let dir: string
+  let indices: number[]
+  if (options.retryFailed) {
+    if (options.dir === undefined) throw new UserError('--retry-failed needs --out DIR, the experiment directory to retry')
+    dir = resolve(options.dir)
+    record = readExperiment(dir)
+    if (record.kind !== options.kind)
+      throw new UserError(
+        `${dir} holds an ${record.kind === 'ablate' ? 'ablation' : 'sweep'}; use 'sipl ${record.kind} --retry-failed --out ${options.dir}'`,
+      )
+    const statuses = trialStatuses(dir, record)
+    const busy = statuses.filter((s) => s.state === 'running' || s.state === 'queued')
+    if (busy.length > 0 && !options.dryRun)
+      log.warn({trials: busy.map((s) => s.name).join(',')}, 'these trials are still queued or running and are left alone')
+    const invalid = record.trials.filter((t) => t.invalid !== undefined)
+    for (const t of invalid) log.warn({trial: t.name}, `not retried: its config is invalid (${t.invalid})`)
+    indices = statuses
+      .filter((s) => (isFailed(s) || s.state === 'pending') && record.trials[s.index].invalid === undefined)
+      .map((s) => s.index)
+    if (indices.length === 0) {
+      log.info('no failed trials to retry')
+      return {
+        dir,
+        kind: record.kind,
+        executor: options.executor ?? 'local',
+        trials: record.trials,
+        ran: [],
+        skipped: record.skipped,
+        dryRun: options.dryRun,
+        collected: collect(dir, record),
+      }
+    }
+    if (!options.dryRun) for (const i of indices) rmSync(join(trialDir(dir, record.trials[i]), 'trial.json'), {force: true})
+  } else {
+    const plan = buildPlan(options)
+    dir = plan.dir
+    record = plan.record
+    if (existsSync(experimentFile(dir))) {
+      const existing = readExperiment(dir)
+      const same = samePlan(existing, record)
+      const what = same ? 'already holds this experiment' : 'holds a different experiment'
+      if (!(same && options.dryRun))
+        throw new UserError(
+          `${dir} ${what}; see 'sipl sweep status ${dir}', rerun failed trials with --retry-failed --out ${dir}, or choose another --out`,
+        )
+    }
+    // a dry run writes nothing: it prints what would be submitted, with the paths it would use
+    if (!options.dryRun) writeExperiment(dir, record, plan.configs)
+    indices = record.trials.filter((t) => t.invalid === undefined).map((t) => t.index)
+    for (const t of record.trials.filter((t) => t.invalid !== undefined))
+      log.warn({trial: t.name}, `trial recorded as failed, not run: invalid config (${t.invalid})`)
+    for (const s of record.skipped ?? []) log.warn({variant: s.variant}, `skipped: ${s.reason}`)
+  }
+
+  const {config} = loadConfig(record.base.config, record.base.sets)
+  const executor = options.executor ?? config.executor.kind
+  const result: LaunchResult = {
+    dir,
+    kind: record.kind,
+    executor,
+    trials: record.trials.map(({index, name, label, invalid}) => ({index, name, label, ...(invalid ? {invalid} : {})})),
+    ran: indices,
+    skipped: record.skipped,
+    dryRun: options.dryRun,
+  }
+
+  if (executor === 'slurm') {
+    const slurm = slurmSettings(options, config.executor.slurm)
+    const throttle = options.parallel
+    if (options.dryRun) {
+      result.script = arrayScript(dir, record, indices, slurm, throttle)
+      return result
+    }
+    const submission = submitSlurm(dir, record, indices, slurm, throttle, options.collectSipl)
+    result.submission = submission
+    log.info(
+      {job: submission.jobId, collect: submission.collectJobId, trials: indices.length},
+      `submitted; follow with: sipl sweep status ${dir}`,
+    )
+    if (options.wait) {
+      await waitForJobs([submission.jobId, submission.collectJobId!], options.pollSeconds ?? 5, log)
+      result.collected = collect(dir, record)
+    }
+    return result
+  }
+
+  if (options.dryRun) {
+    result.script = indices.map((i) => `bash ${join(dir, 'trial.sh')} ${i}   # ${record.trials[i].label}`).join('\n') + '\n'
+    return result
+  }
+  await runLocal(dir, record, indices, options.parallel ?? config.executor.parallel, log)
+  result.collected = collect(dir, record)
+  return result
+}
