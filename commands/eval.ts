@@ -1,13 +1,60 @@
+import {Flags} from '@oclif/core'
 import {BaseCommand, backendFlag, configFlags} from '../src/cli/base-command.js'
-import {UserError} from '../src/errors.js'
+import {runEval, type EvalJson} from '../src/evaluate/eval-command.js'
 
 export default class Eval extends BaseCommand<typeof Eval> {
   static override summary = "Evaluate a run or any tool's predicted masks: Dice, HD95, surface Dice, paired tests, tables"
-  static override examples = ['<%= config.bin %> eval --config experiments/demo.yaml']
-  static override flags = {...configFlags, ...backendFlag}
+  static override description = `--run DIR predicts the test split with the run's best checkpoint (sliding window), writes eval/predictions/*.nii.gz in the original geometry, eval/per-case.csv, eval/summary.json, tables (Markdown, CSV, LaTeX) and figures. --pred DIR --labels DIR scores any tool's masks, matched by case id in the file names. --compare NAME=DIR (a run directory or a folder of masks) adds methods for the paired tests.`
+  static override examples = [
+    '<%= config.bin %> eval --run runs/demo',
+    '<%= config.bin %> eval --run runs/btcv --compare nnunet=preds/nnunet --labels BTCV/labelsTs --paired-ttest --wilcoxon --holm',
+    '<%= config.bin %> eval --pred preds/sipl --labels labelsTs --name SIPL --compare UNETR++=preds/unetrpp --paired-ttest --json',
+  ]
+  static override flags = {
+    ...configFlags,
+    ...backendFlag,
+    run: Flags.string({char: 'r', description: 'a run directory written by sipl train', helpValue: 'DIR', exclusive: ['pred']}),
+    checkpoint: Flags.string({description: 'checkpoint of --run to use: best, last or epoch-N', default: 'best'}),
+    pred: Flags.string({description: 'folder of predicted label maps (.nii/.nii.gz), any tool', helpValue: 'DIR'}),
+    labels: Flags.string({description: 'folder of reference label maps, matched to predictions by case id', helpValue: 'DIR'}),
+    compare: Flags.string({
+      description: 'another method: NAME=DIR, DIR a run directory or a folder of masks (repeatable)',
+      multiple: true,
+      default: [],
+      helpValue: 'NAME=DIR',
+    }),
+    name: Flags.string({description: 'name of the evaluated method in tables and --json', default: 'main'}),
+    'paired-ttest': Flags.boolean({
+      description: 'two-sided paired t-test on per-case mean Dice against every --compare method',
+      default: false,
+    }),
+    wilcoxon: Flags.boolean({description: 'Wilcoxon signed-rank test on per-case mean Dice', default: false}),
+    holm: Flags.boolean({description: 'Holm correction over the comparisons of each test', default: false}),
+    out: Flags.string({char: 'o', description: 'output folder (default <run>/eval, or <pred>/eval)', helpValue: 'DIR'}),
+    figures: Flags.integer({description: 'cases that get a qualitative PNG (--run only)', default: 3}),
+  }
 
-  async run(): Promise<unknown> {
-    this.loadConfig()
-    throw new UserError("the 'eval' stage is not built yet (issue 5); 'sipl doctor' works now")
+  async run(): Promise<EvalJson> {
+    const f = this.flags
+    const result = await runEval({
+      run: f.run,
+      checkpoint: f.checkpoint,
+      pred: f.pred,
+      labels: f.labels,
+      compare: f.compare,
+      name: f.name,
+      ttest: f['paired-ttest'],
+      wilcoxon: f.wilcoxon,
+      holm: f.holm,
+      out: f.out,
+      figures: f.figures,
+      configFile: f.config,
+      set: f.set,
+      backend: this.backendRequest(),
+      makeLogger: (file) => this.logger(file),
+      quiet: f.quiet || this.jsonEnabled(),
+    })
+    if (!this.jsonEnabled()) this.log(result.text)
+    return result.json
   }
 }

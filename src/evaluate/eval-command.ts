@@ -1,0 +1,284 @@
+/**
+ * What `sipl eval` does, behind the thin command: pick the source of the main predictions (a
+ * run or a folder of masks), score them, add the --compare methods, run the paired tests and
+ * write eval/: per-case.csv, summary.json, table1.{md,csv,tex} (paper Table 1 layout) and, with
+ * tests, comparison-<test>.{md,csv,tex} (paper Tables 2/3 layout).
+ *
+ * Scoring grid: with --run alone, the run's test cases are scored on the preprocessed grid
+ * against the cached labels. With --labels, every method (the run's written predictions
+ * included) is scored from its masks against those references, on their grid, so runs and
+ * other tools' outputs are compared on identical terms.
+ */
+import {existsSync, readFileSync} from 'node:fs'
+import {basename, join, resolve} from 'node:path'
+import type {BackendRequest} from '../backend/select.js'
+import {loadConfig} from '../config/load.js'
+import type {ExperimentConfig} from '../config/schema.js'
+import {UserError} from '../errors.js'
+import type {Logger} from '../log/logger.js'
+import {comparisonTable, perClassTable, render, type MethodRow} from '../report/tables.js'
+import {readRunConfig} from '../run/run-dir.js'
+import {writeFileAtomic} from '../util/atomic.js'
+import {compareMethods, type MethodScores, type TestResult} from './compare.js'
+import {evaluateFolders, summarize, writeEvalFiles, type CaseResult, type EvalSummary} from './evaluate.js'
+
+export interface EvalCommandOptions {
+  run?: string
+  checkpoint: string
+  pred?: string
+  labels?: string
+  compare: string[]
+  name: string
+  ttest: boolean
+  wilcoxon: boolean
+  holm: boolean
+  out?: string
+  figures: number
+  configFile?: string
+  set: string[]
+  backend: BackendRequest
+  makeLogger: (file: string) => Logger
+  quiet: boolean
+}
+
+export interface EvalJson {
+  methods: Record<string, {meanDice: number; perCase: Record<string, number>; perClass: Record<string, number>; source: string}>
+  tests: TestResult[]
+  summary: EvalSummary
+  outDir: string
+  files: string[]
+}
+
+function parseCompare(spec: string): {name: string; dir: string} {
+  const eq = spec.indexOf('=')
+  if (eq <= 0 || eq === spec.length - 1) throw new UserError(`--compare ${spec}: expected NAME=DIR, e.g. --compare nnunet=preds/nnunet`)
+  return {name: spec.slice(0, eq), dir: resolve(spec.slice(eq + 1))}
+}
+
+const isRunDir = (dir: string) => existsSync(join(dir, 'config.yaml')) && existsSync(join(dir, 'checkpoints'))
+
+function methodFrom(
+  name: string,
+  source: string,
+  classes: string[],
+  results: CaseResult[],
+  tolerance: number,
+): {scores: MethodScores; summary: EvalSummary} {
+  const summary = summarize(classes, results, tolerance)
+  return {
+    scores: {
+      name,
+      meanDice: summary.meanDice,
+      perCase: summary.perCase,
+      perClass: Object.fromEntries(classes.map((c) => [c, summary.perClass[c].dice])),
+      source,
+    },
+    summary,
+  }
+}
+
+export async function runEval(o: EvalCommandOptions): Promise<{text: string; json: EvalJson}> {
+  // 1. What is evaluated, with which config.
+  if (!o.run && !o.pred)
+    throw new UserError('say what to evaluate: --run DIR (a trained run) or --pred DIR --labels DIR (masks from any tool)')
+  if (o.pred && !o.labels) throw new UserError('--pred needs --labels DIR (the reference masks, matched by case id in the file names)')
+  if ((o.ttest || o.wilcoxon) && o.compare.length === 0)
+    throw new UserError('--paired-ttest / --wilcoxon compare methods: add at least one --compare NAME=DIR')
+  const compares = o.compare.map(parseCompare)
+  const names = [o.name, ...compares.map((c) => c.name)]
+  const dup = names.find((n, i) => names.indexOf(n) !== i)
+  if (dup) throw new UserError(`method name '${dup}' is used twice; give every --compare (and --name) a distinct NAME`)
+
+  let config: ExperimentConfig | null = null
+  if (o.run) {
+    if (o.configFile)
+      throw new UserError(
+        '--run uses the config the run was trained with (its config.yaml); drop --config (eval.* can still be changed with --set)',
+      )
+    readRunConfig(o.run)
+    config = loadConfig(join(o.run, 'config.yaml'), o.set).config
+  } else if (o.configFile) {
+    config = loadConfig(o.configFile, o.set).config
+  }
+  const outDir = resolve(o.out ?? (o.run ? join(o.run, 'eval') : join(o.pred!, 'eval')))
+  const log = o.makeLogger(join(outDir, 'eval.log'))
+  const tolerance = config?.eval.surfaceTolerance ?? 1
+  const overlappingRegions = config?.data.overlappingRegions ?? false
+  const files: string[] = []
+  let backendSelected = false
+  const ensureBackend = async () => {
+    if (!backendSelected) await (await import('../backend/select.js')).selectBackend(o.backend, log)
+    backendSelected = true
+  }
+
+  // 2. The main method.
+  let classes: string[]
+  let results: CaseResult[]
+  let extra: Record<string, unknown> = {method: o.name}
+  // the model stack (tfjs, the network, the data cache) loads only when a run is evaluated
+  const evaluateRun = async (...args: Parameters<typeof import('./run-eval.js').evaluateRun>) =>
+    (await import('./run-eval.js')).evaluateRun(...args)
+  if (o.run) {
+    await ensureBackend()
+    const r = await evaluateRun({
+      config: config!,
+      runDir: resolve(o.run),
+      checkpoint: o.checkpoint,
+      outDir,
+      log,
+      quiet: o.quiet,
+      figures: o.figures,
+    })
+    classes = r.classes
+    results = r.results
+    extra = {
+      ...extra,
+      run: resolve(o.run),
+      checkpoint: r.checkpoint,
+      checkpointEpoch: r.checkpointEpoch,
+      split: r.split,
+      grid: 'preprocessed',
+    }
+    files.push(...r.predictions, ...r.figures)
+    if (o.labels) {
+      if (r.predictions.length === 0)
+        throw new UserError(
+          '--labels with --run scores the written predictions, but eval.savePredictions is false; drop --set eval.savePredictions=false',
+        )
+      results = evaluateFolders(join(outDir, 'predictions'), o.labels, {numClasses: classes.length, overlappingRegions, tolerance}).results
+      extra = {...extra, grid: 'labels', labels: resolve(o.labels)}
+    }
+  } else {
+    const scored = evaluateFolders(o.pred!, o.labels!, {numClasses: config?.data.classes.length, overlappingRegions, tolerance})
+    classes = config?.data.classes ?? Array.from({length: scored.numClasses}, (_, k) => `class${k + 1}`)
+    results = scored.results
+    extra = {...extra, pred: resolve(o.pred!), labels: resolve(o.labels!), grid: 'labels'}
+  }
+  const main = methodFrom(o.name, o.run ? resolve(o.run) : resolve(o.pred!), classes, results, tolerance)
+  const summary = main.summary
+  writeEvalFiles(outDir, classes, results, {...summary, ...extra})
+  files.push(join(outDir, 'per-case.csv'), join(outDir, 'summary.json'))
+
+  // 3. The compared methods: runs (their own eval, or their predictions against --labels) or mask folders.
+  const methods: MethodScores[] = [main.scores]
+  for (const c of compares) {
+    if (isRunDir(c.dir)) {
+      if (o.labels) {
+        const preds = join(c.dir, 'eval', 'predictions')
+        if (!existsSync(preds))
+          throw new UserError(`--compare ${c.name}=${c.dir}: no eval/predictions; run 'sipl eval --run ${c.dir}' first`)
+        methods.push(
+          methodFrom(
+            c.name,
+            c.dir,
+            classes,
+            evaluateFolders(preds, o.labels, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
+              .results,
+            tolerance,
+          ).scores,
+        )
+      } else {
+        let summaryFile = join(c.dir, 'eval', 'summary.json')
+        if (!existsSync(summaryFile)) {
+          await ensureBackend()
+          const cfg = readRunConfig(c.dir)
+          const r = await evaluateRun({
+            config: cfg,
+            runDir: c.dir,
+            checkpoint: 'best',
+            outDir: join(c.dir, 'eval'),
+            log,
+            quiet: o.quiet,
+            figures: 0,
+          })
+          const s = summarize(r.classes, r.results, cfg.eval.surfaceTolerance)
+          writeEvalFiles(join(c.dir, 'eval'), r.classes, r.results, {
+            ...s,
+            method: c.name,
+            run: c.dir,
+            checkpoint: 'best',
+            split: r.split,
+            grid: 'preprocessed',
+          })
+          summaryFile = join(c.dir, 'eval', 'summary.json')
+        }
+        const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as EvalSummary
+        methods.push({
+          name: c.name,
+          meanDice: s.meanDice,
+          perCase: s.perCase,
+          perClass: Object.fromEntries(Object.entries(s.perClass).map(([k, v]) => [k, v.dice])),
+          source: c.dir,
+        })
+      }
+    } else {
+      if (!o.labels)
+        throw new UserError(`--compare ${c.name}=${c.dir} is a folder of masks; add --labels DIR with the reference masks to score it`)
+      methods.push(
+        methodFrom(
+          c.name,
+          c.dir,
+          classes,
+          evaluateFolders(c.dir, o.labels, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
+            .results,
+          tolerance,
+        ).scores,
+      )
+    }
+  }
+
+  // 4. Paired tests and the tables.
+  const tests = compareMethods(methods, {ttest: o.ttest, wilcoxon: o.wilcoxon, holm: o.holm})
+  const write = (stem: string, rendered: {markdown: string; csv: string; latex: string}) => {
+    for (const [ext, text] of [
+      ['md', rendered.markdown],
+      ['csv', rendered.csv],
+      ['tex', rendered.latex],
+    ] as const) {
+      writeFileAtomic(join(outDir, `${stem}.${ext}`), text)
+      files.push(join(outDir, `${stem}.${ext}`))
+    }
+  }
+  // the evaluated method last, as the paper puts "SIPL (ours)"
+  const rows: MethodRow[] = [...methods.slice(1), methods[0]].map((m) => ({name: m.name, meanDice: m.meanDice, perClass: m.perClass}))
+  const table1 = render(perClassTable(rows, classes), `DSC (%) per class on ${summary.cases.length} cases`)
+  write('table1', table1)
+  const textParts = [
+    `${o.name}: mean Dice ${summary.meanDice.toFixed(4)}, mean HD95 ${summary.meanHd95 === null ? 'n/a' : summary.meanHd95.toFixed(2) + ' mm'}, mean surface Dice@${tolerance}mm ${summary.meanSurfaceDice.toFixed(4)} on ${summary.cases.length} cases → ${outDir}`,
+    '',
+    table1.markdown,
+  ]
+  for (const test of ['ttest', 'wilcoxon'] as const) {
+    const group = tests.filter((t) => t.test === test)
+    if (group.length === 0) continue
+    const label = `p-values (${test === 'ttest' ? 'paired t-test' : 'Wilcoxon'}${o.holm ? ', Holm' : ''})`
+    const table = comparisonTable(
+      methods.map((m) => {
+        const t = group.find((g) => g.b === m.name)
+        return {name: m.name, meanDice: m.meanDice, p: t ? (o.holm ? (t.pHolm ?? t.p) : t.p) : null}
+      }),
+      o.name,
+      label,
+    )
+    const rendered = render(table, `${label}, ${o.name} against each method, per-case mean Dice, n = ${summary.cases.length}`)
+    write(`comparison-${test}`, rendered)
+    textParts.push(rendered.markdown)
+  }
+  const undefinedHd = Object.entries(summary.perClass).filter(([, c]) => c.hd95Undefined > 0)
+  if (undefinedHd.length > 0)
+    textParts.push(
+      `HD95 undefined (one mask empty) for: ${undefinedHd.map(([k, c]) => `${k} ×${c.hd95Undefined}`).join(', ')} — see ${basename(outDir)}/per-case.csv`,
+    )
+
+  const json: EvalJson = {
+    methods: Object.fromEntries(
+      methods.map((m) => [m.name, {meanDice: m.meanDice, perCase: m.perCase, perClass: m.perClass, source: m.source}]),
+    ),
+    tests,
+    summary,
+    outDir,
+    files,
+  }
+  writeFileAtomic(join(outDir, 'comparison.json'), JSON.stringify({methods: json.methods, tests}, null, 2) + '\n')
+  return {text: textParts.join('\n'), json}
+}
