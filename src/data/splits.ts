@@ -69,11 +69,9 @@ export function makeSplits(ids: string[], config: ExperimentConfig): Splits {
     if (nVal >= nTest && nVal > 0) nVal--
     else nTest--
   }
-  return {
-    test: shuffled.slice(0, nTest).sort(),
-    val: shuffled.slice(nTest, nTest + nVal).sort(),
-    train: shuffled.slice(nTest + nVal).sort(),
-  }
+  const test = shuffled.slice(0, nTest).sort()
+  const val = shuffled.slice(nTest, nTest + nVal).sort()
+  return {train: shuffled.slice(nTest + nVal).sort(), val, test}
 }
 
 /** config.data.splitsFile (relative to the working directory) or <cache>/splits.json. */

@@ -142,6 +142,23 @@ export function axcodes(affine: Mat4): string {
 
 export type TypedVoxels = Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array
 
+/** The shape after `reorient` and the matrix T with input_index = T · output_index, without touching data. */
+export function reorientGeometry(shape: Vec3, orientation: Orientation): {shape: Vec3; voxelTransform: Mat4} {
+  const outShape: Vec3 = [0, 0, 0]
+  orientation.forEach((o, j) => (outShape[o.axis] = shape[j]))
+  const transform: Mat4 = [
+    [0, 0, 0, 0],
+    [0, 0, 0, 0],
+    [0, 0, 0, 0],
+    [0, 0, 0, 1],
+  ]
+  orientation.forEach((o, j) => {
+    transform[j][o.axis] = o.flip ? -1 : 1
+    transform[j][3] = o.flip ? shape[j] - 1 : 0
+  })
+  return {shape: outShape, voxelTransform: transform}
+}
+
 /**
  * Reorders a 3-D volume so that voxel axis `o.axis` of the output is input axis j, reversed when
  * `o.flip`. Pure index permutation: no interpolation, so it is exactly invertible.
@@ -152,14 +169,7 @@ export function reorient<T extends TypedVoxels>(
   shape: Vec3,
   orientation: Orientation,
 ): {data: T; shape: Vec3; voxelTransform: Mat4} {
-  const outShape: Vec3 = [0, 0, 0]
-  orientation.forEach((o, j) => (outShape[o.axis] = shape[j]))
-  const transform = identity4().map((row) => row.map(() => 0))
-  transform[3][3] = 1
-  orientation.forEach((o, j) => {
-    transform[j][o.axis] = o.flip ? -1 : 1
-    transform[j][3] = o.flip ? shape[j] - 1 : 0
-  })
+  const {shape: outShape, voxelTransform: transform} = reorientGeometry(shape, orientation)
   const inStride = [1, shape[0], shape[0] * shape[1]]
   // for each output axis: step in input memory per output index, and the input offset at output index 0
   const step = [0, 0, 0]

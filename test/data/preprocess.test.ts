@@ -1,0 +1,189 @@
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {SHARED, sipl} from '../helpers/cli.js'
+import {loadConfig} from '../../src/config/load.js'
+import {cacheIsComplete, ensurePreprocessed, loadCase, loadPlan, loadSplits, restoreToOriginal, runPreprocess, toOriginalGrid} from '../../src/data/cache.js'
+import {readNifti} from '../../src/io/nifti.js'
+import {geometryFromAffine, writeNifti} from '../../src/io/nifti-writer.js'
+import {UserError} from '../../src/errors.js'
+
+const SCT = join(SHARED, 'data/labelled/sct/t2')
+const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `sipl-pre-${tag}-`))
+
+function folderDataset(files: {id: string; image: string; label: string}[]): string {
+  const root = tmp('folder')
+  mkdirSync(join(root, 'imagesTr'))
+  mkdirSync(join(root, 'labelsTr'))
+  for (const f of files) {
+    copyFileSync(f.image, join(root, 'imagesTr', `${f.id}.nii.gz`))
+    copyFileSync(f.label, join(root, 'labelsTr', `${f.id}.nii.gz`))
+  }
+  return root
+}
+
+test('sct t2 (PSR, 1 mm): 1.5 mm preprocessing keeps the cord volume within 2 %, and the inverse mapping puts ≥ 99 % of voxels back', async () => {
+  const root = folderDataset([{id: 't2', image: join(SCT, 't2.nii.gz'), label: join(SCT, 't2_seg-manual.nii.gz')}])
+  const {config} = loadConfig(undefined, [
+    'data.preset=folder',
+    `data.root=${root}`,
+    'data.classes=[cord]',
+    'preprocess.spacing=[1.5, 1.5, 1.5]',
+    'preprocess.intensity={mode: zscore-nonzero}',
+    'preprocess.patch=[16, 16, 16]',
+  ])
+  const summary = await runPreprocess(config)
+  const c = loadCase(summary.cacheDir, 't2')
+  assert.equal(c.header.original.axcodes, 'PSR')
+  assert.deepEqual(c.spacing, [1.5, 1.5, 1.5])
+  // MANIFEST B3: 4275 voxels of 1 mm³
+  const volume = c.header.labelCounts[1] * 1.5 ** 3
+  assert.ok(Math.abs(volume / 4275 - 1) <= 0.02, `cord volume ${volume} mm³ vs 4275 mm³`)
+  const original = readNifti(join(SCT, 't2_seg-manual.nii.gz'))
+  const back = toOriginalGrid(c.header, c.label!)
+  let same = 0
+  let overlap = 0
+  let predicted = 0
+  for (let i = 0; i < back.length; i++) {
+    if (back[i] === original.data[i]) same++
+    if (back[i] && original.data[i]) overlap++
+    if (back[i]) predicted++
+  }
+  assert.ok(same / back.length >= 0.99, `only ${same / back.length} of the voxels are back in place`)
+  const dice = (2 * overlap) / (predicted + 4275)
+  assert.ok(dice > 0.85, `cord Dice after the round trip ${dice}`)
+  // written with the image's geometry: same shape, affine and codes (t2.nii.gz: qform 2, sform 1)
+  const out = restoreToOriginal(c.header, c.label!, join(root, 'pred', 't2_pred.nii.gz'))
+  const written = readNifti(out)
+  assert.deepEqual(written.header.shape, [60, 55, 52])
+  assert.equal(written.header.qformCode, 2)
+  assert.equal(written.header.sformCode, 1)
+  for (let r = 0; r < 4; r++) for (let k = 0; k < 4; k++) assert.ok(Math.abs(written.header.affine[r][k] - original.header.affine[r][k]) < 1e-4)
+  assert.deepEqual(Array.from(written.data), Array.from(back))
+})
+
+test('at the source spacing the whole chain (RAS, crop, pad, inverse) is exact', async () => {
+  const root = folderDataset([{id: 't2', image: join(SCT, 't2.nii.gz'), label: join(SCT, 't2_seg-manual_labeled.nii.gz')}])
+  const {config} = loadConfig(undefined, [
+    'data.preset=folder',
+    `data.root=${root}`,
+    'data.classes=[c1, c2, c3, c4, c5]',
+    'preprocess.spacing=[1, 1, 1]',
+    'preprocess.intensity={mode: none}',
+    'preprocess.patch=[64, 64, 64]',
+  ])
+  const c = loadCase((await runPreprocess(config)).cacheDir, 't2')
+  assert.deepEqual(c.shape, [64, 64, 64], 'padded up to the patch')
+  const original = readNifti(join(SCT, 't2_seg-manual_labeled.nii.gz'))
+  assert.deepEqual(Array.from(toOriginalGrid(c.header, c.label!)), Array.from(original.data))
+  // image values: the preprocessed voxel at the world position of original voxel (0, 0, 0) is the stored value there
+  const image = readNifti(join(SCT, 't2.nii.gz'))
+  const [X, Y] = c.shape
+  const inv = c.header.affine
+  // original voxel (10, 20, 30) → world → preprocessed index
+  const a = image.header.affine
+  const world = [0, 1, 2].map((r) => a[r][0] * 10 + a[r][1] * 20 + a[r][2] * 30 + a[r][3])
+  const index = [0, 1, 2].map((r) => Math.round((world[r] - inv[r][3]) / inv[r][r]))
+  assert.equal(c.image[index[0] + X * (index[1] + Y * index[2])], image.data[10 + 60 * (20 + 55 * 30)])
+})
+
+test('multi-channel (4-D) cases are interleaved channels-last; ct-window maps [-175, 250] HU onto [0, 1]', async () => {
+  const root = tmp('4d')
+  mkdirSync(join(root, 'imagesTr'))
+  mkdirSync(join(root, 'labelsTr'))
+  const [X, Y, Z] = [4, 3, 2]
+  const n = X * Y * Z
+  const data = new Float32Array(2 * n)
+  for (let i = 0; i < n; i++) {
+    data[i] = -175 + (425 * i) / (n - 1) // channel 0: a ramp across the window
+    data[n + i] = 1000 + i // channel 1
+  }
+  const affine = [
+    [2, 0, 0, 0],
+    [0, 2, 0, 0],
+    [0, 0, 2, 0],
+    [0, 0, 0, 1],
+  ]
+  writeNifti(join(root, 'imagesTr', 'a.nii.gz'), {shape: [X, Y, Z, 2], data, geometry: geometryFromAffine(affine)})
+  writeNifti(join(root, 'labelsTr', 'a.nii.gz'), {shape: [X, Y, Z], data: new Uint8Array(n).fill(1), geometry: geometryFromAffine(affine)})
+  const base = ['data.preset=folder', `data.root=${root}`, 'data.classes=[x]', 'data.channels=2', 'preprocess.spacing=[2, 2, 2]']
+  const {config} = loadConfig(undefined, [...base, 'preprocess.patch=[4, 3, 2]', 'preprocess.cropForeground=false'])
+  const c = loadCase((await runPreprocess(config)).cacheDir, 'a')
+  assert.equal(c.channels, 2)
+  assert.deepEqual(c.shape, [X, Y, Z])
+  for (let i = 0; i < n; i++) {
+    const expected = Math.min(1, Math.max(0, (data[i] + 175) / 425))
+    assert.ok(Math.abs(c.image[2 * i] - expected) < 1e-6, `channel 0 voxel ${i}`)
+    assert.equal(c.image[2 * i + 1], 1, 'channel 1 (≥ 250 HU) is clipped to 1')
+  }
+  assert.equal(c.image[0], 0)
+  assert.ok(Math.abs(c.image[2 * (n - 1)] - 1) < 1e-6)
+  const wrong = loadConfig(undefined, [...base.slice(0, 4), 'data.channels=1', `data.cache=${root}/other`]).config
+  await assert.rejects(runPreprocess(wrong), (e: unknown) => e instanceof UserError && /hold 2 channel\(s\) but data.channels is 1/.test(e.message))
+})
+
+test('an image/label grid mismatch names both files', async () => {
+  const root = tmp('mismatch')
+  mkdirSync(join(root, 'imagesTr'))
+  mkdirSync(join(root, 'labelsTr'))
+  const eye = [
+    [1, 0, 0, 0],
+    [0, 1, 0, 0],
+    [0, 0, 1, 0],
+    [0, 0, 0, 1],
+  ]
+  const moved = eye.map((r) => r.slice())
+  moved[0][3] = 5
+  writeNifti(join(root, 'imagesTr', 'b.nii.gz'), {shape: [2, 2, 2], data: new Int16Array(8), geometry: geometryFromAffine(eye)})
+  writeNifti(join(root, 'labelsTr', 'b.nii.gz'), {shape: [2, 2, 2], data: new Uint8Array(8), geometry: geometryFromAffine(moved)})
+  const {config} = loadConfig(undefined, ['data.preset=folder', `data.root=${root}`, 'data.classes=[x]'])
+  await assert.rejects(
+    runPreprocess(config),
+    (e: unknown) => e instanceof UserError && /labelsTr\/b\.nii\.gz and image .*imagesTr\/b\.nii\.gz have different affines/.test(e.message),
+  )
+})
+
+test('sipl preprocess on the demo config: phantoms + cache; finished cases are skipped, --force and changed settings redo them', async () => {
+  const dataDir = tmp('demo')
+  const env = {SIPL_DATA_DIR: dataDir}
+  const first = sipl(['preprocess', '--config', 'experiments/demo.yaml', '--json'], {env})
+  assert.equal(first.code, 0, first.stderr)
+  const summary = JSON.parse(first.stdout) as {cacheDir: string; cases: number; processed: number; skipped: number}
+  assert.equal(summary.cacheDir, join(dataDir, 'demo', 'preprocessed'))
+  assert.deepEqual([summary.cases, summary.processed, summary.skipped], [8, 8, 0])
+  const {config} = loadConfig('experiments/demo.yaml', [`data.root=${join(dataDir, 'demo')}`])
+  const plan = loadPlan(summary.cacheDir)
+  assert.deepEqual(plan.classes, ['liver', 'spleen', 'kidney'])
+  assert.equal(plan.cases.length, 8)
+  const splits = loadSplits(config, summary.cacheDir)
+  assert.deepEqual([splits.train.length, splits.val.length, splits.test.length], [6, 0, 2])
+  const c = loadCase(summary.cacheDir, plan.cases[0])
+  assert.ok(c.shape.every((s, a) => s >= plan.patch[a]), 'padded to the patch')
+  assert.ok(c.image.every((v) => v >= 0 && v <= 1))
+  assert.ok(new Set(c.label).size === 4, 'all three organs and background present')
+  assert.ok(cacheIsComplete(config))
+
+  // ensurePreprocessed on a complete cache: no work, just a look at plan.json and the headers
+  const started = process.hrtime.bigint()
+  assert.equal(await ensurePreprocessed(config), summary.cacheDir)
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  assert.ok(ms < 200, `ensurePreprocessed took ${ms} ms on a complete cache`)
+
+  // an interrupted run: one case lost its header (it is written last) → only that case is redone
+  rmSync(join(summary.cacheDir, `${plan.cases[3]}.json`))
+  const again = await runPreprocess(config)
+  assert.deepEqual([again.processed, again.skipped], [1, 7])
+  const forced = await runPreprocess(config, {force: true})
+  assert.deepEqual([forced.processed, forced.skipped], [8, 0])
+  const changed = loadConfig('experiments/demo.yaml', [`data.root=${join(dataDir, 'demo')}`, 'preprocess.spacing=[3, 3, 3]']).config
+  assert.ok(!cacheIsComplete(changed))
+  assert.equal(await ensurePreprocessed(changed), summary.cacheDir)
+  assert.equal(loadPlan(summary.cacheDir).spacing[0], 3)
+  assert.deepEqual(
+    readdirSync(summary.cacheDir).filter((f) => f.includes('.tmp-')),
+    [],
+    'no temporary files left',
+  )
+})
