@@ -204,7 +204,7 @@ test(
     assert.match(st.trials[2].detail ?? '', /forced failure/)
 
     // retry: a new array of exactly the two failed trials; wait for it and its collect job
-      spawnSync('rm', ['-f', join(control, 'queries=16_tau.end=0.3.fail'), join(control, 'queries=16_tau.end=0.5.sleep')])
+    spawnSync('rm', ['-f', join(control, 'queries=16_tau.end=0.3.fail'), join(control, 'queries=16_tau.end=0.5.sleep')])
     const retry = sipl(['sweep', '--out', out, '--retry-failed', ...base, '--wait', '--json'], {env: {...env, SIPL_LOG_LEVEL: 'warn'}})
     assert.equal(retry.code, 0, retry.stderr)
     const again = JSON.parse(retry.stdout) as {ran: number[]; submission: {jobId: string}; collected: {counts: Record<string, number>}}
