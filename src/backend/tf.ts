@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import './gradients.js'
+import '../kernels/register.js'
 
 export {tf}
 export type Tensor = tf.Tensor

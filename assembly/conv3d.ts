@@ -1,0 +1,462 @@
+/**
+ * 3-D convolution building blocks for sipl's `cpu` tfjs backend, compiled by AssemblyScript to
+ * WebAssembly SIMD (two builds: plain SIMD and relaxed SIMD, chosen at load time). Design and
+ * measurements: docs/kernels.md.
+ *
+ * Everything is raw pointer arithmetic on one shared memory that all threads import; nothing is
+ * allocated here (stub runtime, no static data), so every thread can run the same functions at
+ * once. A job descriptor (i32 words, layout in JOB_* below and mirrored in
+ * src/kernels/cpu/job.ts) says what to compute; threads take row chunks from an atomic counter,
+ * so a thread slowed down by the shared machine simply takes fewer chunks.
+ */
+
+// job words (i32 index × 4 = byte offset); keep in sync with src/kernels/cpu/job.ts
+const J_KIND: usize = 0
+const J_COUNTER: usize = 1
+const J_CHUNKS: usize = 2
+const J_ROWS_PER_CHUNK: usize = 3
+const J_BATCH: usize = 4
+const J_IN_D: usize = 5
+const J_IN_H: usize = 6
+const J_IN_W: usize = 7
+const J_CIN: usize = 8
+const J_OUT_D: usize = 9
+const J_OUT_H: usize = 10
+const J_OUT_W: usize = 11
+const J_COUT: usize = 12
+const J_K_D: usize = 13
+const J_K_H: usize = 14
+const J_K_W: usize = 15
+const J_S_D: usize = 16
+const J_S_H: usize = 17
+const J_S_W: usize = 18
+const J_DIL_D: usize = 19
+const J_DIL_H: usize = 20
+const J_DIL_W: usize = 21
+const J_PAD_F: usize = 22
+const J_PAD_T: usize = 23
+const J_PAD_L: usize = 24
+const J_K: usize = 25
+const J_KP: usize = 26
+const J_X: usize = 27 // forward / filter grad: input x; input grad: unused
+const J_W: usize = 28 // packed filter panels (forward, input grad)
+const J_DY: usize = 29 // output y (forward) or dy (gradients)
+const J_SCRATCH: usize = 30 // per-thread scratch base
+const J_SCRATCH_STRIDE: usize = 31
+const J_ACC: usize = 32 // per-thread accumulators (gradients); thread 0's may be the result itself
+const J_ACC_STRIDE: usize = 33
+const J_ACC_LEN: usize = 34 // floats per accumulator
+const J_ACC0: usize = 35 // thread 0's accumulator (the output buffer for the input gradient)
+const J_THREADS: usize = 36
+
+const KIND_FORWARD = 1
+const KIND_FILTER_GRAD = 2
+const KIND_INPUT_GRAD = 3
+const KIND_SUM = 4
+
+function word(job: usize, i: usize): i32 {
+  return load<i32>(job + (i << 2))
+}
+
+function fma(a: v128, b: v128, c: v128): v128 {
+  // compile-time constant: true in the build with `--enable relaxed-simd`
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c)
+  return f32x4.add(f32x4.mul(a, b), c)
+}
+
+/**
+ * C[4×8] (+)= A[4×k] · B[k×8]. A element (r, i) at a_r + i·aKS; B row i at b + i·bKS (8 floats);
+ * C row r at c_r. 4×8 is the largest tile that fits V8's ~15 usable xmm registers
+ * (8 accumulators + 2 B vectors + 1 broadcast).
+ */
+function tile4x8(
+  a0: usize,
+  a1: usize,
+  a2: usize,
+  a3: usize,
+  aKS: usize,
+  b: usize,
+  bKS: usize,
+  k: i32,
+  c0: usize,
+  c1: usize,
+  c2: usize,
+  c3: usize,
+  accumulate: bool,
+): void {
+  let s00 = f32x4.splat(0)
+  let s01 = f32x4.splat(0)
+  let s10 = f32x4.splat(0)
+  let s11 = f32x4.splat(0)
+  let s20 = f32x4.splat(0)
+  let s21 = f32x4.splat(0)
+  let s30 = f32x4.splat(0)
+  let s31 = f32x4.splat(0)
+  if (accumulate) {
+    s00 = v128.load(c0)
+    s01 = v128.load(c0, 16)
+    s10 = v128.load(c1)
+    s11 = v128.load(c1, 16)
+    s20 = v128.load(c2)
+    s21 = v128.load(c2, 16)
+    s30 = v128.load(c3)
+    s31 = v128.load(c3, 16)
+  }
+  let off: usize = 0
+  for (let i = 0; i < k; i++) {
+    const b0 = v128.load(b)
+    const b1 = v128.load(b, 16)
+    let a = v128.load32_splat(a0 + off)
+    s00 = fma(a, b0, s00)
+    s01 = fma(a, b1, s01)
+    a = v128.load32_splat(a1 + off)
+    s10 = fma(a, b0, s10)
+    s11 = fma(a, b1, s11)
+    a = v128.load32_splat(a2 + off)
+    s20 = fma(a, b0, s20)
+    s21 = fma(a, b1, s21)
+    a = v128.load32_splat(a3 + off)
+    s30 = fma(a, b0, s30)
+    s31 = fma(a, b1, s31)
+    off += aKS
+    b += bKS
+  }
+  v128.store(c0, s00)
+  v128.store(c0, s01, 16)
+  v128.store(c1, s10)
+  v128.store(c1, s11, 16)
+  v128.store(c2, s20)
+  v128.store(c2, s21, 16)
+  v128.store(c3, s30)
+  v128.store(c3, s31, 16)
+}
+
+/**
+ * C[M×N] (+)= A[M×K] · B[K×N] with B in panels of 8 columns (panel p at b + p·pS, its row i at
+ * + i·bKS). Rows of A: a + r·aRS, elements + i·aKS. C rows at c + r·cRS. Edge tiles go through
+ * `tmp` (≥ 256 bytes). panelOuter: loop panels outside row groups (when B panels are the
+ * bigger, streamed operand).
+ */
+export function gemm(
+  M: i32,
+  N: i32,
+  K: i32,
+  a: usize,
+  aRS: usize,
+  aKS: usize,
+  b: usize,
+  pS: usize,
+  bKS: usize,
+  c: usize,
+  cRS: usize,
+  accumulate: bool,
+  panelOuter: bool,
+  tmp: usize,
+): void {
+  const panels = (N + 7) >> 3
+  const groups = (M + 3) >> 2
+  const outer = panelOuter ? panels : groups
+  const inner = panelOuter ? groups : panels
+  for (let o = 0; o < outer; o++) {
+    for (let n = 0; n < inner; n++) {
+      const g = panelOuter ? n : o
+      const p = panelOuter ? o : n
+      const r0 = g << 2
+      const rows = min(4, M - r0)
+      const cols = min(8, N - (p << 3))
+      const full = rows == 4 && cols == 8
+      const aBase = a + <usize>r0 * aRS
+      const lastA = a + <usize>(M - 1) * aRS
+      const a1 = rows > 1 ? aBase + aRS : lastA
+      const a2 = rows > 2 ? aBase + 2 * aRS : lastA
+      const a3 = rows > 3 ? aBase + 3 * aRS : lastA
+      const cBase = c + <usize>r0 * cRS + ((<usize>p) << 5)
+      if (full) {
+        tile4x8(aBase, a1, a2, a3, aKS, b + <usize>p * pS, bKS, K, cBase, cBase + cRS, cBase + 2 * cRS, cBase + 3 * cRS, accumulate)
+        continue
+      }
+      // edge tile: compute into tmp (4 rows × 8), then copy the valid part
+      for (let r = 0; r < 4; r++) {
+        for (let j = 0; j < 8; j++) {
+          const inside = r < rows && j < cols
+          store<f32>(tmp + ((<usize>(r * 8 + j)) << 2), accumulate && inside ? load<f32>(cBase + <usize>r * cRS + ((<usize>j) << 2)) : 0)
+        }
+      }
+      tile4x8(aBase, a1, a2, a3, aKS, b + <usize>p * pS, bKS, K, tmp, tmp + 32, tmp + 64, tmp + 96, true)
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < cols; j++) {
+          store<f32>(cBase + <usize>r * cRS + ((<usize>j) << 2), load<f32>(tmp + ((<usize>(r * 8 + j)) << 2)))
+        }
+      }
+    }
+  }
+}
+
+/** Copies n floats (unaligned), 4 at a time. */
+function copyFloats(dst: usize, src: usize, n: i32): void {
+  let i = 0
+  for (; i + 4 <= n; i += 4) v128.store(dst + ((<usize>i) << 2), v128.load(src + ((<usize>i) << 2)))
+  for (; i < n; i++) store<f32>(dst + ((<usize>i) << 2), load<f32>(src + ((<usize>i) << 2)))
+}
+
+function addFloats(dst: usize, src: usize, n: i32): void {
+  let i = 0
+  for (; i + 4 <= n; i += 4) {
+    const p = dst + ((<usize>i) << 2)
+    v128.store(p, f32x4.add(v128.load(p), v128.load(src + ((<usize>i) << 2))))
+  }
+  for (; i < n; i++) {
+    const p = dst + ((<usize>i) << 2)
+    store<f32>(p, load<f32>(p) + load<f32>(src + ((<usize>i) << 2)))
+  }
+}
+
+/**
+ * im2col for output rows m0..m1 (row m = output voxel, NDHWC order): each row holds the
+ * receptive field (kd, kh, kw, cin) — the same order as the tfjs filter [kD, kH, kW, Cin, Cout]
+ * — zero outside the volume and in the Kp − K tail.
+ */
+function im2col(job: usize, m0: i32, m1: i32, dst: usize): void {
+  const x = <usize>word(job, J_X)
+  const inD = word(job, J_IN_D)
+  const inH = word(job, J_IN_H)
+  const inW = word(job, J_IN_W)
+  const cin = word(job, J_CIN)
+  const outD = word(job, J_OUT_D)
+  const outH = word(job, J_OUT_H)
+  const outW = word(job, J_OUT_W)
+  const kD = word(job, J_K_D)
+  const kH = word(job, J_K_H)
+  const kW = word(job, J_K_W)
+  const sD = word(job, J_S_D)
+  const sH = word(job, J_S_H)
+  const sW = word(job, J_S_W)
+  const dD = word(job, J_DIL_D)
+  const dH = word(job, J_DIL_H)
+  const dW = word(job, J_DIL_W)
+  const pF = word(job, J_PAD_F)
+  const pT = word(job, J_PAD_T)
+  const pL = word(job, J_PAD_L)
+  const K = word(job, J_K)
+  const Kp = word(job, J_KP)
+  const tapBytes = (<usize>cin) << 2
+  for (let m = m0; m < m1; m++) {
+    const ow = m % outW
+    let t = m / outW
+    const oh = t % outH
+    t /= outH
+    const od = t % outD
+    const bi = t / outD
+    let row = dst + ((<usize>(m - m0) * <usize>Kp) << 2)
+    for (let kd = 0; kd < kD; kd++) {
+      const id = od * sD - pF + kd * dD
+      const inDepth = id >= 0 && id < inD
+      for (let kh = 0; kh < kH; kh++) {
+        const ih = oh * sH - pT + kh * dH
+        const inRows = inDepth && ih >= 0 && ih < inH
+        for (let kw = 0; kw < kW; kw++) {
+          const iw = ow * sW - pL + kw * dW
+          if (inRows && iw >= 0 && iw < inW) {
+            copyFloats(row, x + ((<usize>(((bi * inD + id) * inH + ih) * inW + iw) * <usize>cin) << 2), cin)
+          } else {
+            memory.fill(row, 0, tapBytes)
+          }
+          row += tapBytes
+        }
+      }
+    }
+    if (Kp > K) memory.fill(row, 0, (<usize>(Kp - K)) << 2)
+  }
+}
+
+/** Scatter-adds column rows m0..m1 (layout of im2col) into the NDHWC volume `acc` (the input gradient). */
+function col2imAdd(job: usize, m0: i32, m1: i32, src: usize, acc: usize): void {
+  const inD = word(job, J_IN_D)
+  const inH = word(job, J_IN_H)
+  const inW = word(job, J_IN_W)
+  const cin = word(job, J_CIN)
+  const outD = word(job, J_OUT_D)
+  const outH = word(job, J_OUT_H)
+  const outW = word(job, J_OUT_W)
+  const kD = word(job, J_K_D)
+  const kH = word(job, J_K_H)
+  const kW = word(job, J_K_W)
+  const sD = word(job, J_S_D)
+  const sH = word(job, J_S_H)
+  const sW = word(job, J_S_W)
+  const pF = word(job, J_PAD_F)
+  const pT = word(job, J_PAD_T)
+  const pL = word(job, J_PAD_L)
+  const Kp = word(job, J_KP)
+  const tapBytes = (<usize>cin) << 2
+  for (let m = m0; m < m1; m++) {
+    const ow = m % outW
+    let t = m / outW
+    const oh = t % outH
+    t /= outH
+    const od = t % outD
+    const bi = t / outD
+    let row = src + ((<usize>(m - m0) * <usize>Kp) << 2)
+    for (let kd = 0; kd < kD; kd++) {
+      const id = od * sD - pF + kd
+      const inDepth = id >= 0 && id < inD
+      for (let kh = 0; kh < kH; kh++) {
+        const ih = oh * sH - pT + kh
+        const inRows = inDepth && ih >= 0 && ih < inH
+        for (let kw = 0; kw < kW; kw++) {
+          const iw = ow * sW - pL + kw
+          if (inRows && iw >= 0 && iw < inW) {
+            addFloats(acc + ((<usize>(((bi * inD + id) * inH + ih) * inW + iw) * <usize>cin) << 2), row, cin)
+          }
+          row += tapBytes
+        }
+      }
+    }
+  }
+}
+
+/** Packs the filter [K, Cout] (row-major) into panels of 8 output channels: [ceil(Cout/8)][Kp][8], zero padded. */
+export function packFilter(w: usize, K: i32, cout: i32, Kp: i32, dst: usize): void {
+  const panels = (cout + 7) >> 3
+  for (let p = 0; p < panels; p++) {
+    for (let k = 0; k < Kp; k++) {
+      for (let j = 0; j < 8; j++) {
+        const co = (p << 3) + j
+        const v: f32 = k < K && co < cout ? load<f32>(w + ((<usize>(k * cout + co)) << 2)) : 0
+        store<f32>(dst + ((<usize>(((p * Kp + k) << 3) + j)) << 2), v)
+      }
+    }
+  }
+}
+
+/** Packs the transposed filter Wᵀ [Cout, K] into panels of 8 columns of K: [Kp/8][Cout][8], zero padded. */
+export function packFilterTransposed(w: usize, K: i32, cout: i32, Kp: i32, dst: usize): void {
+  const panels = Kp >> 3
+  for (let p = 0; p < panels; p++) {
+    for (let co = 0; co < cout; co++) {
+      for (let j = 0; j < 8; j++) {
+        const k = (p << 3) + j
+        const v: f32 = k < K ? load<f32>(w + ((<usize>(k * cout + co)) << 2)) : 0
+        store<f32>(dst + ((<usize>(((p * cout + co) << 3) + j)) << 2), v)
+      }
+    }
+  }
+}
+
+/** dW[K, Cout] = Σ_threads accᵀ, where each thread's acc is dWᵀ [Cout, Kp]. */
+export function reduceFilterGrad(job: usize, dst: usize): void {
+  const K = word(job, J_K)
+  const Kp = word(job, J_KP)
+  const cout = word(job, J_COUT)
+  const threads = word(job, J_THREADS)
+  const acc = <usize>word(job, J_ACC)
+  const stride = <usize>word(job, J_ACC_STRIDE)
+  for (let k = 0; k < K; k++) {
+    for (let co = 0; co < cout; co++) {
+      let s: f32 = 0
+      for (let t = 0; t < threads; t++) s += load<f32>(acc + <usize>t * stride + ((<usize>(co * Kp + k)) << 2))
+      store<f32>(dst + ((<usize>(k * cout + co)) << 2), s)
+    }
+  }
+}
+
+/** Runs thread `t`'s share of the job at `job`. Every thread of the pool calls this with the same job. */
+export function runJob(job: usize, t: i32): void {
+  const kind = word(job, J_KIND)
+  const chunks = word(job, J_CHUNKS)
+  const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
+  const M = word(job, J_BATCH) * word(job, J_OUT_D) * word(job, J_OUT_H) * word(job, J_OUT_W)
+  const Kp = word(job, J_KP)
+  const cout = word(job, J_COUT)
+  const scratch = <usize>word(job, J_SCRATCH) + <usize>t * <usize>word(job, J_SCRATCH_STRIDE)
+  const tmp = scratch // 256 bytes for edge tiles
+  const cols = scratch + 256
+  const accLen = word(job, J_ACC_LEN)
+  let acc: usize = 0
+  if (kind == KIND_FILTER_GRAD || kind == KIND_INPUT_GRAD) {
+    acc = t == 0 && word(job, J_ACC0) != 0 ? <usize>word(job, J_ACC0) : <usize>word(job, J_ACC) + <usize>t * <usize>word(job, J_ACC_STRIDE)
+    memory.fill(acc, 0, (<usize>accLen) << 2)
+  }
+  if (kind == KIND_SUM) {
+    // acc0[i] += Σ_{t ≥ 1} acc_t[i], chunked over i
+    const acc0 = <usize>word(job, J_ACC0)
+    const base = <usize>word(job, J_ACC)
+    const stride = <usize>word(job, J_ACC_STRIDE)
+    const threads = word(job, J_THREADS)
+    while (true) {
+      const c = atomic.add<i32>(job + (J_COUNTER << 2), 1)
+      if (c >= chunks) break
+      const i0 = c * rowsPerChunk
+      const n = min(rowsPerChunk, accLen - i0)
+      for (let s = 1; s < threads; s++) addFloats(acc0 + ((<usize>i0) << 2), base + <usize>s * stride + ((<usize>i0) << 2), n)
+    }
+    return
+  }
+  const w = <usize>word(job, J_W)
+  const dy = <usize>word(job, J_DY)
+  while (true) {
+    const c = atomic.add<i32>(job + (J_COUNTER << 2), 1)
+    if (c >= chunks) break
+    const m0 = c * rowsPerChunk
+    const m1 = min(M, m0 + rowsPerChunk)
+    const rows = m1 - m0
+    if (kind == KIND_FORWARD) {
+      // y[m0:m1, :] = im2col(x)[m0:m1, :] · W
+      im2col(job, m0, m1, cols)
+      gemm(
+        rows,
+        cout,
+        Kp,
+        cols,
+        (<usize>Kp) << 2,
+        4,
+        w,
+        (<usize>Kp) << 5,
+        32,
+        dy + ((<usize>m0 * <usize>cout) << 2),
+        (<usize>cout) << 2,
+        false,
+        false,
+        tmp,
+      )
+    } else if (kind == KIND_FILTER_GRAD) {
+      // dWᵀ += dy[m0:m1, :]ᵀ · im2col(x)[m0:m1, :]
+      im2col(job, m0, m1, cols)
+      gemm(
+        cout,
+        Kp,
+        rows,
+        dy + ((<usize>m0 * <usize>cout) << 2),
+        4,
+        (<usize>cout) << 2,
+        cols,
+        32,
+        (<usize>Kp) << 2,
+        acc,
+        (<usize>Kp) << 2,
+        true,
+        true,
+        tmp,
+      )
+    } else if (kind == KIND_INPUT_GRAD) {
+      // cols = dy[m0:m1, :] · Wᵀ, then scattered back onto the input grid
+      gemm(
+        rows,
+        Kp,
+        cout,
+        dy + ((<usize>m0 * <usize>cout) << 2),
+        (<usize>cout) << 2,
+        4,
+        w,
+        (<usize>cout) << 5,
+        32,
+        cols,
+        (<usize>Kp) << 2,
+        false,
+        false,
+        tmp,
+      )
+      col2imAdd(job, m0, m1, cols, acc)
+    }
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Conv3D, Conv3DBackpropFilterV2 and Conv3DBackpropInputV2 for tfjs's `cpu` backend as
+ * im2col + GEMM in WebAssembly SIMD on a worker pool (assembly/conv3d.ts, runtime.ts). Each
+ * call copies its inputs into the shared wasm heap, posts one job (row chunks of the im2col
+ * matrix, taken dynamically by every thread), and copies the result out into a new tensor.
+ * Design and measurements: docs/kernels.md.
+ */
+import {tf} from '../../backend/tf.js'
+import {environment} from '../../paths.js'
+import {JOB, JOB_ADDRESS, KIND} from './job.js'
+import {convRuntime, type ConvRuntime} from './runtime.js'
+
+type TensorInfo = tf.TensorInfo
+interface CpuBackendLike {
+  data: {get(dataId: object): {values: unknown}}
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo
+}
+interface KernelArgs {
+  inputs: Record<string, TensorInfo>
+  backend: unknown
+  attrs?: Record<string, unknown>
+}
+type ConvInfo = ReturnType<typeof tf.backend_util.computeConv3DInfo>
+
+/** Bytes of im2col rows each thread builds per chunk: fits the 1 MiB L2 next to the filter panels. */
+let chunkBytes = 192 * 1024
+export function setChunkBytes(bytes: number): void {
+  chunkBytes = bytes
+}
+
+function runtime(): ConvRuntime {
+  return convRuntime(environment().threads)
+}
+
+function floats(backend: unknown, t: TensorInfo): Float32Array {
+  const values = (backend as CpuBackendLike).data.get(t.dataId).values
+  return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>)
+}
+
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m
+
+/** Rows of the im2col matrix per chunk: L2-sized, but at least 4 chunks per thread for load balance. */
+function rowsPerChunk(rows: number, Kp: number, threads: number): number {
+  const byCache = Math.max(4, Math.floor(chunkBytes / (Kp * 4 * 4)) * 4)
+  const byBalance = roundUp(Math.ceil(rows / (threads * 4)), 4)
+  return Math.max(4, Math.min(byCache, byBalance))
+}
+
+/** Fills the geometry words shared by all three kernels. */
+function describe(job: Int32Array, info: ConvInfo, kind: number, rt: ConvRuntime): {M: number; K: number; Kp: number; mc: number} {
+  const K = info.filterDepth * info.filterHeight * info.filterWidth * info.inChannels
+  const Kp = roundUp(K, 8)
+  const M = info.batchSize * info.outDepth * info.outHeight * info.outWidth
+  const mc = rowsPerChunk(M, Kp, rt.threads)
+  const words: [number, number][] = [
+    [JOB.KIND, kind],
+    [JOB.CHUNKS, Math.ceil(M / mc)],
+    [JOB.ROWS_PER_CHUNK, mc],
+    [JOB.BATCH, info.batchSize],
+    [JOB.IN_D, info.inDepth],
+    [JOB.IN_H, info.inHeight],
+    [JOB.IN_W, info.inWidth],
+    [JOB.CIN, info.inChannels],
+    [JOB.OUT_D, info.outDepth],
+    [JOB.OUT_H, info.outHeight],
+    [JOB.OUT_W, info.outWidth],
+    [JOB.COUT, info.outChannels],
+    [JOB.K_D, info.filterDepth],
+    [JOB.K_H, info.filterHeight],
+    [JOB.K_W, info.filterWidth],
+    [JOB.S_D, info.strideDepth],
+    [JOB.S_H, info.strideHeight],
+    [JOB.S_W, info.strideWidth],
+    [JOB.DIL_D, info.dilationDepth],
+    [JOB.DIL_H, info.dilationHeight],
+    [JOB.DIL_W, info.dilationWidth],
+    [JOB.PAD_F, info.padInfo.front],
+    [JOB.PAD_T, info.padInfo.top],
+    [JOB.PAD_L, info.padInfo.left],
+    [JOB.K, K],
+    [JOB.KP, Kp],
+    [JOB.THREADS, rt.threads],
+  ]
+  for (const [i, v] of words) job[i] = v
+  return {M, K, Kp, mc}
+}
+
+/** Per-thread scratch: 256 bytes for edge tiles + one chunk of im2col rows. */
+function scratch(job: Int32Array, rt: ConvRuntime, mc: number, Kp: number): void {
+  const stride = 64 + roundUp(mc * Kp, 16)
+  job[JOB.SCRATCH] = rt.alloc(stride * rt.threads)
+  job[JOB.SCRATCH_STRIDE] = stride * 4
+}
+
+function copyIn(rt: ConvRuntime, values: Float32Array): number {
+  const address = rt.alloc(values.length)
+  rt.f32(address, values.length).set(values)
+  return address
+}
+
+/** y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] */
+export function conv3dForward(x: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
+  const rt = runtime()
+  rt.reset()
+  const job = rt.job()
+  const {M, K, Kp, mc} = describe(job, info, KIND.forward, rt)
+  const cout = info.outChannels
+  const wRaw = copyIn(rt, w)
+  const wPacked = rt.alloc(roundUp(cout, 8) * Kp)
+  rt.exports.packFilter(wRaw, K, cout, Kp, wPacked)
+  const y = rt.alloc(M * cout)
+  job[JOB.X] = copyIn(rt, x)
+  job[JOB.W] = wPacked
+  job[JOB.DY] = y
+  scratch(job, rt, mc, Kp)
+  rt.run()
+  return rt.f32(y, M * cout).slice()
+}
+
+/** dW = im2col(x)ᵀ · dy, each thread summing its chunks into its own dWᵀ, reduced at the end. */
+export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
+  const rt = runtime()
+  rt.reset()
+  const job = rt.job()
+  const {K, Kp, mc} = describe(job, info, KIND.filterGrad, rt)
+  const cout = info.outChannels
+  job[JOB.X] = copyIn(rt, x)
+  job[JOB.DY] = copyIn(rt, dy)
+  scratch(job, rt, mc, Kp)
+  const accLen = cout * Kp
+  const accStride = roundUp(accLen, 16)
+  job[JOB.ACC] = rt.alloc(accStride * rt.threads)
+  job[JOB.ACC_STRIDE] = accStride * 4
+  job[JOB.ACC_LEN] = accLen
+  const dw = rt.alloc(K * cout)
+  rt.run()
+  rt.exports.reduceFilterGrad(JOB_ADDRESS, dw)
+  return rt.f32(dw, K * cout).slice()
+}
+
+/** dx = col2im(dy · Wᵀ): each thread scatters its chunks into its own copy of dx; the copies are summed in a second job. */
+export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
+  const rt = runtime()
+  rt.reset()
+  const job = rt.job()
+  const {K, Kp, mc} = describe(job, info, KIND.inputGrad, rt)
+  const cout = info.outChannels
+  const wRaw = copyIn(rt, w)
+  const wPacked = rt.alloc(Kp * cout)
+  rt.exports.packFilterTransposed(wRaw, K, cout, Kp, wPacked)
+  job[JOB.W] = wPacked
+  job[JOB.DY] = copyIn(rt, dy)
+  scratch(job, rt, mc, Kp)
+  const dxLen = info.batchSize * info.inDepth * info.inHeight * info.inWidth * info.inChannels
+  const dx = rt.alloc(dxLen)
+  const accStride = roundUp(dxLen, 16)
+  if (rt.threads > 1) job[JOB.ACC] = rt.alloc(accStride * (rt.threads - 1)) - accStride * 4
+  job[JOB.ACC_STRIDE] = accStride * 4
+  job[JOB.ACC_LEN] = dxLen
+  job[JOB.ACC0] = dx
+  rt.run()
+  if (rt.threads > 1) {
+    // dx += Σ worker copies, split in chunks over the elements
+    const sumChunk = 16384
+    job[JOB.KIND] = KIND.sum
+    job[JOB.COUNTER] = 0
+    job[JOB.ROWS_PER_CHUNK] = sumChunk
+    job[JOB.CHUNKS] = Math.ceil(dxLen / sumChunk)
+    rt.run()
+  }
+  return rt.f32(dx, dxLen).slice()
+}
+
+type Triple = [number, number, number] | number
+type Pad = 'valid' | 'same' | number
+
+function output(backend: unknown, shape: number[], values: Float32Array): TensorInfo {
+  return (backend as CpuBackendLike).makeTensorInfo(shape, 'float32', values)
+}
+
+export function conv3dKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
+  const {x, filter} = inputs
+  const {strides, pad, dilations} = attrs as {strides: Triple; pad: Pad; dilations: Triple}
+  const info = tf.backend_util.computeConv3DInfo(
+    x.shape as [number, number, number, number, number],
+    filter.shape as [number, number, number, number, number],
+    strides,
+    dilations,
+    pad as 'valid' | 'same',
+  )
+  return output(backend, info.outShape, conv3dForward(floats(backend, x), floats(backend, filter), info))
+}
+
+export function conv3dBackpropFilterKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
+  const {x, dy} = inputs
+  const {strides, pad, filterShape} = attrs as {strides: Triple; pad: Pad; filterShape: number[]}
+  const info = tf.backend_util.computeConv3DInfo(
+    x.shape as [number, number, number, number, number],
+    filterShape as [number, number, number, number, number],
+    strides,
+    1,
+    pad as 'valid' | 'same',
+  )
+  return output(backend, filterShape, conv3dFilterGrad(floats(backend, x), floats(backend, dy), info))
+}
+
+export function conv3dBackpropInputKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
+  const {dy, filter} = inputs
+  const {strides, pad, inputShape} = attrs as {strides: Triple; pad: Pad; inputShape: number[]}
+  const info = tf.backend_util.computeConv3DInfo(
+    inputShape as [number, number, number, number, number],
+    filter.shape as [number, number, number, number, number],
+    strides,
+    1,
+    pad as 'valid' | 'same',
+  )
+  return output(backend, inputShape, conv3dInputGrad(floats(backend, dy), floats(backend, filter), info))
+}

@@ -1,0 +1,64 @@
+/**
+ * Layout of the job descriptor and the pool's control words in the shared wasm memory. The word
+ * indices mirror the J_* constants of assembly/conv3d.ts; change both together.
+ */
+export const JOB = {
+  KIND: 0,
+  COUNTER: 1,
+  CHUNKS: 2,
+  ROWS_PER_CHUNK: 3,
+  BATCH: 4,
+  IN_D: 5,
+  IN_H: 6,
+  IN_W: 7,
+  CIN: 8,
+  OUT_D: 9,
+  OUT_H: 10,
+  OUT_W: 11,
+  COUT: 12,
+  K_D: 13,
+  K_H: 14,
+  K_W: 15,
+  S_D: 16,
+  S_H: 17,
+  S_W: 18,
+  DIL_D: 19,
+  DIL_H: 20,
+  DIL_W: 21,
+  PAD_F: 22,
+  PAD_T: 23,
+  PAD_L: 24,
+  K: 25,
+  KP: 26,
+  X: 27,
+  W: 28,
+  DY: 29,
+  SCRATCH: 30,
+  SCRATCH_STRIDE: 31,
+  ACC: 32,
+  ACC_STRIDE: 33,
+  ACC_LEN: 34,
+  ACC0: 35,
+  THREADS: 36,
+} as const
+export const JOB_WORDS = 40
+
+export const KIND = {forward: 1, filterGrad: 2, inputGrad: 3, sum: 4} as const
+
+/** Control words (Int32 index at byte 0 of the shared memory). */
+export const CTL = {
+  /** bumped by the caller to post a job */
+  GEN: 0,
+  /** workers that finished the current job */
+  DONE: 1,
+  /** byte address of the job descriptor */
+  JOB: 2,
+  /** workers that started and instantiated the module */
+  READY: 3,
+  /** set by a worker whose runJob threw */
+  FAILED: 4,
+} as const
+
+/** bytes 0..4095: control words; 4096..: job descriptor; data from DATA_BASE */
+export const JOB_ADDRESS = 4096
+export const DATA_BASE = 65536

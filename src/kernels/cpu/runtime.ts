@@ -1,0 +1,163 @@
+/**
+ * The convolution module's runtime: one shared WebAssembly.Memory, the compiled module (relaxed
+ * SIMD when this V8 can compile it, else plain SIMD) and a pool of worker threads that run the
+ * same exports on the same memory. Created lazily on the first kernel call and kept for the
+ * life of the process; the workers are unref'd, so they never keep a CLI command alive.
+ *
+ * tfjs `cpu` kernels are synchronous, so the calling (main) thread takes part in every job and
+ * then blocks in Atomics.wait until the workers are done.
+ */
+import {existsSync, readFileSync} from 'node:fs'
+import {availableParallelism} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {setFlagsFromString} from 'node:v8'
+import {Worker} from 'node:worker_threads'
+import {CTL, DATA_BASE, JOB_ADDRESS, JOB_WORDS} from './job.js'
+import {wasm, type WasmMemory, type WasmModule} from './wasm-api.js'
+
+export interface ConvExports {
+  runJob(job: number, thread: number): void
+  packFilter(w: number, K: number, cout: number, Kp: number, dst: number): void
+  packFilterTransposed(w: number, K: number, cout: number, Kp: number, dst: number): void
+  reduceFilterGrad(job: number, dst: number): void
+  gemm(...args: number[]): void
+}
+
+export interface RuntimeInfo {
+  simd: 'relaxed' | 'plain'
+  threads: number
+  wasmFile: string
+}
+
+/** build/ of the package: the nearest folder above this file that has a package.json (works from dist/ and src/) */
+function wasmDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
+  return join(dir, 'build')
+}
+const PAGE = 65536
+/** polls of the generation word before a thread sleeps (≈ 0.2–0.5 ms; RESULTS.md: 200k) */
+const SPIN = 200_000
+
+export function wasmFiles(): {relaxed: string; simd: string} {
+  const dir = wasmDir()
+  return {relaxed: join(dir, 'conv3d.relaxed.wasm'), simd: join(dir, 'conv3d.simd.wasm')}
+}
+
+/** True when `npm run build` produced the kernels (build/conv3d.*.wasm). */
+export function wasmBuilt(): boolean {
+  return existsSync(wasmFiles().simd)
+}
+
+function compile(): {module: WasmModule; simd: 'relaxed' | 'plain'; file: string} {
+  const files = wasmFiles()
+  // Node 20's V8 has relaxed SIMD behind a flag; it must be set before the module is compiled
+  setFlagsFromString('--experimental-wasm-relaxed-simd')
+  if (existsSync(files.relaxed)) {
+    const bytes = readFileSync(files.relaxed)
+    if (wasm.validate(bytes)) return {module: new wasm.Module(bytes), simd: 'relaxed', file: files.relaxed}
+  }
+  return {module: new wasm.Module(readFileSync(files.simd)), simd: 'plain', file: files.simd}
+}
+
+export class ConvRuntime {
+  readonly memory: WasmMemory
+  readonly exports: ConvExports
+  readonly info: RuntimeInfo
+  private readonly ctl: Int32Array
+  private readonly workers: Worker[] = []
+  private top = DATA_BASE
+
+  constructor(threads: number) {
+    const {module, simd, file} = compile()
+    this.memory = new wasm.Memory({initial: 256, maximum: 65536, shared: true})
+    this.exports = new wasm.Instance(module, {env: {memory: this.memory, abort: () => undefined}}).exports as unknown as ConvExports
+    this.ctl = new Int32Array(this.memory.buffer, 0, 64)
+    const wanted = threads > 0 ? threads : availableParallelism()
+    for (let i = 1; i < wanted; i++) {
+      const worker = new Worker(new URL('./worker.js', import.meta.url), {workerData: {module, memory: this.memory, index: i, spin: SPIN}})
+      worker.unref()
+      this.workers.push(worker)
+    }
+    // the workers start on their own threads; wait (bounded) until each has instantiated the module
+    const deadline = Date.now() + 20_000
+    for (let ready = Atomics.load(this.ctl, CTL.READY); ready < this.workers.length; ready = Atomics.load(this.ctl, CTL.READY)) {
+      if (Date.now() > deadline) throw new Error(`conv3d worker pool: only ${ready} of ${this.workers.length} threads started`)
+      Atomics.wait(this.ctl, CTL.READY, ready, 100)
+    }
+    this.info = {simd, threads: this.workers.length + 1, wasmFile: file}
+  }
+
+  get threads(): number {
+    return this.workers.length + 1
+  }
+
+  /** Frees every allocation (each kernel call starts from an empty heap). */
+  reset(): void {
+    this.top = DATA_BASE
+  }
+
+  /** Reserves `floats` float32 slots (64-byte aligned) and returns the byte address. */
+  alloc(floats: number): number {
+    const address = this.top
+    this.top = address + Math.ceil((floats * 4) / 64) * 64
+    const need = this.top - this.memory.buffer.byteLength
+    if (need > 0) {
+      if (this.top > 4 * 1024 ** 3 - PAGE)
+        throw new Error(`conv3d kernel needs ${(this.top / 1024 ** 3).toFixed(1)} GiB (wasm32 limit is 4 GiB)`)
+      // grow with headroom so that a training step's kernels do not grow the memory one by one
+      this.memory.grow(Math.max(Math.ceil(need / PAGE), Math.ceil(this.memory.buffer.byteLength / PAGE / 4)))
+    }
+    return address
+  }
+
+  f32(address: number, length: number): Float32Array {
+    return new Float32Array(this.memory.buffer, address, length)
+  }
+
+  /** The job descriptor words, to be filled before `run`. */
+  job(): Int32Array {
+    const words = new Int32Array(this.memory.buffer, JOB_ADDRESS, JOB_WORDS)
+    words.fill(0)
+    return words
+  }
+
+  /** Runs the job in the descriptor on every thread (this one included) and returns when all are done. */
+  run(): void {
+    const ctl = this.ctl
+    const n = this.workers.length
+    if (n > 0) {
+      Atomics.store(ctl, CTL.DONE, 0)
+      Atomics.store(ctl, CTL.JOB, JOB_ADDRESS)
+      Atomics.add(ctl, CTL.GEN, 1)
+      Atomics.notify(ctl, CTL.GEN)
+    }
+    let failure: unknown
+    try {
+      this.exports.runJob(JOB_ADDRESS, 0)
+    } catch (error) {
+      failure = error
+    }
+    if (n > 0) {
+      let done = Atomics.load(ctl, CTL.DONE)
+      for (let polls = 0; done < n; done = Atomics.load(ctl, CTL.DONE)) {
+        if (++polls > SPIN) Atomics.wait(ctl, CTL.DONE, done, 50)
+      }
+      if (Atomics.exchange(ctl, CTL.FAILED, 0) !== 0) failure ??= new Error('conv3d kernel failed on a worker thread')
+    }
+    if (failure) throw failure
+  }
+}
+
+let runtime: ConvRuntime | undefined
+
+/** The process's runtime, created on first use with `threads` (0 = one per core); its size is then fixed. */
+export function convRuntime(threads: number): ConvRuntime {
+  runtime ??= new ConvRuntime(threads)
+  return runtime
+}
+
+export function existingRuntime(): ConvRuntime | undefined {
+  return runtime
+}

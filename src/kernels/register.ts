@@ -1,0 +1,66 @@
+/**
+ * Replaces the `cpu` backend's naive Conv3D / Conv3DBackpropFilterV2 / Conv3DBackpropInputV2
+ * with the wasm-SIMD, multi-threaded kernels of ./cpu (issue 7, docs/kernels.md). Imported once
+ * by src/backend/tf.ts. The reference kernels are kept: they are the oracle of the tests and
+ * `sipl bench --kernels reference` times them.
+ */
+import {tf} from '../backend/tf.js'
+import {conv3dBackpropFilterKernel, conv3dBackpropInputKernel, conv3dKernel} from './cpu/conv3d.js'
+import {wasmBuilt} from './cpu/runtime.js'
+
+export type CpuConvKernels = 'fast' | 'reference'
+
+const FAST: Record<string, tf.KernelFunc> = {
+  Conv3D: conv3dKernel as unknown as tf.KernelFunc,
+  Conv3DBackpropFilterV2: conv3dBackpropFilterKernel as unknown as tf.KernelFunc,
+  Conv3DBackpropInputV2: conv3dBackpropInputKernel as unknown as tf.KernelFunc,
+}
+export const REPLACED_KERNELS = Object.keys(FAST)
+
+const reference = new Map<string, tf.KernelConfig>()
+for (const name of REPLACED_KERNELS) {
+  const config = tf.getKernel(name, 'cpu')
+  if (config) reference.set(name, config)
+}
+
+let active: CpuConvKernels = 'reference'
+
+/** Which conv3d kernels the `cpu` backend runs now. */
+export function cpuConvKernels(): CpuConvKernels {
+  return active
+}
+
+/** Why the fast kernels are not available, or undefined when they are. */
+export function fastKernelsUnavailable(): string | undefined {
+  if (!wasmBuilt()) return "build/conv3d.*.wasm is missing (run 'npm run build')"
+  if (reference.size !== REPLACED_KERNELS.length) return 'the cpu backend has no reference conv3d kernels to replace'
+  return undefined
+}
+
+/** Switches the `cpu` backend between the fast kernels and tfjs's reference ones. */
+export function useCpuConvKernels(which: CpuConvKernels): void {
+  if (which === active) return
+  if (which === 'fast') {
+    const why = fastKernelsUnavailable()
+    if (why) throw new Error(`fast conv3d kernels unavailable: ${why}`)
+  }
+  for (const name of REPLACED_KERNELS) {
+    tf.unregisterKernel(name, 'cpu')
+    const kernelFunc = which === 'fast' ? FAST[name] : reference.get(name)!.kernelFunc
+    tf.registerKernel({kernelName: name, backendName: 'cpu', kernelFunc})
+  }
+  active = which
+}
+
+/** Runs `fn` with tfjs's reference kernels on `cpu`, then restores the previous choice. */
+export function withReferenceConvKernels<T>(fn: () => T): T {
+  const previous = active
+  useCpuConvKernels('reference')
+  try {
+    return fn()
+  } finally {
+    useCpuConvKernels(previous)
+  }
+}
+
+if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')
