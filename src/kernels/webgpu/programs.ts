@@ -249,7 +249,8 @@ ${unroll(bSlots, (i) => {
       setup,
       kTiles: `${Math.ceil(K / t.tk)}`,
       loadTile,
-      store: (acc, _i, m, n) => `  { let m = ${m}; let n = ${n}; if (m < uniforms.M && n < ${g.outC}) { result[m * ${g.outC} + n] = ${acc}; } }`,
+      store: (acc, _i, m, n) =>
+        `  { let m = ${m}; let n = ${n}; if (m < uniforms.M && n < ${g.outC}) { result[m * ${g.outC} + n] = ${acc}; } }`,
     })
   }
 }

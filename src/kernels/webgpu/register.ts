@@ -83,7 +83,8 @@ const float32 = (...ts: TensorInfo[]) => ts.every((t) => t.dtype === 'float32')
 function conv3d(args: KernelArgs): TensorInfo {
   const {x, filter} = args.inputs
   const {strides, pad, dilations} = args.attrs
-  const g = mode === 'tiled' && float32(x, filter) ? geometry(x.shape as Shape5, filter.shape as Shape5, strides, pad, dilations) : undefined
+  const g =
+    mode === 'tiled' && float32(x, filter) ? geometry(x.shape as Shape5, filter.shape as Shape5, strides, pad, dilations) : undefined
   if (!g) return stock.get('Conv3D')!(args)
   const program = new Conv3DTiledProgram(g)
   return args.backend.runWebGPUProgram(program, [x, filter], 'float32', program.uniformData())

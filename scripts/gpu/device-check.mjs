@@ -1,0 +1,150 @@
+// GPU device check (issue 7): unet-ref training step on the `webgpu` backend with tfjs's stock
+// conv3d kernels and with sipl's tiled ones, plus agreement of loss and gradients with `cpu`.
+// Bundled by scripts/gpu/build-bundle.mjs into build/gpu/device-check.mjs (one file, no
+// node_modules needed); run by scripts/gpu/run-device-check.sh. Prints one JSON line per
+// measurement on stdout, progress on stderr.
+//
+//   node build/gpu/device-check.mjs --dawn build/gpu/dawn.node [--sizes 32,64,96]
+//        [--check-size 16] [--kernels stock,tiled] [--warmup 2] [--steps 5] [--budget-s 200]
+import {createRequire} from 'node:module'
+import {performance} from 'node:perf_hooks'
+import {dirname, join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {tf} from '../../src/backend/tf.js'
+import {installWebgpuConv3dKernels, setWebgpuConv3dKernels} from '../../src/kernels/webgpu/register.js'
+import {forward, lossFn, makeData, makeParams, variables} from './unet-ref.mjs'
+
+const started = performance.now()
+const args = process.argv.slice(2)
+const arg = (k, d) => {
+  const i = args.indexOf(`--${k}`)
+  return i < 0 ? d : args[i + 1]
+}
+const here = dirname(fileURLToPath(import.meta.url))
+const dawnPath = arg('dawn', join(here, 'dawn.node'))
+const sizes = arg('sizes', '32,64,96').split(',').map(Number)
+const checkSize = Number(arg('check-size', '16'))
+const kernelsList = arg('kernels', 'stock,tiled').split(',')
+const warmup = Number(arg('warmup', '2'))
+const steps = Number(arg('steps', '5'))
+const budgetMs = Number(arg('budget-s', '200')) * 1000
+const emit = (o) => console.log(JSON.stringify(o))
+const log = (...a) => console.error('[device-check]', ...a)
+
+// WebGPU through Dawn: navigator.gpu must exist before the webgpu backend is imported
+const require = createRequire(import.meta.url)
+const {create, globals} = require(dawnPath)
+Object.assign(globalThis, globals)
+const gpu = create([])
+globalThis.navigator = {gpu}
+const adapter = await gpu.requestAdapter({powerPreference: 'high-performance'})
+if (!adapter) {
+  emit({error: 'no WebGPU adapter (Vulkan driver not found: check VK_DRIVER_FILES / the loader libraries)'})
+  process.exit(1)
+}
+const info = adapter.info ?? {}
+const adapterName = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ')
+await import('@tensorflow/tfjs-backend-webgpu')
+if (!(await tf.setBackend('webgpu'))) {
+  emit({error: "tf.setBackend('webgpu') failed"})
+  process.exit(1)
+}
+if (!installWebgpuConv3dKernels()) {
+  emit({error: 'webgpu conv3d kernels not registered'})
+  process.exit(1)
+}
+emit({event: 'start', adapter: adapterName, node: process.version, tfjs: tf.version_core, sizes, checkSize, warmup, steps})
+
+/** max |a − e| / max |e| */
+function relError(a, e) {
+  let diff = 0
+  let scale = 0
+  for (let i = 0; i < e.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - e[i]))
+    scale = Math.max(scale, Math.abs(e[i]))
+  }
+  if (a.length !== e.length || Number.isNaN(diff)) return Infinity
+  return scale === 0 ? diff : diff / scale
+}
+
+async function lossAndGrads(n) {
+  const P = makeParams(tf)
+  const {x, y} = makeData(tf, n)
+  const vars = variables(P)
+  const {value, grads} = tf.variableGrads(() => lossFn(tf, forward(tf, P, x), y), vars)
+  const out = [await value.data(), ...(await Promise.all(vars.map((v) => grads[v.name].data())))]
+  tf.dispose([value, x, y, ...Object.values(grads), ...vars])
+  return out
+}
+
+// 1. agreement with cpu on a small volume
+await tf.setBackend('cpu')
+const expected = await lossAndGrads(checkSize)
+await tf.setBackend('webgpu')
+for (const kernels of kernelsList) {
+  setWebgpuConv3dKernels(kernels)
+  const actual = await lossAndGrads(checkSize)
+  const errors = actual.map((a, i) => relError(a, expected[i]))
+  emit({
+    event: 'agreement',
+    net: 'unet-ref',
+    size: checkSize,
+    backend: 'webgpu',
+    kernels,
+    loss: actual[0][0],
+    cpuLoss: expected[0][0],
+    maxRelErr: Math.max(...errors),
+    pass: Math.max(...errors) <= 1e-4,
+  })
+}
+
+// 2. training-step timing
+for (const n of sizes) {
+  for (const kernels of kernelsList) {
+    if (performance.now() - started > budgetMs) {
+      emit({event: 'skipped', net: 'unet-ref', size: n, kernels, reason: `time budget of ${budgetMs / 1000} s used`})
+      continue
+    }
+    setWebgpuConv3dKernels(kernels)
+    const P = makeParams(tf)
+    const {x, y} = makeData(tf, n)
+    const vars = variables(P)
+    const opt = tf.train.adam(1e-3, 0.9, 0.999, 1e-8)
+    const times = []
+    const losses = []
+    let error
+    try {
+      for (let i = 0; i < warmup + steps; i++) {
+        const t0 = performance.now()
+        const cost = opt.minimize(() => lossFn(tf, forward(tf, P, x), y), true, vars)
+        const v = (await cost.data())[0]
+        cost.dispose()
+        const dt = performance.now() - t0
+        losses.push(v)
+        if (i >= warmup) times.push(dt)
+        log(`${n}³ ${kernels} step ${i}: ${dt.toFixed(1)} ms loss ${v.toFixed(6)}`)
+        if (performance.now() - started > budgetMs + 60000) break
+      }
+    } catch (e) {
+      error = String(e?.message ?? e).split('\n')[0]
+    }
+    const sorted = [...times].sort((a, b) => a - b)
+    emit({
+      net: 'unet-ref',
+      size: n,
+      backend: 'webgpu',
+      kernels,
+      adapter: adapterName,
+      stepMsMedian: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
+      stepMsMin: sorted.length ? sorted[0] : null,
+      steps: times.map((t) => Math.round(t * 10) / 10),
+      losses,
+      finite: losses.every(Number.isFinite),
+      ...(error ? {error} : {}),
+    })
+    opt.dispose()
+    tf.dispose([x, y, ...vars])
+  }
+}
+emit({event: 'done', seconds: Math.round((performance.now() - started) / 100) / 10})
+process.exit(0)
