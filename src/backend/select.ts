@@ -10,6 +10,7 @@ import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {tf} from './tf.js'
 import {conv3dSelfCheck, type SelfCheck} from './self-check.js'
+import {installWebgpuKernels} from '../kernels/webgpu/index.js'
 
 export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const
 export type BackendRequest = (typeof BACKENDS)[number]
@@ -71,6 +72,8 @@ async function loadWebgpu(): Promise<string> {
     if (!adapter) throw new Error('no WebGPU adapter (needs Vulkan: a GPU driver, or Mesa ≥ 25 lavapipe on CPU)')
     // the backend registers itself only if navigator.gpu exists when it is imported
     await tryImport('@tensorflow/tfjs-backend-webgpu')
+    // sipl's tiled conv3d and rank-5 fixes replace stock kernels, so only after that import
+    installWebgpuKernels()
     webgpuInstalled = true
     const info = adapter.info ?? {}
     const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown'
