@@ -32,7 +32,7 @@ import {
 } from './preprocess.js'
 import {labelsToGrid} from './resample.js'
 import {readOrCreateSplits, type Splits} from './splits.js'
-import {generateSynthetic, syntheticIsCurrent} from './synthetic.js'
+import {generateSynthetic, syntheticIsCurrent, syntheticStamp} from './synthetic.js'
 
 export type {CaseHeader} from './preprocess.js'
 
@@ -90,7 +90,7 @@ export function settingsHash(config: ExperimentConfig): string {
     labelsDir: config.data.labelsDir,
     classes: config.data.classes,
     channels: config.data.channels,
-    synthetic: config.data.preset === 'synthetic' ? config.data.synthetic : undefined,
+    synthetic: config.data.preset === 'synthetic' ? syntheticStamp(config) : undefined,
     preprocess: config.preprocess,
     // ct-percentile statistics come from the training split
     split: config.preprocess.intensity.mode === 'ct-percentile' ? [config.data.split, config.data.splitFractions, config.seed] : undefined,
