@@ -61,3 +61,10 @@ test('sipl inspect prints a readable block per file and exits 0 when all files r
   assert.match(stdout, /shape 91 × 109 × 91 {2}float32 {2}zooms 2 × 2 × 2 {2}LAS/)
   assert.match(stdout, /sform_code 4 {2}qform_code 4/)
 })
+
+test('sipl preprocess with a missing dataset folder: exit 2, one line naming the folder and the fix', () => {
+  const {stderr, code} = sipl(['preprocess', '--set', 'data.preset=btcv', '--set', 'data.root=/nonexistent/BTCV'])
+  assert.equal(code, 2)
+  assert.equal(stderr.trim().split('\n').length, 1, stderr)
+  assert.match(stderr, /data\.root \/nonexistent\/BTCV does not exist .*set data\.root or SIPL_DATA_DIR/)
+})
