@@ -187,3 +187,51 @@ test('sipl preprocess on the demo config: phantoms + cache; finished cases are s
     'no temporary files left',
   )
 })
+
+test('intensity presets on hand-computed values: zscore-nonzero keeps zeros, ct-percentile clips to training-set percentiles', async () => {
+  const root = tmp('norm')
+  mkdirSync(join(root, 'imagesTr'))
+  mkdirSync(join(root, 'labelsTr'))
+  const eye = [
+    [1, 0, 0, 0],
+    [0, 1, 0, 0],
+    [0, 0, 1, 0],
+    [0, 0, 0, 1],
+  ]
+  // 4×1×1 volumes; the label marks voxels 1..3 as foreground
+  const image = new Float32Array([0, 1, 2, 3])
+  const label = new Uint8Array([0, 1, 1, 1])
+  for (const id of ['a', 'b']) {
+    writeNifti(join(root, 'imagesTr', `${id}.nii.gz`), {shape: [4, 1, 1], data: image, geometry: geometryFromAffine(eye)})
+    writeNifti(join(root, 'labelsTr', `${id}.nii.gz`), {shape: [4, 1, 1], data: label, geometry: geometryFromAffine(eye)})
+  }
+  const base = ['data.preset=folder', `data.root=${root}`, 'data.classes=[x]', 'preprocess.spacing=[1, 1, 1]', 'preprocess.patch=[4, 1, 1]']
+  // non-zero voxels 1, 2, 3: mean 2, population sd √(2/3)
+  const z = loadConfig(undefined, [...base, 'preprocess.intensity={mode: zscore-nonzero}', `data.cache=${root}/z`]).config
+  const zc = loadCase((await runPreprocess(z)).cacheDir, 'a')
+  const sd = Math.sqrt(2 / 3)
+  // cropped to the non-zero voxels 1..3, then padded back to 4 with one zero after (symmetric: 0 before, 1 after)
+  assert.deepEqual(
+    Array.from(zc.image).map((v) => +v.toFixed(6)),
+    [-1 / sd, 0, 1 / sd, 0].map((v) => +v.toFixed(6)),
+  )
+  assert.deepEqual(zc.header.crop, {start: [1, 0, 0], end: [4, 1, 1]})
+  // foreground samples are 1, 2, 3 (twice, from the training cases): numpy percentile(…, [25, 75]) = 1.25, 2.75
+  const p = loadConfig(undefined, [
+    ...base,
+    'preprocess.intensity={mode: ct-percentile, percentiles: [25, 75]}',
+    'preprocess.cropForeground=false',
+    'data.splitFractions=[1, 0, 0]',
+    `data.cache=${root}/p`,
+  ]).config
+  const summary = await runPreprocess(p)
+  const plan = loadPlan(summary.cacheDir)
+  assert.ok(Math.abs((plan.intensity.lower as number) - 1.25) < 1e-9 && Math.abs((plan.intensity.upper as number) - 2.75) < 1e-9)
+  assert.ok(Math.abs((plan.intensity.mean as number) - 2) < 1e-9 && Math.abs((plan.intensity.std as number) - sd) < 1e-9)
+  const pc = loadCase(summary.cacheDir, 'a')
+  // 0 → clipped to 1.25, 3 → 2.75; then (v − 2) / sd
+  assert.deepEqual(
+    Array.from(pc.image).map((v) => +v.toFixed(5)),
+    [1.25, 1.25, 2, 2.75].map((v) => +((v - 2) / sd).toFixed(5)),
+  )
+})
