@@ -10,6 +10,7 @@ export const backboneSchema = section({
   patchStride: positiveInt.default(4),
   // batch sizes are 1–4, so batch norm is out
   norm: z.enum(['instance', 'group']).default('instance'),
+  // group norm: channel groups (clamped to a divisor of each width); works on a one-voxel grid, where instance norm cannot
   groups: positiveInt.default(8),
   // d: channels of the per-voxel embedding F_o
   embedDim: positiveInt.default(32),
@@ -42,7 +43,11 @@ export const smgSchema = section({
   // decoder strides the kMaX layers run at (F_d^l), coarse to fine
   scales: z.array(positiveInt).min(1).default([32, 16, 8]),
   layersPerScale: positiveInt.default(2),
+  // d_q: width of the object queries and of the pixel features projected for them (kMaX uses 256)
+  queryDim: positiveInt.default(256),
+  // heads of the query self-attention; must divide queryDim
   heads: positiveInt.default(8),
+  // hidden width of the query FFN (kMaX 2048; 4·d_q is the usual transformer ratio at d_q = 256 → 1024 in the configs)
   ffnHidden: positiveInt.default(256),
   // Eq. 11: τ = min(epoch / rampEpochs, 1) · (end − start) + start, read from the current epoch
   tau: section({

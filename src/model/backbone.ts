@@ -1,0 +1,131 @@
+/**
+ * Encoder ψe and pixel decoder ψd (SIPL paper §3.2; DESIGN §4 "Backbone").
+ *
+ * A residual 3-D conv U-Net:
+ *   stem    patch embedding, kernel = stride = p (default 4: "patch resolution (4,4,4)")
+ *   enc.i   stage at stride p·2^i: [3³ conv stride 2 →] depths[i] residual blocks, widths[i] channels
+ *           the last stage's output is F (stride 32 by default, d_i = widths.at(-1) channels)
+ *   dec.i   2× transposed conv from the coarser level, concatenated with enc.i, 3³ conv → widths[i]
+ *   full    3³ conv on the input at full resolution: the last skip
+ *   out     p× transposed conv of dec.0, added to `full`, norm + act, 1×1×1 projection → F_o (d channels)
+ * The decoder outputs at every stride (F itself at the deepest) are the multi-scale features
+ * F_d^l the mask generator reads.
+ *
+ * Why the full-resolution stage is a 1×1×1 fusion and not a 3³ conv block: at full resolution a
+ * 3³ conv on 2d channels costs ~27·(2d)·d MACs per voxel, more than the whole rest of the network
+ * (BTCV: 110 GMAC of ~150); the full-resolution branch already supplies the fine edges.
+ */
+import {tf} from '../backend/tf.js'
+import type {ModelConfig} from '../config/schema.js'
+import type {ParamStore} from './init.js'
+import {Conv3d, ConvTranspose3d, leakyRelu, SpatialNorm, type NormSettings} from './layers.js'
+
+class ConvNormAct {
+  readonly conv: Conv3d
+  readonly norm: SpatialNorm
+  constructor(store: ParamStore, name: string, cin: number, cout: number, size: number, stride: number, norm: NormSettings) {
+    // the norm's shift makes a conv bias redundant
+    this.conv = new Conv3d(store, `${name}.conv`, cin, cout, size, stride, false)
+    this.norm = new SpatialNorm(store, `${name}.norm`, cout, norm)
+  }
+  apply(x: tf.Tensor5D): tf.Tensor5D {
+    return leakyRelu(this.norm.apply(this.conv.apply(x))) as tf.Tensor5D
+  }
+}
+
+/** x ↦ act(x + norm(conv(act(norm(conv(x)))))) */
+class ResBlock {
+  readonly conv1: Conv3d
+  readonly norm1: SpatialNorm
+  readonly conv2: Conv3d
+  readonly norm2: SpatialNorm
+  constructor(store: ParamStore, name: string, channels: number, norm: NormSettings) {
+    this.conv1 = new Conv3d(store, `${name}.conv1`, channels, channels, 3, 1, false)
+    this.norm1 = new SpatialNorm(store, `${name}.norm1`, channels, norm)
+    this.conv2 = new Conv3d(store, `${name}.conv2`, channels, channels, 3, 1, false)
+    this.norm2 = new SpatialNorm(store, `${name}.norm2`, channels, norm)
+  }
+  apply(x: tf.Tensor5D): tf.Tensor5D {
+    const h = leakyRelu(this.norm1.apply(this.conv1.apply(x))) as tf.Tensor5D
+    return leakyRelu(tf.add(x, this.norm2.apply(this.conv2.apply(h)))) as tf.Tensor5D
+  }
+}
+
+interface Stage {
+  down: ConvNormAct
+  blocks: ResBlock[]
+}
+
+interface DecoderLevel {
+  up: ConvTranspose3d
+  fuse: ConvNormAct
+}
+
+export interface BackboneOutputs {
+  /** F: the deepest encoder feature `[B, D/s, H/s, W/s, d_i]` */
+  f: tf.Tensor5D
+  /** F_d at each decoder stride (the deepest stride holds F) */
+  features: Map<number, tf.Tensor5D>
+  /** F_o: per-voxel embeddings `[B, D, H, W, d]` */
+  fo: tf.Tensor5D
+}
+
+export class Backbone {
+  /** stride of each level: p, 2p, 4p, … */
+  readonly strides: number[]
+  readonly widths: number[]
+  readonly embedDim: number
+  private readonly full: ConvNormAct
+  private readonly stages: Stage[] = []
+  private readonly decoder: DecoderLevel[] = []
+  private readonly outUp: ConvTranspose3d
+  private readonly outNorm: SpatialNorm
+  private readonly outProj: Conv3d
+
+  constructor(store: ParamStore, cfg: ModelConfig['backbone'], inChannels: number) {
+    const {widths, depths, patchStride: p, embedDim} = cfg
+    const norm: NormSettings = {norm: cfg.norm, groups: cfg.groups}
+    this.widths = widths
+    this.embedDim = embedDim
+    this.strides = widths.map((_, i) => p * 2 ** i)
+
+    this.full = new ConvNormAct(store, 'backbone.full', inChannels, embedDim, 3, 1, norm)
+    for (let i = 0; i < widths.length; i++) {
+      const down =
+        i === 0
+          ? new ConvNormAct(store, 'backbone.stem', inChannels, widths[0], p, p, norm)
+          : new ConvNormAct(store, `backbone.enc.${i}.down`, widths[i - 1], widths[i], 3, 2, norm)
+      const blocks = Array.from({length: depths[i]}, (_, j) => new ResBlock(store, `backbone.enc.${i}.block.${j}`, widths[i], norm))
+      this.stages.push({down, blocks})
+    }
+    for (let i = widths.length - 2; i >= 0; i--) {
+      this.decoder.push({
+        up: new ConvTranspose3d(store, `backbone.dec.${i}.up`, widths[i + 1], widths[i], 2),
+        fuse: new ConvNormAct(store, `backbone.dec.${i}.fuse`, 2 * widths[i], widths[i], 3, 1, norm),
+      })
+    }
+    this.outUp = new ConvTranspose3d(store, 'backbone.out.up', widths[0], embedDim, p)
+    this.outNorm = new SpatialNorm(store, 'backbone.out.norm', embedDim, norm)
+    this.outProj = new Conv3d(store, 'backbone.out.proj', embedDim, embedDim, 1, 1, true)
+  }
+
+  apply(x: tf.Tensor5D): BackboneOutputs {
+    const skips: tf.Tensor5D[] = []
+    let h = x
+    for (const stage of this.stages) {
+      h = stage.down.apply(h)
+      for (const block of stage.blocks) h = block.apply(h)
+      skips.push(h)
+    }
+    const f = h
+    const features = new Map<number, tf.Tensor5D>([[this.strides.at(-1)!, f]])
+    for (const [j, level] of this.decoder.entries()) {
+      const i = this.widths.length - 2 - j
+      h = level.fuse.apply(tf.concat([level.up.apply(h), skips[i]], -1) as tf.Tensor5D)
+      features.set(this.strides[i], h)
+    }
+    const fused = leakyRelu(this.outNorm.apply(tf.add(this.outUp.apply(h), this.full.apply(x)) as tf.Tensor5D)) as tf.Tensor5D
+    const fo = this.outProj.apply(fused)
+    return {f, features, fo}
+  }
+}

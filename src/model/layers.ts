@@ -1,0 +1,338 @@
+/**
+ * Building blocks, written as plain functions of tf.Tensors plus small classes that own their
+ * parameters in the ParamStore. Everything is channels-last, `[B, D, H, W, C]`.
+ *
+ * Backend notes (why some code looks roundabout):
+ * - Per-channel vectors (biases, norm affines) are applied to a rank-2 `[voxels, C]` view with a
+ *   rank-1 `[C]` operand: the webgpu backend fails to compile a rank-1 + rank-5 broadcast, and the
+ *   cpu backend has a fast path only for a trailing operand without size-1 axes (a `[1, C]` or
+ *   `[1, 1, 1, 1, C]` broadcast is ~20× slower there).
+ * - Sums over voxels are products with a ones vector (`columnSums`), and the gradients of the
+ *   bias/affine ops are written out (`addBias`, `scaleShift`): tfjs's own broadcast gradients
+ *   reduce over a leading axis, which the cpu backend does by transposing (~50× slower).
+ * - Resampling works axis by axis with rank-3 products (tfjs has no 3-D resize, and avgPool3d /
+ *   rank-8 reshapes are missing or slow on some backends).
+ *
+ * Every convolution and matrix product reports its multiply-accumulates to an optional meter
+ * (`metered`), which is how `sipl model` estimates FLOPs; in "dry" mode those ops return zeros of
+ * the right shape instead of computing, so a whole forward pass can be counted in milliseconds.
+ */
+import {tf} from '../backend/tf.js'
+import {UserError} from '../errors.js'
+import type {ParamStore} from './init.js'
+
+// ── MAC meter ────────────────────────────────────────────────────────────────────────────────
+
+interface Meter {
+  macs: number
+  dry: boolean
+}
+let meter: Meter | null = null
+
+/** Runs `fn` counting the multiply-accumulates of convolutions and matrix products. */
+export function metered<T>(dry: boolean, fn: () => T): {value: T; macs: number} {
+  const previous = meter
+  meter = {macs: 0, dry}
+  try {
+    const value = fn()
+    return {value, macs: meter.macs}
+  } finally {
+    meter = previous
+  }
+}
+
+export function isDryRun(): boolean {
+  return meter?.dry ?? false
+}
+
+function count(macs: number): boolean {
+  if (meter) meter.macs += macs
+  return meter?.dry ?? false
+}
+
+const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1)
+
+// ── plain ops ────────────────────────────────────────────────────────────────────────────────
+
+/** Σ over rows of x `[n, C]` → `[C]`, as a product with a ones vector */
+export function columnSums(x: tf.Tensor2D): tf.Tensor1D {
+  const [n, c] = x.shape
+  return tf.reshape(tf.matMul(tf.ones([1, 1, n]), tf.reshape(x, [1, n, c])), [c]) as tf.Tensor1D
+}
+
+/** x `[n, C]` + b `[C]`, with the bias gradient as a column sum */
+export const addBias = tf.customGrad((x, b, save) => {
+  ;(save as tf.GradSaveFunc)([])
+  return {
+    value: tf.add(x as tf.Tensor2D, b as tf.Tensor1D),
+    gradFunc: (dy: tf.Tensor) => [dy, columnSums(dy as tf.Tensor2D)],
+  }
+}) as (x: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D
+
+/** x `[n, C]` · a `[C]` + c `[C]` (a per-channel affine map), with its gradients written out */
+export const scaleShift = tf.customGrad((x, a, c, save) => {
+  ;(save as tf.GradSaveFunc)([x as tf.Tensor, a as tf.Tensor])
+  return {
+    value: tf.add(tf.mul(x as tf.Tensor2D, a as tf.Tensor1D), c as tf.Tensor1D),
+    gradFunc: (dy: tf.Tensor, [xs, as]: tf.Tensor[]) => [
+      tf.mul(dy, as),
+      columnSums(tf.mul(dy, xs) as tf.Tensor2D),
+      columnSums(dy as tf.Tensor2D),
+    ],
+  }
+}) as (x: tf.Tensor2D, a: tf.Tensor1D, c: tf.Tensor1D) => tf.Tensor2D
+
+/** mean over axis 1 of x `[M, f, R]` → `[M, R]` (a batched product with ones) */
+function meanAxis1(x: tf.Tensor3D): tf.Tensor2D {
+  const [m, f, r] = x.shape
+  return tf.reshape(tf.matMul(tf.fill([m, 1, f], 1 / f), x), [m, r]) as tf.Tensor2D
+}
+
+/** repeats x `[M, R]` f times along a new axis 1 → `[M, f, R]` (a batched outer product) */
+function repeatAxis1(x: tf.Tensor2D, f: number): tf.Tensor3D {
+  const [m, r] = x.shape
+  return tf.matMul(tf.ones([m, f, 1]), tf.reshape(x, [m, 1, r])) as tf.Tensor3D
+}
+
+/** 'same' convolution; output grid = ceil(input / stride). kernel: DHWIO `[k, k, k, Cin, Cout]`. */
+export function conv3d(x: tf.Tensor5D, kernel: tf.Tensor5D, bias: tf.Tensor1D | null, stride: number): tf.Tensor5D {
+  const [b, d, h, w] = x.shape
+  const [kd, kh, kw, cin, cout] = kernel.shape
+  const out: [number, number, number, number, number] = [b, Math.ceil(d / stride), Math.ceil(h / stride), Math.ceil(w / stride), cout]
+  const dry = count(prod(out) * kd * kh * kw * cin)
+  const y = dry ? tf.zeros(out) : tf.conv3d(x, kernel, stride, 'same')
+  return (bias ? tf.reshape(addBias(tf.reshape(y, [-1, cout]) as tf.Tensor2D, bias), out) : y) as tf.Tensor5D
+}
+
+/** Transposed convolution with kernel = stride (non-overlapping learned upsampling). kernel `[k, k, k, Cout, Cin]`. */
+export function conv3dTranspose(x: tf.Tensor5D, kernel: tf.Tensor5D, bias: tf.Tensor1D | null, stride: number): tf.Tensor5D {
+  const [b, d, h, w, cin] = x.shape
+  const [kd, kh, kw, cout] = kernel.shape
+  const out: [number, number, number, number, number] = [b, d * stride, h * stride, w * stride, cout]
+  const dry = count(b * d * h * w * kd * kh * kw * cin * cout)
+  const y = dry ? tf.zeros(out) : tf.conv3dTranspose(x, kernel, out, stride, 'same')
+  return (bias ? tf.reshape(addBias(tf.reshape(y, [-1, cout]) as tf.Tensor2D, bias), out) : y) as tf.Tensor5D
+}
+
+/** x `[..., Cin]` · kernel `[Cin, Cout]` (+ bias) */
+export function dense(x: tf.Tensor, kernel: tf.Tensor2D, bias: tf.Tensor1D | null): tf.Tensor {
+  const [cin, cout] = kernel.shape
+  const rows = x.size / cin
+  const dry = count(rows * cin * cout)
+  const flat = tf.reshape(x, [rows, cin])
+  let y: tf.Tensor2D = dry ? tf.zeros([rows, cout]) : tf.matMul(flat, kernel)
+  if (bias) y = addBias(y, bias)
+  return tf.reshape(y, [...x.shape.slice(0, -1), cout])
+}
+
+/** batched matrix product of rank-3 tensors, with the same transpose flags as tf.matMul */
+export function bmm(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transposeB = false): tf.Tensor3D {
+  const [batch, a1, a2] = a.shape
+  const [m, k] = transposeA ? [a2, a1] : [a1, a2]
+  const n = transposeB ? b.shape[1] : b.shape[2]
+  const dry = count(batch * m * k * n)
+  return dry ? tf.zeros([batch, m, n]) : tf.matMul(a, b, transposeA, transposeB)
+}
+
+export function leakyRelu(x: tf.Tensor): tf.Tensor {
+  return tf.leakyRelu(x, 0.01)
+}
+
+/** GELU, tanh approximation, from basic ops (tfjs has no gelu) */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)))
+}
+
+/** softmax over the last axis, computed on a rank-2 view (any rank in, same shape out) */
+export function softmaxLast<T extends tf.Tensor>(x: T): T {
+  const c = x.shape[x.rank - 1]
+  return tf.reshape(tf.softmax(tf.reshape(x, [-1, c])), x.shape) as T
+}
+
+/** x / max(‖x‖₂, ε) along the last axis */
+export function l2normalize(x: tf.Tensor, eps = 1e-6): tf.Tensor {
+  const norm = tf.sqrt(tf.add(tf.sum(tf.square(x), -1, true), eps * eps))
+  return tf.div(x, norm)
+}
+
+/** block mean by an integer factor per spatial axis (area downsampling) */
+export function downsampleMean(x: tf.Tensor5D, factor: [number, number, number]): tf.Tensor5D {
+  const [b, d, h, w, c] = x.shape
+  const [fd, fh, fw] = factor
+  let y: tf.Tensor = x
+  if (fd > 1) y = meanAxis1(tf.reshape(y, [b * (d / fd), fd, h * w * c]))
+  if (fh > 1) y = meanAxis1(tf.reshape(y, [b * (d / fd) * (h / fh), fh, w * c]))
+  if (fw > 1) y = meanAxis1(tf.reshape(y, [b * (d / fd) * (h / fh) * (w / fw), fw, c]))
+  return tf.reshape(y, [b, d / fd, h / fh, w / fw, c])
+}
+
+/** nearest-neighbour upsampling by an integer factor per spatial axis */
+export function upsampleNearest(x: tf.Tensor5D, factor: [number, number, number]): tf.Tensor5D {
+  const [b, d, h, w, c] = x.shape
+  const [fd, fh, fw] = factor
+  let y: tf.Tensor = x
+  if (fw > 1) y = repeatAxis1(tf.reshape(y, [b * d * h * w, c]) as tf.Tensor2D, fw)
+  if (fh > 1) y = repeatAxis1(tf.reshape(y, [b * d * h, w * fw * c]) as tf.Tensor2D, fh)
+  if (fd > 1) y = repeatAxis1(tf.reshape(y, [b * d, h * fh * w * fw * c]) as tf.Tensor2D, fd)
+  return tf.reshape(y, [b, d * fd, h * fh, w * fw, c])
+}
+
+/** resizes a grid to `target` (D, H, W) by integer factors: block mean when shrinking, nearest when growing */
+export function resizeGrid(x: tf.Tensor5D, target: readonly number[]): tf.Tensor5D {
+  const src = x.shape.slice(1, 4)
+  const ratio = src.map((s, i) => s / target[i])
+  const down = ratio.map((r) => (r > 1 ? r : 1)) as [number, number, number]
+  const up = ratio.map((r) => (r < 1 ? 1 / r : 1)) as [number, number, number]
+  if ([...down, ...up].some((f) => !Number.isInteger(f))) {
+    throw new Error(`resizeGrid: ${src.join('×')} → ${target.join('×')} is not an integer factor per axis`)
+  }
+  return upsampleNearest(downsampleMean(x, down), up)
+}
+
+// ── modules that own parameters ──────────────────────────────────────────────────────────────
+
+export class Conv3d {
+  readonly kernel: tf.Variable
+  readonly bias: tf.Variable | null
+  constructor(
+    store: ParamStore,
+    name: string,
+    readonly cin: number,
+    readonly cout: number,
+    readonly size: number,
+    readonly stride = 1,
+    withBias = true,
+  ) {
+    this.kernel = store.add(`${name}.kernel`, [size, size, size, cin, cout], {kind: 'he', fanIn: size ** 3 * cin})
+    this.bias = withBias ? store.add(`${name}.bias`, [cout], {kind: 'zeros'}) : null
+  }
+  apply(x: tf.Tensor5D): tf.Tensor5D {
+    return conv3d(x, this.kernel as tf.Tensor5D, this.bias as tf.Tensor1D | null, this.stride)
+  }
+}
+
+/** learned upsampling by `stride` (kernel = stride); weight layout `[k, k, k, Cout, Cin]` as tfjs wants */
+export class ConvTranspose3d {
+  readonly kernel: tf.Variable
+  readonly bias: tf.Variable
+  constructor(
+    store: ParamStore,
+    name: string,
+    cin: number,
+    cout: number,
+    readonly stride: number,
+  ) {
+    // each output voxel sees exactly one input voxel through one kernel tap: fan-in = Cin
+    this.kernel = store.add(`${name}.kernel`, [stride, stride, stride, cout, cin], {kind: 'he', fanIn: cin})
+    this.bias = store.add(`${name}.bias`, [cout], {kind: 'zeros'})
+  }
+  apply(x: tf.Tensor5D): tf.Tensor5D {
+    return conv3dTranspose(x, this.kernel as tf.Tensor5D, this.bias as tf.Tensor1D, this.stride)
+  }
+}
+
+export interface NormSettings {
+  norm: 'instance' | 'group'
+  groups: number
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b)
+}
+
+/**
+ * Instance norm (statistics per sample and channel over space) or group norm (per sample and
+ * channel group). Batch norm is out: batches are 1–4 patches.
+ */
+export class SpatialNorm {
+  readonly gamma: tf.Variable
+  readonly beta: tf.Variable
+  readonly groups: number
+  constructor(
+    store: ParamStore,
+    readonly name: string,
+    readonly channels: number,
+    settings: NormSettings,
+  ) {
+    this.groups = settings.norm === 'instance' ? channels : gcd(channels, settings.groups)
+    this.gamma = store.add(`${name}.gamma`, [channels], {kind: 'ones'})
+    this.beta = store.add(`${name}.beta`, [channels], {kind: 'zeros'})
+  }
+  apply(x: tf.Tensor5D, eps = 1e-5): tf.Tensor5D {
+    const [b, d, h, w, c] = x.shape
+    const g = this.groups
+    const n = d * h * w
+    if (g === c && n === 1 && !isDryRun()) {
+      throw new UserError(
+        `${this.name}: instance norm over a 1×1×1 grid outputs a constant (the patch is only one voxel at this stride); ` +
+          `use model.backbone.norm=group, or a patch of at least twice the deepest stride per axis`,
+      )
+    }
+    // group g's channel statistics are the average of its channels' statistics
+    const groupMean =
+      g === c
+        ? null
+        : tf.tensor2d(
+            Array.from({length: c}, (_, i) =>
+              Array.from({length: c}, (_, j) => (Math.floor(i / (c / g)) === Math.floor(j / (c / g)) ? g / c : 0)),
+            ),
+          )
+    const perGroup = (v: tf.Tensor1D) => (groupMean ? (tf.reshape(tf.matMul(tf.reshape(v, [1, c]), groupMean), [c]) as tf.Tensor1D) : v)
+    const samples = b === 1 ? [x] : tf.split(x, b, 0)
+    const out = samples.map((sample) => {
+      const rows = tf.reshape(sample, [n, c]) as tf.Tensor2D
+      const mean = perGroup(tf.div(columnSums(rows), n) as tf.Tensor1D)
+      const meanSquare = perGroup(tf.div(columnSums(tf.square(rows) as tf.Tensor2D), n) as tf.Tensor1D)
+      // var = E[x²] − E[x]² (clamped: rounding can make it slightly negative)
+      const variance = tf.relu(tf.sub(meanSquare, tf.square(mean)))
+      const scale = tf.mul(this.gamma, tf.rsqrt(tf.add(variance, eps))) as tf.Tensor1D
+      const shift = tf.sub(this.beta, tf.mul(mean, scale)) as tf.Tensor1D
+      return scaleShift(rows, scale, shift)
+    })
+    return tf.reshape(out.length === 1 ? out[0] : tf.concat(out, 0), [b, d, h, w, c])
+  }
+}
+
+export class Dense {
+  readonly kernel: tf.Variable
+  readonly bias: tf.Variable | null
+  constructor(store: ParamStore, name: string, cin: number, cout: number, withBias = true) {
+    this.kernel = store.add(`${name}.kernel`, [cin, cout], {kind: 'lecun', fanIn: cin})
+    this.bias = withBias ? store.add(`${name}.bias`, [cout], {kind: 'zeros'}) : null
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    return dense(x, this.kernel as tf.Tensor2D, this.bias as tf.Tensor1D | null)
+  }
+}
+
+/** LayerNorm over the last axis (queries, projected pixel features) */
+export class LayerNorm {
+  readonly gamma: tf.Variable
+  readonly beta: tf.Variable
+  constructor(store: ParamStore, name: string, channels: number) {
+    this.gamma = store.add(`${name}.gamma`, [channels], {kind: 'ones'})
+    this.beta = store.add(`${name}.beta`, [channels], {kind: 'zeros'})
+  }
+  apply(x: tf.Tensor, eps = 1e-5): tf.Tensor {
+    const c = x.shape[x.rank - 1]
+    const rows = tf.reshape(x, [-1, c]) as tf.Tensor2D
+    const {mean, variance} = tf.moments(rows, -1, true)
+    const normed = tf.div(tf.sub(rows, mean), tf.sqrt(tf.add(variance, eps))) as tf.Tensor2D
+    return tf.reshape(scaleShift(normed, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D), x.shape)
+  }
+}
+
+/** RMS norm without a shift: maps an all-zero vector to zero (see the SMG cross-attention update) */
+export class RmsNorm {
+  readonly gamma: tf.Variable
+  constructor(store: ParamStore, name: string, channels: number) {
+    this.gamma = store.add(`${name}.gamma`, [channels], {kind: 'ones'})
+  }
+  apply(x: tf.Tensor, eps = 1e-6): tf.Tensor {
+    const c = x.shape[x.rank - 1]
+    const rows = tf.reshape(x, [-1, c])
+    const rms = tf.sqrt(tf.add(tf.mean(tf.square(rows), -1, true), eps))
+    return tf.reshape(tf.mul(tf.div(rows, rms), this.gamma), x.shape)
+  }
+}
