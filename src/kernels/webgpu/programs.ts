@@ -46,19 +46,21 @@ export interface Tiling {
 
 /**
  * Tile shapes by the GEMM's N (output channels, or input channels for the input gradient). The
- * U-Net layers have N = 4…64: a wide N tile would leave most threads idle, so narrow N gets tall M
- * tiles instead. Workgroup memory stays ≤ 16 KiB, WebGPU's guaranteed minimum.
+ * U-Net layers have N = 4…64: a wide N tile would leave most threads idle, so narrow N gets more
+ * threads along M instead. Workgroup memory stays ≤ 16 KiB, WebGPU's guaranteed minimum.
  */
 export function chooseTiling(n: number): Tiling {
+  // 256 threads and 128-row tiles everywhere (256 rows for N ≤ 4): each thread gathers 8 A values
+  // per K tile, so the per-slot address state stays in registers and the unrolled shader small
   const base =
     n <= 4
-      ? {wm: 64, wn: 1, tm: 4, tn: 4}
+      ? {wm: 256, wn: 1, tm: 1, tn: 4}
       : n <= 8
-        ? {wm: 32, wn: 2, tm: 4, tn: 4}
+        ? {wm: 128, wn: 2, tm: 1, tn: 4}
         : n <= 16
-          ? {wm: 32, wn: 4, tm: 4, tn: 4}
+          ? {wm: 64, wn: 4, tm: 2, tn: 4}
           : n <= 32
-            ? {wm: 16, wn: 8, tm: 8, tn: 4}
+            ? {wm: 32, wn: 8, tm: 4, tn: 4}
             : {wm: 16, wn: 16, tm: 8, tn: 4}
   const tileM = base.wm * base.tm
   const tileN = base.wn * base.tn
@@ -448,15 +450,19 @@ export class Conv3DBackpropFilterTiledProgram implements WebGPUProgramLike {
     const as = tileM + 1
     const bs = tileN + 1
     const M = g.kD * g.kH * g.kW * g.inC
-    // rows (tap, ci) are fixed per thread slot; K columns (voxels) are decoded once per tile into
-    // workgroup memory by the first tk threads
+    // rows (tap, ci) are fixed per thread slot (the same row for all slots when the thread count is
+    // a multiple of the tile height); K columns (voxels) are decoded once per tile into workgroup
+    // memory by the first tk threads
+    const rowSlot = (i: number) => (threads % tileM === 0 ? 0 : i)
     const setup = `
   let D = uniforms.xShape.y; let H = uniforms.xShape.z; let Wd = uniforms.xShape.w;
   let oD = uniforms.dyShape.y; let oH = uniforms.dyShape.z; let oW = uniforms.dyShape.w;
   let kStart = i32(workgroupId.z) * uniforms.kSplit;
   let kEnd = min(uniforms.K, kStart + uniforms.kSplit);
 ${unroll(aSlots, (i) => {
-  return `  let e${i} = li + ${i * threads}; let r${i} = e${i} % ${tileM}; let c${i} = e${i} / ${tileM};
+  const column = `  let c${i} = (li + ${i * threads}) / ${tileM};`
+  if (rowSlot(i) !== i) return column
+  return `${column} let r${i} = (li + ${i * threads}) % ${tileM};
   var fD${i} = -1073741824; var fH${i} = 0; var fW${i} = 0; var ci${i} = 0;
   { let m = tileM0 + r${i};
     if (m < ${M}) {
@@ -476,11 +482,12 @@ ${unroll(aSlots, (i) => {
     }
     workgroupBarrier();
 ${unroll(aSlots, (i) => {
+  const r = rowSlot(i)
   return `    { let info = colInfo[c${i}];
-      let d = info.y + fD${i}; let h = info.z + fH${i}; let w = info.w + fW${i};
+      let d = info.y + fD${r}; let h = info.z + fH${r}; let w = info.w + fW${r};
       var v = 0.0;
-      if (u32(d) < u32(D) && u32(h) < u32(H) && u32(w) < u32(Wd)) { v = x[info.x + ((d * H + h) * Wd + w) * ${g.inC} + ci${i}]; }
-      As[c${i} * ${as} + r${i}] = v; }`
+      if (u32(d) < u32(D) && u32(h) < u32(H) && u32(w) < u32(Wd)) { v = x[info.x + ((d * H + h) * Wd + w) * ${g.inC} + ci${r}]; }
+      As[c${i} * ${as} + r${r}] = v; }`
 })}
 ${unroll(bSlots, (i) => {
   return `    { let e = li + ${i * threads};
