@@ -1,19 +1,33 @@
 /**
  * Replaces the `cpu` backend's naive Conv3D / Conv3DBackpropFilterV2 / Conv3DBackpropInputV2
- * with the wasm-SIMD, multi-threaded kernels of ./cpu (issue 7, docs/kernels.md). Imported once
+ * with the wasm-SIMD, multi-threaded kernels of ./cpu (issue 7, docs/kernels.md), and the
+ * Slice / SplitV / Sum / broadcasting binary kernels that dominated a training step after that
+ * with contiguous-run versions (./cpu/layout.ts). Imported once
  * by src/backend/tf.ts. The reference kernels are kept: they are the oracle of the tests and
  * `sipl bench --kernels reference` times them.
  */
 import {tf} from '../backend/tf.js'
 import {conv3dBackpropFilterKernel, conv3dBackpropInputKernel, conv3dKernel} from './cpu/conv3d.js'
 import {wasmBuilt} from './cpu/runtime.js'
+import {BINARY_OPS, fastBinary, fastSlice, fastSplitV, fastSum, type CpuKernel} from './cpu/layout.js'
 
 export type CpuConvKernels = 'fast' | 'reference'
 
-const FAST: Record<string, tf.KernelFunc> = {
-  Conv3D: conv3dKernel as unknown as tf.KernelFunc,
-  Conv3DBackpropFilterV2: conv3dBackpropFilterKernel as unknown as tf.KernelFunc,
-  Conv3DBackpropInputV2: conv3dBackpropInputKernel as unknown as tf.KernelFunc,
+type KernelFactory = (reference: CpuKernel) => CpuKernel
+const conv =
+  (kernel: CpuKernel): KernelFactory =>
+  () =>
+    kernel
+
+/** fast kernel per name, built around the reference one it falls back to */
+const FAST: Record<string, KernelFactory> = {
+  Conv3D: conv(conv3dKernel),
+  Conv3DBackpropFilterV2: conv(conv3dBackpropFilterKernel),
+  Conv3DBackpropInputV2: conv(conv3dBackpropInputKernel),
+  Slice: fastSlice,
+  SplitV: fastSplitV,
+  Sum: fastSum,
+  ...Object.fromEntries(Object.entries(BINARY_OPS).map(([name, op]) => [name, (reference: CpuKernel) => fastBinary(reference, op)])),
 }
 export const REPLACED_KERNELS = Object.keys(FAST)
 
@@ -46,7 +60,8 @@ export function useCpuConvKernels(which: CpuConvKernels): void {
   }
   for (const name of REPLACED_KERNELS) {
     tf.unregisterKernel(name, 'cpu')
-    const kernelFunc = which === 'fast' ? FAST[name] : reference.get(name)!.kernelFunc
+    const ref = reference.get(name)!.kernelFunc
+    const kernelFunc = (which === 'fast' ? FAST[name](ref as unknown as CpuKernel) : ref) as unknown as tf.KernelFunc
     tf.registerKernel({kernelName: name, backendName: 'cpu', kernelFunc})
   }
   active = which

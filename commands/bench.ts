@@ -1,0 +1,82 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../src/cli/base-command.js'
+import {BACKENDS, type BackendName} from '../src/backend/select.js'
+import {runBench, unetRefNet, type BenchRow} from '../src/bench/bench.js'
+import {UserError} from '../src/errors.js'
+
+const NETS = ['unet-ref', 'sipl'] as const
+const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
+
+export default class Bench extends BaseCommand<typeof Bench> {
+  static override summary =
+    'Time a training step and a sliding-window inference per backend, checking results against the reference cpu kernels'
+  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. PyTorch 1.13 on 2 CPU threads needs 140 ms (32³) and 490 ms (64³) per unet-ref step (issue 7). Threads of the cpu kernels: SIPL_THREADS (0 = one per core).`
+  static override examples = [
+    '<%= config.bin %> bench --size 32',
+    '<%= config.bin %> bench --size 64 --backend cpu --steps 5 --json',
+    '<%= config.bin %> bench --size 32 --kernels reference --infer-size 0   # the tfjs kernels sipl replaces',
+  ]
+  static override flags = {
+    net: Flags.string({description: 'network to time', options: [...NETS], default: 'unet-ref'}),
+    size: Flags.integer({description: 'training patch edge n (input n³×1), a multiple of 4', default: 32, min: 4}),
+    backend: Flags.string({
+      description: 'backend(s) to time (repeatable); default: every one that starts',
+      options: BACKEND_NAMES,
+      multiple: true,
+      helpValue: 'NAME',
+    }),
+    steps: Flags.integer({description: 'timed training steps (median and min are reported)', default: 5, min: 1}),
+    warmup: Flags.integer({description: 'untimed training steps first', default: 1, min: 0}),
+    'infer-size': Flags.integer({description: 'edge of the volume for the sliding-window inference (0 = skip)', default: 192, min: 0}),
+    'infer-batch': Flags.integer({description: 'windows per forward pass in the inference', default: 2, min: 1}),
+    kernels: Flags.string({
+      description: "cpu conv3d kernels: sipl's 'fast' ones or tfjs's 'reference' ones",
+      options: ['fast', 'reference'],
+      default: 'fast',
+    }),
+    check: Flags.boolean({
+      description: 'compare loss and gradient norms with the reference cpu kernels (--no-check skips it)',
+      default: true,
+      allowNo: true,
+    }),
+    seed: Flags.integer({description: 'seed of weights and data', default: 1}),
+  }
+
+  async run(): Promise<{rows: BenchRow[]}> {
+    const f = this.flags
+    if (f.net !== 'unet-ref') {
+      throw new UserError(`--net ${f.net}: only unet-ref is wired into the benchmark so far; use --net unet-ref`)
+    }
+    const log = f.quiet ? () => undefined : (line: string) => process.stderr.write(line + '\n')
+    const rows = await runBench({
+      net: f.net,
+      factory: unetRefNet,
+      size: f.size,
+      backends: (f.backend as BackendName[] | undefined) ?? BACKEND_NAMES,
+      steps: f.steps,
+      warmup: f.warmup,
+      inferSize: f['infer-size'],
+      inferBatch: f['infer-batch'],
+      check: f.check,
+      kernels: f.kernels as 'fast' | 'reference',
+      seed: f.seed,
+      log,
+    })
+    if (!this.jsonEnabled()) {
+      const header = ['net', 'size', 'backend', 'step ms (median)', 'step ms (min)', 'infer ms', 'max rel err', 'notes']
+      const lines = rows.map((r) => [
+        r.net,
+        `${r.size}³`,
+        r.backend,
+        r.stepMsMedian.toFixed(0),
+        r.stepMsMin.toFixed(0),
+        r.inferMs === null ? '–' : `${r.inferMs.toFixed(0)} (${r.inferSize}³)`,
+        r.maxRelErr === null ? '–' : `${r.maxRelErr.toExponential(1)}${r.maxRelErr <= 1e-4 ? '' : ' FAIL'}`,
+        r.kernels ? `${r.kernels} kernels${r.threads ? `, ${r.threads} threads, ${r.simd} SIMD` : ''}` : '',
+      ])
+      const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
+      for (const l of [header, ...lines]) this.log(l.map((c, i) => c.padEnd(widths[i])).join('  '))
+    }
+    return {rows}
+  }
+}

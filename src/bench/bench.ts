@@ -1,0 +1,184 @@
+/**
+ * `sipl bench`: times one training step (forward + backward + Adam, batch 1) and one
+ * sliding-window inference of a whole volume, per backend, and checks that every backend's loss
+ * and gradient norms agree with tfjs's reference `cpu` kernels (issue 7). The figures to beat are
+ * PyTorch's, measured for unet-ref in issue 7 on a 2-core CPU: 140 ms (32³) and 490 ms (64³)
+ * median per step. docs/kernels.md has the method and the results.
+ */
+import {probeBackend, type BackendName} from '../backend/select.js'
+import {tf} from '../backend/tf.js'
+import {slidingWindow} from '../evaluate/sliding-window.js'
+import {cpuConvKernels, useCpuConvKernels, withReferenceConvKernels, type CpuConvKernels} from '../kernels/register.js'
+import {existingRuntime} from '../kernels/cpu/runtime.js'
+import {UserError} from '../errors.js'
+import {Rng} from '../util/rng.js'
+import {UnetRef, unetRefBatch, unetRefLoss, UNET_REF_CLASSES} from './unet-ref.js'
+
+export interface BenchRow {
+  net: string
+  size: number
+  backend: string
+  stepMsMedian: number
+  stepMsMin: number
+  /** one sliding-window inference of an inferSize³ volume; null when skipped */
+  inferMs: number | null
+  /** max relative difference of the loss and of every gradient norm vs the reference cpu kernels; null when not checked */
+  maxRelErr: number | null
+  inferSize: number
+  steps: number
+  /** cpu only: which conv3d kernels ran ('fast' = sipl's wasm kernels, 'reference' = tfjs's) */
+  kernels?: CpuConvKernels
+  /** cpu only: threads of the kernel pool, and whether its GEMM used relaxed SIMD */
+  threads?: number
+  simd?: string
+}
+
+/** What a benchmarked network provides: a loss for training and class probabilities for inference. */
+export interface BenchNet {
+  classes: number
+  variables(): tf.Variable[]
+  loss(x: tf.Tensor5D, oneHot: tf.Tensor5D): tf.Scalar
+  probabilities(x: tf.Tensor5D): tf.Tensor5D
+  dispose(): void
+}
+
+export type NetFactory = (seed: number) => BenchNet
+
+export function unetRefNet(seed: number): BenchNet {
+  const net = new UnetRef(seed)
+  return {
+    classes: UNET_REF_CLASSES,
+    variables: () => net.variables(),
+    loss: (x, oneHot) => unetRefLoss(net.apply(x), oneHot),
+    probabilities: (x) => tf.softmax(net.apply(x)) as tf.Tensor5D,
+    dispose: () => net.dispose(),
+  }
+}
+
+export interface BenchOptions {
+  net: string
+  factory: NetFactory
+  size: number
+  backends: BackendName[]
+  steps: number
+  warmup: number
+  inferSize: number
+  inferBatch: number
+  check: boolean
+  kernels: CpuConvKernels
+  seed: number
+  log: (line: string) => void
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+/** loss and the L2 norm of every variable's gradient at the initial weights */
+function lossAndGradNorms(net: BenchNet, x: tf.Tensor5D, oneHot: tf.Tensor5D): number[] {
+  return tf.tidy(() => {
+    const {value, grads} = tf.variableGrads(() => net.loss(x, oneHot), net.variables())
+    const norms = net.variables().map((v) => tf.norm(grads[v.name]))
+    return [value, ...norms].map((t) => t.dataSync()[0])
+  })
+}
+
+function maxRelativeError(actual: number[], expected: number[]): number {
+  return Math.max(...expected.map((e, i) => Math.abs(actual[i] - e) / Math.max(Math.abs(e), 1e-30)))
+}
+
+async function inferenceMs(net: BenchNet, options: BenchOptions): Promise<number> {
+  const n = options.inferSize
+  const rng = new Rng(options.seed + 7)
+  const image = new Float32Array(n * n * n)
+  for (let i = 0; i < image.length; i++) image[i] = rng.next()
+  const patch = Math.min(options.size, n)
+  const start = performance.now()
+  await slidingWindow(
+    {image, shape: [n, n, n], channels: 1},
+    async (batch, count) => {
+      const probs = tf.tidy(() => net.probabilities(tf.tensor5d(batch, [count, patch, patch, patch, 1])))
+      const values = (await probs.data()) as Float32Array
+      probs.dispose()
+      return values
+    },
+    {patch: [patch, patch, patch], numClasses: net.classes, overlap: 0.5, sigmaScale: 1 / 8, tta: false, batchSize: options.inferBatch},
+  )
+  return performance.now() - start
+}
+
+export async function runBench(options: BenchOptions): Promise<BenchRow[]> {
+  const {size, log} = options
+  if (size % 4 !== 0 || size < 4) throw new UserError(`--size ${size}: must be a positive multiple of 4 (the net downsamples twice)`)
+  if (options.inferSize > 0 && options.inferSize < size)
+    throw new UserError(`--infer-size ${options.inferSize}: must be ≥ --size ${size} (or 0 to skip)`)
+  const rows: BenchRow[] = []
+  let expected: number[] | undefined
+  if (options.check) {
+    const ok = await tf.setBackend('cpu')
+    if (!ok) throw new Error('the cpu backend does not start')
+    log(`reference: loss and gradient norms with tfjs's own cpu kernels at ${size}³ (slow: ~8 s at 32³, ~90 s at 64³)`)
+    const net = options.factory(options.seed)
+    const {x, oneHot} = unetRefBatch(size, options.seed)
+    expected = withReferenceConvKernels(() => lossAndGradNorms(net, x, oneHot))
+    tf.dispose([x, oneHot])
+    net.dispose()
+  }
+  for (const backend of options.backends) {
+    const probe = await probeBackend(backend, false)
+    if (!probe.loadable) {
+      log(`${backend}: skipped (${probe.detail})`)
+      continue
+    }
+    await tf.setBackend(backend)
+    if (backend === 'cpu') useCpuConvKernels(options.kernels)
+    const net = options.factory(options.seed)
+    const {x, oneHot} = unetRefBatch(size, options.seed)
+    let maxRelErr: number | null = null
+    if (expected) {
+      maxRelErr = maxRelativeError(lossAndGradNorms(net, x, oneHot), expected)
+      log(`${backend}: loss and gradient norms vs reference cpu kernels: max relative error ${maxRelErr.toExponential(2)}`)
+    }
+    const optimizer = tf.train.adam(1e-3)
+    const times: number[] = []
+    for (let i = 0; i < options.warmup + options.steps; i++) {
+      const start = performance.now()
+      const loss = optimizer.minimize(() => net.loss(x, oneHot), true, net.variables())
+      await loss!.data()
+      loss!.dispose()
+      const ms = performance.now() - start
+      if (i >= options.warmup) times.push(ms)
+      log(`${backend}: ${i < options.warmup ? 'warm-up' : 'step'} ${i + 1} ${ms.toFixed(0)} ms`)
+    }
+    optimizer.dispose()
+    tf.dispose([x, oneHot])
+    let inferMs: number | null = null
+    if (options.inferSize > 0) {
+      inferMs = await inferenceMs(net, options)
+      log(`${backend}: sliding-window inference of ${options.inferSize}³ ${inferMs.toFixed(0)} ms`)
+    }
+    net.dispose()
+    const row: BenchRow = {
+      net: options.net,
+      size,
+      backend,
+      stepMsMedian: median(times),
+      stepMsMin: Math.min(...times),
+      inferMs,
+      maxRelErr,
+      inferSize: options.inferSize,
+      steps: options.steps,
+    }
+    if (backend === 'cpu') {
+      row.kernels = cpuConvKernels()
+      const rt = existingRuntime()
+      if (rt && row.kernels === 'fast') {
+        row.threads = rt.info.threads
+        row.simd = rt.info.simd
+      }
+    }
+    rows.push(row)
+  }
+  return rows
+}

@@ -1,0 +1,173 @@
+/**
+ * Replacements for `cpu` kernels that are not convolutions but took most of a unet-ref training
+ * step once the convolutions were fast (profile in docs/kernels.md): tfjs-backend-cpu 4.22 runs
+ * a non-contiguous Slice (SplitV, the gradient of concat), a Sum over leading axes (bias
+ * gradients) and a broadcasting binary op (bias add, Adam's scalar products) through per-element
+ * index arithmetic or a full transpose. These do the same with contiguous runs; any case they do
+ * not cover goes to the reference kernel unchanged.
+ */
+import {tf} from '../../backend/tf.js'
+
+type TensorInfo = tf.TensorInfo
+type Values = Float32Array | Int32Array | Uint8Array
+interface CpuBackendLike {
+  data: {get(dataId: object): {values: unknown}}
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Values): TensorInfo
+}
+export interface KernelArgs {
+  inputs: Record<string, TensorInfo>
+  backend: unknown
+  attrs?: Record<string, unknown>
+}
+export type CpuKernel = (args: KernelArgs) => TensorInfo | TensorInfo[]
+
+const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1)
+
+function values(backend: unknown, t: TensorInfo): unknown {
+  return (backend as CpuBackendLike).data.get(t.dataId).values
+}
+
+function isNumeric(v: unknown): v is Values {
+  return v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint8Array
+}
+
+/** out = x[begin : begin + size], copying the longest contiguous trailing run at once */
+function sliceValues(x: Values, shape: number[], begin: number[], size: number[]): Values {
+  const rank = shape.length
+  const out = new (x.constructor as new (n: number) => Values)(sizeOf(size))
+  // the trailing axes that are taken whole, plus the first partial one, form one contiguous run
+  let run = 1
+  let axis = rank - 1
+  while (axis > 0 && size[axis] === shape[axis]) run *= shape[axis--]
+  run *= size[axis]
+  const strides = new Array<number>(rank).fill(1)
+  for (let i = rank - 2; i >= 0; i--) strides[i] = strides[i + 1] * shape[i + 1]
+  const runStart = (idx: number[]) => idx.reduce((s, v, i) => s + (begin[i] + v) * strides[i], 0)
+  const outer = size.slice(0, axis)
+  const count = sizeOf(outer)
+  const idx = new Array<number>(rank).fill(0)
+  for (let r = 0; r < count; r++) {
+    const from = runStart(idx)
+    out.set(x.subarray(from, from + run), r * run)
+    for (let i = axis - 1; i >= 0; i--) {
+      if (++idx[i] < outer[i]) break
+      idx[i] = 0
+    }
+  }
+  return out
+}
+
+export function fastSlice(reference: CpuKernel): CpuKernel {
+  return (args) => {
+    const x = args.inputs.x
+    const v = values(args.backend, x)
+    if (!isNumeric(v) || x.shape.length === 0) return reference(args)
+    const {begin, size} = args.attrs as {begin: number | number[]; size: number | number[]}
+    const [b, s] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size)
+    if (sizeOf(s) === 0) return reference(args)
+    return (args.backend as CpuBackendLike).makeTensorInfo(s, x.dtype, sliceValues(v, x.shape, b, s))
+  }
+}
+
+export function fastSplitV(reference: CpuKernel): CpuKernel {
+  return (args) => {
+    const x = args.inputs.x
+    const v = values(args.backend, x)
+    if (!isNumeric(v) || x.shape.length === 0) return reference(args)
+    const {numOrSizeSplits, axis} = args.attrs as {numOrSizeSplits: number | number[]; axis: number | number[]}
+    const a = tf.util.parseAxisParam(axis, x.shape)[0]
+    const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, a)
+    const begin = new Array<number>(x.shape.length).fill(0)
+    return sizes.map((s) => {
+      const size = [...x.shape]
+      size[a] = s
+      const out = (args.backend as CpuBackendLike).makeTensorInfo(size, x.dtype, sliceValues(v, x.shape, [...begin], size))
+      begin[a] += s
+      return out
+    })
+  }
+}
+
+/** Sum over a contiguous range of axes (after dropping size-1 axes) of a float32 tensor, without a transpose. */
+export function fastSum(reference: CpuKernel): CpuKernel {
+  return (args) => {
+    const x = args.inputs.x
+    const v = values(args.backend, x)
+    if (x.dtype !== 'float32' || !(v instanceof Float32Array) || x.shape.length === 0) return reference(args)
+    const {axis, keepDims} = args.attrs as {axis: number | number[]; keepDims: boolean}
+    const axes = tf.util.parseAxisParam(axis, x.shape)
+    const reduced = new Set(axes.filter((a) => x.shape[a] !== 1))
+    const kept = x.shape.map((_, i) => i).filter((i) => !reduced.has(i) && x.shape[i] !== 1)
+    const sorted = [...reduced].sort((p, q) => p - q)
+    if (sorted.some((a, i) => i > 0 && a !== sorted[i - 1] + 1) || sorted.length === 0) return reference(args)
+    // outer × R × inner, where the reduced axes (contiguous once size-1 axes are ignored) make R
+    const first = sorted[0]
+    const last = sorted[sorted.length - 1]
+    if (kept.some((k) => k > first && k < last)) return reference(args)
+    const outer = sizeOf(x.shape.slice(0, first))
+    const R = sizeOf(sorted.map((a) => x.shape[a]))
+    const inner = sizeOf(x.shape.slice(last + 1))
+    const out = new Float32Array(outer * inner)
+    const acc = new Float64Array(inner)
+    for (let o = 0; o < outer; o++) {
+      acc.fill(0)
+      let p = o * R * inner
+      for (let r = 0; r < R; r++, p += inner) for (let i = 0; i < inner; i++) acc[i] += v[p + i]
+      for (let i = 0; i < inner; i++) out[o * inner + i] = acc[i]
+    }
+    const allAxes = new Set(axes)
+    const shape = keepDims ? x.shape.map((d, i) => (allAxes.has(i) ? 1 : d)) : x.shape.filter((_, i) => !allAxes.has(i))
+    return (args.backend as CpuBackendLike).makeTensorInfo(shape, 'float32', out)
+  }
+}
+
+type BinaryOp = (a: number, b: number) => number
+
+/**
+ * Float32 binary op where one operand is a scalar or broadcasts over the leading axes of the
+ * other (its shape, leading 1s dropped, is the other's trailing shape): [1, D, H, W, C] + [C],
+ * Adam's β·m. Other shapes (and equal shapes, which tfjs already handles fast) go to `reference`.
+ */
+export function fastBinary(reference: CpuKernel, op: BinaryOp): CpuKernel {
+  return (args) => {
+    const {a, b} = args.inputs
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return reference(args)
+    const av = values(args.backend, a)
+    const bv = values(args.backend, b)
+    if (!(av instanceof Float32Array) || !(bv instanceof Float32Array)) return reference(args)
+    const trim = (s: number[]) => s.slice(s.findIndex((d) => d !== 1) === -1 ? s.length : s.findIndex((d) => d !== 1))
+    const suffixOf = (small: number[], big: number[]) => {
+      const t = trim(small)
+      return small.length <= big.length && t.every((d, i) => d === big[big.length - t.length + i])
+    }
+    const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i])
+    if (sameShape) return reference(args)
+    const n = av.length
+    const m = bv.length
+    let out: Float32Array
+    let shape: number[]
+    if (n >= m && suffixOf(b.shape, a.shape)) {
+      out = new Float32Array(n)
+      shape = a.shape
+      if (m === 1) {
+        const s = bv[0]
+        for (let i = 0; i < n; i++) out[i] = op(av[i], s)
+      } else for (let i = 0; i < n; i += m) for (let j = 0; j < m; j++) out[i + j] = op(av[i + j], bv[j])
+    } else if (m > n && suffixOf(a.shape, b.shape)) {
+      out = new Float32Array(m)
+      shape = b.shape
+      if (n === 1) {
+        const s = av[0]
+        for (let i = 0; i < m; i++) out[i] = op(s, bv[i])
+      } else for (let i = 0; i < m; i += n) for (let j = 0; j < n; j++) out[i + j] = op(av[j], bv[i + j])
+    } else return reference(args)
+    return (args.backend as CpuBackendLike).makeTensorInfo(shape, 'float32', out)
+  }
+}
+
+export const BINARY_OPS: Record<string, BinaryOp> = {
+  Add: (x, y) => x + y,
+  Sub: (x, y) => x - y,
+  Multiply: (x, y) => x * y,
+  RealDiv: (x, y) => x / y,
+}

@@ -1,0 +1,136 @@
+/**
+ * sipl's cpu conv3d kernels (src/kernels/cpu) against tfjs's reference cpu kernels on odd
+ * shapes: non-cubic volumes, stride 2, `same` / `valid`, channel counts that are not multiples
+ * of 4 or 8, batch > 1, dilation, and the conv3dTranspose that the U-Net decoders use. Plus one
+ * hand-computed case, so that the kernels are not only checked against another implementation.
+ */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {tf} from '../../src/backend/tf.js'
+import {relError} from '../../src/backend/self-check.js'
+import {cpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
+import {existingRuntime} from '../../src/kernels/cpu/runtime.js'
+import {environment} from '../../src/paths.js'
+import {availableParallelism} from 'node:os'
+
+await tf.setBackend('cpu')
+
+function seeded(shape: number[], seed: number): tf.Tensor {
+  return tf.randomUniform(shape, -1, 1, 'float32', seed)
+}
+
+type Triple = [number, number, number]
+interface Case {
+  name: string
+  x: number[]
+  w: number[]
+  strides: number | Triple
+  pad: 'same' | 'valid'
+  dilations?: number | Triple
+}
+
+const CASES: Case[] = [
+  {name: 'batch 2, non-cubic, stride [2,1,1], same, 3→5 channels', x: [2, 5, 6, 7, 3], w: [3, 3, 3, 3, 5], strides: [2, 1, 1], pad: 'same'},
+  {name: 'valid, kernel 3×2×3, stride [2,2,1], 5→6 channels', x: [1, 9, 8, 7, 5], w: [3, 2, 3, 5, 6], strides: [2, 2, 1], pad: 'valid'},
+  {name: 'stride 2 same on even sizes, batch 2, 6→10 channels', x: [2, 8, 6, 10, 6], w: [3, 3, 3, 6, 10], strides: 2, pad: 'same'},
+  {name: '1×1×1 head, 7→4 channels', x: [1, 4, 5, 6, 7], w: [1, 1, 1, 7, 4], strides: 1, pad: 'same'},
+  {name: 'single input channel (first U-Net layer), 1→9', x: [1, 7, 5, 6, 1], w: [3, 3, 3, 1, 9], strides: 1, pad: 'same'},
+  {name: 'many row chunks on every thread, 16→24 channels', x: [1, 12, 10, 14, 16], w: [3, 3, 3, 16, 24], strides: 1, pad: 'same'},
+  {name: 'kernel 2 stride 2 valid, 13→11 channels', x: [1, 6, 8, 4, 13], w: [2, 2, 2, 13, 11], strides: 2, pad: 'valid'},
+]
+
+function convAndGrads(c: Case, seed: number): Float32Array[] {
+  return tf.tidy(() => {
+    const x = seeded(c.x, seed) as tf.Tensor5D
+    const w = seeded(c.w, seed + 1) as tf.Tensor5D
+    const y = tf.conv3d(x, w, c.strides, c.pad)
+    const dy = seeded(y.shape, seed + 2)
+    // Σ y·dy has gradient dy w.r.t. y: exercises both backprop kernels with a random dy
+    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(tf.conv3d(a as tf.Tensor5D, b as tf.Tensor5D, c.strides, c.pad), dy)),
+    )([x, w])
+    return [y, dx, dw].map((t) => t.dataSync() as Float32Array)
+  })
+}
+
+test('the fast kernels are the ones registered on cpu', () => {
+  assert.equal(cpuConvKernels(), 'fast')
+})
+
+for (const [i, c] of CASES.entries()) {
+  test(`conv3d forward, filter and input gradients match the reference: ${c.name}`, () => {
+    const fast = convAndGrads(c, 10 * i)
+    const reference = withReferenceConvKernels(() => convAndGrads(c, 10 * i))
+    for (const [k, what] of ['y', 'dx', 'dw'].entries()) {
+      assert.equal(fast[k].length, reference[k].length, what)
+      const err = relError(fast[k], reference[k])
+      assert.ok(err <= 1e-4, `${what}: relative error ${err.toExponential(2)} > 1e-4`)
+    }
+  })
+}
+
+test('dilated forward conv matches the reference (dilation 2, and [1,2,3] valid)', () => {
+  for (const [dilations, pad] of [
+    [2, 'same'],
+    [[1, 2, 3], 'valid'],
+  ] as [number | Triple, 'same' | 'valid'][]) {
+    const run = () =>
+      tf.tidy(() =>
+        tf
+          .conv3d(seeded([2, 9, 10, 11, 3], 5) as tf.Tensor5D, seeded([3, 3, 3, 3, 5], 6) as tf.Tensor5D, 1, pad, 'NDHWC', dilations)
+          .dataSync(),
+      )
+    const err = relError(run(), withReferenceConvKernels(run))
+    assert.ok(err <= 1e-4, `dilation ${JSON.stringify(dilations)}: relative error ${err}`)
+  }
+})
+
+test('conv3dTranspose (k2 s2, the U-Net up-sampling) and its gradients match the reference', () => {
+  const run = () =>
+    tf.tidy(() => {
+      const x = seeded([2, 3, 4, 5, 6], 21) as tf.Tensor5D
+      const w = seeded([2, 2, 2, 5, 6], 22) as tf.Tensor5D
+      const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv3dTranspose(a as tf.Tensor5D, b as tf.Tensor5D, [2, 6, 8, 10, 5], 2, 'same')
+      const y = f(x, w)
+      const dy = seeded(y.shape, 23)
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, b), dy)))([x, w])
+      return [y, dx, dw].map((t) => t.dataSync() as Float32Array)
+    })
+  const fast = run()
+  const reference = withReferenceConvKernels(run)
+  for (let k = 0; k < 3; k++) assert.ok(relError(fast[k], reference[k]) <= 1e-4, `output ${k}: ${relError(fast[k], reference[k])}`)
+})
+
+test('hand-computed: all-ones 3×3×3 conv counts the taps inside the volume', () => {
+  // x = 1 on a 3×4×5 grid with 2 channels, w = 1 (3×3×3, 2→3): y at (d,h,w) = 2 · (taps inside),
+  // taps inside = n(d)·n(h)·n(w) with n = 2 at a border and 3 inside (same padding, stride 1).
+  const y = tf.tidy(() =>
+    tf.conv3d(tf.ones([1, 3, 4, 5, 2]) as tf.Tensor5D, tf.ones([3, 3, 3, 2, 3]) as tf.Tensor5D, 1, 'same').arraySync(),
+  ) as number[][][][][]
+  const n = (i: number, size: number) => (i === 0 || i === size - 1 ? 2 : 3)
+  for (let d = 0; d < 3; d++)
+    for (let h = 0; h < 4; h++)
+      for (let w = 0; w < 5; w++) for (let c = 0; c < 3; c++) assert.equal(y[0][d][h][w][c], 2 * n(d, 3) * n(h, 4) * n(w, 5))
+  // stride 2, valid, 2×2×2 kernel of ones on x = voxel index: each output sums a 2×2×2 block
+  const x = tf.tensor5d(
+    Float32Array.from({length: 4 * 4 * 4}, (_, i) => i),
+    [1, 4, 4, 4, 1],
+  )
+  const z = tf.conv3d(x, tf.ones([2, 2, 2, 1, 1]) as tf.Tensor5D, 2, 'valid').dataSync()
+  // block at (0,0,0): indices {0,1,4,5,16,17,20,21} sum to 84; every step along w adds 2·8, along h 8·8, along d 32·8
+  assert.deepEqual(
+    Array.from(z),
+    [0, 1, 2, 3, 4, 5, 6, 7].map((b) => 84 + 16 * (b & 1) + 64 * ((b >> 1) & 1) + 256 * (b >> 2)),
+  )
+  x.dispose()
+})
+
+test('the worker pool uses every core (or SIPL_THREADS) and the kernels leave no tensors behind', () => {
+  const before = tf.memory().numTensors
+  convAndGrads(CASES[5], 99)
+  assert.equal(tf.memory().numTensors, before)
+  const rt = existingRuntime()
+  assert.ok(rt, 'the runtime starts on first use')
+  const configured = environment().threads
+  assert.equal(rt.info.threads, configured > 0 ? configured : availableParallelism())
+})

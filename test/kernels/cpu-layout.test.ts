@@ -1,0 +1,91 @@
+/**
+ * The non-convolution cpu kernels sipl replaces (Slice, SplitV, Sum, broadcasting Add / Sub /
+ * Multiply / RealDiv) against tfjs's reference kernels, including the shapes they hand back to
+ * the reference (which must still work), plus hand-computed values.
+ */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {tf} from '../../src/backend/tf.js'
+import {withReferenceConvKernels} from '../../src/kernels/register.js'
+
+await tf.setBackend('cpu')
+
+const seeded = (shape: number[], seed: number) => tf.randomUniform(shape, -2, 2, 'float32', seed)
+
+function same(run: () => tf.Tensor | tf.Tensor[], label: string): void {
+  const pack = (t: tf.Tensor | tf.Tensor[]) =>
+    (Array.isArray(t) ? t : [t]).map((x) => ({shape: x.shape, dtype: x.dtype, values: Array.from(x.dataSync())}))
+  const fast = tf.tidy(() => pack(run()))
+  const reference = tf.tidy(() => withReferenceConvKernels(() => pack(run())))
+  assert.equal(fast.length, reference.length, label)
+  fast.forEach((f, i) => {
+    assert.deepEqual(f.shape, reference[i].shape, `${label}: shape`)
+    assert.equal(f.dtype, reference[i].dtype, `${label}: dtype`)
+    const scale = Math.max(1e-30, ...reference[i].values.map(Math.abs))
+    const err = Math.max(0, ...f.values.map((v, j) => Math.abs(v - reference[i].values[j]))) / scale
+    assert.ok(err <= 1e-6, `${label}: relative error ${err}`)
+  })
+}
+
+test('slice: strided 5-D blocks, a contiguous slice, int32 and a 1-D slice', () => {
+  const x = seeded([2, 3, 4, 5, 6], 1)
+  same(() => tf.slice(x, [1, 0, 1, 2, 3], [1, 3, 2, 3, 2]), 'inner block')
+  same(() => tf.slice(x, [0, 1, 0, 0, 0], [2, 2, 4, 5, 6]), 'whole trailing axes')
+  same(() => tf.slice(x, [1, 0, 0, 0, 0], [1, 3, 4, 5, 6]), 'contiguous')
+  same(() => tf.slice(tf.range(0, 60, 1, 'int32').reshape([3, 4, 5]), [1, 1, 1], [2, 2, 3]), 'int32')
+  same(() => tf.slice(tf.range(0, 10), [3], [4]), '1-D')
+  x.dispose()
+  // hand-computed: rows 1..2, columns 2..3 of a 3×4 matrix of 0..11
+  assert.deepEqual(tf.slice(tf.range(0, 12).reshape([3, 4]), [1, 2], [2, 2]).arraySync(), [
+    [6, 7],
+    [10, 11],
+  ])
+})
+
+test('splitV: the gradient of a channel concat, uneven sizes, and the middle axis', () => {
+  const x = seeded([1, 4, 3, 5, 10], 2)
+  same(() => tf.split(x, [6, 4], 4), 'channels 6 + 4')
+  same(() => tf.split(x, [1, 2, 1], 1), 'depth 1 + 2 + 1')
+  same(() => tf.split(x, 5, 3), 'width in 5')
+  x.dispose()
+  const [a, b] = tf.split(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), [1, 2], 1)
+  assert.deepEqual(a.arraySync(), [[1], [4]])
+  assert.deepEqual(b.arraySync(), [
+    [2, 3],
+    [5, 6],
+  ])
+})
+
+test('sum: leading axes (bias gradient), inner axes, keepDims, size-1 axes, and a strided set left to the reference', () => {
+  const x = seeded([2, 3, 4, 5, 6], 3)
+  same(() => tf.sum(x, [0, 1, 2, 3]), 'leading four')
+  same(() => tf.sum(x, [1, 2], true), 'middle, keepDims')
+  same(() => tf.sum(x, -1), 'last')
+  same(() => tf.sum(x), 'all')
+  same(() => tf.sum(x, [0, 2]), 'non-contiguous (reference path)')
+  same(() => tf.sum(seeded([1, 4, 1, 3], 4), [0, 1, 2]), 'size-1 axes around the reduced one')
+  same(() => tf.sum(tf.tensor([1, 2, 3], [3], 'int32')), 'int32 (reference path)')
+  x.dispose()
+  assert.deepEqual(tf.sum(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), 0).arraySync(), [5, 7, 9])
+})
+
+test('binary ops with broadcasting: bias add, scalar products, both operand orders, and shapes left to the reference', () => {
+  const x = seeded([1, 3, 4, 5, 6], 5)
+  const bias = seeded([6], 6)
+  const s = tf.scalar(0.9)
+  for (const op of [tf.add, tf.sub, tf.mul, tf.div] as ((a: tf.Tensor, b: tf.Tensor) => tf.Tensor)[]) {
+    same(() => op(x, bias), `${op.name} [..., C] ∘ [C]`)
+    same(() => op(bias, x), `${op.name} [C] ∘ [..., C]`)
+    same(() => op(x, s), `${op.name} by scalar`)
+    same(() => op(s, x), `${op.name} scalar by`)
+    same(() => op(x, seeded([1, 1, 5, 6], 7)), `${op.name} with leading 1s`)
+    same(() => op(seeded([4, 1], 8), seeded([1, 3], 9)), `${op.name} outer broadcast (reference path)`)
+    same(() => op(x, x), `${op.name} same shape (reference path)`)
+  }
+  same(() => tf.add(tf.tensor([1, 2], [2], 'int32'), tf.scalar(3, 'int32')), 'int32 (reference path)')
+  tf.dispose([x, bias, s])
+  assert.deepEqual(tf.sub(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor1d([1, 10])).arraySync(), [
+    [0, -8],
+    [2, -6],
+  ])
+})

@@ -1,0 +1,77 @@
+/**
+ * The whole unet-ref training step (issue 7's benchmark network) with sipl's cpu kernels agrees
+ * with the same step on tfjs's reference kernels, and `sipl bench` reports it.
+ */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {tf} from '../../src/backend/tf.js'
+import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/bench/unet-ref.js'
+import {sipl} from '../helpers/cli.js'
+
+await tf.setBackend('cpu')
+
+/** loss, gradient norms, then the weights and the loss after two Adam steps */
+function trainTwoSteps(): {loss: number; gradNorms: number[]; weights: Float32Array[]; lossAfter: number} {
+  const net = new UnetRef(3)
+  const {x, oneHot} = unetRefBatch(8, 3)
+  const {value, grads} = tf.variableGrads(() => unetRefLoss(net.apply(x), oneHot), net.variables())
+  const loss = value.dataSync()[0]
+  const gradNorms = net.variables().map((v) => tf.tidy(() => tf.norm(grads[v.name]).dataSync()[0]))
+  tf.dispose([value, ...Object.values(grads)])
+  const optimizer = tf.train.adam(1e-3)
+  for (let i = 0; i < 2; i++) optimizer.minimize(() => unetRefLoss(net.apply(x), oneHot), true, net.variables())?.dispose()
+  const weights = net.variables().map((v) => v.dataSync() as Float32Array)
+  const lossAfter = tf.tidy(() => unetRefLoss(net.apply(x), oneHot).dataSync()[0])
+  optimizer.dispose()
+  net.dispose()
+  tf.dispose([x, oneHot])
+  return {loss, gradNorms, weights, lossAfter}
+}
+
+test('unet-ref: loss, every gradient norm, the kernels and the loss after two Adam steps agree with the reference kernels', () => {
+  const before = tf.memory().numTensors
+  const fast = trainTwoSteps()
+  assert.equal(tf.memory().numTensors, before, 'no leaked tensors')
+  const reference = withReferenceConvKernels(trainTwoSteps)
+  const rel = (a: number, e: number) => Math.abs(a - e) / Math.abs(e)
+  assert.ok(rel(fast.loss, reference.loss) <= 1e-4, `loss ${fast.loss} vs ${reference.loss}`)
+  // a 4-class softmax at initialisation: cross-entropy near ln 4, Dice loss in (0, 1)
+  assert.ok(fast.loss > 1 && fast.loss < Math.log(4) + 1.5, `loss ${fast.loss}`)
+  fast.gradNorms.forEach((g, i) =>
+    assert.ok(rel(g, reference.gradNorms[i]) <= 1e-4, `gradient norm ${i}: ${g} vs ${reference.gradNorms[i]}`),
+  )
+  assert.ok(rel(fast.lossAfter, reference.lossAfter) <= 1e-4, `loss after two steps ${fast.lossAfter} vs ${reference.lossAfter}`)
+  assert.ok(fast.lossAfter < fast.loss, 'two Adam steps lower the loss')
+  // kernels only (even indices): a zero-initialised bias moves by ±lr·sign(g) in Adam's first steps, so a
+  // bias whose gradient is ~0 (a dead ReLU channel) flips sign on rounding noise; that is Adam, not the kernels
+  fast.weights.forEach((w, i) => {
+    if (i % 2 === 1) return
+    const scale = Math.max(...reference.weights[i].map(Math.abs))
+    const diff = Math.max(...w.map((v, j) => Math.abs(v - reference.weights[i][j])))
+    assert.ok(diff / scale <= 1e-4, `kernel ${i / 2}: relative difference ${diff / scale}`)
+  })
+  // 18 variables: 9 layers × (kernel, bias)
+  assert.equal(fast.gradNorms.length, 18)
+})
+
+test('sipl bench --json: one row per backend with the agreed schema, agreement ≤ 1e-4, and the process exits', () => {
+  const r = sipl(['bench', '--size', '8', '--backend', 'cpu', '--steps', '2', '--infer-size', '16', '--json'], {timeoutMs: 120_000})
+  assert.equal(r.code, 0, r.stderr)
+  const {rows} = JSON.parse(r.stdout) as {rows: Record<string, unknown>[]}
+  assert.equal(rows.length, 1)
+  const row = rows[0]
+  for (const key of ['net', 'size', 'backend', 'stepMsMedian', 'stepMsMin', 'inferMs', 'maxRelErr']) assert.ok(key in row, key)
+  assert.equal(row.net, 'unet-ref')
+  assert.equal(row.size, 8)
+  assert.equal(row.backend, 'cpu')
+  assert.ok((row.stepMsMin as number) > 0 && (row.stepMsMin as number) <= (row.stepMsMedian as number))
+  assert.ok((row.inferMs as number) > 0)
+  assert.ok((row.maxRelErr as number) <= 1e-4, `maxRelErr ${row.maxRelErr}`)
+})
+
+test('sipl bench rejects a size the net cannot take, with exit code 2', () => {
+  const r = sipl(['bench', '--size', '10', '--backend', 'cpu', '--infer-size', '0'], {timeoutMs: 60_000})
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /--size 10: must be a positive multiple of 4/)
+})
