@@ -1,5 +1,7 @@
-// GPU device check (issue 7): unet-ref training step on the `webgpu` backend with tfjs's stock
+// GPU device check (issue 7): unet-ref (src/bench/unet-ref.ts) training step on `webgpu` with tfjs's stock
 // conv3d kernels and with sipl's tiled ones, plus agreement of loss and gradients with `cpu`.
+// sipl's rank-5 fixes (src/kernels/webgpu/rank5-fixes.ts) are on in both: without them the
+// net's rank-1 biases come out as zeros on stock tfjs-backend-webgpu 4.22.
 // Bundled by scripts/gpu/build-bundle.mjs into build/gpu/device-check.mjs (one file, no
 // node_modules needed); run by scripts/gpu/run-device-check.sh. Prints one JSON line per
 // measurement on stdout, progress on stderr.
@@ -11,8 +13,8 @@ import {performance} from 'node:perf_hooks'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {tf} from '../../src/backend/tf.js'
-import {installWebgpuConv3dKernels, setWebgpuConv3dKernels} from '../../src/kernels/webgpu/register.js'
-import {forward, lossFn, makeData, makeParams, variables} from './unet-ref.mjs'
+import {installWebgpuKernels, setWebgpuConv3dKernels} from '../../src/kernels/webgpu/index.js'
+import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/bench/unet-ref.js'
 
 const started = performance.now()
 const args = process.argv.slice(2)
@@ -49,8 +51,8 @@ if (!(await tf.setBackend('webgpu'))) {
   emit({error: "tf.setBackend('webgpu') failed"})
   process.exit(1)
 }
-if (!installWebgpuConv3dKernels()) {
-  emit({error: 'webgpu conv3d kernels not registered'})
+if (!installWebgpuKernels()) {
+  emit({error: 'webgpu kernels not registered'})
   process.exit(1)
 }
 emit({event: 'start', adapter: adapterName, node: process.version, tfjs: tf.version_core, sizes, checkSize, warmup, steps})
@@ -67,13 +69,16 @@ function relError(a, e) {
   return scale === 0 ? diff : diff / scale
 }
 
+const SEED = 1234
+
 async function lossAndGrads(n) {
-  const P = makeParams(tf)
-  const {x, y} = makeData(tf, n)
-  const vars = variables(P)
-  const {value, grads} = tf.variableGrads(() => lossFn(tf, forward(tf, P, x), y), vars)
+  const net = new UnetRef(SEED)
+  const {x, oneHot} = unetRefBatch(n, SEED)
+  const vars = net.variables()
+  const {value, grads} = tf.variableGrads(() => unetRefLoss(net.apply(x), oneHot), vars)
   const out = [await value.data(), ...(await Promise.all(vars.map((v) => grads[v.name].data())))]
-  tf.dispose([value, x, y, ...Object.values(grads), ...vars])
+  tf.dispose([value, x, oneHot, ...Object.values(grads)])
+  net.dispose()
   return out
 }
 
@@ -106,9 +111,9 @@ for (const n of sizes) {
       continue
     }
     setWebgpuConv3dKernels(kernels)
-    const P = makeParams(tf)
-    const {x, y} = makeData(tf, n)
-    const vars = variables(P)
+    const net = new UnetRef(SEED)
+    const {x, oneHot} = unetRefBatch(n, SEED)
+    const vars = net.variables()
     const opt = tf.train.adam(1e-3, 0.9, 0.999, 1e-8)
     const times = []
     const losses = []
@@ -116,7 +121,7 @@ for (const n of sizes) {
     try {
       for (let i = 0; i < warmup + steps; i++) {
         const t0 = performance.now()
-        const cost = opt.minimize(() => lossFn(tf, forward(tf, P, x), y), true, vars)
+        const cost = opt.minimize(() => unetRefLoss(net.apply(x), oneHot), true, vars)
         const v = (await cost.data())[0]
         cost.dispose()
         const dt = performance.now() - t0
@@ -143,7 +148,8 @@ for (const n of sizes) {
       ...(error ? {error} : {}),
     })
     opt.dispose()
-    tf.dispose([x, y, ...vars])
+    tf.dispose([x, oneHot])
+    net.dispose()
   }
 }
 emit({event: 'done', seconds: Math.round((performance.now() - started) / 100) / 10})
