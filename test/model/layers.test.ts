@@ -1,0 +1,112 @@
+// Resampling, normalisation and MAC counting of src/model/layers.ts against plain loops.
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {tf} from '../../src/backend/tf.js'
+import {UserError} from '../../src/errors.js'
+import {ParamStore} from '../../src/model/init.js'
+import {conv3d, downsampleMean, metered, resizeGrid, SpatialNorm, upsampleNearest} from '../../src/model/layers.js'
+import {Rng} from '../../src/util/rng.js'
+
+await tf.setBackend('cpu')
+
+function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-4): void {
+  assert.equal(actual.length, expected.length)
+  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `[${i}] ${actual[i]} vs ${expected[i]}`)
+}
+
+const idx = (shape: number[], b: number, d: number, h: number, w: number, c: number) =>
+  (((b * shape[1] + d) * shape[2] + h) * shape[3] + w) * shape[4] + c
+
+test('downsampleMean is the block mean; upsampleNearest repeats voxels', () => {
+  // [1, 2, 2, 2, 1] holding 1..8 → one voxel, mean 4.5
+  close(downsampleMean(tf.tensor5d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2, 1]), [2, 2, 2]).dataSync(), [4.5])
+  // [1, 1, 1, 2, 1] = [a, b] doubled along W → [a, a, b, b]
+  close(upsampleNearest(tf.tensor5d([3, 7], [1, 1, 1, 2, 1]), [1, 1, 2]).dataSync(), [3, 3, 7, 7])
+
+  // a general case against loops: B = 2, C = 2, factors differ per axis
+  const shape = [2, 4, 6, 3, 2]
+  const rng = new Rng(3)
+  const values = Float32Array.from({length: shape.reduce((a, b) => a * b)}, () => rng.normal())
+  const x = tf.tensor5d(values, shape as [number, number, number, number, number])
+  const [fd, fh, fw] = [2, 3, 1]
+  const down = downsampleMean(x, [fd, fh, fw])
+  const dshape = [2, 2, 2, 3, 2]
+  assert.deepEqual(down.shape, dshape)
+  const expected: number[] = []
+  for (let b = 0; b < 2; b++)
+    for (let d = 0; d < 2; d++)
+      for (let h = 0; h < 2; h++)
+        for (let w = 0; w < 3; w++)
+          for (let c = 0; c < 2; c++) {
+            let sum = 0
+            for (let i = 0; i < fd; i++) for (let j = 0; j < fh; j++) sum += values[idx(shape, b, d * fd + i, h * fh + j, w, c)]
+            expected.push(sum / (fd * fh))
+          }
+  close(down.dataSync(), expected)
+  const up = upsampleNearest(down, [fd, fh, fw])
+  assert.deepEqual(up.shape, shape)
+  const upValues = up.dataSync()
+  const downValues = down.dataSync()
+  for (let d = 0; d < 4; d++)
+    for (let h = 0; h < 6; h++)
+      assert.equal(upValues[idx(shape, 1, d, h, 2, 1)], downValues[idx(dshape, 1, Math.floor(d / fd), Math.floor(h / fh), 2, 1)])
+  // resizeGrid picks the direction per axis
+  assert.deepEqual(resizeGrid(x, [2, 12, 3]).shape, [2, 2, 12, 3, 2])
+})
+
+test('instance and group norm equal the textbook formulas, per sample', () => {
+  const rng = new Rng(9)
+  const shape: [number, number, number, number, number] = [2, 2, 3, 2, 4]
+  const n = 2 * 3 * 2
+  const values = Float32Array.from({length: 2 * n * 4}, () => 3 + 2 * rng.normal())
+  const x = tf.tensor5d(values, shape)
+  const store = new ParamStore(new Rng(1))
+  for (const [norm, groups] of [
+    ['instance', 1],
+    ['group', 2],
+  ] as const) {
+    const layer = new SpatialNorm(store, `n.${norm}`, 4, {norm, groups})
+    layer.gamma.assign(tf.tensor1d([1, 2, 0.5, -1]))
+    layer.beta.assign(tf.tensor1d([0, 1, -1, 2]))
+    const perGroup = norm === 'instance' ? 1 : 2
+    const expected = new Float32Array(values.length)
+    for (let b = 0; b < 2; b++) {
+      for (let g = 0; g < 4 / perGroup; g++) {
+        const members: number[] = []
+        for (let v = 0; v < n; v++) for (let c = g * perGroup; c < (g + 1) * perGroup; c++) members.push((b * n + v) * 4 + c)
+        const mean = members.reduce((s, i) => s + values[i], 0) / members.length
+        const variance = members.reduce((s, i) => s + (values[i] - mean) ** 2, 0) / members.length
+        for (const i of members) {
+          const c = i % 4
+          expected[i] = ((values[i] - mean) / Math.sqrt(variance + 1e-5)) * [1, 2, 0.5, -1][c] + [0, 1, -1, 2][c]
+        }
+      }
+    }
+    close(layer.apply(x).dataSync(), expected, 1e-3)
+  }
+  store.dispose()
+})
+
+test('instance norm on a one-voxel grid is refused with a UserError naming the fix', () => {
+  const store = new ParamStore(new Rng(1))
+  const layer = new SpatialNorm(store, 'backbone.enc.3.down.norm', 8, {norm: 'instance', groups: 8})
+  assert.throws(
+    () => layer.apply(tf.ones([1, 1, 1, 1, 8])),
+    (e: unknown) => e instanceof UserError && /backbone\.enc\.3\.down\.norm/.test(e.message) && /norm=group/.test(e.message),
+  )
+  store.dispose()
+})
+
+test('metered counts conv MACs as output voxels × k³ × Cin × Cout, and a dry run computes nothing', () => {
+  const x = tf.ones([1, 8, 8, 4, 3]) as tf.Tensor5D
+  const kernel = tf.ones([3, 3, 3, 3, 5]) as tf.Tensor5D
+  // stride 2, 'same': output 4×4×2 voxels
+  const real = metered(false, () => conv3d(x, kernel, null, 2))
+  assert.equal(real.macs, 4 * 4 * 2 * 27 * 3 * 5)
+  const dry = metered(true, () => conv3d(x, kernel, null, 2))
+  assert.equal(dry.macs, real.macs)
+  assert.deepEqual(dry.value.shape, real.value.shape)
+  assert.equal(tf.max(dry.value).dataSync()[0], 0)
+  // an interior voxel of the real convolution sums 27 × 3 ones
+  assert.equal(real.value.dataSync()[((1 * 4 + 1) * 2 + 0) * 5], 27 * 3)
+})
