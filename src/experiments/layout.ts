@@ -96,6 +96,17 @@ export function writeExperiment(dir: string, record: ExperimentRecord, configs: 
   writeFileAtomic(experimentFile(dir), JSON.stringify(record, null, 2) + '\n')
 }
 
+/**
+ * The sipl command line in the script. For the real sipl the Node executable can be replaced per
+ * cluster with SIPL_NODE (e.g. `export SIPL_NODE=$(command -v node)` after `module load` in
+ * executor.slurm.setup), since compute nodes may have Node somewhere else than the login node.
+ */
+function siplWords(sipl: string[]): string {
+  if (sipl.length === 2 && sipl[1].endsWith('bin/run.js'))
+    return `"\${SIPL_NODE:-${sipl[0].replace(/(["\\$`])/g, '\\$1')}}" ${shQuote(sipl[1])}`
+  return sipl.map(shQuote).join(' ')
+}
+
 /** Single-quoted for bash: safe for any path or name. */
 export function shQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`
@@ -106,6 +117,7 @@ export function shQuote(text: string): string {
  * calls `sipl train` and `sipl eval` (STYLE 7) and records the trial's state in trial.json, so the
  * status of a trial is readable from its folder alone; SIGTERM (scancel, preemption, time limit)
  * records 'cancelled'. `--resume` when the trial has a last checkpoint, so a requeued task continues.
+ * `sipl preprocess` runs first under a lock, so parallel trials never build the shared cache at once.
  */
 export function trialScriptBody(dir: string, record: ExperimentRecord): string {
   const runnable = record.trials.map((t) => shQuote(t.name)).join(' ')
@@ -114,7 +126,7 @@ export function trialScriptBody(dir: string, record: ExperimentRecord): string {
     .join('')
   return `set -uo pipefail
 ${env}EXPERIMENT=${shQuote(resolve(dir))}
-SIPL=(${record.sipl.map(shQuote).join(' ')})
+SIPL=(${siplWords(record.sipl)})
 TRIALS=(${runnable})
 INDEX=\${SLURM_ARRAY_TASK_ID:-\${1:-}}
 if [[ ! $INDEX =~ ^[0-9]+$ ]] || ((INDEX >= \${#TRIALS[@]})); then
@@ -150,8 +162,18 @@ state running null
 RESUME=()
 [ -e "$T/checkpoints/last" ] && RESUME=(--resume)
 echo "== $(date -u +%FT%TZ) trial $INDEX \${TRIALS[$INDEX]} on $(hostname)\${JOB:+ (Slurm job $JOB)}\${RESUME[*]:+, resuming}" >>"$T/trial.log"
-run "\${SIPL[@]}" train --config "$T/config.yaml" --out "$T" "\${RESUME[@]}"
+# trials share the preprocessed cache: the first task makes it while the others wait on the lock,
+# then find it complete (preprocess skips finished cases), so no two trials write it at once
+if command -v flock >/dev/null 2>&1; then
+  run flock "$EXPERIMENT/.preprocess.lock" "\${SIPL[@]}" preprocess --config "$T/config.yaml"
+else
+  run "\${SIPL[@]}" preprocess --config "$T/config.yaml"
+fi
 rc=$?
+if [ $rc = 0 ]; then
+  run "\${SIPL[@]}" train --config "$T/config.yaml" --out "$T" "\${RESUME[@]}"
+  rc=$?
+fi
 if [ $rc = 0 ]; then
   run "\${SIPL[@]}" eval --run "$T" --json
   rc=$?

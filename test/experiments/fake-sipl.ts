@@ -16,6 +16,10 @@ import {basename, join} from 'node:path'
 const [command, ...rest] = process.argv.slice(2)
 const arg = (name) => rest[rest.indexOf(name) + 1]
 const control = process.env.FAKE_SIPL_CONTROL
+if (command === 'preprocess') {
+  appendFileSync(join(control, 'calls.log'), 'preprocess ' + basename(join(arg('--config'), '..')) + '\\n')
+  process.exit(0)
+}
 const dir = command === 'train' ? arg('--out') : arg('--run')
 const name = basename(dir)
 appendFileSync(join(control, 'calls.log'), [command, name, ...rest.filter((a) => a === '--resume' || a === '--json')].join(' ') + '\\n')

@@ -77,6 +77,7 @@ test('local 2×2 sweep: a forced failure is reported as failed, the others are c
   assert.deepEqual(r.ran, [2])
   assert.equal(r.collected.counts.done, 4)
   assert.deepEqual(readFileSync(join(control, 'calls.log'), 'utf8').trim().split('\n'), [
+    'preprocess queries=16_tau.end=0.3',
     'train queries=16_tau.end=0.3',
     'eval queries=16_tau.end=0.3 --json',
   ])
@@ -141,7 +142,7 @@ test('trial.sh resumes a trial that has checkpoints/last, and SIGTERM records ca
   const child = spawn('bash', [join(out, 'trial.sh'), '0'], {env: {...process.env, ...env}, stdio: 'ignore'})
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
   assert.equal(code, 0)
-  assert.equal(readFileSync(join(control, 'calls.log'), 'utf8').split('\n')[0], 'train queries=8 --resume')
+  assert.equal(readFileSync(join(control, 'calls.log'), 'utf8').split('\n')[1], 'train queries=8 --resume')
 
   // trial 1 sleeps in train; SIGTERM (what scancel sends) → state cancelled, exit 143
   rmSync(join(out, 'trials', 'queries=16', 'checkpoints'), {recursive: true})
