@@ -152,5 +152,65 @@ for (const n of sizes) {
     net.dispose()
   }
 }
+// 3. per-layer conv kernel times at the largest size (where the step time goes), while time is left
+const n = Math.max(...sizes)
+// [layer, input size, in channels, out channels, kernel, stride]; up1/up2 are the k2 s2 transposed
+// convolutions, seen as the conv3d whose input gradient they are
+const LAYERS = [
+  ['e1', n, 1, 16, 3, 1],
+  ['e2', n, 16, 32, 3, 2],
+  ['e3', n / 2, 32, 64, 3, 2],
+  ['b', n / 4, 64, 64, 3, 1],
+  ['up2', n / 2, 32, 64, 2, 2],
+  ['d2', n / 2, 64, 32, 3, 1],
+  ['up1', n, 16, 32, 2, 2],
+  ['d1', n, 32, 16, 3, 1],
+  ['head', n, 16, 4, 1, 1],
+]
+async function timeOp(f) {
+  let best = Infinity
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now()
+    const r = f()
+    await r.data()
+    r.dispose()
+    if (i > 0) best = Math.min(best, performance.now() - t0)
+  }
+  return best
+}
+for (const [layer, size, cin, cout, k, stride] of LAYERS) {
+  if (performance.now() - started > budgetMs) {
+    emit({event: 'skipped', layer, reason: `time budget of ${budgetMs / 1000} s used`})
+    continue
+  }
+  const pad = k === 2 ? 'valid' : 'same'
+  const x = tf.randomUniform([1, size, size, size, cin])
+  const w = tf.randomUniform([k, k, k, cin, cout], -0.1, 0.1)
+  const y = tf.conv3d(x, w, stride, pad)
+  const dy = tf.randomUniform(y.shape)
+  const gflop = (2 * y.size * k ** 3 * cin) / 1e9
+  const ops = {
+    forward: () => tf.conv3d(x, w, stride, pad),
+    inputGrad: () => tf.conv3dTranspose(dy, w, x.shape, stride, pad),
+    filterGrad: () => tf.engine().runKernel('Conv3DBackpropFilterV2', {x, dy}, {strides: stride, pad, filterShape: w.shape}),
+  }
+  for (const [op, f] of Object.entries(ops)) {
+    const row = {event: 'layer', size: n, layer, op, shape: [size, cin, cout, k, stride], gflop: Math.round(gflop * 1000) / 1000}
+    for (const kernels of kernelsList) {
+      setWebgpuConv3dKernels(kernels)
+      try {
+        const ms = await timeOp(f)
+        row[`${kernels}Ms`] = Math.round(ms * 100) / 100
+        row[`${kernels}Gflops`] = Math.round((gflop / (ms / 1000)) * 100) / 100
+      } catch (e) {
+        row[`${kernels}Error`] = String(e?.message ?? e).split('\n')[0]
+      }
+    }
+    emit(row)
+  }
+  tf.dispose([x, w, y, dy])
+}
+setWebgpuConv3dKernels('tiled')
+
 emit({event: 'done', seconds: Math.round((performance.now() - started) / 100) / 10})
 process.exit(0)

@@ -24,7 +24,7 @@ unxz_to() { # file.xz → destination, with python's lzma where xz is missing
 
 # 1. Vulkan / GL loader libraries (libvulkan1 alone is not enough: the NVIDIA ICD needs glvnd)
 have_lib() { ldconfig -p 2>/dev/null | grep -q "$1"; }
-if ! { have_lib libvulkan.so.1 && have_lib libGLX.so.0 && have_lib libEGL.so.1; } && ls .gl/*.deb >/dev/null 2>&1; then
+if ! { have_lib libvulkan.so.1 && have_lib libGLX.so.0 && have_lib libEGL.so.1 && have_lib libGLdispatch.so.0; } && ls .gl/*.deb >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     say "unpacking .gl/*.deb into / (loader libraries missing)"
     for f in .gl/*.deb; do dpkg -x "$f" /; done

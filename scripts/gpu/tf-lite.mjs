@@ -4,4 +4,6 @@
 // device check itself, after navigator.gpu exists.
 export * from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-core/dist/register_all_gradients'
+// tensor.reshape(), .sum(), … as the union package has them
+import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops'
 import '@tensorflow/tfjs-backend-cpu'
