@@ -175,7 +175,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const {epochs, itersPerEpoch, batchSize} = config.train
   const [px, py, pz] = patch
   const voxels = px * py * pz
-  const bar = progress(log, 'train', epochs * itersPerEpoch, {quiet: options.quiet})
+  // the bar counts this invocation's steps, so that its ETA is right after a resume too
+  const firstStep = state.step
+  const bar = progress(log, 'train', epochs * itersPerEpoch - firstStep, {quiet: options.quiet})
   // tfjs names variables globally; variableGrads keys its gradients by those names
   const byTfName = new Map([...variables].map(([name, v]) => [v.name, name]))
   const trainable = [...variables.values()].filter((v) => v.trainable)
@@ -230,7 +232,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       state.step++
       finalLoss = loss
       log.debug({epoch: epoch + 1, step: state.step, loss, lr, tau}, 'step')
-      bar.update(epoch * itersPerEpoch + iter + 1, {epoch: epoch + 1, loss, lr, τ: tau})
+      bar.update(state.step - firstStep, {epoch: epoch + 1, loss, lr, τ: tau})
     }
 
     // 7. End of epoch: validation every valEvery epochs (and after the last), metrics, checkpoints.
