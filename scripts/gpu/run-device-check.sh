@@ -55,7 +55,7 @@ say "node $("$NODE" --version), bundle $B/device-check.mjs"
 # 3. The check; stdout is the JSON lines
 LOG=/dev/null
 [ -n "${OUT:-}" ] && mkdir -p "$OUT" && LOG="$OUT/device-check.jsonl"
-timeout -k 5 230 "$NODE" "$B/device-check.mjs" --dawn "$WORK/dawn.node" --budget-s 170 "$@" | tee "$LOG"
+timeout -k 5 230 "$NODE" "$B/device-check.mjs" "$@" --dawn "$WORK/dawn.node" --budget-s 170 | tee "$LOG"
 rc=${PIPESTATUS[0]}
 [ "$rc" = 124 ] && echo '{"error":"device check stopped at its 230 s limit"}'
 rm -rf "$WORK"
