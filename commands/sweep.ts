@@ -26,7 +26,11 @@ export default class Sweep extends BaseCommand<typeof Sweep> {
     }),
     zip: Flags.boolean({description: 'pair the i-th values of every --grid instead of taking all combinations', default: false}),
     seeds: Flags.string({description: 'repeat every setting with these seeds (sets seed)', helpValue: '1,2,3'}),
-    folds: Flags.string({description: 'repeat every setting on these folds (sets data.fold)', helpValue: '0,1,2,3,4'}),
+    folds: Flags.integer({
+      description: 'K-fold cross-validation: repeat every setting on folds 0..K-1 of train+val (test unchanged; sets data.splitsFile)',
+      min: 2,
+      helpValue: 'K',
+    }),
     ...executorFlags,
   }
 
@@ -41,7 +45,7 @@ export default class Sweep extends BaseCommand<typeof Sweep> {
           grid: f.grid.map((g) => parseAxis(g)),
           zip: f.zip,
           seeds: f.seeds === undefined ? [] : parseIntList(f.seeds, '--seeds'),
-          folds: f.folds === undefined ? [] : parseIntList(f.folds, '--folds'),
+          folds: f.folds ?? 0,
         },
       },
       log,

@@ -156,7 +156,7 @@ function sd(values: number[]): number | null {
   return Math.sqrt(values.reduce((a, b) => a + (b - m) ** 2, 0) / (values.length - 1))
 }
 
-const REPLICATE_KEYS = new Set(['seed', 'data.fold'])
+const REPLICATE_KEYS = new Set(['seed', 'fold'])
 
 function settings(record: ExperimentRecord, rows: TrialResult[]): SettingRow[] {
   const keys = (record.axes ?? []).map((a) => a.key)
@@ -181,7 +181,7 @@ function settings(record: ExperimentRecord, rows: TrialResult[]): SettingRow[] {
 function sweepPlots(dir: string, record: ExperimentRecord, rows: SettingRow[], notes: string[]): string[] {
   const axes = record.axes ?? []
   const written: string[] = []
-  const replicates = (record.seeds?.length ?? 0) > 0 || (record.folds?.length ?? 0) > 0
+  const replicates = (record.seeds?.length ?? 0) > 0 || (record.folds ?? 0) > 0
   for (const axis of axes) {
     if (!axis.values.every((v) => typeof v === 'number')) {
       notes.push(`no plot for ${axis.key}: its values are not numbers (see the table)`)
@@ -276,7 +276,7 @@ export function collect(dir: string, record: ExperimentRecord): CollectResult {
     num(r.meanHd95, 2),
   ]
   const settingRows = settings(record, results)
-  const replicates = (record.seeds?.length ?? 0) > 0 || (record.folds?.length ?? 0) > 0
+  const replicates = (record.seeds?.length ?? 0) > 0 || (record.folds ?? 0) > 0
   const axisKeys = (record.axes ?? []).map((a) => a.key)
   let md =
     `# ${record.name}: sweep over ${axisKeys.join(', ') || 'nothing'}\n\n` +

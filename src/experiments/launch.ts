@@ -8,6 +8,8 @@ import {join, resolve} from 'node:path'
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {configToYaml, loadConfig} from '../config/load.js'
+import type {ExperimentConfig} from '../config/schema.js'
+import {foldFile, writeFoldFiles} from './folds.js'
 import {collect, type CollectResult} from './collect.js'
 import {experimentFile, readExperiment, trialDir, writeExperiment, type ExperimentRecord} from './layout.js'
 import {runLocal} from './local.js'
@@ -60,8 +62,9 @@ function samePlan(a: ExperimentRecord, b: ExperimentRecord): boolean {
   return key(a) === key(b)
 }
 
-function buildPlan(options: LaunchOptions): {record: ExperimentRecord; configs: Map<number, string>; dir: string} {
+function buildPlan(options: LaunchOptions): {record: ExperimentRecord; configs: Map<number, string>; dir: string; base: ExperimentConfig} {
   const {config: base} = loadConfig(options.configFile, options.sets)
+  const dir = resolve(options.dir ?? join(options.runsDir, `${base.name}-${options.kind === 'ablate' ? 'ablation' : 'sweep'}`))
   let specs: Omit<TrialSpec, 'configHash' | 'invalid'>[]
   let skipped: ExperimentRecord['skipped']
   if (options.kind === 'ablate') {
@@ -70,10 +73,10 @@ function buildPlan(options: LaunchOptions): {record: ExperimentRecord; configs: 
     skipped = s
     if (specs.length < 2) throw new UserError('nothing to ablate: give --remove ipl|smg, --cpp-init onehot,biobert,clip,random or --all')
   } else {
-    const request = options.sweep ?? {grid: [], zip: false, seeds: [], folds: []}
-    if (request.grid.length === 0 && request.seeds.length === 0 && request.folds.length === 0)
-      throw new UserError('nothing to sweep: give --grid key=v1,v2 (repeatable), --seeds 1,2,3 or --folds 0,1,2')
-    specs = sweepTrials(request)
+    const request = options.sweep ?? {grid: [], zip: false, seeds: [], folds: 0}
+    if (request.grid.length === 0 && request.seeds.length === 0 && request.folds === 0)
+      throw new UserError('nothing to sweep: give --grid key=v1,v2 (repeatable), --seeds 1,2,3 or --folds 5')
+    specs = sweepTrials(request, (k) => foldFile(dir, k))
   }
   const resolved = resolveTrials(specs, options.configFile, options.sets)
   // an ablation variant that equals the full model (e.g. --cpp-init random when the base is random)
@@ -89,7 +92,6 @@ function buildPlan(options: LaunchOptions): {record: ExperimentRecord; configs: 
   kept.forEach((r, index) => {
     if (r.config) configs.set(index, configToYaml(r.config))
   })
-  const dir = resolve(options.dir ?? join(options.runsDir, `${base.name}-${options.kind === 'ablate' ? 'ablation' : 'sweep'}`))
   const record: ExperimentRecord = {
     format: 1,
     kind: options.kind,
@@ -104,13 +106,13 @@ function buildPlan(options: LaunchOptions): {record: ExperimentRecord; configs: 
           axes: options.sweep?.grid ?? [],
           zip: options.sweep?.zip ?? false,
           seeds: options.sweep?.seeds ?? [],
-          folds: options.sweep?.folds ?? [],
+          folds: options.sweep?.folds ?? 0,
         }
       : {}),
     ...(skipped && skipped.length > 0 ? {skipped} : {}),
     trials,
   }
-  return {record, configs, dir}
+  return {record, configs, dir, base}
 }
 
 function slurmSettings(options: LaunchOptions, configSlurm: SlurmOptions): SlurmOptions {
@@ -188,7 +190,10 @@ export async function launch(options: LaunchOptions, log: Logger): Promise<Launc
         )
     }
     // a dry run writes nothing: it prints what would be submitted, with the paths it would use
-    if (!options.dryRun) writeExperiment(dir, record, plan.configs)
+    if (!options.dryRun) {
+      if ((record.folds ?? 0) > 0) await writeFoldFiles(dir, plan.base, record.folds!, log)
+      writeExperiment(dir, record, plan.configs)
+    }
     indices = record.trials.filter((t) => t.invalid === undefined).map((t) => t.index)
     for (const t of record.trials.filter((t) => t.invalid !== undefined))
       log.warn({trial: t.name}, `trial recorded as failed, not run: invalid config (${t.invalid})`)

@@ -33,7 +33,7 @@ export interface ExperimentRecord {
   axes?: Axis[]
   zip?: boolean
   seeds?: number[]
-  folds?: number[]
+  folds?: number
   skipped?: AblationVariants['skipped']
   trials: TrialSpec[]
 }

@@ -107,7 +107,8 @@ export interface SweepRequest {
   grid: Axis[]
   zip: boolean
   seeds: number[]
-  folds: number[]
+  /** K for K-fold cross-validation (0 = none): every setting runs on folds 0..K-1 */
+  folds: number
 }
 
 /** All combinations (or zipped tuples) × seeds × folds, in a stable order. */
@@ -128,12 +129,15 @@ export function expandSweep(request: SweepRequest): {params: Record<string, Para
   const dup = keys.find((k, i) => keys.indexOf(k) !== i)
   if (dup) throw new UserError(`--grid ${dup} is given twice; put all its values in one --grid ${dup}=v1,v2`)
   if (request.seeds.length > 0) combos = combos.flatMap((c) => request.seeds.map((s) => ({...c, seed: s})))
-  if (request.folds.length > 0) combos = combos.flatMap((c) => request.folds.map((f) => ({...c, 'data.fold': f})))
+  if (request.folds > 0) combos = combos.flatMap((c) => Array.from({length: request.folds}, (_, f) => ({...c, fold: f})))
   return combos.map((params) => ({params}))
 }
 
-/** Names like `queries=8_tau.end=0.1_seed=1`, unique because the params are. */
-export function sweepTrials(request: SweepRequest): Omit<TrialSpec, 'configHash' | 'invalid'>[] {
+/**
+ * Names like `queries=8_tau.end=0.1_seed=1`, unique because the params are. The `fold` param is
+ * not a config key: fold k becomes `data.splitsFile=<foldFile(k)>`.
+ */
+export function sweepTrials(request: SweepRequest, foldFile?: (fold: number) => string): Omit<TrialSpec, 'configHash' | 'invalid'>[] {
   const combos = expandSweep(request)
   const keys = [...new Set(combos.flatMap((c) => Object.keys(c.params)))]
   const short = shortKeys(keys)
@@ -145,7 +149,9 @@ export function sweepTrials(request: SweepRequest): Omit<TrialSpec, 'configHash'
       name: parts.length > 0 ? safeName(parts.join('_')) : 'base',
       label,
       params,
-      overrides: Object.entries(params).map(([k, v]) => `${k}=${valueText(v)}`),
+      overrides: Object.entries(params).map(([k, v]) =>
+        k === 'fold' ? `data.splitsFile=${foldFile ? foldFile(v as number) : `folds/fold-${String(v)}.json`}` : `${k}=${valueText(v)}`,
+      ),
     }
   })
 }
