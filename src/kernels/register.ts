@@ -1,15 +1,25 @@
 /**
  * Replaces the `cpu` backend's naive Conv3D / Conv3DBackpropFilterV2 / Conv3DBackpropInputV2
  * with the wasm-SIMD, multi-threaded kernels of ./cpu (issue 7, docs/kernels.md), and the
- * Slice / SplitV / Sum / broadcasting binary kernels that dominated a training step after that
- * with contiguous-run versions (./cpu/layout.ts). Imported once
+ * Slice / SplitV / Sum / Softmax / element-wise kernels that dominated a training step after that
+ * with plain typed-array loops (./cpu/elementwise.ts). Imported once
  * by src/backend/tf.ts. The reference kernels are kept: they are the oracle of the tests and
  * `sipl bench --kernels reference` times them.
  */
 import {tf} from '../backend/tf.js'
 import {conv3dBackpropFilterKernel, conv3dBackpropInputKernel, conv3dKernel} from './cpu/conv3d.js'
 import {wasmBuilt} from './cpu/runtime.js'
-import {BINARY_OPS, fastBinary, fastSlice, fastSplitV, fastSum, type CpuKernel} from './cpu/layout.js'
+import {
+  BINARY_OPS,
+  UNARY_OPS,
+  fastBinary,
+  fastSlice,
+  fastSoftmax,
+  fastSplitV,
+  fastSum,
+  fastUnary,
+  type CpuKernel,
+} from './cpu/elementwise.js'
 
 export type CpuConvKernels = 'fast' | 'reference'
 
@@ -27,6 +37,8 @@ const FAST: Record<string, KernelFactory> = {
   Slice: fastSlice,
   SplitV: fastSplitV,
   Sum: fastSum,
+  Softmax: fastSoftmax,
+  ...Object.fromEntries(Object.entries(UNARY_OPS).map(([name, op]) => [name, (reference: CpuKernel) => fastUnary(reference, op)])),
   ...Object.fromEntries(Object.entries(BINARY_OPS).map(([name, op]) => [name, (reference: CpuKernel) => fastBinary(reference, op)])),
 }
 export const REPLACED_KERNELS = Object.keys(FAST)

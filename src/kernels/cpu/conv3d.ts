@@ -133,7 +133,7 @@ export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvIn
   job[JOB.ACC_STRIDE] = accStride * 4
   job[JOB.ACC_LEN] = accLen
   const dw = rt.alloc(K * cout)
-  rt.run()
+  job[JOB.THREADS] = rt.run()
   rt.exports.reduceFilterGrad(JOB_ADDRESS, dw)
   return rt.f32(dw, K * cout).slice()
 }
@@ -158,9 +158,9 @@ export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInf
   job[JOB.ACC_STRIDE] = accStride * 4
   job[JOB.ACC_LEN] = dxLen
   job[JOB.ACC0] = dx
-  rt.run()
-  if (rt.threads > 1) {
-    // dx += Σ worker copies, split in chunks over the elements
+  job[JOB.THREADS] = rt.run()
+  if (job[JOB.THREADS] > 1) {
+    // dx += Σ the other threads' copies, split in chunks over the elements
     const sumChunk = 16384
     job[JOB.KIND] = KIND.sum
     job[JOB.COUNTER] = 0

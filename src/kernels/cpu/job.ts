@@ -57,7 +57,13 @@ export const CTL = {
   READY: 3,
   /** set by a worker whose runJob threw */
   FAILED: 4,
+  /** who joined the current job: (generation & 0xffff) << 16 | CLOSED | count */
+  JOINED: 5,
 } as const
+
+/** JOINED bit the caller sets once it has finished its own share: later workers stay out */
+export const JOIN_CLOSED = 1 << 15
+export const JOIN_COUNT = JOIN_CLOSED - 1
 
 /** bytes 0..4095: control words; 4096..: job descriptor; data from DATA_BASE */
 export const JOB_ADDRESS = 4096

@@ -13,7 +13,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {setFlagsFromString} from 'node:v8'
 import {Worker} from 'node:worker_threads'
-import {CTL, DATA_BASE, JOB_ADDRESS, JOB_WORDS} from './job.js'
+import {CTL, DATA_BASE, JOB_ADDRESS, JOB_WORDS, JOIN_CLOSED, JOIN_COUNT} from './job.js'
 import {wasm, type WasmMemory, type WasmModule} from './wasm-api.js'
 
 export interface ConvExports {
@@ -123,14 +123,20 @@ export class ConvRuntime {
     return words
   }
 
-  /** Runs the job in the descriptor on every thread (this one included) and returns when all are done. */
-  run(): void {
+  /**
+   * Runs the job in the descriptor on this thread and on every worker that joins before this
+   * thread has finished its own share, and returns when those are done. Returns the number of
+   * threads that took part; their slots are 0 … n − 1 (reductions read that many accumulators).
+   */
+  run(): number {
     const ctl = this.ctl
     const n = this.workers.length
     if (n > 0) {
+      const gen = (Atomics.load(ctl, CTL.GEN) + 1) | 0
       Atomics.store(ctl, CTL.DONE, 0)
       Atomics.store(ctl, CTL.JOB, JOB_ADDRESS)
-      Atomics.add(ctl, CTL.GEN, 1)
+      Atomics.store(ctl, CTL.JOINED, (gen & 0xffff) << 16)
+      Atomics.store(ctl, CTL.GEN, gen)
       Atomics.notify(ctl, CTL.GEN)
     }
     let failure: unknown
@@ -139,14 +145,18 @@ export class ConvRuntime {
     } catch (error) {
       failure = error
     }
+    let joined = 0
     if (n > 0) {
+      // close the job: a worker that wakes up only now stays out; wait for those that joined
+      joined = Atomics.or(ctl, CTL.JOINED, JOIN_CLOSED) & JOIN_COUNT
       let done = Atomics.load(ctl, CTL.DONE)
-      for (let polls = 0; done < n; done = Atomics.load(ctl, CTL.DONE)) {
+      for (let polls = 0; done < joined; done = Atomics.load(ctl, CTL.DONE)) {
         if (++polls > SPIN) Atomics.wait(ctl, CTL.DONE, done, 50)
       }
       if (Atomics.exchange(ctl, CTL.FAILED, 0) !== 0) failure ??= new Error('conv3d kernel failed on a worker thread')
     }
     if (failure) throw failure
+    return joined + 1
   }
 }
 

@@ -5,7 +5,7 @@
  * (../shared/reference/gemm/RESULTS.md), and a training step posts dozens of jobs.
  */
 import {workerData} from 'node:worker_threads'
-import {CTL} from './job.js'
+import {CTL, JOIN_CLOSED, JOIN_COUNT} from './job.js'
 import {wasm, type WasmMemory, type WasmModule} from './wasm-api.js'
 
 interface PoolWorkerData {
@@ -24,6 +24,20 @@ const ctl = new Int32Array(memory.buffer, 0, 64)
 let seen = Atomics.load(ctl, CTL.GEN)
 Atomics.add(ctl, CTL.READY, 1)
 Atomics.notify(ctl, CTL.READY)
+
+/**
+ * Joins job `gen` unless the caller has already closed it (it finished every chunk while this
+ * thread was not running: on a busy machine a woken thread can wait milliseconds for a core).
+ * Returns the slot (1, 2, …) whose scratch and accumulator this thread uses, or 0.
+ */
+function join(gen: number): number {
+  for (;;) {
+    const v = Atomics.load(ctl, CTL.JOINED)
+    if (v >>> 16 !== (gen & 0xffff) || v & JOIN_CLOSED) return 0
+    if (Atomics.compareExchange(ctl, CTL.JOINED, v, v + 1) === v) return (v & JOIN_COUNT) + 1
+  }
+}
+
 for (;;) {
   let gen = Atomics.load(ctl, CTL.GEN)
   for (let polls = 0; gen === seen;) {
@@ -34,8 +48,10 @@ for (;;) {
     gen = Atomics.load(ctl, CTL.GEN)
   }
   seen = gen
+  const slot = join(gen)
+  if (slot === 0) continue
   try {
-    runJob(Atomics.load(ctl, CTL.JOB), index)
+    runJob(Atomics.load(ctl, CTL.JOB), slot)
   } catch {
     Atomics.store(ctl, CTL.FAILED, 1)
   }

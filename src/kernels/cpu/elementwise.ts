@@ -1,10 +1,11 @@
 /**
  * Replacements for `cpu` kernels that are not convolutions but took most of a unet-ref training
- * step once the convolutions were fast (profile in docs/kernels.md): tfjs-backend-cpu 4.22 runs
+ * step once the convolutions were fast (profiles in docs/kernels.md): tfjs-backend-cpu 4.22 runs
  * a non-contiguous Slice (SplitV, the gradient of concat), a Sum over leading axes (bias
  * gradients) and a broadcasting binary op (bias add, Adam's scalar products) through per-element
- * index arithmetic or a full transpose. These do the same with contiguous runs; any case they do
- * not cover goes to the reference kernel unchanged.
+ * index arithmetic or a full transpose, and its element-wise ops and Softmax through a closure
+ * call per element and several intermediate tensors. These do the same in plain typed-array
+ * loops; any case they do not cover goes to the reference kernel unchanged.
  */
 import {tf} from '../../backend/tf.js'
 
@@ -126,7 +127,7 @@ type BinaryOp = (a: number, b: number) => number
 /**
  * Float32 binary op where one operand is a scalar or broadcasts over the leading axes of the
  * other (its shape, leading 1s dropped, is the other's trailing shape): [1, D, H, W, C] + [C],
- * Adam's β·m. Other shapes (and equal shapes, which tfjs already handles fast) go to `reference`.
+ * Adam's β·m, or both have the same shape. Other shapes go to `reference`.
  */
 export function fastBinary(reference: CpuKernel, op: BinaryOp): CpuKernel {
   return (args) => {
@@ -141,12 +142,15 @@ export function fastBinary(reference: CpuKernel, op: BinaryOp): CpuKernel {
       return small.length <= big.length && t.every((d, i) => d === big[big.length - t.length + i])
     }
     const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i])
-    if (sameShape) return reference(args)
     const n = av.length
     const m = bv.length
     let out: Float32Array
     let shape: number[]
-    if (n >= m && suffixOf(b.shape, a.shape)) {
+    if (sameShape) {
+      out = new Float32Array(n)
+      shape = a.shape
+      for (let i = 0; i < n; i++) out[i] = op(av[i], bv[i])
+    } else if (n >= m && suffixOf(b.shape, a.shape)) {
       out = new Float32Array(n)
       shape = a.shape
       if (m === 1) {
@@ -170,4 +174,52 @@ export const BINARY_OPS: Record<string, BinaryOp> = {
   Sub: (x, y) => x - y,
   Multiply: (x, y) => x * y,
   RealDiv: (x, y) => x / y,
+}
+
+type UnaryOp = (x: number, attrs: Record<string, unknown>) => number
+
+/** Float32 element-wise op in one loop (tfjs calls a closure with an attrs lookup per element). */
+export function fastUnary(reference: CpuKernel, op: UnaryOp): CpuKernel {
+  return (args) => {
+    const x = args.inputs.x
+    const v = values(args.backend, x)
+    if (x.dtype !== 'float32' || !(v instanceof Float32Array)) return reference(args)
+    const attrs = args.attrs ?? {}
+    const out = new Float32Array(v.length)
+    for (let i = 0; i < v.length; i++) out[i] = op(v[i], attrs)
+    return (args.backend as CpuBackendLike).makeTensorInfo(x.shape, 'float32', out)
+  }
+}
+
+export const UNARY_OPS: Record<string, UnaryOp> = {
+  // NaN stays NaN, as in tfjs's Math.max(0, x)
+  Relu: (x) => (x > 0 ? x : x !== x ? x : 0),
+  Step: (x, attrs) => (x !== x ? NaN : x > 0 ? 1 : (attrs.alpha as number)),
+}
+
+/** Softmax over the last axis, one pass per row (tfjs: max, sub, exp, sum, div as five tensors). */
+export function fastSoftmax(reference: CpuKernel): CpuKernel {
+  return (args) => {
+    const x = args.inputs.logits
+    const v = values(args.backend, x)
+    const rank = x.shape.length
+    const dim = (args.attrs as {dim: number}).dim
+    if (x.dtype !== 'float32' || !(v instanceof Float32Array) || rank === 0 || (dim !== -1 && dim !== rank - 1)) return reference(args)
+    const k = x.shape[rank - 1]
+    const out = new Float32Array(v.length)
+    for (let row = 0; row < v.length; row += k) {
+      let max = -Infinity
+      for (let j = 0; j < k; j++) max = Math.max(max, v[row + j])
+      let sum = 0
+      for (let j = 0; j < k; j++) {
+        // rounded to float32 like tfjs's intermediate tensors, so both give the same bits
+        const e = Math.fround(Math.exp(Math.fround(v[row + j] - max)))
+        out[row + j] = e
+        sum += e
+      }
+      const total = Math.fround(sum)
+      for (let j = 0; j < k; j++) out[row + j] /= total
+    }
+    return (args.backend as CpuBackendLike).makeTensorInfo(x.shape, 'float32', out)
+  }
 }

@@ -1,6 +1,6 @@
 /**
- * The non-convolution cpu kernels sipl replaces (Slice, SplitV, Sum, broadcasting Add / Sub /
- * Multiply / RealDiv) against tfjs's reference kernels, including the shapes they hand back to
+ * The non-convolution cpu kernels sipl replaces (Slice, SplitV, Sum, Add / Sub / Multiply /
+ * RealDiv with and without broadcasting, Relu, Step, Softmax) against tfjs's reference kernels, including the shapes they hand back to
  * the reference (which must still work), plus hand-computed values.
  */
 import {test} from 'node:test'
@@ -21,8 +21,15 @@ function same(run: () => tf.Tensor | tf.Tensor[], label: string): void {
   fast.forEach((f, i) => {
     assert.deepEqual(f.shape, reference[i].shape, `${label}: shape`)
     assert.equal(f.dtype, reference[i].dtype, `${label}: dtype`)
-    const scale = Math.max(1e-30, ...reference[i].values.map(Math.abs))
-    const err = Math.max(0, ...f.values.map((v, j) => Math.abs(v - reference[i].values[j]))) / scale
+    const ref = reference[i].values
+    // NaN and ±Infinity must match exactly; finite values within 1e-6 of the largest finite magnitude
+    f.values.forEach((v, j) => {
+      if (!Number.isFinite(ref[j]) || !Number.isFinite(v))
+        assert.ok(Object.is(v, ref[j]) || (v === ref[j] && v !== 0), `${label}[${j}]: ${v} vs ${ref[j]}`)
+    })
+    const finite = (k: number) => Number.isFinite(f.values[k]) && Number.isFinite(ref[k])
+    const scale = Math.max(1e-30, ...ref.filter(Number.isFinite).map(Math.abs))
+    const err = Math.max(0, ...f.values.map((v, j) => (finite(j) ? Math.abs(v - ref[j]) : 0))) / scale
     assert.ok(err <= 1e-6, `${label}: relative error ${err}`)
   })
 }
@@ -80,7 +87,7 @@ test('binary ops with broadcasting: bias add, scalar products, both operand orde
     same(() => op(s, x), `${op.name} scalar by`)
     same(() => op(x, seeded([1, 1, 5, 6], 7)), `${op.name} with leading 1s`)
     same(() => op(seeded([4, 1], 8), seeded([1, 3], 9)), `${op.name} outer broadcast (reference path)`)
-    same(() => op(x, x), `${op.name} same shape (reference path)`)
+    same(() => op(x, seeded(x.shape, 10)), `${op.name} same shape`)
   }
   same(() => tf.add(tf.tensor([1, 2], [2], 'int32'), tf.scalar(3, 'int32')), 'int32 (reference path)')
   tf.dispose([x, bias, s])
@@ -88,4 +95,19 @@ test('binary ops with broadcasting: bias add, scalar products, both operand orde
     [0, -8],
     [2, -6],
   ])
+})
+
+test('relu, step (the relu gradient mask, with NaN) and softmax over the last axis', () => {
+  const x = tf.concat([seeded([2, 3, 4, 5, 6], 11).reshape([-1]), tf.tensor1d([0, -0, NaN, Infinity, -Infinity])])
+  same(() => tf.relu(x), 'relu')
+  same(() => tf.step(x), 'step')
+  same(() => tf.step(x, 0.25), 'step with alpha')
+  same(() => tf.softmax(seeded([7, 5, 4], 12).mul(20)), 'softmax of large logits')
+  same(() => tf.softmax(seeded([9], 13)), 'softmax 1-D')
+  assert.deepEqual(Array.from(tf.relu(tf.tensor1d([-1, 0, 2, NaN])).dataSync()), [0, 0, 2, NaN])
+  assert.deepEqual(Array.from(tf.step(tf.tensor1d([-1, 0, 2])).dataSync()), [0, 0, 1])
+  // softmax([0, ln 3]) = [1/4, 3/4]
+  const p = tf.softmax(tf.tensor1d([0, Math.log(3)])).dataSync()
+  assert.ok(Math.abs(p[0] - 0.25) < 1e-7 && Math.abs(p[1] - 0.75) < 1e-7)
+  x.dispose()
 })
