@@ -6,6 +6,7 @@
 import {existsSync, rmSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {UserError} from '../errors.js'
+import {writeFileAtomic} from '../util/atomic.js'
 import type {Logger} from '../log/logger.js'
 import {configToYaml, loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
@@ -120,7 +121,8 @@ function slurmSettings(options: LaunchOptions, configSlurm: SlurmOptions): Slurm
   for (const [key, value] of Object.entries(options.slurm ?? {})) {
     if (value !== undefined && !(Array.isArray(value) && value.length === 0)) (merged as Record<string, unknown>)[key] = value
   }
-  if ((options.slurm?.extra?.length ?? 0) > 0) merged.extra = [...configSlurm.extra, ...options.slurm!.extra!]
+  // a retry starts from the settings it was submitted with, so the same --sbatch lines must not double
+  if ((options.slurm?.extra?.length ?? 0) > 0) merged.extra = [...new Set([...configSlurm.extra, ...options.slurm!.extra!])]
   return merged
 }
 
@@ -201,7 +203,7 @@ export async function launch(options: LaunchOptions, log: Logger): Promise<Launc
   }
 
   const {config} = loadConfig(record.base.config, record.base.sets)
-  const executor = options.executor ?? config.executor.kind
+  const executor = options.executor ?? record.executor?.kind ?? config.executor.kind
   const result: LaunchResult = {
     dir,
     kind: record.kind,
@@ -211,14 +213,20 @@ export async function launch(options: LaunchOptions, log: Logger): Promise<Launc
     skipped: record.skipped,
     dryRun: options.dryRun,
   }
+  // remember how it ran, so that --retry-failed submits the same way unless told otherwise
+  const remember = (slurm?: SlurmOptions): void => {
+    record.executor = {kind: executor, ...(slurm ? {slurm} : {})}
+    writeFileAtomic(experimentFile(dir), JSON.stringify(record, null, 2) + '\n')
+  }
 
   if (executor === 'slurm') {
-    const slurm = slurmSettings(options, config.executor.slurm)
+    const slurm = slurmSettings(options, record.executor?.slurm ?? config.executor.slurm)
     const throttle = options.parallel
     if (options.dryRun) {
       result.script = arrayScript(dir, record, indices, slurm, throttle)
       return result
     }
+    remember(slurm)
     const submission = submitSlurm(dir, record, indices, slurm, throttle, options.collectSipl)
     result.submission = submission
     log.info(
@@ -226,7 +234,8 @@ export async function launch(options: LaunchOptions, log: Logger): Promise<Launc
       `submitted; follow with: sipl sweep status ${dir}`,
     )
     if (options.wait) {
-      await waitForJobs([submission.jobId, submission.collectJobId!], options.pollSeconds ?? 5, log)
+      const jobs = [submission.jobId, ...(submission.collectJobId !== undefined ? [submission.collectJobId] : [])]
+      await waitForJobs(jobs, options.pollSeconds ?? 5, log)
       result.collected = collect(dir, record)
     }
     return result
@@ -236,6 +245,7 @@ export async function launch(options: LaunchOptions, log: Logger): Promise<Launc
     result.script = indices.map((i) => `bash ${join(dir, 'trial.sh')} ${i}   # ${record.trials[i].label}`).join('\n') + '\n'
     return result
   }
+  remember()
   await runLocal(dir, record, indices, options.parallel ?? config.executor.parallel, log)
   result.collected = collect(dir, record)
   return result

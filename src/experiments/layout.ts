@@ -35,7 +35,21 @@ export interface ExperimentRecord {
   seeds?: number[]
   folds?: number
   skipped?: AblationVariants['skipped']
+  /** how it was last run: --retry-failed reuses it unless told otherwise */
+  executor?: {kind: 'local' | 'slurm'; slurm?: SlurmSettings}
   trials: TrialSpec[]
+}
+
+/** executor.slurm as resolved for a submission (config + flags) */
+export interface SlurmSettings {
+  partition?: string
+  account?: string
+  time: string
+  gpus: number
+  cpusPerTask: number
+  mem: string
+  extra: string[]
+  setup: string[]
 }
 
 export interface TrialRecord {

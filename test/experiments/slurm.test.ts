@@ -203,15 +203,18 @@ test(
     assert.equal(st.trials[0].job, `${submitted.submission.jobId}_0`)
     assert.match(st.trials[2].detail ?? '', /forced failure/)
 
-    // retry: a new array of exactly the two failed trials; wait for it and its collect job
+    // retry: a new array of exactly the two failed trials, submitted the way the sweep was (executor,
+    // resources and trial command come from experiment.json); wait for it and its collect job
     spawnSync('rm', ['-f', join(control, 'queries=16_tau.end=0.3.fail'), join(control, 'queries=16_tau.end=0.5.sleep')])
-    const retry = sipl(['sweep', '--out', out, '--retry-failed', ...base, '--wait', '--json'], {env: {...env, SIPL_LOG_LEVEL: 'warn'}})
+    const retry = sipl(['sweep', '--out', out, '--retry-failed', '--wait', '--json'], {env: {...env, SIPL_LOG_LEVEL: 'warn'}})
     assert.equal(retry.code, 0, retry.stderr)
     const again = JSON.parse(retry.stdout) as {ran: number[]; submission: {jobId: string}; collected: {counts: Record<string, number>}}
     assert.deepEqual(again.ran, [2, 3])
     assert.equal(again.collected.counts.done, 4)
     const script = readFileSync(join(out, 'slurm', 'array-2.sbatch'), 'utf8')
     assert.ok(sbatchLines(script).includes('--array=2-3'))
+    assert.ok(sbatchLines(script).includes('--mem=500M'), "the first submission's resources are reused")
+    assert.ok(!sbatchLines(script).some((l) => l.startsWith('--gpus')))
   },
 )
 

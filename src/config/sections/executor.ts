@@ -23,7 +23,7 @@ export const slurmSchema = section({
 export const executorSchema = section({
   // local by default: a laptop or workstation needs no scheduler
   kind: z.enum(['local', 'slurm']).default('local'),
-  // local: trials run at once (one device per run, so 1 unless there are several); slurm: array throttle %N (1 = no limit written)
+  // local executor: trials run at once; 1 because one run uses one device (Slurm throttles with --parallel N → %N)
   parallel: positiveInt.default(1),
   slurm: slurmSchema.default({}),
 })
