@@ -86,6 +86,8 @@ test('binary ops with broadcasting: bias add, scalar products, both operand orde
     same(() => op(x, s), `${op.name} by scalar`)
     same(() => op(s, x), `${op.name} scalar by`)
     same(() => op(x, seeded([1, 1, 5, 6], 7)), `${op.name} with leading 1s`)
+    same(() => op(seeded([7, 4], 14), seeded([7, 1], 15)), `${op.name} [N, K] ∘ [N, 1]`)
+    same(() => op(seeded([2, 3, 1, 1], 16), seeded([2, 3, 4, 5], 17)), `${op.name} [2, 3, 1, 1] ∘ [2, 3, 4, 5]`)
     same(() => op(seeded([4, 1], 8), seeded([1, 3], 9)), `${op.name} outer broadcast (reference path)`)
     same(() => op(x, seeded(x.shape, 10)), `${op.name} same shape`)
   }
@@ -94,6 +96,10 @@ test('binary ops with broadcasting: bias add, scalar products, both operand orde
   assert.deepEqual(tf.sub(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor1d([1, 10])).arraySync(), [
     [0, -8],
     [2, -6],
+  ])
+  assert.deepEqual(tf.sub(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([1, 10], [2, 1])).arraySync(), [
+    [0, 1],
+    [-7, -6],
   ])
 })
 

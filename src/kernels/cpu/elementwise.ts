@@ -127,7 +127,8 @@ type BinaryOp = (a: number, b: number) => number
 /**
  * Float32 binary op where one operand is a scalar or broadcasts over the leading axes of the
  * other (its shape, leading 1s dropped, is the other's trailing shape): [1, D, H, W, C] + [C],
- * Adam's β·m, or both have the same shape. Other shapes go to `reference`.
+ * Adam's β·m; or broadcasts over the trailing axes ([N, 1] against [N, K]); or both have the
+ * same shape. Other shapes go to `reference`.
  */
 export function fastBinary(reference: CpuKernel, op: BinaryOp): CpuKernel {
   return (args) => {
@@ -140,6 +141,13 @@ export function fastBinary(reference: CpuKernel, op: BinaryOp): CpuKernel {
     const suffixOf = (small: number[], big: number[]) => {
       const t = trim(small)
       return small.length <= big.length && t.every((d, i) => d === big[big.length - t.length + i])
+    }
+    // small has big's rank and equals big on its leading axes, then only 1s: [N, 1] against [N, K]
+    const prefixOf = (small: number[], big: number[]) => {
+      if (small.length !== big.length) return false
+      let i = 0
+      while (i < big.length && small[i] === big[i]) i++
+      return i > 0 && small.slice(i).every((d) => d === 1)
     }
     const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i])
     const n = av.length
@@ -164,6 +172,17 @@ export function fastBinary(reference: CpuKernel, op: BinaryOp): CpuKernel {
         const s = av[0]
         for (let i = 0; i < m; i++) out[i] = op(s, bv[i])
       } else for (let i = 0; i < m; i += n) for (let j = 0; j < n; j++) out[i + j] = op(av[j], bv[i + j])
+    } else if (n > m && prefixOf(b.shape, a.shape)) {
+      // b = [N, 1] against a = [N, K]: log-softmax's x − logΣexp
+      const inner = n / m
+      out = new Float32Array(n)
+      shape = a.shape
+      for (let r = 0; r < m; r++) for (let j = r * inner; j < (r + 1) * inner; j++) out[j] = op(av[j], bv[r])
+    } else if (m > n && prefixOf(a.shape, b.shape)) {
+      const inner = m / n
+      out = new Float32Array(m)
+      shape = b.shape
+      for (let r = 0; r < n; r++) for (let j = r * inner; j < (r + 1) * inner; j++) out[j] = op(av[r], bv[j])
     } else return reference(args)
     return (args.backend as CpuBackendLike).makeTensorInfo(shape, 'float32', out)
   }
