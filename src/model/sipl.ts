@@ -30,8 +30,6 @@ export interface SiplOutputs {
   logits: tf.Tensor5D
   /** one per mask-generator layer: pseudo-mask logits `[B, d_l, h_l, w_l, K+1]`, channel 0 = background */
   aux: tf.Tensor5D[]
-  /** τ used by the self-supervised filtering in this call; undefined when no filtering ran */
-  tau?: number
 }
 
 /** epoch drives τ (Eq. 11); it is read on every call, never cached */
@@ -113,13 +111,17 @@ export class SiplNet {
   apply(x: tf.Tensor5D, state: ForwardState): SiplOutputs {
     this.checkInput(x)
     const {f, features, fo} = this.backbone.apply(x)
-    const filtering = state.training || this.args.smg.filterAtInference
-    const tau = this.smg && filtering ? tauAt(state.epoch, this.args.smg.tau) : undefined
     let aux: tf.Tensor5D[]
-    if (this.smg) aux = this.smg.apply(features, tau ?? null).masks
+    if (this.smg) aux = this.smg.apply(features, this.filterThreshold(state)).masks
     else aux = [this.maskHead!.dense.apply(features.get(this.maskHead!.stride)!) as tf.Tensor5D]
     const logits = this.ipl ? this.ipl.apply(f, aux[aux.length - 1], fo) : this.plain!.apply(fo)
-    return {logits, aux, tau}
+    return {logits, aux}
+  }
+
+  /** τ of the self-supervised filtering for this call (Eq. 11, from state.epoch), or null when it does not run */
+  filterThreshold(state: ForwardState): number | null {
+    const filtering = state.training || this.args.smg.filterAtInference
+    return this.smg && filtering ? tauAt(state.epoch, this.args.smg.tau) : null
   }
 
   private checkInput(x: tf.Tensor5D): void {

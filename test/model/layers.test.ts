@@ -83,6 +83,20 @@ test('instance and group norm equal the textbook formulas, per sample', () => {
       }
     }
     close(layer.apply(x).dataSync(), expected, 1e-3)
+
+    // the written-out backward pass against tfjs autodiff through tf.moments
+    const r = tf.randomNormal(shape, 0, 1, 'float32', 2)
+    const reference = (input: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => {
+      const grouped = tf.reshape(input, [2, n, 4 / perGroup, perGroup])
+      const {mean, variance} = tf.moments(grouped, [1, 3], true)
+      const normed = tf.reshape(tf.div(tf.sub(grouped, mean), tf.sqrt(tf.add(variance, 1e-5))), shape)
+      return tf.sum(tf.mul(r, tf.square(tf.add(tf.mul(normed, gamma), beta))))
+    }
+    const expectedGrads = tf.grads(reference)([x, layer.gamma.clone(), layer.beta.clone()])
+    const ours = (input: tf.Tensor) => tf.sum(tf.mul(r, tf.square(layer.apply(input as tf.Tensor5D)))) as tf.Scalar
+    const {grads} = tf.variableGrads(() => ours(x), [layer.gamma, layer.beta])
+    const actualGrads = [tf.grad(ours)(x), grads[layer.gamma.name], grads[layer.beta.name]]
+    for (let i = 0; i < 3; i++) close(actualGrads[i].dataSync(), expectedGrads[i].dataSync(), 2e-3)
   }
   store.dispose()
 })

@@ -105,8 +105,10 @@ test('the SMG layers read τ from the current epoch on every call (the released 
     const layersWithPrevious = config.smg.scales.length * config.smg.layersPerScale - 1
     const epochs = [0, 2, 4, 40]
     for (const epoch of epochs) {
-      const tau = tf.tidy(() => net.apply(x, {training: true, epoch}).tau)
-      assert.ok(Math.abs(tau! - tauAt(epoch, config.smg.tau)) < 1e-12)
+      assert.ok(Math.abs(net.filterThreshold({training: true, epoch})! - tauAt(epoch, config.smg.tau)) < 1e-12)
+      tf.tidy(() => {
+        net.apply(x, {training: true, epoch})
+      })
     }
     // demo ramp is 4 epochs: 0.1, 0.3, 0.5, 0.5 — each value reaches every filtering layer
     const expected = epochs.flatMap((e) => Array<number>(layersWithPrevious).fill(tauAt(e, config.smg.tau)))
@@ -114,10 +116,10 @@ test('the SMG layers read τ from the current epoch on every call (the released 
     assert.ok(Math.abs(seen[layersWithPrevious] - 0.3) < 1e-12)
     // inference: no filtering unless smg.filterAtInference
     seen.length = 0
-    assert.equal(
-      tf.tidy(() => net.apply(x, {training: false, epoch: 40}).tau),
-      undefined,
-    )
+    assert.equal(net.filterThreshold({training: false, epoch: 40}), null)
+    tf.tidy(() => {
+      net.apply(x, {training: false, epoch: 40})
+    })
     assert.equal(seen.length, 0)
   } finally {
     KmaxLayer.prototype.apply = original
