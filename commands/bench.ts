@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand} from '../src/cli/base-command.js'
+import {BaseCommand, configFlags} from '../src/cli/base-command.js'
 import {BACKENDS, type BackendName} from '../src/backend/select.js'
 import {runBench, unetRefNet, type BenchRow} from '../src/bench/bench.js'
-import {UserError} from '../src/errors.js'
+import {siplNetFactory} from '../src/bench/sipl-net.js'
 
 const NETS = ['unet-ref', 'sipl'] as const
 const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
@@ -15,6 +15,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
     '<%= config.bin %> bench --size 32',
     '<%= config.bin %> bench --size 64 --backend cpu --steps 5 --json',
     '<%= config.bin %> bench --size 32 --kernels reference --infer-size 0   # the tfjs kernels sipl replaces',
+    '<%= config.bin %> bench --net sipl --config experiments/demo.yaml --size 32 --backend cpu',
   ]
   static override flags = {
     net: Flags.string({description: 'network to time', options: [...NETS], default: 'unet-ref'}),
@@ -40,17 +41,17 @@ export default class Bench extends BaseCommand<typeof Bench> {
       allowNo: true,
     }),
     seed: Flags.integer({description: 'seed of weights and data', default: 1}),
+    // --net sipl builds the network from an experiment config's model/smg/loss sections
+    ...configFlags,
   }
 
   async run(): Promise<{rows: BenchRow[]}> {
     const f = this.flags
-    if (f.net !== 'unet-ref') {
-      throw new UserError(`--net ${f.net}: only unet-ref is wired into the benchmark so far; use --net unet-ref`)
-    }
+    const factory = f.net === 'sipl' ? siplNetFactory(this.loadConfig().config, f.size) : unetRefNet
     const log = f.quiet ? () => undefined : (line: string) => process.stderr.write(line + '\n')
     const rows = await runBench({
       net: f.net,
-      factory: unetRefNet,
+      factory,
       size: f.size,
       backends: (f.backend as BackendName[] | undefined) ?? BACKEND_NAMES,
       steps: f.steps,
