@@ -4,8 +4,9 @@
  * one swept parameter) and for training curves. SVG, not PNG, because it needs no native canvas and
  * opens in every browser and in Inkscape/Illustrator for the paper figure.
  *
- * Non-finite points (NaN, ±Infinity: a failed trial, a missing validation) are skipped and break the
- * line, so a gap in the data shows as a gap in the plot, never as a drop to zero.
+ * Non-finite points (NaN, ±Infinity: a failed trial, an epoch without validation) are skipped: the
+ * line joins the finite points around them and no marker is drawn there, so a missing value never
+ * shows as a drop to zero, and a validation curve measured every k epochs is still one line.
  */
 
 export interface LineSeries {
@@ -114,25 +115,14 @@ export function linePlotSvg(opts: LinePlotOptions): string {
     `<text class="y-label" x="18" y="${r((plotTop + plotBottom) / 2)}" text-anchor="middle" transform="rotate(-90 18 ${r((plotTop + plotBottom) / 2)})">${escapeXml(opts.yLabel)}</text>`,
   )
 
-  // series: a polyline per unbroken run of finite points, plus a marker on every finite point
+  // series: one polyline through the finite points, plus a marker on each
   opts.series.forEach((s, index) => {
     const colour = PALETTE[index % PALETTE.length]
     out.push(`<g class="series" data-name="${escapeXml(s.name)}" stroke="${colour}" fill="${colour}">`)
-    let run: string[] = []
-    const flush = (): void => {
-      if (run.length > 1) out.push(`<polyline fill="none" stroke-width="2" points="${run.join(' ')}"/>`)
-      run = []
-    }
     const n = Math.min(s.x.length, s.y.length)
-    for (let i = 0; i < n; i++) {
-      const [x, y] = [s.x[i], s.y[i]]
-      if (!Number.isFinite(x) || !Number.isFinite(y)) {
-        flush()
-        continue
-      }
-      run.push(`${r(px(x))},${r(py(y))}`)
-    }
-    flush()
+    const finite: string[] = []
+    for (let i = 0; i < n; i++) if (Number.isFinite(s.x[i]) && Number.isFinite(s.y[i])) finite.push(`${r(px(s.x[i]))},${r(py(s.y[i]))}`)
+    if (finite.length > 1) out.push(`<polyline fill="none" stroke-width="2" points="${finite.join(' ')}"/>`)
     for (let i = 0; i < n; i++) {
       const [x, y] = [s.x[i], s.y[i]]
       if (Number.isFinite(x) && Number.isFinite(y)) out.push(`<circle cx="${r(px(x))}" cy="${r(py(y))}" r="3.5"/>`)

@@ -48,11 +48,12 @@ test('local 2×2 sweep: a forced failure is reported as failed, the others are c
   const csv = readFileSync(join(out, 'results.csv'), 'utf8').trim().split('\n')
   assert.equal(csv.length, 5)
   assert.equal(csv[0], 'trial,model.queries,smg.tau.end,state,mean Dice,Dice liver,Dice spleen,Dice kidney,mean HD95 (mm)')
-  // one plot per swept key; the queries plot has one line per tau with a gap where the trial failed
+  // one plot per swept key; the queries plot has one line per tau, the failed trial's point left out
   const svg = readFileSync(join(out, 'plots', 'model.queries.svg'), 'utf8')
   assert.match(svg, /smg\.tau\.end=0\.3/)
   assert.match(svg, /smg\.tau\.end=0\.5/)
-  assert.equal([...svg.matchAll(/<polyline /g)].length, 1, 'the tau=0.3 line has only one finite point, so no line')
+  assert.equal([...svg.matchAll(/<polyline /g)].length, 1, 'the tau=0.3 series has only one finite point, so no line')
+  assert.equal([...svg.matchAll(/<circle /g)].length, 3 + 2, '3 finite points + 2 legend markers')
   assert.ok(existsSync(join(out, 'plots', 'smg.tau.end.svg')))
 
   // status from the files alone

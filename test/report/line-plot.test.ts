@@ -27,9 +27,9 @@ test('linePlotSvg draws axes, labels, legend, one polyline and a marker per fini
   assert.ok(svg.includes('Dice vs queries &lt;N&gt;'), 'title is XML-escaped')
   assert.ok(svg.includes('>model.queries<') && svg.includes('>mean Dice<'))
   assert.ok(svg.includes('>tau=0.1<') && svg.includes('>tau=0.5<'), 'legend names each series')
-  // series 1: one polyline of 4 points; series 2: the NaN breaks it into a 1-point run (no line) and a 2-point line
+  // series 1: one polyline of 4 points; series 2: the NaN point is skipped, the line joins the other 3
   const polylines = [...svg.matchAll(/<polyline [^>]*points="([^"]*)"/g)].map((m) => m[1].split(' ').length)
-  assert.deepEqual(polylines, [4, 2])
+  assert.deepEqual(polylines, [4, 3])
   // markers: 4 + 3 finite points in the series, + 2 legend markers
   assert.equal([...svg.matchAll(/<circle /g)].length, 4 + 3 + 2)
   assert.ok(!svg.includes('NaN'), 'no NaN coordinates are written')
