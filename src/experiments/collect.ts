@@ -158,6 +158,10 @@ function sd(values: number[]): number | null {
 
 const REPLICATE_KEYS = new Set(['seed', 'fold'])
 
+function replicateNames(record: ExperimentRecord): string {
+  return [(record.seeds?.length ?? 0) > 0 ? 'seeds' : '', (record.folds ?? 0) > 0 ? 'folds' : ''].filter((s) => s !== '').join(' and ')
+}
+
 function settings(record: ExperimentRecord, rows: TrialResult[]): SettingRow[] {
   const keys = (record.axes ?? []).map((a) => a.key)
   const groups = new Map<string, TrialResult[]>()
@@ -202,7 +206,7 @@ function sweepPlots(dir: string, record: ExperimentRecord, rows: SettingRow[], n
       return {name, x: order.map((i) => s.x[i]), y: order.map((i) => s.y[i])}
     })
     const svg = linePlotSvg({
-      title: `${record.name}: mean Dice vs ${axis.key}${replicates ? ' (mean over seeds/folds)' : ''}`,
+      title: `${record.name}: mean Dice vs ${axis.key}${replicates ? ` (mean over ${replicateNames(record)})` : ''}`,
       xLabel: axis.key,
       yLabel: 'mean Dice',
       series,
