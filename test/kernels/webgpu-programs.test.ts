@@ -60,16 +60,20 @@ test('a stride larger than the kernel leaves classes with no taps (their voxels 
   )
 })
 
-test('tilings fit 16 KiB of workgroup memory and divide the tile loads evenly for every channel count', () => {
-  for (let n = 1; n <= 130; n++) {
-    const t = chooseTiling(n)
-    const threads = t.wm * t.wn
-    const tileM = t.wm * t.tm
-    const tileN = t.wn * t.tn
-    assert.ok(((tileM + 1) * t.tk + t.tk * (tileN + 1)) * 4 <= 16384, `N=${n}`)
-    assert.ok(threads <= 256 && threads % t.tk === 0 && (tileM * t.tk) % threads === 0, `N=${n}`)
-    assert.ok(tileN >= Math.min(n, 64), `N=${n}: tile narrower than needed`)
-  }
+test('tilings fit 16 KiB of workgroup memory and divide the tile loads evenly for every channel and row count', () => {
+  for (const m of [1, 5, 16, 27, 100, 432, Infinity])
+    for (let n = 1; n <= 130; n++) {
+      const t = chooseTiling(n, m)
+      const threads = t.wm * t.wn
+      const tileM = t.wm * t.tm
+      const tileN = t.wn * t.tn
+      const where = `N=${n} M=${m}`
+      assert.ok(((tileM + 1) * t.tk + t.tk * (tileN + 1)) * 4 <= 16384, where)
+      assert.ok(threads >= 16 && threads <= 256 && threads % t.tk === 0 && (tileM * t.tk) % threads === 0, where)
+      assert.ok(tileN >= Math.min(n, 64), `${where}: tile narrower than needed`)
+      // few rows: the tile is at most twice as tall as needed, unless the thread floor stops it
+      assert.ok(tileM < 2 * m || threads < 32, `${where}: tile of ${tileM} rows`)
+    }
 })
 
 test('the filter gradient splits K only when there is enough of it, and the splits cover K exactly', () => {
@@ -80,7 +84,7 @@ test('the filter gradient splits K only when there is enough of it, and the spli
   assert.ok(big.splits > 1)
   const k = 2 * 32 ** 3
   const kSplit = big.uniformData()[4].data[0] // uniforms: padD, padH, padW, K, kSplit
-  assert.equal(kSplit % chooseTiling(4).tk, 0)
+  assert.equal(kSplit % chooseTiling(4, 27 * 3).tk, 0)
   assert.ok(kSplit * big.splits >= k && kSplit * (big.splits - 1) < k)
   assert.deepEqual(big.outputShape, [big.splits, 27 * 3, 4])
 })

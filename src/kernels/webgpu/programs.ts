@@ -49,7 +49,7 @@ export interface Tiling {
  * U-Net layers have N = 4…64: a wide N tile would leave most threads idle, so narrow N gets more
  * threads along M instead. Workgroup memory stays ≤ 16 KiB, WebGPU's guaranteed minimum.
  */
-export function chooseTiling(n: number): Tiling {
+export function chooseTiling(n: number, m = Infinity): Tiling {
   // 256 threads and 128-row tiles everywhere (256 rows for N ≤ 4): each thread gathers 8 A values
   // per K tile, so the per-slot address state stays in registers and the unrolled shader small
   const base =
@@ -62,6 +62,9 @@ export function chooseTiling(n: number): Tiling {
           : n <= 32
             ? {wm: 32, wn: 8, tm: 4, tn: 4}
             : {wm: 16, wn: 16, tm: 8, tn: 4}
+  // a GEMM with few rows (the filter gradient of the first layer and the head: 27 and 16) gets
+  // fewer threads along M rather than mostly empty tiles; ≥ 16 threads keep the loads even
+  while ((base.wm * base.tm) / 2 >= m && base.wm * base.wn >= 32) base.wm /= 2
   const tileM = base.wm * base.tm
   const tileN = base.wn * base.tn
   const tk = ((tileM + 1) * 16 + 16 * (tileN + 1)) * 4 <= 16384 ? 16 : 8
@@ -419,10 +422,10 @@ export class Conv3DBackpropFilterTiledProgram implements WebGPUProgramLike {
   private readonly tilesN: number
 
   constructor(private readonly g: ConvGeometry) {
-    this.t = chooseTiling(g.outC)
+    const m = g.kD * g.kH * g.kW * g.inC
+    this.t = chooseTiling(g.outC, m)
     const s = slots(this.t)
     this.workgroupSize = [s.threads, 1, 1]
-    const m = g.kD * g.kH * g.kW * g.inC
     const k = g.batch * g.outD * g.outH * g.outW
     this.tilesN = Math.ceil(g.outC / s.tileN)
     const tiles = Math.ceil(m / s.tileM) * this.tilesN
