@@ -12,7 +12,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 B=build/gpu
-WORK=$(mktemp -d /tmp/sipl-gpu.XXXXXX)
+# unpacked binaries go next to the bundle (a /tmp mounted noexec could not run them)
+WORK=$(mktemp -d "$ROOT/$B/run.XXXXXX" 2>/dev/null || mktemp -d /tmp/sipl-gpu.XXXXXX)
 say() { echo "[run-device-check] $*" >&2; }
 for f in "$B/device-check.mjs" "$B/dawn.node.xz"; do
   [ -f "$f" ] || { echo "{\"error\":\"$f missing: run 'node scripts/gpu/build-bundle.mjs' first\"}"; exit 2; }
