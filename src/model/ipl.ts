@@ -168,19 +168,24 @@ export class Ipl {
    * f: F `[B, d', h', w', d_i]`; pseudo: final pseudo-mask logits `[B, …, K+1]`; fo: F_o.
    */
   apply(f: tf.Tensor5D, pseudo: tf.Tensor5D, fo: tf.Tensor5D): tf.Tensor5D {
-    const [b, d, h, w, di] = f.shape
-    const k = this.numClasses
-    const probabilities = softmaxLast(pseudo)
-    const masks = headMasks(resizeGrid(probabilities, [d, h, w]), k, this.overlappingRegions) // M_k on F's grid
-    // Eq. 2: p_k^i = GAP(M_k ⊗ F) = (1/|F|) Σ_voxels M_k · F   → [B, K, d_i]
-    const ipp = tf.div(
-      bmm(tf.reshape(masks, [b, d * h * w, k]) as tf.Tensor3D, tf.reshape(f, [b, d * h * w, di]) as tf.Tensor3D, true),
-      d * h * w,
-    )
+    const b = f.shape[0]
+    const ipp = this.instanceProposals(f, pseudo)
     const cpp = tf.tile(tf.expandDims(this.cpp.apply(), 0), [b, 1, 1])
     // Eq. 3: g_k = MLP(p_k^i ⊕ p_k^c)
     const prototypes = this.mlp2.apply(gelu(this.mlp1.apply(tf.concat([ipp, cpp], -1)))) as tf.Tensor3D
     return prototypeLogits(fo, prototypes, this.bias)
+  }
+
+  /** Eq. 2: p_k^i = GAP(M_k ⊗ F) = (1/|F|) Σ_voxels M_k · F, M = softmax of the pseudo-mask logits on F's grid → `[B, K, d_i]` */
+  instanceProposals(f: tf.Tensor5D, pseudo: tf.Tensor5D): tf.Tensor3D {
+    const [b, d, h, w, di] = f.shape
+    const k = this.numClasses
+    const masks = headMasks(resizeGrid(softmaxLast(pseudo), [d, h, w]), k, this.overlappingRegions)
+    const voxels = d * h * w
+    return tf.div(
+      bmm(tf.reshape(masks, [b, voxels, k]) as tf.Tensor3D, tf.reshape(f, [b, voxels, di]) as tf.Tensor3D, true),
+      voxels,
+    ) as tf.Tensor3D
   }
 
   dispose(): void {

@@ -251,18 +251,20 @@ test('overfit: the demo model fits one fixed phantom patch to Dice > 0.9 within 
 
 test('cross-backend: forward pass and gradients agree with cpu on every other usable backend', async (t) => {
   const config = configOf('demo')
-  const compute = () => {
+  // async reads: the webgpu backend cannot read synchronously in Node
+  const compute = async () => {
     const net = buildNet(config)
     const {image, labels} = phantom()
     const targets = targetsFromLabels(labels, 3, false)
-    const logits = tf.tidy(() => net.apply(image, {training: true, epoch: 1}).logits.dataSync())
+    const logitsTensor = tf.tidy(() => net.apply(image, {training: true, epoch: 1}).logits)
+    const logits = await logitsTensor.data()
     const {value, grads} = trainingStep(net, config, image, targets, 1)
-    const gradientValues = net.trainableVariables().map((v) => grads[v.name].dataSync())
-    tf.dispose([value, ...Object.values(grads), image, labels, targets.regions, targets.labels])
+    const gradientValues = await Promise.all(net.trainableVariables().map((v) => grads[v.name].data()))
+    tf.dispose([logitsTensor, value, ...Object.values(grads), image, labels, targets.regions, targets.labels])
     net.dispose()
     return {logits, gradientValues}
   }
-  const reference = compute()
+  const reference = await compute()
   const others: string[] = []
   for (const name of ['tensorflow', 'webgpu', 'wasm'] as const) {
     const probe = await probeBackend(name, true)
@@ -278,7 +280,7 @@ test('cross-backend: forward pass and gradients agree with cpu on every other us
     }
     await tf.setBackend(name)
     try {
-      const got = compute()
+      const got = await compute()
       const rel = (a: ArrayLike<number>, b: ArrayLike<number>) => {
         let d = 0
         let s = 0

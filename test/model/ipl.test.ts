@@ -1,0 +1,141 @@
+// IPL (Eq. 2), the CPP initialisations and their embedding files, and the `sipl model` command.
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {tf} from '../../src/backend/tf.js'
+import {loadConfig} from '../../src/config/load.js'
+import {UserError} from '../../src/errors.js'
+import {ParamStore} from '../../src/model/init.js'
+import {headMasks, Ipl, readNpyMatrix} from '../../src/model/ipl.js'
+import {buildNet} from '../../src/model/summary.js'
+import {Rng} from '../../src/util/rng.js'
+import {sipl} from '../helpers/cli.js'
+
+await tf.setBackend('cpu')
+
+const dir = mkdtempSync(join(tmpdir(), 'sipl-model-'))
+
+/** a float32 .npy file written by hand (v1.0 header padded to 64 bytes) */
+function npy(rows: number[][], dtype: '<f4' | '<f8' = '<f4'): Uint8Array {
+  const header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': (${rows.length}, ${rows[0].length}), }`.padEnd(64 - 10 - 1) + '\n'
+  const width = dtype === '<f4' ? 4 : 8
+  const bytes = new Uint8Array(10 + header.length + rows.length * rows[0].length * width)
+  bytes.set([0x93, ...Buffer.from('NUMPY'), 1, 0, header.length, 0])
+  bytes.set(Buffer.from(header, 'latin1'), 10)
+  const view = new DataView(bytes.buffer)
+  rows
+    .flat()
+    .forEach((v, i) =>
+      width === 4 ? view.setFloat32(10 + header.length + 4 * i, v, true) : view.setFloat64(10 + header.length + 8 * i, v, true),
+    )
+  return bytes
+}
+
+test('Eq. 2: IPP_k is the voxel mean of softmax(M)_k · F', () => {
+  const config = loadConfig('experiments/demo.yaml', []).config
+  const store = new ParamStore(new Rng(1))
+  const ipl = new Ipl(store, config.model, 2, 3, false)
+  const rng = new Rng(2)
+  const f = Array.from({length: 8 * 3}, () => rng.normal())
+  const m = Array.from({length: 8 * 3}, () => 2 * rng.normal())
+  const ipp = ipl.instanceProposals(tf.tensor5d(f, [1, 2, 2, 2, 3]), tf.tensor5d(m, [1, 2, 2, 2, 3])).dataSync()
+  for (let k = 1; k <= 2; k++) {
+    for (let c = 0; c < 3; c++) {
+      let sum = 0
+      for (let v = 0; v < 8; v++) {
+        const logits = m.slice(3 * v, 3 * v + 3)
+        const z = logits.reduce((s, l) => s + Math.exp(l), 0)
+        sum += (Math.exp(logits[k]) / z) * f[3 * v + c]
+      }
+      assert.ok(Math.abs(ipp[(k - 1) * 3 + c] - sum / 8) < 1e-5, `k=${k} c=${c}`)
+    }
+  }
+  // BraTS regions from exclusive class probabilities: WT = p1+p2+p3, TC = p2+p3, ET = p3
+  const regions = headMasks(tf.tensor5d([0.1, 0.2, 0.3, 0.4], [1, 1, 1, 1, 4]), 3, true).dataSync()
+  ;[0.9, 0.7, 0.4].forEach((v, i) => assert.ok(Math.abs(regions[i] - v) < 1e-6))
+  ipl.dispose()
+  store.dispose()
+})
+
+test('CPP from a class-embedding file (JSON or .npy) goes through a learnable K×e → d_i map', () => {
+  const json = join(dir, 'clip.json')
+  writeFileSync(
+    json,
+    JSON.stringify([
+      [1, 0, 0.5, 0, 1],
+      [0, 1, 0, 2, 0],
+      [3, 0, 1, 0, 0],
+    ]),
+  )
+  const npyFile = join(dir, 'biobert.npy')
+  const matrix = [
+    [0.5, -1, 2, 0.25],
+    [1, 1, 1, 1],
+    [0, 0, 0, 1],
+  ]
+  writeFileSync(npyFile, npy(matrix))
+  assert.deepEqual(readNpyMatrix(npy(matrix, '<f8'), 'x'), matrix)
+  for (const [init, file, e] of [
+    ['clip', json, 5],
+    ['biobert', npyFile, 4],
+  ] as const) {
+    const config = loadConfig('experiments/demo.yaml', [`model.cpp.init=${init}`, `model.cpp.file=${file}`]).config
+    const net = buildNet(config)
+    assert.deepEqual(net.namedVariables().get('ipl.cpp.proj.kernel')!.shape, [e, 64])
+    assert.equal(net.namedVariables().has('ipl.cpp'), false, 'the embedding itself is fixed, not a variable')
+    const shape = tf.tidy(() => net.apply(tf.randomNormal([1, 32, 32, 32, 1]) as tf.Tensor5D, {training: true, epoch: 0}).logits.shape)
+    assert.deepEqual(shape, [1, 32, 32, 32, 3])
+    net.dispose()
+  }
+})
+
+test('a missing, malformed or mis-shaped embedding file is a one-line UserError naming it', () => {
+  const wrongK = join(dir, 'two-rows.json')
+  writeFileSync(
+    wrongK,
+    JSON.stringify([
+      [1, 2],
+      [3, 4],
+    ]),
+  )
+  const ragged = join(dir, 'ragged.json')
+  writeFileSync(ragged, JSON.stringify([[1, 2], [3], [4, 5]]))
+  const notNpy = join(dir, 'bad.npy')
+  writeFileSync(notNpy, 'hello')
+  const cases: [string[], RegExp][] = [
+    [['model.cpp.init=clip'], /needs model\.cpp\.file/],
+    [['model.cpp.init=file', `model.cpp.file=${join(dir, 'nope.json')}`], /nope\.json: file not found/],
+    [['model.cpp.init=file', `model.cpp.file=${wrongK}`], /2 rows but the task has 3 classes/],
+    [['model.cpp.init=file', `model.cpp.file=${ragged}`], /K×e array/],
+    [['model.cpp.init=file', `model.cpp.file=${notNpy}`], /not a \.npy file/],
+  ]
+  for (const [sets, message] of cases) {
+    const config = loadConfig('experiments/demo.yaml', sets).config
+    assert.throws(
+      () => buildNet(config),
+      (e: unknown) => e instanceof UserError && message.test(e.message) && !e.message.includes('\n'),
+      sets.join(' '),
+    )
+  }
+})
+
+test('sipl model --json prints parameters per module, shapes and FLOPs; a bad CPP file exits 2', () => {
+  const result = sipl(['model', '--config', 'experiments/demo.yaml', '--set', 'model.smg=false', '--json'])
+  assert.equal(result.code, 0, result.stderr)
+  const summary = JSON.parse(result.stdout)
+  const net = buildNet(loadConfig('experiments/demo.yaml', ['model.smg=false']).config)
+  assert.equal(summary.parameters.total, net.parameterCount())
+  net.dispose()
+  assert.equal(
+    Object.values(summary.parameters.modules as Record<string, number>).reduce((a, b) => a + b, 0),
+    summary.parameters.total,
+  )
+  assert.deepEqual(summary.shapes.logits, [1, 32, 32, 32, 3])
+  assert.deepEqual(summary.shapes['aux.0'], [1, 8, 8, 8, 4])
+  assert.ok(summary.flops.forwardGFlops > 0)
+  const bad = sipl(['model', '--config', 'experiments/demo.yaml', '--set', 'model.cpp.init=biobert'])
+  assert.equal(bad.code, 2)
+  assert.match(bad.stderr, /model\.cpp\.file/)
+})
