@@ -62,7 +62,8 @@ export function arrayScript(dir: string, record: ExperimentRecord, indices: numb
   return `#!/usr/bin/env bash
 ${sbatchHeader(header)}
 # sipl ${record.kind} '${record.name}': ${indices.length} of ${record.trials.length} trials, one per array task.
-# Each task runs sipl train (with --resume when the trial has checkpoints/last) and sipl eval in
+# Each task runs sipl preprocess (under a lock), sipl train (with --resume when the trial has
+# checkpoints/last) and sipl eval in
 # ${join(abs, 'trials', '<name>')}; its state is in trial.json there.
 ${setup}${trialScriptBody(dir, record)}`
 }

@@ -80,6 +80,12 @@ export function trialStatuses(dir: string, record: ExperimentRecord): TrialStatu
       }
       return {...common, state: slurmState === 'RUNNING' ? ('running' as const) : ('queued' as const), detail: `Slurm: ${slurmState}`}
     }
+    // a preempted task writes 'cancelled' on SIGTERM, and Slurm puts it back in the queue (--requeue):
+    // while Slurm still holds it, it is waiting to resume, not finished
+    if (file.state !== 'done' && file.job && file.job === taskId && slurmState !== undefined && !FINISHED_SLURM.test(slurmState)) {
+      if (slurmState === 'RUNNING' || slurmState === 'COMPLETING') return {...common, state: 'running' as const}
+      return {...common, state: 'queued' as const, detail: `requeued (Slurm: ${slurmState}); will resume from its last checkpoint`}
+    }
     switch (file.state) {
       case 'done':
         return {...common, state: 'done' as const}
