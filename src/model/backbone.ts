@@ -20,6 +20,13 @@ import type {ModelConfig} from '../config/schema.js'
 import type {ParamStore} from './init.js'
 import {Conv3d, ConvTranspose3d, leakyRelu, SpatialNorm, type NormSettings} from './layers.js'
 
+/** channel concatenation on rank-2 views (a rank-5 concat's gradient is a rank-5 slice/pad, which webgpu cannot compile) */
+function concatChannels(a: tf.Tensor5D, b: tf.Tensor5D): tf.Tensor5D {
+  const [n, d, h, w, ca] = a.shape
+  const cb = b.shape[4]
+  return tf.reshape(tf.concat([tf.reshape(a, [-1, ca]), tf.reshape(b, [-1, cb])], 1), [n, d, h, w, ca + cb]) as tf.Tensor5D
+}
+
 class ConvNormAct {
   readonly conv: Conv3d
   readonly norm: SpatialNorm
@@ -121,7 +128,7 @@ export class Backbone {
     const features = new Map<number, tf.Tensor5D>([[this.strides.at(-1)!, f]])
     for (const [j, level] of this.decoder.entries()) {
       const i = this.widths.length - 2 - j
-      h = level.fuse.apply(tf.concat([level.up.apply(h), skips[i]], -1) as tf.Tensor5D)
+      h = level.fuse.apply(concatChannels(level.up.apply(h), skips[i]))
       features.set(this.strides[i], h)
     }
     const fused = leakyRelu(this.outNorm.apply(tf.add(this.outUp.apply(h), this.full.apply(x)) as tf.Tensor5D)) as tf.Tensor5D

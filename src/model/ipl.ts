@@ -127,12 +127,14 @@ class CommonPrototypes {
  * (BraTS: WT ⊃ TC ⊃ ET, region k = labels ≥ k) the sum of the class channels j ≥ k.
  */
 export function headMasks(probabilities: tf.Tensor5D, numClasses: number, overlappingRegions: boolean): tf.Tensor5D {
-  const [b, d, h, w] = probabilities.shape
-  const classes = tf.slice(probabilities, [0, 0, 0, 0, 1], [-1, -1, -1, -1, numClasses])
-  if (!overlappingRegions) return classes as tf.Tensor5D
-  const upper = tf.tensor2d(Array.from({length: numClasses}, (_, j) => Array.from({length: numClasses}, (_, k) => (j >= k ? 1 : 0))))
-  const summed = tf.matMul(tf.reshape(classes, [b * d * h * w, numClasses]), upper)
-  return tf.reshape(summed, [b, d, h, w, numClasses]) as tf.Tensor5D
+  const [b, d, h, w, c] = probabilities.shape
+  // rank-2 slice: the webgpu backend cannot compile the rank-5 pad that a rank-5 slice's gradient needs
+  let classes: tf.Tensor = tf.slice(tf.reshape(probabilities, [-1, c]), [0, 1], [-1, numClasses])
+  if (overlappingRegions) {
+    const upper = tf.tensor2d(Array.from({length: numClasses}, (_, j) => Array.from({length: numClasses}, (_, k) => (j >= k ? 1 : 0))))
+    classes = tf.matMul(classes as tf.Tensor2D, upper)
+  }
+  return tf.reshape(classes, [b, d, h, w, numClasses]) as tf.Tensor5D
 }
 
 /** F_o `[B, D, H, W, d]` · prototypes `[B, K, d]` (+ b_k) → logits `[B, D, H, W, K]` */

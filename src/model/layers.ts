@@ -278,9 +278,9 @@ export class SpatialNorm {
               Array.from({length: c}, (_, j) => (Math.floor(i / (c / g)) === Math.floor(j / (c / g)) ? g / c : 0)),
             ),
           )
-    const samples = b === 1 ? [x] : tf.split(x, b, 0)
+    const samples = b === 1 ? [tf.reshape(x, [n, c])] : tf.split(tf.reshape(x, [b * n, c]), b, 0)
     const out = samples.map((sample) =>
-      normalizeRows(tf.reshape(sample, [n, c]) as tf.Tensor2D, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, groupMean, eps),
+      normalizeRows(sample as tf.Tensor2D, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, groupMean, eps),
     )
     return tf.reshape(out.length === 1 ? out[0] : tf.concat(out, 0), [b, d, h, w, c])
   }

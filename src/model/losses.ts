@@ -46,13 +46,13 @@ function oneHotLabels(labels: tf.Tensor4D, depth: number): tf.Tensor5D {
 export function targetsFromLabels(labels: tf.Tensor4D, numClasses: number, overlappingRegions: boolean): Targets {
   return tf.tidy(() => {
     const [b, d, h, w] = labels.shape
-    const classes = tf.slice(oneHotLabels(labels, numClasses + 1), [0, 0, 0, 0, 1], [-1, -1, -1, -1, numClasses])
-    let regions = classes as tf.Tensor5D
+    const rows = tf.reshape(oneHotLabels(labels, numClasses + 1), [-1, numClasses + 1])
+    let classes = tf.slice(rows, [0, 1], [-1, numClasses]) as tf.Tensor2D
     if (overlappingRegions) {
       const upper = tf.tensor2d(Array.from({length: numClasses}, (_, j) => Array.from({length: numClasses}, (_, k) => (j >= k ? 1 : 0))))
-      regions = tf.reshape(tf.matMul(tf.reshape(classes, [-1, numClasses]), upper), [b, d, h, w, numClasses]) as tf.Tensor5D
+      classes = tf.matMul(classes, upper)
     }
-    return {regions, labels: tf.cast(labels, 'int32') as tf.Tensor4D}
+    return {regions: tf.reshape(classes, [b, d, h, w, numClasses]) as tf.Tensor5D, labels: tf.cast(labels, 'int32') as tf.Tensor4D}
   })
 }
 
