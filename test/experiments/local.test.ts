@@ -176,3 +176,47 @@ test('local --dry-run prints one command per trial and writes nothing', () => {
   assert.equal(lines[3], `bash ${join(out, 'trial.sh')} 3   # queries=16, tau.end=0.5`)
   assert.equal(existsSync(out), false)
 })
+
+test('ablate: each variant is an overlay in its resolved config; the table puts the full model first with Δ and p against it', () => {
+  const {dir, fake, env} = setup()
+  const out = join(dir, 'ablation')
+  const run = sipl(
+    [
+      'ablate',
+      '--config',
+      'experiments/demo.yaml',
+      '--remove',
+      'ipl',
+      '--remove',
+      'smg',
+      '--cpp-init',
+      'onehot',
+      '--out',
+      out,
+      '--trial-command',
+      fake,
+      '--json',
+    ],
+    {env},
+  )
+  assert.equal(run.code, 0, run.stderr)
+  const config = (name: string): string => readFileSync(join(out, 'trials', name, 'config.yaml'), 'utf8')
+  assert.match(config('full'), /^  ipl: true$/m)
+  assert.match(config('no-ipl'), /^  ipl: false$/m)
+  assert.match(config('no-ipl'), /^  smg: true$/m)
+  assert.match(config('no-smg'), /^  smg: false$/m)
+  assert.match(config('cpp-onehot'), /^    init: onehot$/m)
+  const result = JSON.parse(run.stdout) as {collected: {rows: {name: string; label: string; delta: number | null; p: number | null}[]}}
+  const rows = result.collected.rows
+  assert.deepEqual(
+    rows.map((r) => r.label),
+    ['SIPL (full)', '− IPL', '− SMG', 'one-hot CPP'],
+  )
+  // the fake takes 0.1 + i/100 off case i without IPL: Δ = −0.11; scipy.stats.ttest_rel → t = −19.0526, p = 0.0027434893944259307
+  assert.ok(Math.abs(rows[1].delta! + 0.11) < 1e-12)
+  assert.ok(Math.abs(rows[1].p! - 0.0027434893944259307) < 1e-9, `p = ${rows[1].p}`)
+  // the fake scores −SMG like the full model: no difference, p = 1
+  assert.equal(rows[2].delta, 0)
+  assert.equal(rows[2].p, 1)
+  assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /^\| − IPL \| done \| .* \| -11\.00 \| 0\.0027 \| 3 \|$/m)
+})
