@@ -48,6 +48,8 @@ const J_ACC_STRIDE: usize = 33
 const J_ACC_LEN: usize = 34 // floats per accumulator
 const J_ACC0: usize = 35 // thread 0's accumulator (the output buffer for the input gradient)
 const J_THREADS: usize = 36
+const J_BIAS: usize = 37 // forward: bias [Cout] added to y, or 0
+const J_RELU: usize = 38 // forward: 1 = y = max(y, 0) after the bias
 
 const KIND_FORWARD = 1
 const KIND_FILTER_GRAD = 2
@@ -315,6 +317,27 @@ function col2imAdd(job: usize, m0: i32, m1: i32, src: usize, acc: usize): void {
   }
 }
 
+/** y[r, c] = y[r, c] + bias[c], then max(·, 0) when relu: the epilogue of a fused conv, on rows still in cache. */
+function biasActivation(y: usize, rows: i32, cout: i32, bias: usize, relu: bool): void {
+  const zero = f32x4.splat(0)
+  for (let r = 0; r < rows; r++) {
+    const row = y + ((<usize>(r * cout)) << 2)
+    let c = 0
+    for (; c + 4 <= cout; c += 4) {
+      const p = row + ((<usize>c) << 2)
+      let v = f32x4.add(v128.load(p), v128.load(bias + ((<usize>c) << 2)))
+      if (relu) v = f32x4.max(v, zero)
+      v128.store(p, v)
+    }
+    for (; c < cout; c++) {
+      const p = row + ((<usize>c) << 2)
+      let v = load<f32>(p) + load<f32>(bias + ((<usize>c) << 2))
+      if (relu && v < 0) v = 0
+      store<f32>(p, v)
+    }
+  }
+}
+
 /** Packs the filter [K, Cout] (row-major) into panels of 8 output channels: [ceil(Cout/8)][Kp][8], zero padded. */
 export function packFilter(w: usize, K: i32, cout: i32, Kp: i32, dst: usize): void {
   const panels = (cout + 7) >> 3
@@ -419,6 +442,8 @@ export function runJob(job: usize, t: i32): void {
         false,
         tmp,
       )
+      const bias = <usize>word(job, J_BIAS)
+      if (bias != 0) biasActivation(dy + ((<usize>m0 * <usize>cout) << 2), rows, cout, bias, word(job, J_RELU) != 0)
     } else if (kind == KIND_FILTER_GRAD) {
       // dWᵀ += dy[m0:m1, :]ᵀ · im2col(x)[m0:m1, :]
       im2col(job, m0, m1, cols)

@@ -13,9 +13,12 @@
  *   logits = conv1 16→4 (d1)
  * loss = softmax cross-entropy (mean over voxels) + (1 − mean soft Dice over the 4 classes);
  * Adam, lr 1e-3; input n³×1 with a one-hot 4-class label.
+ * Each conv + bias (+ ReLU) is one fused op on sipl's cpu kernels (src/kernels/fused.ts) and
+ * the plain tfjs composition everywhere else.
  */
 import {tf} from '../backend/tf.js'
 import {Rng} from '../util/rng.js'
+import {conv3dBiasAct} from '../kernels/fused.js'
 
 export const UNET_REF_CLASSES = 4
 const DICE_SMOOTH = 1e-5
@@ -67,8 +70,8 @@ export class UnetRef {
 
   private conv(name: string, x: tf.Tensor5D, stride: number, relu: boolean): tf.Tensor5D {
     const p = this.params.get(name)!
-    const y = tf.add(tf.conv3d(x, p.kernel as tf.Tensor5D, stride, 'same'), p.bias) as tf.Tensor5D
-    return relu ? tf.relu(y) : y
+    // the first layer's input is data: no gradient needed for it
+    return conv3dBiasAct(x, p.kernel as tf.Tensor5D, p.bias as tf.Tensor1D, {strides: stride, pad: 'same', relu, inputGrad: name !== 'e1'})
   }
 
   private up(name: string, x: tf.Tensor5D): tf.Tensor5D {

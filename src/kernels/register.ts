@@ -7,7 +7,7 @@
  * `sipl bench --kernels reference` times them.
  */
 import {tf} from '../backend/tf.js'
-import {conv3dBackpropFilterKernel, conv3dBackpropInputKernel, conv3dKernel} from './cpu/conv3d.js'
+import {biasActGradKernel, conv3dBackpropFilterKernel, conv3dBackpropInputKernel, conv3dBiasActKernel, conv3dKernel} from './cpu/conv3d.js'
 import {wasmBuilt} from './cpu/runtime.js'
 import {
   BINARY_OPS,
@@ -89,5 +89,9 @@ export function withReferenceConvKernels<T>(fn: () => T): T {
     useCpuConvKernels(previous)
   }
 }
+
+// new kernel names, only ever called by src/kernels/fused.ts while the fast kernels are active
+tf.registerKernel({kernelName: 'SiplConv3DBiasAct', backendName: 'cpu', kernelFunc: conv3dBiasActKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplBiasActGrad', backendName: 'cpu', kernelFunc: biasActGradKernel as unknown as tf.KernelFunc})
 
 if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')

@@ -98,8 +98,13 @@ function copyIn(rt: ConvRuntime, values: Float32Array): number {
   return address
 }
 
-/** y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] */
-export function conv3dForward(x: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
+/** y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] (+ bias, then ReLU, when given) */
+export function conv3dForward(
+  x: Float32Array,
+  w: Float32Array,
+  info: ConvInfo,
+  epilogue?: {bias: Float32Array; relu: boolean},
+): Float32Array {
   const rt = runtime()
   rt.reset()
   const job = rt.job()
@@ -112,6 +117,10 @@ export function conv3dForward(x: Float32Array, w: Float32Array, info: ConvInfo):
   job[JOB.X] = copyIn(rt, x)
   job[JOB.W] = wPacked
   job[JOB.DY] = y
+  if (epilogue) {
+    job[JOB.BIAS] = copyIn(rt, epilogue.bias)
+    job[JOB.RELU] = epilogue.relu ? 1 : 0
+  }
   scratch(job, rt, mc, Kp)
   rt.run()
   return rt.f32(y, M * cout).slice()
@@ -215,4 +224,38 @@ export function conv3dBackpropInputKernel({inputs, backend, attrs}: KernelArgs):
     pad as 'valid' | 'same',
   )
   return output(backend, inputShape, conv3dInputGrad(floats(backend, dy), floats(backend, filter), info))
+}
+
+/** Conv3D + bias (+ ReLU) in one pass: the epilogue runs on each row chunk while it is in cache. */
+export function conv3dBiasActKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
+  const {x, filter, bias} = inputs
+  const {strides, pad, relu} = attrs as {strides: Triple; pad: Pad; relu: boolean}
+  const info = tf.backend_util.computeConv3DInfo(
+    x.shape as [number, number, number, number, number],
+    filter.shape as [number, number, number, number, number],
+    strides,
+    1,
+    pad as 'valid' | 'same',
+  )
+  const epilogue = {bias: floats(backend, bias), relu}
+  return output(backend, info.outShape, conv3dForward(floats(backend, x), floats(backend, filter), info, epilogue))
+}
+
+/** The backward of bias + ReLU: dz = dy where y > 0 (all of dy without ReLU), db = Σ dz over every axis but the last. */
+export function biasActGradKernel({inputs, backend, attrs}: KernelArgs): TensorInfo[] {
+  const {dy, y} = inputs
+  const relu = (attrs as {relu: boolean}).relu
+  const g = floats(backend, dy)
+  const out = floats(backend, y)
+  const channels = y.shape[y.shape.length - 1]
+  const dz = new Float32Array(g.length)
+  const db = new Float64Array(channels)
+  for (let i = 0; i < g.length; i += channels) {
+    for (let c = 0; c < channels; c++) {
+      const v = relu && !(out[i + c] > 0) ? 0 : g[i + c]
+      dz[i + c] = v
+      db[c] += v
+    }
+  }
+  return [output(backend, y.shape, dz), output(backend, [channels], Float32Array.from(db))]
 }

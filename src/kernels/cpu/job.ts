@@ -40,6 +40,8 @@ export const JOB = {
   ACC_LEN: 34,
   ACC0: 35,
   THREADS: 36,
+  BIAS: 37,
+  RELU: 38,
 } as const
 export const JOB_WORDS = 40
 

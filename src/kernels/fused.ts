@@ -1,0 +1,56 @@
+/**
+ * conv3d + bias (+ ReLU) as one op. On the `cpu` backend with sipl's fast kernels it runs the
+ * bias and ReLU as the epilogue of the convolution's GEMM and their backward as one pass that
+ * also sums the bias gradient; this saves five full passes over the activation per layer and
+ * step (tfjs: Add, Relu, then Step, Multiply and a Sum in the backward), which a profile of
+ * unet-ref showed to cost as much as the convolutions themselves at 64³ (docs/kernels.md). On
+ * every other backend, and with the reference kernels, it is the plain composition of tfjs
+ * ops, so results and gradients are the same everywhere.
+ */
+import {tf} from '../backend/tf.js'
+import {cpuConvKernels} from './register.js'
+
+export const FUSED_CONV = 'SiplConv3DBiasAct'
+export const FUSED_CONV_GRAD = 'SiplBiasActGrad'
+
+export interface FusedConvOptions {
+  strides: number | [number, number, number]
+  pad: 'same' | 'valid'
+  relu: boolean
+  /** false when x is data (the first layer): its gradient is then zeros and costs nothing */
+  inputGrad?: boolean
+}
+
+function composite(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D, o: FusedConvOptions): tf.Tensor5D {
+  return tf.tidy(() => {
+    const y = tf.add(tf.conv3d(x, w, o.strides, o.pad), b) as tf.Tensor5D
+    return o.relu ? tf.relu(y) : y
+  })
+}
+
+/** relu?(conv3d(x, w) + b); x [B, D, H, W, Cin], w [kD, kH, kW, Cin, Cout], b [Cout] */
+export function conv3dBiasAct(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D, options: FusedConvOptions): tf.Tensor5D {
+  if (tf.getBackend() !== 'cpu' || cpuConvKernels() !== 'fast') return composite(x, w, b, options)
+  const {strides, pad, relu} = options
+  const fused = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
+    const [xi, wi, bi] = args as tf.Tensor[]
+    const save = args[3] as (saved: tf.Tensor[]) => void
+    const y = tf.engine().runKernel(FUSED_CONV, {x: xi, filter: wi, bias: bi}, {strides, pad, relu}) as tf.Tensor5D
+    save([xi, wi, y])
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [xs, ws, ys] = saved
+        const [dz, db] = tf.engine().runKernel(FUSED_CONV_GRAD, {dy: dy as tf.Tensor, y: ys}, {relu}) as tf.Tensor[]
+        const dw = tf.engine().runKernel('Conv3DBackpropFilterV2', {x: xs, dy: dz}, {strides, pad, filterShape: ws.shape}) as tf.Tensor
+        const dx =
+          options.inputGrad === false
+            ? tf.zerosLike(xs)
+            : (tf.engine().runKernel('Conv3DBackpropInputV2', {dy: dz, filter: ws}, {strides, pad, inputShape: xs.shape}) as tf.Tensor)
+        dz.dispose()
+        return [dx, dw, db]
+      },
+    }
+  })
+  return fused(x, w, b) as tf.Tensor5D
+}

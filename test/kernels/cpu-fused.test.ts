@@ -1,0 +1,64 @@
+/**
+ * The fused conv3d + bias (+ ReLU) op against the plain composition of tfjs ops on the reference
+ * kernels: values and the gradients of x, w and b, with and without ReLU, stride 2, valid.
+ */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {tf} from '../../src/backend/tf.js'
+import {relError} from '../../src/backend/self-check.js'
+import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {conv3dBiasAct, type FusedConvOptions} from '../../src/kernels/fused.js'
+
+await tf.setBackend('cpu')
+
+const seeded = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, 'float32', seed)
+
+function valueAndGrads(xShape: number[], wShape: number[], o: FusedConvOptions, seed: number): Float32Array[] {
+  return tf.tidy(() => {
+    const x = seeded(xShape, seed) as tf.Tensor5D
+    const w = seeded(wShape, seed + 1) as tf.Tensor5D
+    const b = seeded([wShape[4]], seed + 2) as tf.Tensor1D
+    const y = conv3dBiasAct(x, w, b, o)
+    const dy = seeded(y.shape, seed + 3)
+    const grads = tf.grads((a: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
+      tf.sum(tf.mul(conv3dBiasAct(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, o), dy)),
+    )([x, w, b])
+    return [y, ...grads].map((t) => t.dataSync() as Float32Array)
+  })
+}
+
+const CASES: [string, number[], number[], FusedConvOptions][] = [
+  ['relu, same, batch 2, 3→5', [2, 5, 6, 7, 3], [3, 3, 3, 3, 5], {strides: 1, pad: 'same', relu: true}],
+  ['relu, stride 2, 6→10', [1, 8, 6, 10, 6], [3, 3, 3, 6, 10], {strides: 2, pad: 'same', relu: true}],
+  ['no relu, valid, 1×1×1 head 7→4', [1, 4, 5, 6, 7], [1, 1, 1, 7, 4], {strides: 1, pad: 'valid', relu: false}],
+]
+
+for (const [name, xs, ws, o] of CASES) {
+  test(`fused conv3d + bias${o.relu ? ' + relu' : ''} equals the composition: ${name}`, () => {
+    const fast = valueAndGrads(xs, ws, o, 3)
+    const reference = withReferenceConvKernels(() => valueAndGrads(xs, ws, o, 3))
+    ;['y', 'dx', 'dw', 'db'].forEach((what, k) => {
+      const err = relError(fast[k], reference[k])
+      assert.ok(err <= 1e-4, `${what}: relative error ${err}`)
+    })
+    // relu: some outputs clamped to exactly 0, some positive
+    if (o.relu) assert.ok(fast[0].some((v) => v === 0) && fast[0].some((v) => v > 0))
+  })
+}
+
+test('inputGrad: false gives a zero input gradient and the same weight gradients', () => {
+  const o: FusedConvOptions = {strides: 1, pad: 'same', relu: true}
+  const full = valueAndGrads([1, 4, 4, 4, 2], [3, 3, 3, 2, 3], o, 7)
+  const skipped = valueAndGrads([1, 4, 4, 4, 2], [3, 3, 3, 2, 3], {...o, inputGrad: false}, 7)
+  assert.ok(skipped[1].every((v) => v === 0))
+  assert.ok(full[1].some((v) => v !== 0))
+  assert.deepEqual(skipped[2], full[2])
+  assert.deepEqual(skipped[3], full[3])
+})
+
+test('hand-computed: ones through a 1×1×1 conv with bias −1.5 and relu', () => {
+  // y = relu(Σ_c x_c · 1 − 1.5) with x = [1, 2] per voxel → relu(3 − 1.5) = 1.5; with x = [0, 1] → 0
+  const x = tf.tensor5d([1, 2, 0, 1], [1, 1, 1, 2, 2])
+  const y = conv3dBiasAct(x, tf.ones([1, 1, 1, 2, 1]) as tf.Tensor5D, tf.tensor1d([-1.5]), {strides: 1, pad: 'same', relu: true})
+  assert.deepEqual(Array.from(y.dataSync()), [1.5, 0])
+})
