@@ -81,7 +81,9 @@ export function launchOptionsFromFlags(flags: ExecutorFlagValues): Omit<LaunchOp
     retryFailed: flags['retry-failed'],
     wait: flags.wait,
     sipl: flags['trial-command'] !== undefined ? [flags['trial-command']] : defaultSipl(),
-    env: flags.backend !== undefined ? {SIPL_BACKEND: flags.backend} : undefined,
+    // relative data paths resolve against SIPL_DATA_DIR: pin it, so trials find the same data
+    // wherever they start (a cluster may start tasks with a clean environment)
+    env: {SIPL_DATA_DIR: environment().dataDir, ...(flags.backend !== undefined ? {SIPL_BACKEND: flags.backend} : {})},
     collectSipl: defaultSipl(),
   }
 }

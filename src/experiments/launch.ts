@@ -99,6 +99,7 @@ function buildPlan(options: LaunchOptions): {record: ExperimentRecord; configs: 
     name: base.name,
     createdAt: new Date().toISOString(),
     sipl: options.sipl,
+    cwd: process.cwd(),
     ...(options.env && Object.keys(options.env).length > 0 ? {env: options.env} : {}),
     base: {config: options.configFile === undefined ? undefined : resolve(options.configFile), sets: options.sets},
     classes: [...base.data.classes],

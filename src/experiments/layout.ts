@@ -26,6 +26,8 @@ export interface ExperimentRecord {
   createdAt: string
   /** the command line a trial runs instead of `node bin/run.js` (tests use a fake) */
   sipl: string[]
+  /** the working directory sipl ran in; trials run there too (relative paths in configs) */
+  cwd?: string
   /** environment every trial gets (e.g. SIPL_BACKEND from --backend) */
   env?: Record<string, string>
   base: {config?: string; sets: string[]}

@@ -15,9 +15,10 @@ export interface LocalOutcome {
   seconds: number
 }
 
-function runTrial(dir: string, index: number): Promise<{exitCode: number | null}> {
+function runTrial(dir: string, index: number, cwd: string | undefined): Promise<{exitCode: number | null}> {
   return new Promise((resolve) => {
-    const child = spawn('bash', [join(dir, 'trial.sh'), String(index)], {stdio: 'ignore'})
+    // in the directory the experiment was created from, where its relative config paths point
+    const child = spawn('bash', [join(dir, 'trial.sh'), String(index)], {stdio: 'ignore', cwd: cwd ?? process.cwd()})
     child.on('error', () => resolve({exitCode: null}))
     child.on('exit', (code, signal) => resolve({exitCode: code ?? (signal ? 128 : null)}))
   })
@@ -38,7 +39,7 @@ export async function runLocal(
       const trial = record.trials[index]
       const start = Date.now()
       log.info({trial: trial.name}, `trial ${index + 1}/${record.trials.length} started`)
-      const {exitCode} = await runTrial(dir, index)
+      const {exitCode} = await runTrial(dir, index, record.cwd)
       const seconds = (Date.now() - start) / 1000
       outcomes.push({index, exitCode, seconds})
       finished++

@@ -52,6 +52,8 @@ export function arrayScript(dir: string, record: ExperimentRecord, indices: numb
     `--job-name=sipl-${record.name}`,
     `--array=${arraySpec(indices, throttle)}`,
     `--output=${join(abs, 'logs', 'slurm-%A_%a.out')}`,
+    // relative paths in the configs mean the same as where sipl was run
+    `--chdir=${record.cwd ?? abs}`,
     // a preempted or failed-node task goes back to the queue and resumes from checkpoints/last
     '--requeue',
     '--open-mode=append',
