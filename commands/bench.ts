@@ -3,6 +3,7 @@ import {BaseCommand, configFlags} from '../src/cli/base-command.js'
 import {BACKENDS, type BackendName} from '../src/backend/select.js'
 import {runBench, unetRefNet, type BenchRow} from '../src/bench/bench.js'
 import {siplNetFactory} from '../src/bench/sipl-net.js'
+import {benchPreprocess, type PreprocessBenchResult} from '../bench/preprocess.js'
 
 const NETS = ['unet-ref', 'sipl'] as const
 const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
@@ -41,11 +42,15 @@ export default class Bench extends BaseCommand<typeof Bench> {
       allowNo: true,
     }),
     seed: Flags.integer({description: 'seed of weights and data', default: 1}),
+    preprocess: Flags.boolean({
+      description: 'also time preprocessing one 512×512×200 CT volume to 1.5 mm (bench/preprocess.ts), as an extra row',
+      default: false,
+    }),
     // --net sipl builds the network from an experiment config's model/smg/loss sections
     ...configFlags,
   }
 
-  async run(): Promise<{rows: BenchRow[]}> {
+  async run(): Promise<{rows: BenchRow[]; preprocess?: PreprocessBenchResult}> {
     const f = this.flags
     const factory = f.net === 'sipl' ? siplNetFactory(this.loadConfig().config, f.size) : unetRefNet
     const log = f.quiet ? () => undefined : (line: string) => process.stderr.write(line + '\n')
@@ -63,21 +68,29 @@ export default class Bench extends BaseCommand<typeof Bench> {
       seed: f.seed,
       log,
     })
+    const preprocess = f.preprocess ? await benchPreprocess({log}) : undefined
     if (!this.jsonEnabled()) {
       const header = ['net', 'size', 'backend', 'step ms (median)', 'step ms (min)', 'infer ms', 'max rel err', 'notes']
       const lines = rows.map((r) => [
         r.net,
         `${r.size}³`,
         r.backend,
-        r.stepMsMedian.toFixed(0),
-        r.stepMsMin.toFixed(0),
+        r.stepMsMedian === null ? '–' : r.stepMsMedian.toFixed(0),
+        r.stepMsMin === null ? '–' : r.stepMsMin.toFixed(0),
         r.inferMs === null ? '–' : `${r.inferMs.toFixed(0)} (${r.inferSize}³)`,
         r.maxRelErr === null ? '–' : `${r.maxRelErr.toExponential(1)}${r.maxRelErr <= 1e-4 ? '' : ' FAIL'}`,
         r.kernels ? `${r.kernels} kernels${r.threads ? `, ${r.threads} threads, ${r.simd} SIMD` : ''}` : '',
       ])
       const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
       for (const l of [header, ...lines]) this.log(l.map((c, i) => c.padEnd(widths[i])).join('  '))
+      if (preprocess) {
+        const t = preprocess.seconds
+        this.log(
+          `${preprocess.name}: ${t.endToEnd.toFixed(2)} s end to end (read ${t.read.toFixed(2)} s, reorient ${t.reorient.toFixed(2)} s, ` +
+            `resample image ${t.resampleImage.toFixed(2)} s, labels ${t.resampleLabel.toFixed(2)} s)`,
+        )
+      }
     }
-    return {rows}
+    return preprocess ? {rows, preprocess} : {rows}
   }
 }
