@@ -134,3 +134,16 @@ test('the worker pool uses every core (or SIPL_THREADS) and the kernels leave no
   const configured = environment().threads
   assert.equal(rt.info.threads, configured > 0 ? configured : availableParallelism())
 })
+
+test('with worker threads, results are the same when the workers do take part', {skip: availableParallelism() < 2 && 'one core'}, () => {
+  const rt = existingRuntime()!
+  const c = CASES[5]
+  const reference = withReferenceConvKernels(() => convAndGrads(c, 42))
+  // workers join a job only when they wake up in time; repeat until they have done a share
+  const start = rt.workerJobs()
+  const deadline = Date.now() + 20_000
+  let fast = convAndGrads(c, 42)
+  while (rt.workerJobs() === start && Date.now() < deadline) fast = convAndGrads(c, 42)
+  assert.ok(rt.workerJobs() > start, 'no worker ever joined a job')
+  for (const [k, what] of ['y', 'dx', 'dw'].entries()) assert.ok(relError(fast[k], reference[k]) <= 1e-4, what)
+})

@@ -55,12 +55,12 @@ export const CTL = {
   DONE: 1,
   /** byte address of the job descriptor */
   JOB: 2,
-  /** workers that started and instantiated the module */
-  READY: 3,
   /** set by a worker whose runJob threw */
   FAILED: 4,
   /** who joined the current job: (generation & 0xffff) << 16 | CLOSED | count */
   JOINED: 5,
+  /** jobs that workers took part in, all time (tests use it to know the threaded path ran) */
+  WORKER_JOBS: 6,
 } as const
 
 /** JOINED bit the caller sets once it has finished its own share: later workers stay out */

@@ -80,13 +80,13 @@ export class ConvRuntime {
       worker.unref()
       this.workers.push(worker)
     }
-    // the workers start on their own threads; wait (bounded) until each has instantiated the module
-    const deadline = Date.now() + 20_000
-    for (let ready = Atomics.load(this.ctl, CTL.READY); ready < this.workers.length; ready = Atomics.load(this.ctl, CTL.READY)) {
-      if (Date.now() > deadline) throw new Error(`conv3d worker pool: only ${ready} of ${this.workers.length} threads started`)
-      Atomics.wait(this.ctl, CTL.READY, ready, 100)
-    }
+    // no waiting for the workers to start: a job never waits for a thread that has not joined it
     this.info = {simd, threads: this.workers.length + 1, wasmFile: file}
+  }
+
+  /** how many jobs worker threads have taken part in so far */
+  workerJobs(): number {
+    return Atomics.load(this.ctl, CTL.WORKER_JOBS)
   }
 
   get threads(): number {

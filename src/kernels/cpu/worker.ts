@@ -20,10 +20,8 @@ const instance = new wasm.Instance(module, {env: {memory, abort: () => undefined
 const runJob = instance.exports.runJob as (job: number, thread: number) => void
 const ctl = new Int32Array(memory.buffer, 0, 64)
 
-// read the generation before saying ready: the caller may post the first job the moment we do
+// jobs posted while this thread was starting have been done by the others
 let seen = Atomics.load(ctl, CTL.GEN)
-Atomics.add(ctl, CTL.READY, 1)
-Atomics.notify(ctl, CTL.READY)
 
 /**
  * Joins job `gen` unless the caller has already closed it (it finished every chunk while this
@@ -50,6 +48,7 @@ for (;;) {
   seen = gen
   const slot = join(gen)
   if (slot === 0) continue
+  Atomics.add(ctl, CTL.WORKER_JOBS, 1)
   try {
     runJob(Atomics.load(ctl, CTL.JOB), slot)
   } catch {
