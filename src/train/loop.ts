@@ -222,8 +222,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const auxValue = (await aux.data())[0]
       tf.dispose([value, seg, aux, ...clipped.grads.values(), ...named.values()])
       if (!Number.isFinite(loss))
-        throw new Error(
-          `training diverged: loss ${loss} at epoch ${epoch + 1} step ${state.step + 1} (lower train.optimizer.lr or raise train.gradClip)`,
+        throw new UserError(
+          `training diverged: loss ${loss} at epoch ${epoch + 1} step ${state.step + 1} (lower train.optimizer.lr or train.gradClip, and train into a new --out)`,
         )
       sums.loss += loss
       sums.seg += segValue
