@@ -197,6 +197,7 @@ test('one training step: every trainable variable receives a finite, non-zero gr
     const config = configOf('demo', sets)
     const net = buildNet(config)
     const targets = targetsFromLabels(labels, 3, false)
+    const tensorsBefore = tf.memory().numTensors
     const started = Date.now()
     const {value, grads} = trainingStep(net, config, image, targets, 1)
     if (sets.length === 0) console.log(`# one demo training step on cpu: ${Date.now() - started} ms`)
@@ -208,7 +209,9 @@ test('one training step: every trainable variable receives a finite, non-zero gr
       if (!values || !values.every(Number.isFinite) || !values.some((e) => e !== 0)) bad.push(names.get(v.name)!)
     }
     assert.deepEqual(bad, [], `${sets.join(' ') || 'full model'}: variables without a finite non-zero gradient`)
-    tf.dispose([value, ...Object.values(grads), targets.regions, targets.labels])
+    tf.dispose([value, ...Object.values(grads)])
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'a training step leaks no tensors')
+    tf.dispose([targets.regions, targets.labels])
     net.dispose()
   }
 })
