@@ -258,8 +258,13 @@ function im2col(job: usize, m0: i32, m1: i32, dst: usize): void {
         const inRows = inDepth && ih >= 0 && ih < inH
         for (let kw = 0; kw < kW; kw++) {
           const iw = ow * sW - pL + kw * dW
-          if (inRows && iw >= 0 && iw < inW) {
-            copyFloats(row, x + ((<usize>(((bi * inD + id) * inH + ih) * inW + iw) * <usize>cin) << 2), cin)
+          const inside = inRows && iw >= 0 && iw < inW
+          const src = x + ((<usize>(((bi * inD + id) * inH + ih) * inW + iw) * <usize>cin) << 2)
+          if (cin == 1) {
+            // one float per tap (the first layer): no loop, no bulk-memory call
+            store<f32>(row, inside ? load<f32>(src) : 0)
+          } else if (inside) {
+            copyFloats(row, src, cin)
           } else {
             memory.fill(row, 0, tapBytes)
           }

@@ -52,8 +52,9 @@ test('inputGrad: false gives a zero input gradient and the same weight gradients
   const skipped = valueAndGrads([1, 4, 4, 4, 2], [3, 3, 3, 2, 3], {...o, inputGrad: false}, 7)
   assert.ok(skipped[1].every((v) => v === 0))
   assert.ok(full[1].some((v) => v !== 0))
-  assert.deepEqual(skipped[2], full[2])
-  assert.deepEqual(skipped[3], full[3])
+  // not bit-equal: how many threads joined decides the summation order of the filter gradient
+  assert.ok(relError(skipped[2], full[2]) <= 1e-6)
+  assert.ok(relError(skipped[3], full[3]) <= 1e-6)
 })
 
 test('hand-computed: ones through a 1×1×1 conv with bias −1.5 and relu', () => {
