@@ -170,7 +170,7 @@ export async function launch(options: LaunchOptions, log: Logger): Promise<Launc
       return {
         dir,
         kind: record.kind,
-        executor: options.executor ?? 'local',
+        executor: options.executor ?? record.executor?.kind ?? 'local',
         trials: record.trials,
         ran: [],
         skipped: record.skipped,
