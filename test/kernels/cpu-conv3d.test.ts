@@ -36,6 +36,8 @@ const CASES: Case[] = [
   {name: '1×1×1 head, 7→4 channels', x: [1, 4, 5, 6, 7], w: [1, 1, 1, 7, 4], strides: 1, pad: 'same'},
   {name: 'single input channel (first U-Net layer), 1→9', x: [1, 7, 5, 6, 1], w: [3, 3, 3, 1, 9], strides: 1, pad: 'same'},
   {name: 'many row chunks on every thread, 16→24 channels', x: [1, 12, 10, 14, 16], w: [3, 3, 3, 16, 24], strides: 1, pad: 'same'},
+  {name: 'stride 1, even kernel 2×3×4 (uneven same padding), 4→3', x: [2, 7, 6, 5, 4], w: [2, 3, 4, 4, 3], strides: 1, pad: 'same'},
+  {name: 'stride 1 valid, 5→7', x: [1, 6, 7, 5, 5], w: [3, 2, 3, 5, 7], strides: 1, pad: 'valid'},
   {name: 'kernel 2 stride 2 valid, 13→11 channels', x: [1, 6, 8, 4, 13], w: [2, 2, 2, 13, 11], strides: 2, pad: 'valid'},
 ]
 

@@ -147,8 +147,43 @@ export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvIn
   return rt.f32(dw, K * cout).slice()
 }
 
+/**
+ * At stride 1 the input gradient is itself a convolution: dx = conv(dy, W′) with the filter
+ * mirrored in space and its channels swapped, W′[kd, kh, kw, co, ci] = W[kD−1−kd, kH−1−kh, kW−1−kw, ci, co],
+ * and padding kD−1−front (etc.) in front. That runs on the forward kernel, whose rows are
+ * disjoint: no per-thread copies of dx, no scatter, no summing job.
+ */
+function stride1InputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
+  const {filterDepth: kD, filterHeight: kH, filterWidth: kW, inChannels: cin, outChannels: cout} = info
+  const mirrored = new Float32Array(w.length)
+  for (let d = 0; d < kD; d++)
+    for (let h = 0; h < kH; h++)
+      for (let x = 0; x < kW; x++) {
+        const from = ((d * kH + h) * kW + x) * cin * cout
+        const to = (((kD - 1 - d) * kH + (kH - 1 - h)) * kW + (kW - 1 - x)) * cout * cin
+        for (let ci = 0; ci < cin; ci++) for (let co = 0; co < cout; co++) mirrored[to + co * cin + ci] = w[from + ci * cout + co]
+      }
+  const transposed: ConvInfo = {
+    ...info,
+    inDepth: info.outDepth,
+    inHeight: info.outHeight,
+    inWidth: info.outWidth,
+    inChannels: cout,
+    outDepth: info.inDepth,
+    outHeight: info.inHeight,
+    outWidth: info.inWidth,
+    outChannels: cin,
+    dilationDepth: 1,
+    dilationHeight: 1,
+    dilationWidth: 1,
+    padInfo: {...info.padInfo, front: kD - 1 - info.padInfo.front, top: kH - 1 - info.padInfo.top, left: kW - 1 - info.padInfo.left},
+  }
+  return conv3dForward(dy, mirrored, transposed)
+}
+
 /** dx = col2im(dy · Wᵀ): each thread scatters its chunks into its own copy of dx; the copies are summed in a second job. */
 export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
+  if (info.strideDepth === 1 && info.strideHeight === 1 && info.strideWidth === 1) return stride1InputGrad(dy, w, info)
   const rt = runtime()
   rt.reset()
   const job = rt.job()
