@@ -83,7 +83,7 @@ test('the filter gradient splits K only when there is enough of it, and the spli
   const big = new Conv3DBackpropFilterTiledProgram(geometry({batch: 2, inD: 32, inH: 32, inW: 32, outD: 32, outH: 32, outW: 32}))
   assert.ok(big.splits > 1)
   const k = 2 * 32 ** 3
-  const kSplit = big.uniformData()[4].data[0] // uniforms: padD, padH, padW, K, kSplit
+  const kSplit = big.uniformData()[7].data[0] // uniforms: sD, sH, sW, padD, padH, padW, K, kSplit
   assert.equal(kSplit % chooseTiling(4, 27 * 3).tk, 0)
   assert.ok(kSplit * big.splits >= k && kSplit * (big.splits - 1) < k)
   assert.deepEqual(big.outputShape, [big.splits, 27 * 3, 4])

@@ -186,7 +186,7 @@ export class Conv3DTiledProgram implements WebGPUProgramLike {
   dispatchLayout = {x: [0], y: [1], z: [2]}
   dispatch: [number, number, number]
   variableNames = ['x', 'W']
-  uniforms = 'padD: i32, padH: i32, padW: i32, M: i32,'
+  uniforms = 'sD: i32, sH: i32, sW: i32, padD: i32, padH: i32, padW: i32, M: i32,'
   workgroupSize: [number, number, number]
   private readonly t: Tiling
   private readonly tilesN: number
@@ -199,13 +199,13 @@ export class Conv3DTiledProgram implements WebGPUProgramLike {
     const m = g.batch * g.outD * g.outH * g.outW
     this.tilesN = Math.ceil(g.outC / s.tileN)
     this.dispatch = foldDispatch(Math.ceil(m / s.tileM) * this.tilesN, 1)
-    this.shaderKey = `sipl_conv3d_fwd_${tilingKey(this.t)}_${g.inC}_${g.outC}_${g.kD}${g.kH}${g.kW}_${g.sD}${g.sH}${g.sW}`
+    this.shaderKey = `sipl_conv3d_fwd_${tilingKey(this.t)}_${g.inC}_${g.outC}_${g.kD}${g.kH}${g.kW}`
   }
 
   /** uniform values, in the order of `uniforms` */
   uniformData(): {type: 'int32'; data: number[]}[] {
     const g = this.g
-    return [g.padD, g.padH, g.padW, g.batch * g.outD * g.outH * g.outW].map((v) => ({type: 'int32' as const, data: [v]}))
+    return [g.sD, g.sH, g.sW, g.padD, g.padH, g.padW, g.batch * g.outD * g.outH * g.outW].map((v) => ({type: 'int32' as const, data: [v]}))
   }
 
   getUserCode(): string {
@@ -225,7 +225,7 @@ ${unroll(aSlots, (i) => {
   { let m = tileM0 + ${r};
     if (m < uniforms.M) {
       let ow = m % oW; let q1 = m / oW; let oh = q1 % oH; let q2 = q1 / oH; let od = q2 % oD; let b = q2 / oD;
-      rB${i} = b * D * H * Wd * ${g.inC}; rD${i} = od * ${g.sD} - uniforms.padD; rH${i} = oh * ${g.sH} - uniforms.padH; rW${i} = ow * ${g.sW} - uniforms.padW;
+      rB${i} = b * D * H * Wd * ${g.inC}; rD${i} = od * uniforms.sD - uniforms.padD; rH${i} = oh * uniforms.sH - uniforms.padH; rW${i} = ow * uniforms.sW - uniforms.padW;
     } }`
 })}`
     const loadTile = `
@@ -307,7 +307,7 @@ export class Conv3DBackpropInputTiledProgram implements WebGPUProgramLike {
   dispatch: [number, number, number]
   variableNames = ['dy', 'W']
   uniforms =
-    'padD: i32, padH: i32, padW: i32, rD: i32, rH: i32, rW: i32, f0D: i32, f0H: i32, f0W: i32, tD: i32, tH: i32, tW: i32, nD: i32, nH: i32, nW: i32, M: i32, K: i32,'
+    'sD: i32, sH: i32, sW: i32, rD: i32, rH: i32, rW: i32, f0D: i32, f0H: i32, f0W: i32, c0D: i32, c0H: i32, c0W: i32, tD: i32, tH: i32, tW: i32, nD: i32, nH: i32, nW: i32, M: i32, K: i32,'
   workgroupSize: [number, number, number]
   private readonly t: Tiling
   private readonly tilesN: number
@@ -323,7 +323,7 @@ export class Conv3DBackpropInputTiledProgram implements WebGPUProgramLike {
     const m = g.batch * c.nD * c.nH * c.nW
     this.tilesN = Math.ceil(g.inC / s.tileN)
     this.dispatch = foldDispatch(Math.max(1, Math.ceil(m / s.tileM)) * this.tilesN, 1)
-    this.shaderKey = `sipl_conv3d_dx_${tilingKey(this.t)}_${g.inC}_${g.outC}_${g.kD}${g.kH}${g.kW}_${g.sD}${g.sH}${g.sW}`
+    this.shaderKey = `sipl_conv3d_dx_${tilingKey(this.t)}_${g.inC}_${g.outC}_${g.kD}${g.kH}${g.kW}`
   }
 
   get classSize(): number {
@@ -333,7 +333,23 @@ export class Conv3DBackpropInputTiledProgram implements WebGPUProgramLike {
   uniformData(): {type: 'int32'; data: number[]}[] {
     const g = this.g
     const c = this.c
-    const values = [g.padD, g.padH, g.padW, c.rD, c.rH, c.rW, c.f0D, c.f0H, c.f0W, c.tD, c.tH, c.tW, c.nD, c.nH, c.nW]
+    // od = (id + pad − f) / s with id = q·s + r and f = f0 + j·s is q + c0 − j, c0 = (r + pad − f0) / s
+    const c0 = (r: number, pad: number, f0: number, stride: number) => (r + pad - f0) / stride
+    const values = [
+      g.sD,
+      g.sH,
+      g.sW,
+      c.rD,
+      c.rH,
+      c.rW,
+      c.f0D,
+      c.f0H,
+      c.f0W,
+      c0(c.rD, g.padD, c.f0D, g.sD),
+      c0(c.rH, g.padH, c.f0H, g.sH),
+      c0(c.rW, g.padW, c.f0W, g.sW),
+    ]
+    values.push(c.tD, c.tH, c.tW, c.nD, c.nH, c.nW)
     return [...values, this.classSize, c.tD * c.tH * c.tW * g.outC].map((v) => ({type: 'int32' as const, data: [v]}))
   }
 
@@ -355,7 +371,7 @@ ${unroll(aSlots, (i) => {
     if (m < uniforms.M) {
       let qw = m % uniforms.nW; let q1 = m / uniforms.nW; let qh = q1 % uniforms.nH; let q2 = q1 / uniforms.nH; let qd = q2 % uniforms.nD; let b = q2 / uniforms.nD;
       rB${i} = b * oD * oH * oW * ${g.outC};
-      rD${i} = qd * ${g.sD} + uniforms.rD + uniforms.padD; rH${i} = qh * ${g.sH} + uniforms.rH + uniforms.padH; rW${i} = qw * ${g.sW} + uniforms.rW + uniforms.padW;
+      rD${i} = qd + uniforms.c0D; rH${i} = qh + uniforms.c0H; rW${i} = qw + uniforms.c0W;
     } }`
 })}`
     // K = (tap of the class, co); B[k, ci] = W[fd, fh, fw, ci, co]; kc is the same column for A and B
@@ -364,13 +380,14 @@ ${unroll(aSlots, (i) => {
       let tap = k / ${g.outC}; let co = k - tap * ${g.outC};
       let tHW = uniforms.tH * uniforms.tW;
       let jd = tap / tHW; let jr = tap - jd * tHW; let jh = jr / uniforms.tW; let jw = jr - jh * uniforms.tW;
-      let fd = uniforms.f0D + jd * ${g.sD}; let fh = uniforms.f0H + jh * ${g.sH}; let fw = uniforms.f0W + jw * ${g.sW};
+      // the tap f = f0 + j·s per axis indexes W; dy is read at od = (q + c0) − j
+      let fd = uniforms.f0D + jd * uniforms.sD; let fh = uniforms.f0H + jh * uniforms.sH; let fw = uniforms.f0W + jw * uniforms.sW;
       let kOk = k < uniforms.K;
 ${unroll(aSlots, (i) => {
   const r = `(li / ${t.tk} + ${i * (threads / t.tk)})`
-  return `      { let od = (rD${i} - fd) / ${g.sD}; let oh = (rH${i} - fh) / ${g.sH}; let ow = (rW${i} - fw) / ${g.sW};
+  return `      { let od = rD${i} - jd; let oh = rH${i} - jh; let ow = rW${i} - jw;
         var v = 0.0;
-        if (kOk && rD${i} >= fd && rH${i} >= fh && rW${i} >= fw && od < oD && oh < oH && ow < oW) { v = dy[rB${i} + ((od * oH + oh) * oW + ow) * ${g.outC} + co]; }
+        if (kOk && u32(od) < u32(oD) && u32(oh) < u32(oH) && u32(ow) < u32(oW)) { v = dy[rB${i} + ((od * oH + oh) * oW + ow) * ${g.outC} + co]; }
         As[kc * ${as} + ${r}] = v; }`
 })}
       let wTap = ((fd * ${g.kH} + fh) * ${g.kW} + fw) * ${g.inC * g.outC};
@@ -390,7 +407,7 @@ ${unroll(t.tm, (i) => {
   { let m = tileM0 + ty + ${i * t.wm};
     if (m < uniforms.M) {
       let qw = m % uniforms.nW; let q1 = m / uniforms.nW; let qh = q1 % uniforms.nH; let q2 = q1 / uniforms.nH; let qd = q2 % uniforms.nD; let b = q2 / uniforms.nD;
-      let id = qd * ${g.sD} + uniforms.rD; let ih = qh * ${g.sH} + uniforms.rH; let iw = qw * ${g.sW} + uniforms.rW;
+      let id = qd * uniforms.sD + uniforms.rD; let ih = qh * uniforms.sH + uniforms.rH; let iw = qw * uniforms.sW + uniforms.rW;
       oIdx${i} = (((b * D + id) * H + ih) * Wd + iw) * ${g.inC};
     } }`
 })}`
@@ -414,7 +431,7 @@ export class Conv3DBackpropFilterTiledProgram implements WebGPUProgramLike {
   dispatchLayout = {x: [0], y: [1], z: [2]}
   dispatch: [number, number, number]
   variableNames = ['x', 'dy']
-  uniforms = 'padD: i32, padH: i32, padW: i32, K: i32, kSplit: i32,'
+  uniforms = 'sD: i32, sH: i32, sW: i32, padD: i32, padH: i32, padW: i32, K: i32, kSplit: i32,'
   workgroupSize: [number, number, number]
   readonly splits: number
   private readonly kSplit: number
@@ -437,13 +454,13 @@ export class Conv3DBackpropFilterTiledProgram implements WebGPUProgramLike {
     this.splits = Math.ceil(k / this.kSplit)
     this.outputShape = this.splits === 1 ? [g.kD, g.kH, g.kW, g.inC, g.outC] : [this.splits, m, g.outC]
     this.dispatch = foldDispatch(tiles, this.splits)
-    this.shaderKey = `sipl_conv3d_dw_${tilingKey(this.t)}_${g.inC}_${g.outC}_${g.kD}${g.kH}${g.kW}_${g.sD}${g.sH}${g.sW}`
+    this.shaderKey = `sipl_conv3d_dw_${tilingKey(this.t)}_${g.inC}_${g.outC}_${g.kD}${g.kH}${g.kW}`
   }
 
   uniformData(): {type: 'int32'; data: number[]}[] {
     const g = this.g
     const k = g.batch * g.outD * g.outH * g.outW
-    return [g.padD, g.padH, g.padW, k, this.kSplit].map((v) => ({type: 'int32' as const, data: [v]}))
+    return [g.sD, g.sH, g.sW, g.padD, g.padH, g.padW, k, this.kSplit].map((v) => ({type: 'int32' as const, data: [v]}))
   }
 
   getUserCode(): string {
@@ -479,7 +496,7 @@ ${unroll(aSlots, (i) => {
       var info = vec4<i32>(0, -1073741824, 0, 0);
       if (k < kEnd) {
         let ow = k % oW; let q1 = k / oW; let oh = q1 % oH; let q2 = q1 / oH; let od = q2 % oD; let b = q2 / oD;
-        info = vec4<i32>(b * D * H * Wd * ${g.inC}, od * ${g.sD} - uniforms.padD, oh * ${g.sH} - uniforms.padH, ow * ${g.sW} - uniforms.padW);
+        info = vec4<i32>(b * D * H * Wd * ${g.inC}, od * uniforms.sD - uniforms.padD, oh * uniforms.sH - uniforms.padH, ow * uniforms.sW - uniforms.padW);
       }
       colInfo[li] = info;
     }
