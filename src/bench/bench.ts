@@ -8,7 +8,7 @@
 import {probeBackend, type BackendName} from '../backend/select.js'
 import {tf} from '../backend/tf.js'
 import {slidingWindow} from '../evaluate/sliding-window.js'
-import {cpuConvKernels, useCpuConvKernels, withReferenceConvKernels, type CpuConvKernels} from '../kernels/register.js'
+import {cpuConvKernels, useCpuConvKernels, type CpuConvKernels} from '../kernels/register.js'
 import {existingRuntime} from '../kernels/cpu/runtime.js'
 import {UserError} from '../errors.js'
 import {Rng} from '../util/rng.js'
@@ -79,13 +79,15 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
-/** loss and the L2 norm of every variable's gradient at the initial weights */
-function lossAndGradNorms(net: BenchNet, x: tf.Tensor5D, oneHot: tf.Tensor5D): number[] {
-  return tf.tidy(() => {
+/** loss and the L2 norm of every variable's gradient at the initial weights (read asynchronously: webgpu in Node cannot dataSync) */
+async function lossAndGradNorms(net: BenchNet, x: tf.Tensor5D, oneHot: tf.Tensor5D): Promise<number[]> {
+  const all = tf.tidy(() => {
     const {value, grads} = tf.variableGrads(() => net.loss(x, oneHot), net.variables())
-    const norms = net.variables().map((v) => tf.norm(grads[v.name]))
-    return [value, ...norms].map((t) => t.dataSync()[0])
+    return tf.stack([value, ...net.variables().map((v) => tf.norm(grads[v.name]))])
   })
+  const values = Array.from(await all.data())
+  all.dispose()
+  return values
 }
 
 function maxRelativeError(actual: number[], expected: number[]): number {
@@ -117,7 +119,6 @@ export async function runBench(options: BenchOptions): Promise<BenchRow[]> {
   if (size % 4 !== 0 || size < 4) throw new UserError(`--size ${size}: must be a positive multiple of 4 (the net downsamples twice)`)
   if (options.inferSize > 0 && options.inferSize < size)
     throw new UserError(`--infer-size ${options.inferSize}: must be ≥ --size ${size} (or 0 to skip)`)
-  const rows: BenchRow[] = []
   let expected: number[] | undefined
   if (options.check) {
     const ok = await tf.setBackend('cpu')
@@ -125,71 +126,83 @@ export async function runBench(options: BenchOptions): Promise<BenchRow[]> {
     log(`reference: loss and gradient norms with tfjs's own cpu kernels at ${size}³ (slow: ~8 s at 32³, ~90 s at 64³)`)
     const net = options.factory(options.seed)
     const {x, oneHot} = unetRefBatch(size, options.seed)
-    expected = withReferenceConvKernels(() => lossAndGradNorms(net, x, oneHot))
-    tf.dispose([x, oneHot])
-    net.dispose()
-  }
-  for (const backend of options.backends) {
-    const probe = await probeBackend(backend, false)
-    if (!probe.loadable) {
-      log(`${backend}: skipped (${probe.detail})`)
-      continue
-    }
-    await tf.setBackend(backend)
-    if (backend === 'cpu') useCpuConvKernels(options.kernels)
-    const net = options.factory(options.seed)
-    const {x, oneHot} = unetRefBatch(size, options.seed)
-    let maxRelErr: number | null = null
-    if (expected) {
-      maxRelErr = maxRelativeError(lossAndGradNorms(net, x, oneHot), expected)
-      log(`${backend}: loss and gradient norms vs reference cpu kernels: max relative error ${maxRelErr.toExponential(2)}`)
-    }
-    if (maxRelErr !== null && !(maxRelErr <= AGREEMENT)) {
-      log(`${backend}: not timed: it disagrees with the reference cpu kernels beyond ${AGREEMENT}`)
-      rows.push({
-        net: options.net,
-        size,
-        backend,
-        stepMsMedian: null,
-        stepMsMin: null,
-        inferMs: null,
-        maxRelErr,
-        inferSize: options.inferSize,
-        steps: 0,
-      })
+    const previous = cpuConvKernels()
+    useCpuConvKernels('reference')
+    try {
+      expected = await lossAndGradNorms(net, x, oneHot)
+    } finally {
+      useCpuConvKernels(previous)
       tf.dispose([x, oneHot])
       net.dispose()
-      continue
     }
-    const optimizer = tf.train.adam(1e-3)
-    const times: number[] = []
-    for (let i = 0; i < options.warmup + options.steps; i++) {
-      const start = performance.now()
-      const loss = optimizer.minimize(() => net.loss(x, oneHot), true, net.variables())
-      await loss!.data()
-      loss!.dispose()
-      const ms = performance.now() - start
-      if (i >= options.warmup) times.push(ms)
-      log(`${backend}: ${i < options.warmup ? 'warm-up' : 'step'} ${i + 1} ${ms.toFixed(0)} ms`)
+  }
+  const rows: BenchRow[] = []
+  for (const backend of options.backends) {
+    try {
+      const row = await benchBackend(backend, options, expected)
+      if (row) rows.push(row)
+    } catch (error) {
+      if (error instanceof UserError) throw error
+      // one backend that breaks (a driver, a missing browser API) must not hide the others' rows
+      log(`${backend}: failed: ${(error as Error).message.split('\n')[0]}`)
     }
-    optimizer.dispose()
-    tf.dispose([x, oneHot])
-    let inferMs: number | null = null
-    if (options.inferSize > 0) {
-      inferMs = await inferenceMs(net, options)
-      log(`${backend}: sliding-window inference of ${options.inferSize}³ ${inferMs.toFixed(0)} ms`)
+  }
+  return rows
+}
+
+async function benchBackend(backend: BackendName, options: BenchOptions, expected: number[] | undefined): Promise<BenchRow | undefined> {
+  const {size, log} = options
+  const probe = await probeBackend(backend, false)
+  if (!probe.loadable) {
+    log(`${backend}: skipped (${probe.detail})`)
+    return undefined
+  }
+  await tf.setBackend(backend)
+  if (backend === 'cpu') useCpuConvKernels(options.kernels)
+  const net = options.factory(options.seed)
+  const {x, oneHot} = unetRefBatch(size, options.seed)
+  try {
+    let maxRelErr: number | null = null
+    if (expected) {
+      maxRelErr = maxRelativeError(await lossAndGradNorms(net, x, oneHot), expected)
+      log(`${backend}: loss and gradient norms vs reference cpu kernels: max relative error ${maxRelErr.toExponential(2)}`)
     }
-    net.dispose()
     const row: BenchRow = {
       net: options.net,
       size,
       backend,
-      stepMsMedian: median(times),
-      stepMsMin: Math.min(...times),
-      inferMs,
+      stepMsMedian: null,
+      stepMsMin: null,
+      inferMs: null,
       maxRelErr,
       inferSize: options.inferSize,
-      steps: options.steps,
+      steps: 0,
+    }
+    if (maxRelErr !== null && !(maxRelErr <= AGREEMENT)) {
+      log(`${backend}: not timed: it disagrees with the reference cpu kernels beyond ${AGREEMENT}`)
+      return row
+    }
+    const optimizer = tf.train.adam(1e-3)
+    const times: number[] = []
+    try {
+      for (let i = 0; i < options.warmup + options.steps; i++) {
+        const start = performance.now()
+        const loss = optimizer.minimize(() => net.loss(x, oneHot), true, net.variables())
+        await loss!.data()
+        loss!.dispose()
+        const ms = performance.now() - start
+        if (i >= options.warmup) times.push(ms)
+        log(`${backend}: ${i < options.warmup ? 'warm-up' : 'step'} ${i + 1} ${ms.toFixed(0)} ms`)
+      }
+    } finally {
+      optimizer.dispose()
+    }
+    row.stepMsMedian = median(times)
+    row.stepMsMin = Math.min(...times)
+    row.steps = options.steps
+    if (options.inferSize > 0) {
+      row.inferMs = await inferenceMs(net, options)
+      log(`${backend}: sliding-window inference of ${options.inferSize}³ ${row.inferMs.toFixed(0)} ms`)
     }
     if (backend === 'cpu') {
       row.kernels = cpuConvKernels()
@@ -199,7 +212,9 @@ export async function runBench(options: BenchOptions): Promise<BenchRow[]> {
         row.simd = rt.info.simd
       }
     }
-    rows.push(row)
+    return row
+  } finally {
+    tf.dispose([x, oneHot])
+    net.dispose()
   }
-  return rows
 }
