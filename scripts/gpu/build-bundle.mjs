@@ -8,7 +8,7 @@
 //   .gl/*.deb                    Vulkan/GL loader packages (amd64), unpacked on the device
 // Usage: node scripts/gpu/build-bundle.mjs [--no-node] [--no-gl]
 import {execFileSync} from 'node:child_process'
-import {copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync} from 'node:fs'
+import {copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {build} from 'esbuild'
@@ -26,6 +26,10 @@ const redirect = {
   setup(b) {
     b.onResolve({filter: /(^|\/)backend\/tf\.js$/}, () => ({path: join(root, 'scripts/gpu/tf-shim.mjs')}))
     b.onResolve({filter: /^@tensorflow\/tfjs$/}, () => ({path: join(root, 'scripts/gpu/tf-lite.mjs')}))
+    // sipl's cpu kernels (src/kernels/register.ts, not the webgpu one) → reference-only stand-in
+    b.onResolve({filter: /^\.\/register\.js$/}, (a) =>
+      a.resolveDir === join(root, 'src/kernels') ? {path: join(root, 'scripts/gpu/cpu-kernels-shim.mjs')} : undefined,
+    )
   },
 }
 await build({
@@ -41,6 +45,15 @@ await build({
   banner: {js: "import {createRequire as __siplCreateRequire} from 'node:module'; const require = __siplCreateRequire(import.meta.url);"},
   logLevel: 'warning',
 })
+
+// worker threads and wasm files cannot live in a one-file bundle: fail here, not on the device
+const bundled = readFileSync(join(out, 'device-check.mjs'), 'utf8')
+for (const marker of ['new Worker(', '.wasm']) {
+  if (bundled.includes(marker))
+    throw new Error(
+      `build/gpu/device-check.mjs contains '${marker}': a new import pulls in sipl's cpu kernels; redirect it in scripts/gpu/build-bundle.mjs`,
+    )
+}
 
 const xz = (from, to) => writeFileSync(to, execFileSync('xz', ['-c', '-6', '-T0', from], {maxBuffer: 1 << 30}))
 const dawn = join(root, 'node_modules/webgpu/dist/linux-x64/dawn.node')
