@@ -50,6 +50,7 @@ const J_ACC0: usize = 35 // thread 0's accumulator (the output buffer for the in
 const J_THREADS: usize = 36
 const J_BIAS: usize = 37 // forward: bias [Cout] added to y, or 0
 const J_RELU: usize = 38 // forward: 1 = y = max(y, 0) after the bias
+const J_SHARED_ACC: usize = 39 // input grad: 1 = every thread scatters into J_ACC0 (zeroed by the caller)
 
 const KIND_FORWARD = 1
 const KIND_FILTER_GRAD = 2
@@ -401,7 +402,10 @@ export function runJob(job: usize, t: i32): void {
   const cols = scratch + 256
   const accLen = word(job, J_ACC_LEN)
   let acc: usize = 0
-  if (kind == KIND_FILTER_GRAD || kind == KIND_INPUT_GRAD) {
+  if (word(job, J_SHARED_ACC) != 0) {
+    // kernel ≤ stride: no two rows scatter to the same voxel, so all threads add into the zeroed output
+    acc = <usize>word(job, J_ACC0)
+  } else if (kind == KIND_FILTER_GRAD || kind == KIND_INPUT_GRAD) {
     acc = t == 0 && word(job, J_ACC0) != 0 ? <usize>word(job, J_ACC0) : <usize>word(job, J_ACC) + <usize>t * <usize>word(job, J_ACC_STRIDE)
     memory.fill(acc, 0, (<usize>accLen) << 2)
   }

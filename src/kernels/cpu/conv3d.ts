@@ -197,11 +197,18 @@ export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInf
   scratch(job, rt, mc, Kp)
   const dxLen = info.batchSize * info.inDepth * info.inHeight * info.inWidth * info.inChannels
   const dx = rt.alloc(dxLen)
+  job[JOB.ACC0] = dx
+  job[JOB.ACC_LEN] = dxLen
+  if (info.filterDepth <= info.strideDepth && info.filterHeight <= info.strideHeight && info.filterWidth <= info.strideWidth) {
+    // the k2 s2 up-sampling of a U-Net: rows scatter to disjoint voxels, so one shared output, no summing job
+    rt.f32(dx, dxLen).fill(0)
+    job[JOB.SHARED_ACC] = 1
+    rt.run()
+    return rt.f32(dx, dxLen).slice()
+  }
   const accStride = roundUp(dxLen, 16)
   if (rt.threads > 1) job[JOB.ACC] = rt.alloc(accStride * (rt.threads - 1)) - accStride * 4
   job[JOB.ACC_STRIDE] = accStride * 4
-  job[JOB.ACC_LEN] = dxLen
-  job[JOB.ACC0] = dx
   job[JOB.THREADS] = rt.run()
   if (job[JOB.THREADS] > 1) {
     // dx += Σ the other threads' copies, split in chunks over the elements

@@ -42,6 +42,7 @@ export const JOB = {
   THREADS: 36,
   BIAS: 37,
   RELU: 38,
+  SHARED_ACC: 39,
 } as const
 export const JOB_WORDS = 40
 
