@@ -89,6 +89,11 @@ export function fastSplitV(reference: CpuKernel): CpuKernel {
   }
 }
 
+function sumShape(shape: number[], axes: number[], keepDims: boolean): number[] {
+  const reduced = new Set(axes)
+  return keepDims ? shape.map((d, i) => (reduced.has(i) ? 1 : d)) : shape.filter((_, i) => !reduced.has(i))
+}
+
 /** Sum over a contiguous range of axes (after dropping size-1 axes) of a float32 tensor, without a transpose. */
 export function fastSum(reference: CpuKernel): CpuKernel {
   return (args) => {
@@ -109,6 +114,15 @@ export function fastSum(reference: CpuKernel): CpuKernel {
     const R = sizeOf(sorted.map((a) => x.shape[a]))
     const inner = sizeOf(x.shape.slice(last + 1))
     const out = new Float32Array(outer * inner)
+    if (inner === 1) {
+      // per-row sums ([N, K] over K, or everything): no accumulator array
+      for (let o = 0, p = 0; o < outer; o++) {
+        let sum = 0
+        for (let r = 0; r < R; r++) sum += v[p++]
+        out[o] = sum
+      }
+      return (args.backend as CpuBackendLike).makeTensorInfo(sumShape(x.shape, axes, keepDims), 'float32', out)
+    }
     const acc = new Float64Array(inner)
     for (let o = 0; o < outer; o++) {
       acc.fill(0)
@@ -116,9 +130,7 @@ export function fastSum(reference: CpuKernel): CpuKernel {
       for (let r = 0; r < R; r++, p += inner) for (let i = 0; i < inner; i++) acc[i] += v[p + i]
       for (let i = 0; i < inner; i++) out[o * inner + i] = acc[i]
     }
-    const allAxes = new Set(axes)
-    const shape = keepDims ? x.shape.map((d, i) => (allAxes.has(i) ? 1 : d)) : x.shape.filter((_, i) => !allAxes.has(i))
-    return (args.backend as CpuBackendLike).makeTensorInfo(shape, 'float32', out)
+    return (args.backend as CpuBackendLike).makeTensorInfo(sumShape(x.shape, axes, keepDims), 'float32', out)
   }
 }
 
