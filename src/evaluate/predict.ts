@@ -5,6 +5,7 @@
 import {tf} from '../backend/tf.js'
 import type {EvalConfig} from '../config/schema.js'
 import type {SiplNet} from '../model/sipl.js'
+import {keepLargestComponent} from './postprocess.js'
 import {probabilitiesToLabels, slidingWindow, type Triple, type WindowPredictor} from './sliding-window.js'
 
 export function modelPredictor(model: SiplNet, patch: Triple, channels: number, epoch: number): WindowPredictor {
@@ -48,8 +49,7 @@ export async function predictCase(
     batchSize: options.eval.batchSize,
     onProgress: options.onProgress,
   })
-  return {
-    probabilities,
-    labels: probabilitiesToLabels(probabilities, options.numClasses, options.eval.threshold, options.overlappingRegions),
-  }
+  let labels = probabilitiesToLabels(probabilities, options.numClasses, options.eval.threshold, options.overlappingRegions)
+  if (options.eval.largestComponent && !options.overlappingRegions) labels = keepLargestComponent(labels, c.shape, options.numClasses)
+  return {probabilities, labels}
 }

@@ -109,3 +109,12 @@ test('probabilities become labels: argmax above threshold, or nested regions', (
   // nested: the innermost region above threshold wins (voxel 0: ET 0.6 ≥ 0.5 → label 3)
   assert.deepEqual([...probabilitiesToLabels(probs, 3, 0.5, true)], [3, 0, 3])
 })
+
+test('largest-component post-processing keeps the biggest 26-connected blob of each class', async () => {
+  const {keepLargestComponent} = await import('../../src/evaluate/postprocess.js')
+  // 5×3×1 (index = x + 5y): class 1 at 0, 1, 3 and 6 = (1, 1), which touches 0 and 1, so {0, 1, 6}
+  // is one blob and {3} another; class 2 at 10 = (0, 2) and {12, 13}: the larger pair stays
+  const labels = Uint8Array.from([1, 1, 0, 1, 0, 0, 1, 0, 0, 0, 2, 0, 2, 2, 0])
+  const out = keepLargestComponent(labels, [5, 3, 1], 2)
+  assert.deepEqual([...out], [1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 2, 0])
+})

@@ -15,5 +15,7 @@ export const evalSchema = section({
   // windows per forward pass
   batchSize: z.number().int().positive().default(1),
   savePredictions: z.boolean().default(true),
+  // keep only the largest connected component of each class (official SIPL test.py); off = raw network output
+  largestComponent: z.boolean().default(false),
 })
 export type EvalConfig = z.infer<typeof evalSchema>
