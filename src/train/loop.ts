@@ -215,7 +215,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       })
       const named = new Map<string, tf.Tensor>()
       for (const [tfName, g] of Object.entries(grads)) named.set(byTfName.get(tfName)!, g)
-      const clipped = clipByGlobalNorm(named, config.train.gradClip)
+      const clipped = await clipByGlobalNorm(named, config.train.gradClip)
       optimizer.step(variables, clipped.grads, lr)
       const loss = (await value.data())[0]
       const segValue = (await seg.data())[0]

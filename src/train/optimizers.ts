@@ -129,9 +129,10 @@ export function createOptimizer(config: OptimizerConfig): Optimizer {
  * Global-norm gradient clipping (PyTorch clip_grad_norm_): scale all gradients by
  * max/(‖g‖ + 1e-6) when ‖g‖ > max. Returns the norm before clipping. max = 0 turns it off.
  */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, max: number): {grads: Map<string, tf.Tensor>; norm: number} {
+export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, max: number): Promise<{grads: Map<string, tf.Tensor>; norm: number}> {
   const normT = tf.tidy(() => tf.addN([...grads.values()].map((g) => g.square().sum())).sqrt())
-  const norm = normT.dataSync()[0]
+  // async read: webgpu in Node cannot dataSync (it needs OffscreenCanvas)
+  const norm = (await normT.data())[0]
   normT.dispose()
   if (max <= 0 || norm <= max) return {grads, norm}
   const scale = max / (norm + 1e-6)
