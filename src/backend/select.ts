@@ -9,6 +9,7 @@ import {createRequire} from 'node:module'
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {tf} from './tf.js'
+import {fastKernelsUnavailable} from '../kernels/register.js'
 import {conv3dSelfCheck, type SelfCheck} from './self-check.js'
 import {installWebgpuKernels} from '../kernels/webgpu/index.js'
 
@@ -102,7 +103,12 @@ const LOADERS: Record<BackendName, () => Promise<string>> = {
   tensorflow: loadTensorflow,
   webgpu: loadWebgpu,
   wasm: loadWasm,
-  cpu: async () => 'pure JavaScript (@tensorflow/tfjs-backend-cpu)',
+  cpu: async () => {
+    const why = fastKernelsUnavailable()
+    return why
+      ? `pure JavaScript (@tensorflow/tfjs-backend-cpu; fast kernels off: ${why})`
+      : `@tensorflow/tfjs-backend-cpu with sipl's wasm-SIMD conv3d kernels`
+  },
 }
 
 /** true when the WebGPU adapter found is a software renderer (known after probing webgpu) */

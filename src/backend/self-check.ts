@@ -4,6 +4,7 @@
  * wrong conv3d input gradient and conv3dTranspose.
  */
 import {tf} from './tf.js'
+import {cpuConvKernels, useCpuConvKernels} from '../kernels/register.js'
 
 export interface SelfCheck {
   pass: boolean
@@ -46,10 +47,21 @@ async function compute(): Promise<Float32Array[]> {
   return out
 }
 
+/**
+ * The oracle is the cpu backend with tfjs's own reference kernels, so the check of `cpu` itself
+ * tests sipl's fast kernels (src/kernels) against them.
+ */
 export async function conv3dSelfCheck(backend: string, tolerance = 1e-3): Promise<SelfCheck> {
   const previous = tf.getBackend()
   await tf.setBackend('cpu')
-  const expected = await compute()
+  const kernels = cpuConvKernels()
+  useCpuConvKernels('reference')
+  let expected: Float32Array[]
+  try {
+    expected = await compute()
+  } finally {
+    useCpuConvKernels(kernels)
+  }
   await tf.setBackend(backend)
   let maxRelError: number
   try {

@@ -60,7 +60,8 @@ test('sipl doctor --json reports cpu loadable with a passing conv3d check, and w
   const cpu = report.backends.find((b) => b.name === 'cpu')
   assert.ok(cpu?.loadable)
   assert.equal(cpu?.check?.pass, true)
-  assert.equal(cpu?.check?.maxRelError, 0)
+  // sipl's fast cpu kernels against tfjs's reference kernels: float32 rounding only
+  assert.ok((cpu?.check?.maxRelError ?? 1) < 1e-5, `cpu fast kernels vs reference: ${cpu?.check?.maxRelError}`)
   assert.deepEqual(
     report.backends.map((b) => b.name),
     ['tensorflow', 'webgpu', 'wasm', 'cpu'],
