@@ -13,6 +13,7 @@ import {performance} from 'node:perf_hooks'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {tf} from '../../src/backend/tf.js'
+import {relError} from '../../src/util/rel-error.js'
 import {installWebgpuKernels, setWebgpuConv3dKernels} from '../../src/kernels/webgpu/index.js'
 import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/bench/unet-ref.js'
 
@@ -56,18 +57,6 @@ if (!installWebgpuKernels()) {
   process.exit(1)
 }
 emit({event: 'start', adapter: adapterName, node: process.version, tfjs: tf.version_core, sizes, checkSize, warmup, steps})
-
-/** max |a − e| / max |e| */
-function relError(a, e) {
-  let diff = 0
-  let scale = 0
-  for (let i = 0; i < e.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - e[i]))
-    scale = Math.max(scale, Math.abs(e[i]))
-  }
-  if (a.length !== e.length || Number.isNaN(diff)) return Infinity
-  return scale === 0 ? diff : diff / scale
-}
 
 const SEED = 1234
 

@@ -4,6 +4,9 @@
  * wrong conv3d input gradient and conv3dTranspose.
  */
 import {tf} from './tf.js'
+import {relError} from '../util/rel-error.js'
+
+export {relError}
 import {cpuConvKernels, useCpuConvKernels} from '../kernels/register.js'
 
 export interface SelfCheck {
@@ -73,16 +76,4 @@ export async function conv3dSelfCheck(backend: string, tolerance = 1e-3): Promis
     if (previous) await tf.setBackend(previous)
   }
   return {pass: maxRelError <= tolerance, maxRelError, tolerance}
-}
-
-/** max |a − e| / max |e|: robust to entries near zero */
-export function relError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0
-  let scale = 0
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]))
-    scale = Math.max(scale, Math.abs(expected[i]))
-  }
-  if (actual.length !== expected.length || Number.isNaN(diff)) return Infinity
-  return scale === 0 ? diff : diff / scale
 }
