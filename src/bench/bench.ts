@@ -12,6 +12,7 @@ import {cpuConvKernels, useCpuConvKernels, type CpuConvKernels} from '../kernels
 import {existingRuntime} from '../kernels/cpu/runtime.js'
 import {UserError} from '../errors.js'
 import {Rng} from '../util/rng.js'
+import {AdamW} from '../train/optimizers.js'
 import {UnetRef, unetRefBatch, unetRefLoss, UNET_REF_CLASSES} from './unet-ref.js'
 
 export interface BenchRow {
@@ -182,14 +183,17 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
       log(`${backend}: not timed: it disagrees with the reference cpu kernels beyond ${AGREEMENT}`)
       return row
     }
-    const optimizer = tf.train.adam(1e-3)
+    // sipl's own optimiser, as in training; weight decay 0 makes it Adam (PyTorch's eps 1e-8)
+    const optimizer = new AdamW(0.9, 0.999, 0)
+    const variables = new Map(net.variables().map((v) => [v.name, v]))
     const times: number[] = []
     try {
       for (let i = 0; i < options.warmup + options.steps; i++) {
         const start = performance.now()
-        const loss = optimizer.minimize(() => net.loss(x, oneHot), true, net.variables())
-        await loss!.data()
-        loss!.dispose()
+        const {value, grads} = tf.variableGrads(() => net.loss(x, oneHot), net.variables())
+        optimizer.step(variables, new Map(Object.entries(grads)), 1e-3)
+        await value.data()
+        tf.dispose([value, ...Object.values(grads)])
         const ms = performance.now() - start
         if (i >= options.warmup) times.push(ms)
         log(`${backend}: ${i < options.warmup ? 'warm-up' : 'step'} ${i + 1} ${ms.toFixed(0)} ms`)

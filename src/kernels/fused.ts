@@ -54,3 +54,35 @@ export function conv3dBiasAct(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D, op
   })
   return fused(x, w, b) as tf.Tensor5D
 }
+
+export const FUSED_ADAMW = 'SiplAdamW'
+
+/** One AdamW step's constants (src/train/optimizers.ts): c1, c2 are the bias corrections 1 − βᵗ. */
+export interface AdamWStep {
+  lr: number
+  beta1: number
+  beta2: number
+  epsilon: number
+  weightDecay: number
+  c1: number
+  c2: number
+}
+
+/**
+ * p ← p(1 − lr·λ) − lr · (m₁/c1) / (√(v₁/c2) + ε), m₁ = β₁m + (1 − β₁)g, v₁ = β₂v + (1 − β₂)g²;
+ * returns [p₁, m₁, v₁]. On `cpu` with sipl's fast kernels one pass per parameter (the ops below
+ * are 12 passes and 12 kernel calls, which for the SIPL model's ~120 small parameters cost more
+ * than their arithmetic), rounding to float32 after each operation exactly as the ops do, so
+ * both paths give the same bits.
+ */
+export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: AdamWStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  if (tf.getBackend() === 'cpu' && cpuConvKernels() === 'fast')
+    return tf.engine().runKernel(FUSED_ADAMW, {p, g, m, v}, {...s}) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
+  return tf.tidy(() => {
+    const m1 = m.mul(s.beta1).add(g.mul(1 - s.beta1))
+    const v1 = v.mul(s.beta2).add(g.square().mul(1 - s.beta2))
+    const decayed = p.mul(1 - s.lr * s.weightDecay)
+    const p1 = decayed.sub(m1.div(s.c1).div(v1.div(s.c2).sqrt().add(s.epsilon)).mul(s.lr))
+    return [p1, m1, v1] as [tf.Tensor, tf.Tensor, tf.Tensor]
+  })
+}

@@ -13,6 +13,7 @@ import {
   BINARY_OPS,
   UNARY_OPS,
   fastBinary,
+  fastSelect,
   fastSlice,
   fastSoftmax,
   fastSplitV,
@@ -20,6 +21,8 @@ import {
   fastUnary,
   type CpuKernel,
 } from './cpu/elementwise.js'
+import {fastBatchMatMul} from './cpu/matmul.js'
+import {adamwKernel} from './cpu/optimizer.js'
 
 export type CpuConvKernels = 'fast' | 'reference'
 
@@ -38,7 +41,11 @@ const FAST: Record<string, KernelFactory> = {
   SplitV: fastSplitV,
   Sum: fastSum,
   Softmax: fastSoftmax,
-  ...Object.fromEntries(Object.entries(UNARY_OPS).map(([name, op]) => [name, (reference: CpuKernel) => fastUnary(reference, op)])),
+  Select: fastSelect,
+  BatchMatMul: fastBatchMatMul,
+  ...Object.fromEntries(
+    Object.entries(UNARY_OPS).map(([name, formula]) => [name, (reference: CpuKernel) => fastUnary(reference, formula)]),
+  ),
   ...Object.fromEntries(Object.entries(BINARY_OPS).map(([name, op]) => [name, (reference: CpuKernel) => fastBinary(reference, op)])),
 }
 export const REPLACED_KERNELS = Object.keys(FAST)
@@ -93,5 +100,6 @@ export function withReferenceConvKernels<T>(fn: () => T): T {
 // new kernel names, only ever called by src/kernels/fused.ts while the fast kernels are active
 tf.registerKernel({kernelName: 'SiplConv3DBiasAct', backendName: 'cpu', kernelFunc: conv3dBiasActKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplBiasActGrad', backendName: 'cpu', kernelFunc: biasActGradKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
 
 if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')

@@ -11,6 +11,7 @@
  */
 import {tf} from '../backend/tf.js'
 import type {TrainConfig} from '../config/schema.js'
+import {adamwUpdate} from '../kernels/fused.js'
 
 export type OptimizerConfig = TrainConfig['optimizer']
 
@@ -77,15 +78,19 @@ export class AdamW extends Stateful implements Optimizer {
       if (!g) continue
       const m = this.slot(`${name}.exp_avg`, p)
       const v = this.slot(`${name}.exp_avg_sq`, p)
-      tf.tidy(() => {
-        const m1 = m.mul(this.beta1).add(g.mul(1 - this.beta1))
-        const v1 = v.mul(this.beta2).add(g.square().mul(1 - this.beta2))
-        m.assign(m1)
-        v.assign(v1)
-        const decayed = p.mul(1 - lr * this.weightDecay)
-        // p ← p(1 − lr·λ) − lr · m̂ / (√v̂ + ε), m̂ = m/c1, v̂ = v/c2
-        p.assign(decayed.sub(m1.div(c1).div(v1.div(c2).sqrt().add(this.epsilon)).mul(lr)))
+      const [p1, m1, v1] = adamwUpdate(p, g, m, v, {
+        lr,
+        beta1: this.beta1,
+        beta2: this.beta2,
+        epsilon: this.epsilon,
+        weightDecay: this.weightDecay,
+        c1,
+        c2,
       })
+      p.assign(p1)
+      m.assign(m1)
+      v.assign(v1)
+      tf.dispose([p1, m1, v1])
     }
   }
 }

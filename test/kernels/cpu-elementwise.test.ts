@@ -1,7 +1,8 @@
 /**
- * The non-convolution cpu kernels sipl replaces (Slice, SplitV, Sum, Add / Sub / Multiply /
- * RealDiv with and without broadcasting, Relu, Step, Softmax) against tfjs's reference kernels, including the shapes they hand back to
- * the reference (which must still work), plus hand-computed values.
+ * The non-convolution cpu kernels sipl replaces (Slice, SplitV, Sum, the binary ops with and
+ * without broadcasting, comparisons, Select, the unary ops, Softmax, BatchMatMul) against tfjs's
+ * reference kernels, including the shapes they hand back to the reference (which must still
+ * work), plus hand-computed values.
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
@@ -12,7 +13,7 @@ await tf.setBackend('cpu')
 
 const seeded = (shape: number[], seed: number) => tf.randomUniform(shape, -2, 2, 'float32', seed)
 
-function same(run: () => tf.Tensor | tf.Tensor[], label: string): void {
+function same(run: () => tf.Tensor | tf.Tensor[], label: string, tolerance = 1e-6): void {
   const pack = (t: tf.Tensor | tf.Tensor[]) =>
     (Array.isArray(t) ? t : [t]).map((x) => ({shape: x.shape, dtype: x.dtype, values: Array.from(x.dataSync())}))
   const fast = tf.tidy(() => pack(run()))
@@ -30,7 +31,7 @@ function same(run: () => tf.Tensor | tf.Tensor[], label: string): void {
     const finite = (k: number) => Number.isFinite(f.values[k]) && Number.isFinite(ref[k])
     const scale = Math.max(1e-30, ...ref.filter(Number.isFinite).map(Math.abs))
     const err = Math.max(0, ...f.values.map((v, j) => (finite(j) ? Math.abs(v - ref[j]) : 0))) / scale
-    assert.ok(err <= 1e-6, `${label}: relative error ${err}`)
+    assert.ok(err <= tolerance, `${label}: relative error ${err}`)
   })
 }
 
@@ -116,4 +117,101 @@ test('relu, step (the relu gradient mask, with NaN) and softmax over the last ax
   const p = tf.softmax(tf.tensor1d([0, Math.log(3)])).dataSync()
   assert.ok(Math.abs(p[0] - 0.25) < 1e-7 && Math.abs(p[1] - 0.75) < 1e-7)
   x.dispose()
+})
+
+test('the other binary ops and the comparisons (bool output) in every layout, with NaN and ±Infinity', () => {
+  const special = tf.tensor1d([0, -0, NaN, Infinity, -Infinity, 1, -1, 2])
+  const x = tf.concat([seeded([40], 20), special]).reshape([2, 3, 8])
+  const y = tf.concat([seeded([40], 21), special.reverse()]).reshape([2, 3, 8])
+  const row = seeded([8], 22)
+  const s = tf.scalar(0.5)
+  const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+    ['maximum', tf.maximum],
+    ['minimum', tf.minimum],
+    ['squaredDifference', tf.squaredDifference],
+    ['greater', tf.greater],
+    ['greaterEqual', tf.greaterEqual],
+    ['less', tf.less],
+    ['lessEqual', tf.lessEqual],
+    ['equal', tf.equal],
+    ['notEqual', tf.notEqual],
+  ]
+  for (const [name, op] of ops) {
+    same(() => op(x, y), `${name} same shape`)
+    same(() => op(x, row), `${name} [..., C] ∘ [C]`)
+    same(() => op(row, x), `${name} [C] ∘ [..., C]`)
+    same(() => op(x, s), `${name} by scalar`)
+    same(() => op(s, x), `${name} scalar by`)
+    same(() => op(x, seeded([2, 3, 1], 23)), `${name} [N, K] ∘ [N, 1]`)
+  }
+  tf.dispose([special, x, y, row, s])
+  assert.deepEqual(Array.from(tf.greater(tf.tensor1d([1, 2, NaN]), tf.scalar(1.5)).dataSync()), [0, 1, 0])
+  assert.equal(tf.greater(tf.tensor1d([1]), tf.scalar(0)).dtype, 'bool')
+})
+
+test('unary ops against the reference, NaN and ±Infinity included, and hand-computed values', () => {
+  const x = tf.concat([seeded([2, 3, 4, 5], 24).reshape([-1]), tf.tensor1d([0, -0, NaN, Infinity, -Infinity, 1e-30, -1e30])])
+  const positive = tf.abs(x)
+  same(() => tf.leakyRelu(x, 0.01), 'leakyRelu')
+  same(() => tf.leakyRelu(x, 1.5), 'leakyRelu with alpha > 1')
+  for (const [name, op] of [
+    ['exp', tf.exp],
+    ['neg', tf.neg],
+    ['abs', tf.abs],
+    ['square', tf.square],
+    ['reciprocal', tf.reciprocal],
+    ['sigmoid', tf.sigmoid],
+    ['tanh', tf.tanh],
+  ] as [string, (t: tf.Tensor) => tf.Tensor][])
+    same(() => op(x), name)
+  for (const [name, op] of [
+    ['log', tf.log],
+    ['log1p', tf.log1p],
+    ['sqrt', tf.sqrt],
+    ['rsqrt', tf.rsqrt],
+  ] as [string, (t: tf.Tensor) => tf.Tensor][])
+    same(() => op(positive), `${name} of |x|`)
+  tf.dispose([x, positive])
+  assert.deepEqual(Array.from(tf.leakyRelu(tf.tensor1d([-2, 3]), 0.5).dataSync()), [-1, 3])
+  assert.deepEqual(Array.from(tf.rsqrt(tf.tensor1d([4, 0.25])).dataSync()), [0.5, 2])
+  assert.ok(Math.abs(tf.sigmoid(tf.scalar(Math.log(3))).dataSync()[0] - 0.75) < 1e-7)
+})
+
+test('select (where): elementwise and with a condition that tf.where broadcasts first', () => {
+  const t = seeded([3, 4, 5], 25)
+  const e = seeded([3, 4, 5], 26)
+  same(() => tf.where(tf.greater(t, e), t, e), 'elementwise max via where')
+  same(() => tf.where(tf.tensor1d([1, 0, 1, 1, 0], 'bool'), t, e), 'condition [5] against [3, 4, 5]')
+  tf.dispose([t, e])
+  assert.deepEqual(Array.from(tf.where(tf.tensor1d([1, 0], 'bool'), tf.tensor1d([1, 2]), tf.tensor1d([3, 4])).dataSync()), [1, 4])
+})
+
+test('batchMatMul: every transpose combination, batch broadcast, both packing orders, long sums and a hand-computed product', () => {
+  for (const [ta, tb] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ]) {
+    // m > n packs the right operand; m < n computes the transposed product
+    for (const [m, k, n] of [
+      [13, 7, 5],
+      [3, 9, 17],
+      [1, 300, 12],
+      [40, 3, 1],
+    ]) {
+      const a = seeded(ta ? [2, k, m] : [2, m, k], m + k)
+      const b = seeded(tb ? [2, n, k] : [2, k, n], k + n)
+      same(() => tf.matMul(a, b, ta, tb), `[2, ${m}, ${k}] · [2, ${k}, ${n}] ${ta} ${tb}`)
+      tf.dispose([a, b])
+    }
+  }
+  same(() => tf.matMul(seeded([1, 6, 4], 30), seeded([3, 4, 2], 31)), 'batch 1 broadcast against 3')
+  same(() => tf.matMul(seeded([2, 3, 6, 4], 32), seeded([2, 3, 4, 5], 33)), 'rank 4')
+  // column sums of 32768 rows (the model's ones-vector products): float32 sums, within 1e-5 of tfjs's
+  same(() => tf.matMul(tf.ones([1, 1, 32768]), seeded([1, 32768, 16], 34)), 'ones · x over 32768 rows', 1e-5)
+  assert.deepEqual(tf.matMul(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), tf.tensor2d([1, 0, 0, 1, 1, 1], [3, 2])).arraySync(), [
+    [4, 5],
+    [10, 11],
+  ])
 })

@@ -8,6 +8,7 @@ import {tf} from '../../src/backend/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {withReferenceConvKernels} from '../../src/kernels/register.js'
 import {conv3dBiasAct, type FusedConvOptions} from '../../src/kernels/fused.js'
+import {AdamW} from '../../src/train/optimizers.js'
 
 await tf.setBackend('cpu')
 
@@ -62,4 +63,33 @@ test('hand-computed: ones through a 1×1×1 conv with bias −1.5 and relu', () 
   const x = tf.tensor5d([1, 2, 0, 1], [1, 1, 1, 2, 2])
   const y = conv3dBiasAct(x, tf.ones([1, 1, 1, 2, 1]) as tf.Tensor5D, tf.tensor1d([-1.5]), {strides: 1, pad: 'same', relu: true})
   assert.deepEqual(Array.from(y.dataSync()), [1.5, 0])
+})
+
+test('fused AdamW step: the same bits as the op composition, over several steps with weight decay', () => {
+  const shape = [3, 3, 3, 5, 7]
+  const run = (fused: boolean) => {
+    const p = tf.variable(tf.randomUniform(shape, -1, 1, 'float32', 40), true, `adamw-p-${fused}`)
+    const grads = [41, 42, 43].map((seed) => tf.randomUniform(shape, -0.1, 0.1, 'float32', seed))
+    const optimizer = new AdamW(0.9, 0.999, 0.05)
+    const step = () => grads.forEach((g, i) => optimizer.step(new Map([['p', p]]), new Map([['p', g]]), 0.01 * (i + 1)))
+    if (fused) step()
+    else withReferenceConvKernels(step)
+    const state = [p, ...optimizer.stateTensors().values()].map((t) => Array.from(t.dataSync()))
+    tf.dispose([p, ...grads])
+    optimizer.dispose()
+    return state
+  }
+  const fused = run(true)
+  const composed = run(false)
+  assert.equal(fused.length, 3)
+  fused.forEach((values, i) => assert.deepEqual(values, composed[i], `tensor ${i}`))
+  // hand-computed first step from zero moments: m̂ = g, v̂ = g², so p₁ = p(1 − lr·λ) − lr·g/(|g| + ε)
+  const p = tf.variable(tf.tensor1d([1, -2]), true, 'adamw-hand')
+  const optimizer = new AdamW(0.9, 0.999, 0.1)
+  optimizer.step(new Map([['p', p]]), new Map([['p', tf.tensor1d([0.5, -0.25])]]), 0.1)
+  const got = Array.from(p.dataSync())
+  const want = [1 * (1 - 0.01) - 0.1 * (0.5 / (0.5 + 1e-8)), -2 * (1 - 0.01) + 0.1 * (0.25 / (0.25 + 1e-8))]
+  got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-6, `${v} vs ${want[i]}`))
+  optimizer.dispose()
+  p.dispose()
 })

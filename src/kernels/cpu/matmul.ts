@@ -1,0 +1,105 @@
+/**
+ * BatchMatMul for the `cpu` backend on the convolution module's wasm SIMD GEMM (one thread).
+ * tfjs-backend-cpu 4.22 runs every product through a 64-blocked triple loop with index
+ * arithmetic per element, 15–30 ns per multiply-add, and plain JS loops reach only 1–4 ns; the
+ * products in the SIPL model are small but many (column sums as ones-vector products, the kMaX
+ * attention, the prototype maps) and took a quarter of a demo training step.
+ *
+ * The GEMM reads its left operand through strides (so a transposed operand costs nothing) and
+ * its right operand packed in panels of 8 columns. Packing is a copy, so the smaller operand is
+ * the one packed: when the left operand is smaller, Cᵀ = Bᵀ·Aᵀ is computed instead and
+ * transposed back.
+ */
+import {tf} from '../../backend/tf.js'
+import {environment} from '../../paths.js'
+import type {CpuKernel} from './elementwise.js'
+import {convRuntime} from './runtime.js'
+
+interface CpuBackendLike {
+  data: {get(dataId: object): {values: unknown}}
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo
+}
+
+const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1)
+
+/** A matrix inside a flat array: element (r, c) at offset + r·row + c·col. */
+interface View {
+  values: Float32Array
+  offset: number
+  row: number
+  col: number
+}
+
+/** out[M×N] (row-major, at outOffset) = left[M×K] · right[K×N] */
+function product(left: View, right: View, m: number, k: number, n: number, out: Float32Array, outOffset: number): void {
+  const rt = convRuntime(environment().threads)
+  rt.reset()
+  // the left operand goes into the heap as it lies (rows × columns it spans), read by strides
+  const span = (v: View, rows: number, cols: number) => (rows - 1) * v.row + (cols - 1) * v.col + 1
+  const leftLength = span(left, m, k)
+  const a = rt.alloc(leftLength)
+  rt.f32(a, leftLength).set(left.values.subarray(left.offset, left.offset + leftLength))
+  // the right operand packed: panel p holds columns 8p…8p+7 of every row, zero beyond N
+  const panels = Math.ceil(n / 8)
+  const b = rt.alloc(panels * k * 8)
+  const packed = rt.f32(b, panels * k * 8)
+  const rv = right.values
+  for (let p = 0; p < panels; p++) {
+    const cols = Math.min(8, n - 8 * p)
+    for (let i = 0; i < k; i++) {
+      const dst = (p * k + i) * 8
+      const src = right.offset + i * right.row + 8 * p * right.col
+      for (let j = 0; j < cols; j++) packed[dst + j] = rv[src + j * right.col]
+      for (let j = cols; j < 8; j++) packed[dst + j] = 0
+    }
+  }
+  const c = rt.alloc(m * n)
+  const tmp = rt.alloc(64)
+  // more row groups than panels: keep a panel in cache while the rows stream past
+  rt.exports.gemm(m, n, k, a, left.row * 4, left.col * 4, b, k * 32, 32, c, n * 4, 0, m > 4 * panels ? 1 : 0, tmp)
+  out.set(rt.f32(c, m * n), outOffset)
+}
+
+/**
+ * out[b] = op(A[b]) · op(B[b]) for float32 operands of any rank ≥ 2, where the batch (leading)
+ * axes broadcast as tfjs does (batch index modulo each operand's batch size).
+ */
+export function fastBatchMatMul(reference: CpuKernel): CpuKernel {
+  return (args) => {
+    const {a, b} = args.inputs
+    const {transposeA, transposeB} = args.attrs as {transposeA: boolean; transposeB: boolean}
+    const backend = args.backend as CpuBackendLike
+    const av = backend.data.get(a.dataId).values
+    const bv = backend.data.get(b.dataId).values
+    if (!(av instanceof Float32Array) || !(bv instanceof Float32Array) || a.shape.length < 2 || b.shape.length < 2) return reference(args)
+    const ra = a.shape.length
+    const rb = b.shape.length
+    const [m, kA] = transposeA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]]
+    const [kB, n] = transposeB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]]
+    // a mismatch, or an empty product: the reference kernel gives tfjs's own message or result
+    if (kA !== kB || m * n * kA === 0) return reference(args)
+    const k = kA
+    const batchShape = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2))
+    const batchA = sizeOf(a.shape.slice(0, -2))
+    const batchB = sizeOf(b.shape.slice(0, -2))
+    const batch = Math.max(batchA, batchB)
+    const [aRow, aCol] = transposeA ? [1, m] : [k, 1]
+    const [bRow, bCol] = transposeB ? [1, k] : [n, 1]
+    const out = new Float32Array(batch * m * n)
+    const swap = m < n
+    const transposed = swap ? new Float32Array(n * m) : undefined
+    for (let bi = 0; bi < batch; bi++) {
+      const A: View = {values: av, offset: (bi % batchA) * m * k, row: aRow, col: aCol}
+      const B: View = {values: bv, offset: (bi % batchB) * k * n, row: bRow, col: bCol}
+      if (!transposed) {
+        product(A, B, m, k, n, out, bi * m * n)
+        continue
+      }
+      // Cᵀ = Bᵀ·Aᵀ: Bᵀ is B read with its strides swapped, Aᵀ likewise
+      product({...B, row: bCol, col: bRow}, {...A, row: aCol, col: aRow}, n, k, m, transposed, 0)
+      const o = bi * m * n
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[o + i * n + j] = transposed[j * m + i]
+    }
+    return backend.makeTensorInfo([...batchShape, m, n], 'float32', out)
+  }
+}
