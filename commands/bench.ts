@@ -4,6 +4,10 @@ import {BACKENDS, type BackendName} from '../src/backend/select.js'
 import {runBench, unetRefNet, type BenchRow} from '../src/bench/bench.js'
 import {siplNetFactory} from '../src/bench/sipl-net.js'
 import {benchPreprocess, type PreprocessBenchResult} from '../bench/preprocess.js'
+import {addTorchRatios, torchBench} from '../src/bench/torch.js'
+import {environment} from '../src/paths.js'
+import {UserError} from '../src/errors.js'
+import {availableParallelism} from 'node:os'
 
 const NETS = ['unet-ref', 'sipl'] as const
 const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
@@ -11,12 +15,13 @@ const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
 export default class Bench extends BaseCommand<typeof Bench> {
   static override summary =
     'Time a training step and a sliding-window inference per backend, checking results against the reference cpu kernels'
-  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. PyTorch 1.13 on 2 CPU threads needs 140 ms (32³) and 490 ms (64³) per unet-ref step (issue 7). Threads of the cpu kernels: SIPL_THREADS (0 = one per core).`
+  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same unet-ref step in PyTorch (bench/unet_ref_torch.py, run by SIPL_PYTHON or python3) with the same thread count, and reports each backend's time as a multiple of PyTorch's (issue 7's target: ≤ 1). Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
   static override examples = [
     '<%= config.bin %> bench --size 32',
     '<%= config.bin %> bench --size 64 --backend cpu --steps 5 --json',
     '<%= config.bin %> bench --size 32 --kernels reference --infer-size 0   # the tfjs kernels sipl replaces',
     '<%= config.bin %> bench --net sipl --config experiments/demo.yaml --size 32 --backend cpu',
+    'SIPL_PYTHON=~/venv/bin/python <%= config.bin %> bench --size 64 --backend cpu --infer-size 0 --torch',
   ]
   static override flags = {
     net: Flags.string({description: 'network to time', options: [...NETS], default: 'unet-ref'}),
@@ -42,6 +47,10 @@ export default class Bench extends BaseCommand<typeof Bench> {
       allowNo: true,
     }),
     seed: Flags.integer({description: 'seed of weights and data', default: 1}),
+    torch: Flags.boolean({
+      description: 'also time unet-ref in PyTorch (SIPL_PYTHON, default python3, with torch installed) and report ratios to it',
+      default: false,
+    }),
     preprocess: Flags.boolean({
       description: 'also time preprocessing one 512×512×200 CT volume to 1.5 mm (bench/preprocess.ts), as an extra row',
       default: false,
@@ -52,6 +61,8 @@ export default class Bench extends BaseCommand<typeof Bench> {
 
   async run(): Promise<{rows: BenchRow[]; preprocess?: PreprocessBenchResult}> {
     const f = this.flags
+    if (f.torch && f.net !== 'unet-ref')
+      throw new UserError('--torch: only unet-ref has a PyTorch twin; drop --torch or use --net unet-ref')
     const factory = f.net === 'sipl' ? siplNetFactory(this.loadConfig().config, f.size) : unetRefNet
     const log = f.quiet ? () => undefined : (line: string) => process.stderr.write(line + '\n')
     const rows = await runBench({
@@ -68,18 +79,30 @@ export default class Bench extends BaseCommand<typeof Bench> {
       seed: f.seed,
       log,
     })
+    if (f.torch) {
+      const threads = environment().threads || availableParallelism()
+      log(`pytorch: ${f.steps} steps at ${f.size}³ on ${threads} threads`)
+      const torch = torchBench({size: f.size, steps: f.steps, warmup: f.warmup, threads, python: environment().python})
+      rows.push(torch)
+      addTorchRatios(rows, torch)
+    }
     const preprocess = f.preprocess ? await benchPreprocess({log}) : undefined
     if (!this.jsonEnabled()) {
-      const header = ['net', 'size', 'backend', 'step ms (median)', 'step ms (min)', 'infer ms', 'max rel err', 'notes']
+      const header = ['net', 'size', 'backend', 'step ms (median)', 'step ms (min)', '× torch', 'infer ms', 'max rel err', 'notes']
       const lines = rows.map((r) => [
         r.net,
         `${r.size}³`,
         r.backend,
         r.stepMsMedian === null ? '–' : r.stepMsMedian.toFixed(0),
         r.stepMsMin === null ? '–' : r.stepMsMin.toFixed(0),
+        r.vsTorch === undefined ? '–' : r.vsTorch.toFixed(2),
         r.inferMs === null ? '–' : `${r.inferMs.toFixed(0)} (${r.inferSize}³)`,
         r.maxRelErr === null ? '–' : `${r.maxRelErr.toExponential(1)}${r.maxRelErr <= 1e-4 ? '' : ' FAIL'}`,
-        r.kernels ? `${r.kernels} kernels${r.threads ? `, ${r.threads} threads, ${r.simd} SIMD` : ''}` : '',
+        r.torch
+          ? `torch ${r.torch}, ${r.threads} threads`
+          : r.kernels
+            ? `${r.kernels} kernels${r.threads ? `, ${r.threads} threads, ${r.simd} SIMD` : ''}`
+            : '',
       ])
       const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
       for (const l of [header, ...lines]) this.log(l.map((c, i) => c.padEnd(widths[i])).join('  '))

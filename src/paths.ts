@@ -31,6 +31,8 @@ export interface Environment {
   logLevel: string
   /** worker threads for CPU kernels; 0 = one per core */
   threads: number
+  /** the Python with torch that `sipl bench --torch` runs */
+  python: string
 }
 
 export function environment(): Environment {
@@ -41,5 +43,6 @@ export function environment(): Environment {
     dataDir: resolve(read('SIPL_DATA_DIR') ?? 'data'),
     logLevel: read('SIPL_LOG_LEVEL') ?? 'info',
     threads: Number.isFinite(threads) && threads >= 0 ? Math.floor(threads) : 0,
+    python: read('SIPL_PYTHON') ?? 'python3',
   }
 }

@@ -33,6 +33,10 @@ export interface BenchRow {
   /** cpu only: threads of the kernel pool, and whether its GEMM used relaxed SIMD */
   threads?: number
   simd?: string
+  /** with --torch: this row's median step time ÷ PyTorch's, measured in the same run */
+  vsTorch?: number
+  /** the pytorch row: torch's version */
+  torch?: string
 }
 
 /** What a benchmarked network provides: a loss for training and class probabilities for inference. */

@@ -8,6 +8,9 @@ import {tf} from '../../src/backend/tf.js'
 import {withReferenceConvKernels} from '../../src/kernels/register.js'
 import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/bench/unet-ref.js'
 import {sipl} from '../helpers/cli.js'
+import {chmodSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 
 await tf.setBackend('cpu')
 
@@ -74,4 +77,43 @@ test('sipl bench rejects a size the net cannot take, with exit code 2', () => {
   const r = sipl(['bench', '--size', '10', '--backend', 'cpu', '--infer-size', '0'], {timeoutMs: 60_000})
   assert.equal(r.code, 2)
   assert.match(r.stderr, /--size 10: must be a positive multiple of 4/)
+})
+
+test('sipl bench --torch: a pytorch row from SIPL_PYTHON, the script gets size/steps/threads, and ratios to it', () => {
+  // a stand-in Python that records its arguments and answers like bench/unet_ref_torch.py
+  const dir = mkdtempSync(join(tmpdir(), 'sipl-torch-'))
+  const python = join(dir, 'python')
+  writeFileSync(
+    python,
+    `#!/bin/sh\necho "$@" > ${dir}/args\necho "OMP=$OMP_NUM_THREADS" >> ${dir}/args\n` +
+      `echo '{"torch": "0.0-fake", "threads": 2, "size": 8, "stepMsMedian": 0.5, "stepMsMin": 0.25, "steps": 2}'\n`,
+  )
+  chmodSync(python, 0o755)
+  const r = sipl(['bench', '--size', '8', '--backend', 'cpu', '--steps', '2', '--infer-size', '0', '--torch', '--json'], {
+    env: {SIPL_PYTHON: python, SIPL_THREADS: '2'},
+    timeoutMs: 120_000,
+  })
+  assert.equal(r.code, 0, r.stderr)
+  const {rows} = JSON.parse(r.stdout) as {rows: Record<string, number | string | null>[]}
+  assert.deepEqual(
+    rows.map((row) => row.backend),
+    ['cpu', 'pytorch'],
+  )
+  const [cpu, torch] = rows
+  assert.equal(torch.stepMsMedian, 0.5)
+  assert.equal(torch.torch, '0.0-fake')
+  assert.ok(Math.abs((cpu.vsTorch as number) - (cpu.stepMsMedian as number) / 0.5) < 1e-9)
+  const args = readFileSync(join(dir, 'args'), 'utf8')
+  assert.match(args, /unet_ref_torch\.py --size 8 --steps 2 --warmup 1 --threads 2/)
+  assert.match(args, /OMP=2/)
+})
+
+test('sipl bench --torch without a working torch: one line naming SIPL_PYTHON, exit code 2', () => {
+  const r = sipl(['bench', '--size', '8', '--backend', 'cpu', '--steps', '1', '--infer-size', '0', '--torch', '--no-check'], {
+    env: {SIPL_PYTHON: '/nonexistent/python3'},
+    timeoutMs: 120_000,
+  })
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /--torch: .*set SIPL_PYTHON to a Python with torch installed/)
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/)
 })
