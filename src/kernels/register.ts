@@ -13,6 +13,7 @@ import {
   BINARY_OPS,
   UNARY_OPS,
   fastBinary,
+  fastConcat,
   fastSelect,
   fastSlice,
   fastSoftmax,
@@ -42,6 +43,7 @@ const FAST: Record<string, KernelFactory> = {
   Sum: fastSum,
   Softmax: fastSoftmax,
   Select: fastSelect,
+  Concat: fastConcat,
   BatchMatMul: fastBatchMatMul,
   ...Object.fromEntries(
     Object.entries(UNARY_OPS).map(([name, formula]) => [name, (reference: CpuKernel) => fastUnary(reference, formula)]),

@@ -67,6 +67,8 @@ test('splitV: the gradient of a channel concat, uneven sizes, and the middle axi
 test('sum: leading axes (bias gradient), inner axes, keepDims, size-1 axes, and a strided set left to the reference', () => {
   const x = seeded([2, 3, 4, 5, 6], 3)
   same(() => tf.sum(x, [0, 1, 2, 3]), 'leading four')
+  same(() => tf.sum(seeded([300, 5], 35), 0), 'rows of 5 (four columns at a time, then one)')
+  same(() => tf.sum(seeded([30, 70], 36), 0), 'rows of 70 (accumulator path)')
   same(() => tf.sum(x, [1, 2], true), 'middle, keepDims')
   same(() => tf.sum(x, -1), 'last')
   same(() => tf.sum(x), 'all')
@@ -213,5 +215,20 @@ test('batchMatMul: every transpose combination, batch broadcast, both packing or
   assert.deepEqual(tf.matMul(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), tf.tensor2d([1, 0, 0, 1, 1, 1], [3, 2])).arraySync(), [
     [4, 5],
     [10, 11],
+  ])
+})
+
+test('concat: the channel concat of a U-Net, the middle axis, three parts, int32, and one part left to the reference', () => {
+  const a = seeded([1, 3, 4, 5, 6], 37)
+  const b = seeded([1, 3, 4, 5, 10], 38)
+  same(() => tf.concat([a, b], 4), 'channels 6 + 10')
+  same(() => tf.concat([a, seeded([1, 3, 2, 5, 6], 39), a], 2), 'height 4 + 2 + 4')
+  same(() => tf.concat([a, a], 0), 'batch (contiguous)')
+  same(() => tf.concat([tf.range(0, 6, 1, 'int32').reshape([2, 3]), tf.range(6, 10, 1, 'int32').reshape([2, 2])], 1), 'int32')
+  same(() => tf.concat([a], 4), 'one part (reference path)')
+  tf.dispose([a, b])
+  assert.deepEqual(tf.concat([tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([5, 6], [2, 1])], 1).arraySync(), [
+    [1, 2, 5],
+    [3, 4, 6],
   ])
 })

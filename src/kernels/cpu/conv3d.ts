@@ -9,6 +9,7 @@ import {tf} from '../../backend/tf.js'
 import {environment} from '../../paths.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import {convRuntime, type ConvRuntime} from './runtime.js'
+import {sumRows} from './elementwise.js'
 
 type TensorInfo = tf.TensorInfo
 interface CpuBackendLike {
@@ -283,21 +284,30 @@ export function conv3dBiasActKernel({inputs, backend, attrs}: KernelArgs): Tenso
   return output(backend, info.outShape, conv3dForward(floats(backend, x), floats(backend, filter), info, epilogue))
 }
 
-/** The backward of bias + ReLU: dz = dy where y > 0 (all of dy without ReLU), db = Σ dz over every axis but the last. */
+const RELU_STEP = [0, 1, NaN]
+
+/**
+ * The backward of bias + ReLU: dz = dy · step(y) (all of dy without ReLU), db = Σ dz over every
+ * axis but the last. The product, not a select, so that NaN in dy propagates as in the composition
+ * (dy · Step(y)); two passes, because one pass with a per-channel accumulator runs 2–3× slower.
+ */
 export function biasActGradKernel({inputs, backend, attrs}: KernelArgs): TensorInfo[] {
   const {dy, y} = inputs
   const relu = (attrs as {relu: boolean}).relu
   const g = floats(backend, dy)
   const out = floats(backend, y)
   const channels = y.shape[y.shape.length - 1]
-  const dz = new Float32Array(g.length)
-  const db = new Float64Array(channels)
-  for (let i = 0; i < g.length; i += channels) {
-    for (let c = 0; c < channels; c++) {
-      const v = relu && !(out[i + c] > 0) ? 0 : g[i + c]
-      dz[i + c] = v
-      db[c] += v
+  let dz = g
+  if (relu) {
+    dz = new Float32Array(g.length)
+    // Step(y) from a table indexed by comparisons, not ternaries: the ReLU pattern is half on, half
+    // off, and a branch mispredicts every other element (4–5× slower)
+    for (let i = 0; i < g.length; i++) {
+      const v = out[i]
+      dz[i] = g[i] * RELU_STEP[+(v > 0) + 2 * +(v !== v)]
     }
   }
-  return [output(backend, y.shape, dz), output(backend, [channels], Float32Array.from(db))]
+  const db = new Float32Array(channels)
+  sumRows(dz, 0, g.length / channels, channels, db, 0)
+  return [output(backend, y.shape, relu ? dz : g.slice()), output(backend, [channels], db)]
 }
