@@ -32,32 +32,74 @@ function isNumeric(v: unknown): v is Values {
   return v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint8Array
 }
 
-/** dst[to …] = src[from …], `length` elements: a loop for short runs, where a subarray view per run costs more than the copy */
-function copyRun(src: Values, from: number, dst: Values, to: number, length: number): void {
-  if (length >= 64) dst.set(src.subarray(from, from + length), to)
-  else for (let j = 0; j < length; j++) dst[to + j] = src[from + j]
+/**
+ * Copies `rows` runs of `run` elements: run r from src[from + r·srcStride] to dst[to + r·dstStride].
+ * Short runs (a channel split of 16) are copied by a loop in one call, float32 in its own loop:
+ * a subarray view per run, or one element loop shared by every dtype, costs 4–8 ns per element.
+ */
+function copyRows(
+  src: Values,
+  from: number,
+  srcStride: number,
+  dst: Values,
+  to: number,
+  dstStride: number,
+  run: number,
+  rows: number,
+): void {
+  if (run >= 256) {
+    for (let r = 0; r < rows; r++) dst.set(src.subarray(from + r * srcStride, from + r * srcStride + run), to + r * dstStride)
+  } else if (src instanceof Float32Array && dst instanceof Float32Array) {
+    copyRowsF32(src, from, srcStride, dst, to, dstStride, run, rows)
+  } else {
+    for (let r = 0; r < rows; r++) for (let j = 0; j < run; j++) dst[to + r * dstStride + j] = src[from + r * srcStride + j]
+  }
 }
 
-/** out = x[begin : begin + size], copying the longest contiguous trailing run at once */
+function copyRowsF32(
+  src: Float32Array,
+  from: number,
+  srcStride: number,
+  dst: Float32Array,
+  to: number,
+  dstStride: number,
+  run: number,
+  rows: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const s = from + r * srcStride
+    const d = to + r * dstStride
+    for (let j = 0; j < run; j++) dst[d + j] = src[s + j]
+  }
+}
+
+/** out = x[begin : begin + size]: the trailing whole axes plus the first partial one are one contiguous run */
 function sliceValues(x: Values, shape: number[], begin: number[], size: number[]): Values {
   const rank = shape.length
   const out = new (x.constructor as new (n: number) => Values)(sizeOf(size))
-  // the trailing axes that are taken whole, plus the first partial one, form one contiguous run
   let run = 1
   let axis = rank - 1
   while (axis > 0 && size[axis] === shape[axis]) run *= shape[axis--]
   run *= size[axis]
   const strides = new Array<number>(rank).fill(1)
   for (let i = rank - 2; i >= 0; i--) strides[i] = strides[i + 1] * shape[i + 1]
-  const runStart = (idx: number[]) => idx.reduce((s, v, i) => s + (begin[i] + v) * strides[i], 0)
-  const outer = size.slice(0, axis)
-  const count = sizeOf(outer)
-  const idx = new Array<number>(rank).fill(0)
-  for (let r = 0; r < count; r++) {
-    const from = runStart(idx)
-    copyRun(x, from, out, r * run, run)
-    for (let i = axis - 1; i >= 0; i--) {
-      if (++idx[i] < outer[i]) break
+  if (axis === 0) {
+    copyRows(x, begin[0] * strides[0], 0, out, 0, 0, run, 1)
+    return out
+  }
+  // runs along axis − 1 are one strided copy; the axes before it are walked with an odometer
+  const rowsAxis = axis - 1
+  const rows = size[rowsAxis]
+  const outerAxes = size.slice(0, rowsAxis)
+  const blocks = sizeOf(outerAxes)
+  const idx = new Array<number>(rowsAxis).fill(0)
+  let base = begin.reduce((sum, b, i) => sum + b * strides[i], 0)
+  for (let block = 0; block < blocks; block++) {
+    copyRows(x, base, strides[rowsAxis], out, block * rows * run, run, run, rows)
+    for (let i = rowsAxis - 1; i >= 0; i--) {
+      base += strides[i]
+      if (++idx[i] < outerAxes[i]) break
+      base -= idx[i] * strides[i]
       idx[i] = 0
     }
   }
@@ -113,10 +155,8 @@ export function fastConcat(reference: CpuKernel): CpuKernel {
     const out = new ((all[0] as Values).constructor as new (n: number) => Values)(outer * row)
     let column = 0
     parts.forEach((_, k) => {
-      const src = all[k] as Values
-      const run = runs[k]
-      for (let o = 0; o < outer; o++) copyRun(src, o * run, out, o * row + column, run)
-      column += run
+      copyRows(all[k] as Values, 0, runs[k], out, column, row, runs[k], outer)
+      column += runs[k]
     })
     return (args.backend as CpuBackendLike).makeTensorInfo(outShape, dtype, out)
   }
