@@ -19,6 +19,7 @@
 import {tf} from '../backend/tf.js'
 import {Rng} from '../util/rng.js'
 import {conv3dBiasAct} from '../kernels/fused.js'
+import {diceCrossEntropy} from '../model/losses.js'
 
 export const UNET_REF_CLASSES = 4
 const DICE_SMOOTH = 1e-5
@@ -100,18 +101,9 @@ export class UnetRef {
   }
 }
 
-/** softmax cross-entropy (mean over voxels) + 1 − mean over classes of soft Dice */
+/** softmax cross-entropy (mean over voxels) + 1 − mean over classes of soft Dice (Σp + Σy denominators) */
 export function unetRefLoss(logits: tf.Tensor5D, oneHot: tf.Tensor5D): tf.Scalar {
-  return tf.tidy(() => {
-    const flatLogits = logits.reshape([-1, UNET_REF_CLASSES])
-    const flatTargets = oneHot.reshape([-1, UNET_REF_CLASSES])
-    const ce = tf.losses.softmaxCrossEntropy(flatTargets, flatLogits)
-    const p = tf.softmax(flatLogits)
-    const intersection = tf.sum(tf.mul(p, flatTargets), 0)
-    const denominator = tf.add(tf.sum(p, 0), tf.sum(flatTargets, 0))
-    const dice = tf.div(tf.add(tf.mul(2, intersection), DICE_SMOOTH), tf.add(denominator, DICE_SMOOTH))
-    return tf.add(ce, tf.sub(1, tf.mean(dice))) as tf.Scalar
-  })
+  return diceCrossEntropy(logits, oneHot, {activation: 'softmax', squared: false, smooth: DICE_SMOOTH})
 }
 
 /** A seeded input volume [1, n, n, n, 1] (smooth blobs + noise) and a one-hot label [1, n, n, n, 4] of intensity bands. */

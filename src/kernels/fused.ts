@@ -76,8 +76,7 @@ export interface AdamWStep {
  * both paths give the same bits.
  */
 export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: AdamWStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
-  if (tf.getBackend() === 'cpu' && cpuConvKernels() === 'fast')
-    return tf.engine().runKernel(FUSED_ADAMW, {p, g, m, v}, {...s}) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
+  if (fusedKernelsActive()) return tf.engine().runKernel(FUSED_ADAMW, {p, g, m, v}, {...s}) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
   return tf.tidy(() => {
     const m1 = m.mul(s.beta1).add(g.mul(1 - s.beta1))
     const v1 = v.mul(s.beta2).add(g.square().mul(1 - s.beta2))
@@ -85,4 +84,45 @@ export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tens
     const p1 = decayed.sub(m1.div(s.c1).div(v1.div(s.c2).sqrt().add(s.epsilon)).mul(s.lr))
     return [p1, m1, v1] as [tf.Tensor, tf.Tensor, tf.Tensor]
   })
+}
+
+export const FUSED_DICE_CE = 'SiplDiceCe'
+export const FUSED_DICE_CE_GRAD = 'SiplDiceCeGrad'
+
+/** True where the fused cpu kernels run: the `cpu` backend with sipl's fast kernels. */
+export function fusedKernelsActive(): boolean {
+  return tf.getBackend() === 'cpu' && cpuConvKernels() === 'fast'
+}
+
+export interface DiceCeOptions {
+  activation: 'softmax' | 'sigmoid'
+  /** Milletari's Σp² + Σy² in the Dice denominator instead of Σp + Σy */
+  squared: boolean
+  smooth: number
+}
+
+/**
+ * (1 − mean over (sample, channel) of soft Dice) + cross-entropy, for logits and targets
+ * `[B, N, C]`, as one kernel and one gradient kernel (src/kernels/cpu/dice-ce.ts). Only where
+ * fusedKernelsActive(); src/model/losses.ts `diceCrossEntropy` is the entry point that falls back
+ * to the op composition everywhere else.
+ */
+export function diceCrossEntropyFused(logits: tf.Tensor3D, targets: tf.Tensor3D, options: DiceCeOptions): tf.Scalar {
+  const attrs = {...options}
+  const fused = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
+    const [z, y] = args as tf.Tensor[]
+    const save = args[2] as (saved: tf.Tensor[]) => void
+    const [loss, p, stats] = tf.engine().runKernel(FUSED_DICE_CE, {logits: z, targets: y}, attrs) as tf.Tensor[]
+    save([p, y, stats])
+    return {
+      value: loss,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [ps, ys, ss] = saved
+        const dz = tf.engine().runKernel(FUSED_DICE_CE_GRAD, {dy: dy as tf.Tensor, p: ps, targets: ys, stats: ss}, attrs) as tf.Tensor
+        // targets are data: no gradient flows to them
+        return [dz, tf.zerosLike(ys)]
+      },
+    }
+  })
+  return fused(logits, targets) as tf.Scalar
 }

@@ -24,6 +24,7 @@ import {
 } from './cpu/elementwise.js'
 import {fastBatchMatMul} from './cpu/matmul.js'
 import {adamwKernel} from './cpu/optimizer.js'
+import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 
 export type CpuConvKernels = 'fast' | 'reference'
 
@@ -103,5 +104,7 @@ export function withReferenceConvKernels<T>(fn: () => T): T {
 tf.registerKernel({kernelName: 'SiplConv3DBiasAct', backendName: 'cpu', kernelFunc: conv3dBiasActKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplBiasActGrad', backendName: 'cpu', kernelFunc: biasActGradKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})
 
 if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')

@@ -14,10 +14,12 @@
  * per coarse voxel) — cheaper than upsampling six K+1-channel predictions to full resolution, and
  * the same thing the pseudo masks are used for (IPP pools them onto an even coarser grid).
  *
- * Only basic ops (mul, add, exp, log, max, sum, matMul, oneHot) so that every backend runs them.
+ * Only basic ops (mul, add, exp, log, max, sum, matMul, oneHot) so that every backend runs them;
+ * on the cpu backend Dice + cross-entropy is one fused kernel with the same formulas.
  */
 import {tf} from '../backend/tf.js'
 import type {LossConfig, SmgConfig} from '../config/schema.js'
+import {diceCrossEntropyFused, fusedKernelsActive, type DiceCeOptions} from '../kernels/fused.js'
 import {downsampleMean} from './layers.js'
 import type {SiplOutputs} from './sipl.js'
 
@@ -56,8 +58,8 @@ export function targetsFromLabels(labels: tf.Tensor4D, numClasses: number, overl
   })
 }
 
-/** 1 − mean over (sample, channel) of (2 Σ p·y + s) / (Σ p² + Σ y² + s); p, y `[B, …, C]` */
-export function softDiceLoss(probabilities: tf.Tensor, targets: tf.Tensor, smooth: number): tf.Scalar {
+/** 1 − mean over (sample, channel) of (2 Σ p·y + s) / (Σ p² + Σ y² + s) (squared; else Σ p + Σ y); p, y `[B, …, C]` */
+export function softDiceLoss(probabilities: tf.Tensor, targets: tf.Tensor, smooth: number, squared = true): tf.Scalar {
   const b = probabilities.shape[0]
   const c = probabilities.shape[probabilities.rank - 1]
   const p = tf.reshape(probabilities, [b, -1, c])
@@ -65,7 +67,7 @@ export function softDiceLoss(probabilities: tf.Tensor, targets: tf.Tensor, smoot
   // Σ over voxels as a product with ones (a leading-axis tf.sum transposes on the cpu backend)
   const voxelSum = (t: tf.Tensor) => tf.matMul(tf.ones([b, 1, t.shape[1]!]), t as tf.Tensor3D)
   const intersection = voxelSum(tf.mul(p, y))
-  const denominator = tf.add(voxelSum(tf.square(p)), voxelSum(tf.square(y)))
+  const denominator = squared ? tf.add(voxelSum(tf.square(p)), voxelSum(tf.square(y))) : tf.add(voxelSum(p), voxelSum(y))
   const dice = tf.div(tf.add(tf.mul(intersection, 2), smooth), tf.add(denominator, smooth))
   return tf.sub(1, tf.mean(dice)) as tf.Scalar
 }
@@ -82,19 +84,34 @@ function logSoftmax(logits: tf.Tensor2D): tf.Tensor2D {
   return tf.sub(shifted, tf.log(tf.sum(tf.exp(shifted), -1, true))) as tf.Tensor2D
 }
 
+/**
+ * Soft Dice + cross-entropy on logits `[B, …, C]` against targets of the same shape: with
+ * `sigmoid`, Dice of σ(logits) + mean BCE over every element (Eq. 5); with `softmax`, Dice of the
+ * softmax + mean over voxels of −Σ y·log p (Eq. 12). One fused kernel and one gradient kernel on
+ * the cpu backend with sipl's kernels (src/kernels/cpu/dice-ce.ts; ~25 full passes fewer), this
+ * composition of basic ops everywhere else.
+ */
+export function diceCrossEntropy(logits: tf.Tensor, targets: tf.Tensor, options: DiceCeOptions): tf.Scalar {
+  const b = logits.shape[0]
+  const c = logits.shape[logits.rank - 1]
+  if (fusedKernelsActive())
+    return diceCrossEntropyFused(tf.reshape(logits, [b, -1, c]) as tf.Tensor3D, tf.reshape(targets, [b, -1, c]) as tf.Tensor3D, options)
+  if (options.activation === 'sigmoid')
+    return tf.add(softDiceLoss(tf.sigmoid(logits), targets, options.smooth, options.squared), bceWithLogits(logits, targets)) as tf.Scalar
+  const logp = logSoftmax(tf.reshape(logits, [-1, c]) as tf.Tensor2D)
+  const crossEntropy = tf.neg(tf.mean(tf.sum(tf.mul(tf.reshape(targets, [-1, c]), logp), -1)))
+  const dice = softDiceLoss(tf.reshape(tf.exp(logp), logits.shape), targets, options.smooth, options.squared)
+  return tf.add(dice, crossEntropy) as tf.Scalar
+}
+
 /** Eq. 5 */
 export function segLoss(logits: tf.Tensor5D, regions: tf.Tensor5D, loss: LossConfig): tf.Scalar {
-  return tf.add(softDiceLoss(tf.sigmoid(logits), regions, loss.diceSmooth), bceWithLogits(logits, regions)) as tf.Scalar
+  return diceCrossEntropy(logits, regions, {activation: 'sigmoid', squared: true, smooth: loss.diceSmooth})
 }
 
 /** Eq. 12 for one layer: mask logits `[B, d, h, w, K+1]` against (soft) class targets of the same shape */
 export function auxLoss(maskLogits: tf.Tensor5D, classTargets: tf.Tensor5D, loss: LossConfig): tf.Scalar {
-  const c = maskLogits.shape[4]
-  const logp = logSoftmax(tf.reshape(maskLogits, [-1, c]) as tf.Tensor2D)
-  const y = tf.reshape(classTargets, [-1, c])
-  const crossEntropy = tf.neg(tf.mean(tf.sum(tf.mul(y, logp), -1)))
-  const dice = softDiceLoss(tf.reshape(tf.exp(logp), maskLogits.shape), classTargets, loss.diceSmooth)
-  return tf.add(dice, crossEntropy) as tf.Scalar
+  return diceCrossEntropy(maskLogits, classTargets, {activation: 'softmax', squared: true, smooth: loss.diceSmooth})
 }
 
 /** Eq. 13: L = L_seg + α Σ_l L_aux^l. Call inside tf.tidy / optimizer.minimize. */

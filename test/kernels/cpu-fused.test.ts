@@ -9,6 +9,7 @@ import {relError} from '../../src/backend/self-check.js'
 import {withReferenceConvKernels} from '../../src/kernels/register.js'
 import {conv3dBiasAct, type FusedConvOptions} from '../../src/kernels/fused.js'
 import {AdamW} from '../../src/train/optimizers.js'
+import {diceCrossEntropy} from '../../src/model/losses.js'
 
 await tf.setBackend('cpu')
 
@@ -92,4 +93,39 @@ test('fused AdamW step: the same bits as the op composition, over several steps 
   got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-6, `${v} vs ${want[i]}`))
   optimizer.dispose()
   p.dispose()
+})
+
+test('fused Dice + cross-entropy: loss and logit gradient equal the op composition (sigmoid/softmax, squared/linear, batch 2, soft targets)', () => {
+  const shape: [number, number, number, number, number] = [2, 3, 4, 5, 3]
+  const logits = tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 50), 3) as tf.Tensor5D
+  // soft targets: rows of class fractions for softmax, independent fractions for sigmoid
+  const fractions = tf.softmax(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 51), 4)) as tf.Tensor5D
+  const independent = tf.randomUniform(shape, 0, 1, 'float32', 52) as tf.Tensor5D
+  for (const [activation, squared, targets] of [
+    ['sigmoid', true, independent],
+    ['softmax', true, fractions],
+    ['softmax', false, fractions],
+  ] as ['sigmoid' | 'softmax', boolean, tf.Tensor5D][]) {
+    const options = {activation, squared, smooth: 1e-5}
+    const run = () =>
+      tf.tidy(() => {
+        const {value, grad} = tf.valueAndGrad((z: tf.Tensor) => diceCrossEntropy(z, targets, options))(logits)
+        return {loss: value.dataSync()[0], grad: grad.dataSync() as Float32Array}
+      })
+    const fused = run()
+    const composed = withReferenceConvKernels(run)
+    const label = `${activation}${squared ? ' squared' : ''}`
+    assert.ok(Math.abs(fused.loss - composed.loss) <= 1e-5 * Math.abs(composed.loss), `${label} loss ${fused.loss} vs ${composed.loss}`)
+    const err = relError(fused.grad, composed.grad)
+    assert.ok(err <= 1e-5, `${label} gradient: relative error ${err}`)
+  }
+  tf.dispose([logits, fractions, independent])
+  // hand-computed: logits 0 → p = ½. softmax, one-hot rows, Σp + Σy: CE = ln 2, Dice = 1/2 per class
+  const zero = tf.zeros([1, 2, 2])
+  const eye = tf.tensor3d([1, 0, 0, 1], [1, 2, 2])
+  const softmaxLoss = diceCrossEntropy(zero, eye, {activation: 'softmax', squared: false, smooth: 0}).dataSync()[0]
+  assert.ok(Math.abs(softmaxLoss - (Math.LN2 + 0.5)) < 1e-6, `softmax ${softmaxLoss}`)
+  // sigmoid, Σp² + Σy²: BCE = ln 2 per element, Dice = 2·½ / (2·¼ + 1) = 2/3 per class
+  const sigmoidLoss = diceCrossEntropy(zero, eye, {activation: 'sigmoid', squared: true, smooth: 0}).dataSync()[0]
+  assert.ok(Math.abs(sigmoidLoss - (Math.LN2 + 1 / 3)) < 1e-6, `sigmoid ${sigmoidLoss}`)
 })
