@@ -50,12 +50,14 @@ const J_ACC0: usize = 35 // thread 0's accumulator (the output buffer for the in
 const J_THREADS: usize = 36
 const J_BIAS: usize = 37 // forward: bias [Cout] added to y, or 0
 const J_RELU: usize = 38 // forward: 1 = y = max(y, 0) after the bias
-const J_SHARED_ACC: usize = 39 // input grad: 1 = every thread scatters into J_ACC0 (zeroed by the caller)
+const J_CHUNK_FIRST: usize = 40 // job chunk k is chunk FIRST + k·STEP of the row partition (input grad phases)
+const J_CHUNK_STEP: usize = 41 // 0 = 1
+const J_SUB_ROWS: usize = 42 // rows per GEMM inside a chunk (the L2-sized block); 0 = the whole chunk
+const J_SLOTS: usize = 43 // filter grad: accumulators, each summing chunks s, s + SLOTS, … in order
 
 const KIND_FORWARD = 1
 const KIND_FILTER_GRAD = 2
 const KIND_INPUT_GRAD = 3
-const KIND_SUM = 4
 
 function word(job: usize, i: usize): i32 {
   return load<i32>(job + (i << 2))
@@ -389,77 +391,34 @@ export function reduceFilterGrad(job: usize, dst: usize): void {
   }
 }
 
-/** Runs thread `t`'s share of the job at `job`. Every thread of the pool calls this with the same job. */
-export function runJob(job: usize, t: i32): void {
-  const kind = word(job, J_KIND)
+/**
+ * Filter gradient, deterministic: SLOTS accumulators (a fixed number, not one per thread); a
+ * thread takes a whole slot and adds its chunks s, s + SLOTS, s + 2·SLOTS, … in order, so every
+ * partial sum is the same whichever thread computed it, and the slots are reduced in order.
+ */
+function filterGradSlots(job: usize, cols: usize, tmp: usize): void {
   const chunks = word(job, J_CHUNKS)
   const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
   const M = word(job, J_BATCH) * word(job, J_OUT_D) * word(job, J_OUT_H) * word(job, J_OUT_W)
   const Kp = word(job, J_KP)
   const cout = word(job, J_COUT)
-  const scratch = <usize>word(job, J_SCRATCH) + <usize>t * <usize>word(job, J_SCRATCH_STRIDE)
-  const tmp = scratch // 256 bytes for edge tiles
-  const cols = scratch + 256
+  const slots = word(job, J_SLOTS)
   const accLen = word(job, J_ACC_LEN)
-  let acc: usize = 0
-  if (word(job, J_SHARED_ACC) != 0) {
-    // kernel ≤ stride: no two rows scatter to the same voxel, so all threads add into the zeroed output
-    acc = <usize>word(job, J_ACC0)
-  } else if (kind == KIND_FILTER_GRAD || kind == KIND_INPUT_GRAD) {
-    acc = t == 0 && word(job, J_ACC0) != 0 ? <usize>word(job, J_ACC0) : <usize>word(job, J_ACC) + <usize>t * <usize>word(job, J_ACC_STRIDE)
-    memory.fill(acc, 0, (<usize>accLen) << 2)
-  }
-  if (kind == KIND_SUM) {
-    // acc0[i] += Σ_{t ≥ 1} acc_t[i], chunked over i
-    const acc0 = <usize>word(job, J_ACC0)
-    const base = <usize>word(job, J_ACC)
-    const stride = <usize>word(job, J_ACC_STRIDE)
-    const threads = word(job, J_THREADS)
-    while (true) {
-      const c = atomic.add<i32>(job + (J_COUNTER << 2), 1)
-      if (c >= chunks) break
-      const i0 = c * rowsPerChunk
-      const n = min(rowsPerChunk, accLen - i0)
-      for (let s = 1; s < threads; s++) addFloats(acc0 + ((<usize>i0) << 2), base + <usize>s * stride + ((<usize>i0) << 2), n)
-    }
-    return
-  }
-  const w = <usize>word(job, J_W)
   const dy = <usize>word(job, J_DY)
   while (true) {
-    const c = atomic.add<i32>(job + (J_COUNTER << 2), 1)
-    if (c >= chunks) break
-    const m0 = c * rowsPerChunk
-    const m1 = min(M, m0 + rowsPerChunk)
-    const rows = m1 - m0
-    if (kind == KIND_FORWARD) {
-      // y[m0:m1, :] = im2col(x)[m0:m1, :] · W
-      im2col(job, m0, m1, cols)
-      gemm(
-        rows,
-        cout,
-        Kp,
-        cols,
-        (<usize>Kp) << 2,
-        4,
-        w,
-        (<usize>Kp) << 5,
-        32,
-        dy + ((<usize>m0 * <usize>cout) << 2),
-        (<usize>cout) << 2,
-        false,
-        false,
-        tmp,
-      )
-      const bias = <usize>word(job, J_BIAS)
-      if (bias != 0) biasActivation(dy + ((<usize>m0 * <usize>cout) << 2), rows, cout, bias, word(job, J_RELU) != 0)
-    } else if (kind == KIND_FILTER_GRAD) {
+    const s = atomic.add<i32>(job + (J_COUNTER << 2), 1)
+    if (s >= slots) break
+    const acc = <usize>word(job, J_ACC) + <usize>s * <usize>word(job, J_ACC_STRIDE)
+    memory.fill(acc, 0, (<usize>accLen) << 2)
+    for (let c = s; c < chunks; c += slots) {
+      const m0 = c * rowsPerChunk
+      const m1 = min(M, m0 + rowsPerChunk)
       // dWᵀ += dy[m0:m1, :]ᵀ · im2col(x)[m0:m1, :]
       im2col(job, m0, m1, cols)
       gemm(
         cout,
         Kp,
-        rows,
+        m1 - m0,
         dy + ((<usize>m0 * <usize>cout) << 2),
         4,
         (<usize>cout) << 2,
@@ -472,25 +431,82 @@ export function runJob(job: usize, t: i32): void {
         true,
         tmp,
       )
-    } else if (kind == KIND_INPUT_GRAD) {
-      // cols = dy[m0:m1, :] · Wᵀ, then scattered back onto the input grid
-      gemm(
-        rows,
-        Kp,
-        cout,
-        dy + ((<usize>m0 * <usize>cout) << 2),
-        (<usize>cout) << 2,
-        4,
-        w,
-        (<usize>cout) << 5,
-        32,
-        cols,
-        (<usize>Kp) << 2,
-        false,
-        false,
-        tmp,
-      )
-      col2imAdd(job, m0, m1, cols, acc)
+    }
+  }
+}
+
+/** Runs thread `t`'s share of the job at `job`. Every thread of the pool calls this with the same job. */
+export function runJob(job: usize, t: i32): void {
+  const kind = word(job, J_KIND)
+  const scratch = <usize>word(job, J_SCRATCH) + <usize>t * <usize>word(job, J_SCRATCH_STRIDE)
+  const tmp = scratch // 256 bytes for edge tiles
+  const cols = scratch + 256
+  if (kind == KIND_FILTER_GRAD) {
+    filterGradSlots(job, cols, tmp)
+    return
+  }
+  const chunks = word(job, J_CHUNKS)
+  const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
+  const M = word(job, J_BATCH) * word(job, J_OUT_D) * word(job, J_OUT_H) * word(job, J_OUT_W)
+  const Kp = word(job, J_KP)
+  const cout = word(job, J_COUT)
+  const first = word(job, J_CHUNK_FIRST)
+  const step = max(1, word(job, J_CHUNK_STEP))
+  const sub = word(job, J_SUB_ROWS) > 0 ? word(job, J_SUB_ROWS) : rowsPerChunk
+  // input grad: every thread scatters into the one zeroed dx; the caller orders the chunks so that
+  // chunks running at the same time touch disjoint voxels
+  const acc = <usize>word(job, J_ACC0)
+  const w = <usize>word(job, J_W)
+  const dy = <usize>word(job, J_DY)
+  while (true) {
+    const k = atomic.add<i32>(job + (J_COUNTER << 2), 1)
+    if (k >= chunks) break
+    const c = first + k * step
+    const end = min(M, (c + 1) * rowsPerChunk)
+    for (let m0 = c * rowsPerChunk; m0 < end; m0 += sub) {
+      const m1 = min(end, m0 + sub)
+      const rows = m1 - m0
+      if (kind == KIND_FORWARD) {
+        // y[m0:m1, :] = im2col(x)[m0:m1, :] · W
+        im2col(job, m0, m1, cols)
+        gemm(
+          rows,
+          cout,
+          Kp,
+          cols,
+          (<usize>Kp) << 2,
+          4,
+          w,
+          (<usize>Kp) << 5,
+          32,
+          dy + ((<usize>m0 * <usize>cout) << 2),
+          (<usize>cout) << 2,
+          false,
+          false,
+          tmp,
+        )
+        const bias = <usize>word(job, J_BIAS)
+        if (bias != 0) biasActivation(dy + ((<usize>m0 * <usize>cout) << 2), rows, cout, bias, word(job, J_RELU) != 0)
+      } else if (kind == KIND_INPUT_GRAD) {
+        // cols = dy[m0:m1, :] · Wᵀ, then scattered back onto the input grid
+        gemm(
+          rows,
+          Kp,
+          cout,
+          dy + ((<usize>m0 * <usize>cout) << 2),
+          (<usize>cout) << 2,
+          4,
+          w,
+          (<usize>cout) << 5,
+          32,
+          cols,
+          (<usize>Kp) << 2,
+          false,
+          false,
+          tmp,
+        )
+        col2imAdd(job, m0, m1, cols, acc)
+      }
     }
   }
 }

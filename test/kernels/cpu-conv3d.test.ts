@@ -149,3 +149,25 @@ test('with worker threads, results are the same when the workers do take part', 
   assert.ok(rt.workerJobs() > start, 'no worker ever joined a job')
   for (const [k, what] of ['y', 'dx', 'dw'].entries()) assert.ok(relError(fast[k], reference[k]) <= 1e-4, what)
 })
+
+test(
+  'gradients are the same bits in every call, however many threads join (fixed summation order)',
+  {skip: availableParallelism() < 2 && 'one core'},
+  () => {
+    const rt = existingRuntime()!
+    const pause = new Int32Array(new SharedArrayBuffer(4))
+    // stride 2 with overlapping taps (slabbed input gradient, slotted filter gradient) and stride 1
+    for (const c of [CASES[2], CASES[5]]) {
+      const first = convAndGrads(c, 7)
+      const start = rt.workerJobs()
+      for (let i = 0; i < 12; i++) {
+        // every other call after a pause, so that the workers have gone to sleep and may join late or not at all
+        if (i % 2) Atomics.wait(pause, 0, 0, 3)
+        const again = convAndGrads(c, 7)
+        for (const [k, what] of ['y', 'dx', 'dw'].entries())
+          assert.ok(Buffer.from(again[k].buffer).equals(Buffer.from(first[k].buffer)), `${c.name}: ${what} differs in call ${i + 1}`)
+      }
+      assert.ok(rt.workerJobs() > start, 'no worker took part: the check proved nothing')
+    }
+  },
+)

@@ -3,10 +3,9 @@
  * the same weights, optimiser state and sampling Rng state, bit for bit, as an uninterrupted run
  * of the same length (cpu backend).
  *
- * SIPL_THREADS=1: the fast cpu conv3d kernels (src/kernels) hand out work chunks to threads
- * through an atomic counter, so with several threads the order in which partial gradient sums
- * are added changes from run to run and results differ in the last bits. One thread makes every
- * reduction order fixed; exact resume is a property of deterministic kernels (docs/training.md).
+ * SIPL_THREADS=2: the fast cpu kernels run on a worker pool, and their sums are taken in an order
+ * that does not depend on which thread did what (docs/kernels.md "Numerical behaviour"); exact
+ * resume is a property of those deterministic kernels.
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
@@ -44,7 +43,7 @@ function sameTensors(a: string, b: string): void {
 
 test('SIGKILL mid-epoch, then --resume: identical to an uninterrupted run', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sipl-resume-'))
-  const env = {SIPL_DATA_DIR: join(root, 'data'), SIPL_THREADS: '1'}
+  const env = {SIPL_DATA_DIR: join(root, 'data'), SIPL_THREADS: '2'}
   try {
     const whole = join(root, 'whole')
     const r1 = sipl(ARGS(whole), {env})

@@ -40,10 +40,14 @@ function floats(backend: unknown, t: TensorInfo): Float32Array {
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m
 
-/** Rows of the im2col matrix per chunk: L2-sized, but at least 4 chunks per thread for load balance. */
-function rowsPerChunk(rows: number, Kp: number, threads: number): number {
+/**
+ * Rows of the im2col matrix per chunk: L2-sized, but (balance) at least 4 chunks per thread. The
+ * filter gradient passes balance = false: its chunks set the summation order, which must not
+ * depend on the thread count.
+ */
+function rowsPerChunk(rows: number, Kp: number, threads: number, balance: boolean): number {
   const byCache = Math.max(4, Math.floor(chunkBytes / (Kp * 4 * 4)) * 4)
-  const byBalance = roundUp(Math.ceil(rows / (threads * 4)), 4)
+  const byBalance = balance ? roundUp(Math.ceil(rows / (threads * 4)), 4) : Infinity
   return Math.max(4, Math.min(byCache, byBalance))
 }
 
@@ -52,7 +56,7 @@ function describe(job: Int32Array, info: ConvInfo, kind: number, rt: ConvRuntime
   const K = info.filterDepth * info.filterHeight * info.filterWidth * info.inChannels
   const Kp = roundUp(K, 8)
   const M = info.batchSize * info.outDepth * info.outHeight * info.outWidth
-  const mc = rowsPerChunk(M, Kp, rt.threads)
+  const mc = rowsPerChunk(M, Kp, rt.threads, kind !== KIND.filterGrad)
   const words: [number, number][] = [
     [JOB.KIND, kind],
     [JOB.CHUNKS, Math.ceil(M / mc)],
@@ -127,7 +131,13 @@ export function conv3dForward(
   return rt.f32(y, M * cout).slice()
 }
 
-/** dW = im2col(x)ᵀ · dy, each thread summing its chunks into its own dWᵀ, reduced at the end. */
+/**
+ * Accumulators of the filter gradient: a fixed number, whatever the thread count, so that the
+ * summation order, hence every bit of dW, is the same from run to run (exact resume, docs/training.md).
+ */
+const FILTER_GRAD_SLOTS = 8
+
+/** dW = im2col(x)ᵀ · dy: chunk c is added into slot c mod 8, in order; the slots are summed in order at the end. */
 export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
   const rt = runtime()
   rt.reset()
@@ -139,11 +149,13 @@ export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvIn
   scratch(job, rt, mc, Kp)
   const accLen = cout * Kp
   const accStride = roundUp(accLen, 16)
-  job[JOB.ACC] = rt.alloc(accStride * rt.threads)
+  job[JOB.SLOTS] = FILTER_GRAD_SLOTS
+  job[JOB.ACC] = rt.alloc(accStride * FILTER_GRAD_SLOTS)
   job[JOB.ACC_STRIDE] = accStride * 4
   job[JOB.ACC_LEN] = accLen
   const dw = rt.alloc(K * cout)
-  job[JOB.THREADS] = rt.run()
+  rt.run()
+  job[JOB.THREADS] = FILTER_GRAD_SLOTS
   rt.exports.reduceFilterGrad(JOB_ADDRESS, dw)
   return rt.f32(dw, K * cout).slice()
 }
@@ -182,7 +194,13 @@ function stride1InputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Fl
   return conv3dForward(dy, mirrored, transposed)
 }
 
-/** dx = col2im(dy · Wᵀ): each thread scatters its chunks into its own copy of dx; the copies are summed in a second job. */
+/**
+ * dx = col2im(dy · Wᵀ), every thread scattering into one dx. Chunks are slabs of output depth
+ * planes thick enough that slabs c and c + 2 never touch the same input voxel; the even slabs run
+ * first, then the odd ones, so concurrent chunks write disjoint voxels and each voxel receives its
+ * contributions in one fixed order: no per-thread copies of dx, no summing job, and the same bits
+ * in every run.
+ */
 export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
   if (info.strideDepth === 1 && info.strideHeight === 1 && info.strideWidth === 1) return stride1InputGrad(dy, w, info)
   const rt = runtime()
@@ -198,27 +216,22 @@ export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInf
   scratch(job, rt, mc, Kp)
   const dxLen = info.batchSize * info.inDepth * info.inHeight * info.inWidth * info.inChannels
   const dx = rt.alloc(dxLen)
+  rt.f32(dx, dxLen).fill(0)
   job[JOB.ACC0] = dx
-  job[JOB.ACC_LEN] = dxLen
-  if (info.filterDepth <= info.strideDepth && info.filterHeight <= info.strideHeight && info.filterWidth <= info.strideWidth) {
-    // the k2 s2 up-sampling of a U-Net: rows scatter to disjoint voxels, so one shared output, no summing job
-    rt.f32(dx, dxLen).fill(0)
-    job[JOB.SHARED_ACC] = 1
-    rt.run()
-    return rt.f32(dx, dxLen).slice()
-  }
-  const accStride = roundUp(dxLen, 16)
-  if (rt.threads > 1) job[JOB.ACC] = rt.alloc(accStride * (rt.threads - 1)) - accStride * 4
-  job[JOB.ACC_STRIDE] = accStride * 4
-  job[JOB.THREADS] = rt.run()
-  if (job[JOB.THREADS] > 1) {
-    // dx += Σ the other threads' copies, split in chunks over the elements
-    const sumChunk = 16384
-    job[JOB.KIND] = KIND.sum
+  // plane p of dy reaches input planes p·s − pad … p·s − pad + k − 1: slabs of h planes with
+  // h·s > k − 1 − s leave a gap between slab c and slab c + 2
+  const {filterDepth: k, strideDepth: s, outDepth, outHeight, outWidth} = info
+  const slab = Math.max(1, Math.floor((k - 1 - s) / s) + 1)
+  const planes = info.batchSize * outDepth
+  const slabs = Math.ceil(planes / slab)
+  job[JOB.ROWS_PER_CHUNK] = slab * outHeight * outWidth
+  job[JOB.SUB_ROWS] = mc
+  job[JOB.CHUNK_STEP] = 2
+  for (const parity of [0, 1]) {
     job[JOB.COUNTER] = 0
-    job[JOB.ROWS_PER_CHUNK] = sumChunk
-    job[JOB.CHUNKS] = Math.ceil(dxLen / sumChunk)
-    rt.run()
+    job[JOB.CHUNK_FIRST] = parity
+    job[JOB.CHUNKS] = Math.ceil((slabs - parity) / 2)
+    if (job[JOB.CHUNKS] > 0) rt.run()
   }
   return rt.f32(dx, dxLen).slice()
 }

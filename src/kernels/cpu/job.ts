@@ -42,11 +42,15 @@ export const JOB = {
   THREADS: 36,
   BIAS: 37,
   RELU: 38,
-  SHARED_ACC: 39,
+  // 39: unused
+  CHUNK_FIRST: 40,
+  CHUNK_STEP: 41,
+  SUB_ROWS: 42,
+  SLOTS: 43,
 } as const
-export const JOB_WORDS = 40
+export const JOB_WORDS = 44
 
-export const KIND = {forward: 1, filterGrad: 2, inputGrad: 3, sum: 4} as const
+export const KIND = {forward: 1, filterGrad: 2, inputGrad: 3} as const
 
 /** Control words (Int32 index at byte 0 of the shared memory). */
 export const CTL = {
