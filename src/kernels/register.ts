@@ -25,6 +25,7 @@ import {
 import {fastBatchMatMul} from './cpu/matmul.js'
 import {adamwKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
+import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
 
 export type CpuConvKernels = 'fast' | 'reference'
 
@@ -106,5 +107,7 @@ tf.registerKernel({kernelName: 'SiplBiasActGrad', backendName: 'cpu', kernelFunc
 tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplGroupNorm', backendName: 'cpu', kernelFunc: groupNormKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplGroupNormGrad', backendName: 'cpu', kernelFunc: groupNormGradKernel as unknown as tf.KernelFunc})
 
 if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')

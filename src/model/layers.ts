@@ -20,6 +20,7 @@
 import {tf} from '../backend/tf.js'
 import {UserError} from '../errors.js'
 import type {ParamStore} from './init.js'
+import {fusedKernelsActive, groupNormFused} from '../kernels/fused.js'
 
 // ── MAC meter ────────────────────────────────────────────────────────────────────────────────
 
@@ -269,9 +270,11 @@ export class SpatialNorm {
           `use model.backbone.norm=group, or a patch of at least twice the deepest stride per axis`,
       )
     }
+    // one kernel each way on the cpu backend with sipl's kernels; this composition elsewhere
+    const fused = fusedKernelsActive()
     // group g's statistics are the average of its channels' statistics: a [C, C] block matrix
     const groupMean =
-      g === c
+      g === c || fused
         ? null
         : tf.tensor2d(
             Array.from({length: c}, (_, i) =>
@@ -280,7 +283,9 @@ export class SpatialNorm {
           )
     const samples = b === 1 ? [tf.reshape(x, [n, c])] : tf.split(tf.reshape(x, [b * n, c]), b, 0)
     const out = samples.map((sample) =>
-      normalizeRows(sample as tf.Tensor2D, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, groupMean, eps),
+      fused
+        ? groupNormFused(sample as tf.Tensor2D, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, g, eps)
+        : normalizeRows(sample as tf.Tensor2D, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, groupMean, eps),
     )
     return tf.reshape(out.length === 1 ? out[0] : tf.concat(out, 0), [b, d, h, w, c])
   }

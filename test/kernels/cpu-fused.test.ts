@@ -10,6 +10,9 @@ import {withReferenceConvKernels} from '../../src/kernels/register.js'
 import {conv3dBiasAct, type FusedConvOptions} from '../../src/kernels/fused.js'
 import {AdamW} from '../../src/train/optimizers.js'
 import {diceCrossEntropy} from '../../src/model/losses.js'
+import {SpatialNorm} from '../../src/model/layers.js'
+import {ParamStore} from '../../src/model/init.js'
+import {Rng} from '../../src/util/rng.js'
 
 await tf.setBackend('cpu')
 
@@ -128,4 +131,34 @@ test('fused Dice + cross-entropy: loss and logit gradient equal the op compositi
   // sigmoid, Σp² + Σy²: BCE = ln 2 per element, Dice = 2·½ / (2·¼ + 1) = 2/3 per class
   const sigmoidLoss = diceCrossEntropy(zero, eye, {activation: 'sigmoid', squared: true, smooth: 0}).dataSync()[0]
   assert.ok(Math.abs(sigmoidLoss - (Math.LN2 + 1 / 3)) < 1e-6, `sigmoid ${sigmoidLoss}`)
+})
+
+test('fused group norm: output and gradients (x, γ, β) equal the op composition within 1e-5, group and instance norm', () => {
+  const store = new ParamStore(new Rng(3))
+  const x = tf.add(tf.mul(tf.randomNormal([1, 6, 5, 7, 16], 0, 1, 'float32', 60), 2), 1) as tf.Tensor5D
+  const r = tf.randomNormal(x.shape, 0, 1, 'float32', 61)
+  for (const [norm, groups] of [
+    ['group', 4],
+    ['instance', 16],
+  ] as const) {
+    const layer = new SpatialNorm(store, `fused.${norm}`, 16, {norm, groups})
+    layer.gamma.assign(tf.randomUniform([16], 0.5, 1.5, 'float32', 62))
+    layer.beta.assign(tf.randomUniform([16], -1, 1, 'float32', 63))
+    const run = () =>
+      tf.tidy(() => {
+        const objective = (input: tf.Tensor) => tf.sum(tf.mul(r, tf.square(layer.apply(input as tf.Tensor5D)))) as tf.Scalar
+        const {grads} = tf.variableGrads(() => objective(x), [layer.gamma, layer.beta])
+        return [layer.apply(x), tf.grad(objective)(x), grads[layer.gamma.name], grads[layer.beta.name]].map(
+          (t) => t.dataSync() as Float32Array,
+        )
+      })
+    const fused = run()
+    const composed = withReferenceConvKernels(run)
+    ;['y', 'dx', 'dγ', 'dβ'].forEach((what, i) => {
+      const err = relError(fused[i], composed[i])
+      assert.ok(err <= 1e-5, `${norm} ${what}: relative error ${err}`)
+    })
+  }
+  tf.dispose([x, r])
+  store.dispose()
 })

@@ -6,6 +6,7 @@ import {UserError} from '../../src/errors.js'
 import {ParamStore} from '../../src/model/init.js'
 import {conv3d, downsampleMean, metered, resizeGrid, SpatialNorm, upsampleNearest} from '../../src/model/layers.js'
 import {Rng} from '../../src/util/rng.js'
+import {useCpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
 
 await tf.setBackend('cpu')
 
@@ -54,18 +55,21 @@ test('downsampleMean is the block mean; upsampleNearest repeats voxels', () => {
   assert.deepEqual(resizeGrid(x, [2, 12, 3]).shape, [2, 2, 12, 3, 2])
 })
 
-test('instance and group norm equal the textbook formulas, per sample', () => {
+test('instance and group norm equal the textbook formulas, per sample (the fused cpu kernels and the op composition)', () => {
   const rng = new Rng(9)
   const shape: [number, number, number, number, number] = [2, 2, 3, 2, 4]
   const n = 2 * 3 * 2
   const values = Float32Array.from({length: 2 * n * 4}, () => 3 + 2 * rng.normal())
   const x = tf.tensor5d(values, shape)
   const store = new ParamStore(new Rng(1))
-  for (const [norm, groups] of [
-    ['instance', 1],
-    ['group', 2],
+  for (const [norm, groups, path] of [
+    ['instance', 1, 'fused'],
+    ['group', 2, 'fused'],
+    ['instance', 1, 'composition'],
+    ['group', 2, 'composition'],
   ] as const) {
-    const layer = new SpatialNorm(store, `n.${norm}`, 4, {norm, groups})
+    useCpuConvKernels(path === 'fused' ? 'fast' : 'reference')
+    const layer = new SpatialNorm(store, `n.${norm}.${path}`, 4, {norm, groups})
     layer.gamma.assign(tf.tensor1d([1, 2, 0.5, -1]))
     layer.beta.assign(tf.tensor1d([0, 1, -1, 2]))
     const perGroup = norm === 'instance' ? 1 : 2
@@ -98,6 +102,7 @@ test('instance and group norm equal the textbook formulas, per sample', () => {
     const actualGrads = [tf.grad(ours)(x), grads[layer.gamma.name], grads[layer.beta.name]]
     for (let i = 0; i < 3; i++) close(actualGrads[i].dataSync(), expectedGrads[i].dataSync(), 2e-3)
   }
+  useCpuConvKernels('fast')
   store.dispose()
 })
 
