@@ -135,13 +135,28 @@ export function bmm(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transpos
   return dry ? tf.zeros([batch, m, n]) : tf.matMul(a, b, transposeA, transposeB)
 }
 
+const LEAKY_SLOPE = 0.01
+
+/**
+ * LeakyReLU whose gradient is dy · Step(x, slope): two passes where tfjs's gradient takes three
+ * (Greater, Multiply, then a Select that branches on every element). Same values, except where
+ * x is NaN (NaN here, dy·slope in tfjs). On the cpu backend with sipl's kernels; tf.leakyRelu elsewhere.
+ */
+const leakyReluStepGrad = tf.customGrad((x, save) => {
+  ;(save as tf.GradSaveFunc)([x as tf.Tensor])
+  return {
+    value: tf.leakyRelu(x as tf.Tensor, LEAKY_SLOPE),
+    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => tf.mul(dy, tf.step(xs, LEAKY_SLOPE)),
+  }
+}) as (x: tf.Tensor) => tf.Tensor
+
 export function leakyRelu(x: tf.Tensor): tf.Tensor {
-  return tf.leakyRelu(x, 0.01)
+  return fusedKernelsActive() ? leakyReluStepGrad(x) : tf.leakyRelu(x, LEAKY_SLOPE)
 }
 
-/** GELU, tanh approximation, from basic ops (tfjs has no gelu) */
+/** GELU, tanh approximation, from basic ops (tfjs has no gelu); x³ as x·x², since tf.pow's gradient also differentiates the exponent */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.mul(x, tf.square(x)))))
   return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)))
 }
 

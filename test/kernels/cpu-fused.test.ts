@@ -10,7 +10,7 @@ import {withReferenceConvKernels} from '../../src/kernels/register.js'
 import {conv3dBiasAct, type FusedConvOptions} from '../../src/kernels/fused.js'
 import {AdamW} from '../../src/train/optimizers.js'
 import {diceCrossEntropy} from '../../src/model/losses.js'
-import {SpatialNorm} from '../../src/model/layers.js'
+import {leakyRelu, SpatialNorm} from '../../src/model/layers.js'
 import {ParamStore} from '../../src/model/init.js'
 import {Rng} from '../../src/util/rng.js'
 
@@ -161,4 +161,16 @@ test('fused group norm: output and gradients (x, γ, β) equal the op compositio
   }
   tf.dispose([x, r])
   store.dispose()
+})
+
+test("the model's LeakyReLU: the same values and gradient bits with the Step-based gradient as with tfjs's", () => {
+  const x = tf.concat([tf.randomNormal([997], 0, 1, 'float32', 70), tf.tensor1d([0, -0, 1e-30, -1e-30])])
+  const r = tf.randomNormal(x.shape, 0, 1, 'float32', 71)
+  const run = () =>
+    tf.tidy(() => {
+      const {value, grad} = tf.valueAndGrad((t: tf.Tensor) => tf.sum(tf.mul(r, leakyRelu(t))) as tf.Scalar)(x)
+      return [Array.from(leakyRelu(x).dataSync()), Array.from(grad.dataSync()), value.dataSync()[0]]
+    })
+  assert.deepEqual(run(), withReferenceConvKernels(run))
+  tf.dispose([x, r])
 })

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import {tf} from '../../src/backend/tf.js'
 import {UserError} from '../../src/errors.js'
 import {ParamStore} from '../../src/model/init.js'
-import {conv3d, downsampleMean, metered, resizeGrid, SpatialNorm, upsampleNearest} from '../../src/model/layers.js'
+import {conv3d, downsampleMean, gelu, metered, resizeGrid, SpatialNorm, upsampleNearest} from '../../src/model/layers.js'
 import {Rng} from '../../src/util/rng.js'
 import {useCpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
 
@@ -128,4 +128,20 @@ test('metered counts conv MACs as output voxels × k³ × Cin × Cout, and a dry
   assert.equal(tf.max(dry.value).dataSync()[0], 0)
   // an interior voxel of the real convolution sums 27 × 3 ones
   assert.equal(real.value.dataSync()[((1 * 4 + 1) * 2 + 0) * 5], 27 * 3)
+})
+
+test('GELU (tanh approximation): hand-computed values and a finite-difference gradient', () => {
+  const at = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))
+  const xs = [-3, -1, -0.25, 0, 0.5, 1, 2.5]
+  close(gelu(tf.tensor1d(xs)).dataSync(), xs.map(at), 1e-6)
+  // GELU(1) = 0.841192 (Hendrycks & Gimpel's tanh form)
+  assert.ok(Math.abs(at(1) - 0.841192) < 1e-6)
+  const grad = tf
+    .grad((t: tf.Tensor) => tf.sum(gelu(t)) as tf.Scalar)(tf.tensor1d(xs))
+    .dataSync()
+  close(
+    grad,
+    xs.map((v) => (at(v + 1e-4) - at(v - 1e-4)) / 2e-4),
+    1e-4,
+  )
 })
