@@ -1,11 +1,12 @@
 /**
- * conv3d + bias (+ ReLU) as one op. On the `cpu` backend with sipl's fast kernels it runs the
- * bias and ReLU as the epilogue of the convolution's GEMM and their backward as one pass that
- * also sums the bias gradient; this saves five full passes over the activation per layer and
- * step (tfjs: Add, Relu, then Step, Multiply and a Sum in the backward), which a profile of
- * unet-ref showed to cost as much as the convolutions themselves at 64³ (docs/kernels.md). On
- * every other backend, and with the reference kernels, it is the plain composition of tfjs
- * ops, so results and gradients are the same everywhere.
+ * Ops that run as one fused kernel (each way) on the `cpu` backend with sipl's fast kernels, and
+ * as the plain composition of tfjs ops on every other backend and with the reference kernels, so
+ * results and gradients are the same everywhere (each is tested against its composition):
+ * - conv3d + bias (+ ReLU): the bias and ReLU are the epilogue of the convolution's GEMM, and their
+ *   backward one pass that also sums the bias gradient; saves five full passes over the activation
+ *   per layer and step (Add, Relu, then Step, Multiply and a Sum), which a profile of unet-ref
+ *   showed to cost as much as the convolutions themselves at 64³ (docs/kernels.md);
+ * - the AdamW step, soft Dice + cross-entropy, and group / instance norm.
  */
 import {tf} from '../backend/tf.js'
 import {cpuConvKernels} from './register.js'
@@ -30,7 +31,7 @@ function composite(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D, o: FusedConvO
 
 /** relu?(conv3d(x, w) + b); x [B, D, H, W, Cin], w [kD, kH, kW, Cin, Cout], b [Cout] */
 export function conv3dBiasAct(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D, options: FusedConvOptions): tf.Tensor5D {
-  if (tf.getBackend() !== 'cpu' || cpuConvKernels() !== 'fast') return composite(x, w, b, options)
+  if (!fusedKernelsActive()) return composite(x, w, b, options)
   const {strides, pad, relu} = options
   const fused = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
     const [xi, wi, bi] = args as tf.Tensor[]
