@@ -43,11 +43,10 @@ const J_W: usize = 28 // packed filter panels (forward, input grad)
 const J_DY: usize = 29 // output y (forward) or dy (gradients)
 const J_SCRATCH: usize = 30 // per-thread scratch base
 const J_SCRATCH_STRIDE: usize = 31
-const J_ACC: usize = 32 // per-thread accumulators (gradients); thread 0's may be the result itself
+const J_ACC: usize = 32 // filter grad: the slot accumulators
 const J_ACC_STRIDE: usize = 33
 const J_ACC_LEN: usize = 34 // floats per accumulator
-const J_ACC0: usize = 35 // thread 0's accumulator (the output buffer for the input gradient)
-const J_THREADS: usize = 36
+const J_ACC0: usize = 35 // input grad: dx, zeroed by the caller, that every thread scatters into
 const J_BIAS: usize = 37 // forward: bias [Cout] added to y, or 0
 const J_RELU: usize = 38 // forward: 1 = y = max(y, 0) after the bias
 const J_CHUNK_FIRST: usize = 40 // job chunk k is chunk FIRST + k·STEP of the row partition (input grad phases)
@@ -374,18 +373,18 @@ export function packFilterTransposed(w: usize, K: i32, cout: i32, Kp: i32, dst: 
   }
 }
 
-/** dW[K, Cout] = Σ_threads accᵀ, where each thread's acc is dWᵀ [Cout, Kp]. */
+/** dW[K, Cout] = Σ over the slots (in order) of accᵀ, each slot's acc being dWᵀ [Cout, Kp]. */
 export function reduceFilterGrad(job: usize, dst: usize): void {
   const K = word(job, J_K)
   const Kp = word(job, J_KP)
   const cout = word(job, J_COUT)
-  const threads = word(job, J_THREADS)
+  const slots = word(job, J_SLOTS)
   const acc = <usize>word(job, J_ACC)
   const stride = <usize>word(job, J_ACC_STRIDE)
   for (let k = 0; k < K; k++) {
     for (let co = 0; co < cout; co++) {
       let s: f32 = 0
-      for (let t = 0; t < threads; t++) s += load<f32>(acc + <usize>t * stride + ((<usize>(co * Kp + k)) << 2))
+      for (let t = 0; t < slots; t++) s += load<f32>(acc + <usize>t * stride + ((<usize>(co * Kp + k)) << 2))
       store<f32>(dst + ((<usize>(k * cout + co)) << 2), s)
     }
   }

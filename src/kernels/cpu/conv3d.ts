@@ -84,7 +84,6 @@ function describe(job: Int32Array, info: ConvInfo, kind: number, rt: ConvRuntime
     [JOB.PAD_L, info.padInfo.left],
     [JOB.K, K],
     [JOB.KP, Kp],
-    [JOB.THREADS, rt.threads],
   ]
   for (const [i, v] of words) job[i] = v
   return {M, K, Kp, mc}
@@ -155,7 +154,6 @@ export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvIn
   job[JOB.ACC_LEN] = accLen
   const dw = rt.alloc(K * cout)
   rt.run()
-  job[JOB.THREADS] = FILTER_GRAD_SLOTS
   rt.exports.reduceFilterGrad(JOB_ADDRESS, dw)
   return rt.f32(dw, K * cout).slice()
 }

@@ -39,7 +39,7 @@ export const JOB = {
   ACC_STRIDE: 33,
   ACC_LEN: 34,
   ACC0: 35,
-  THREADS: 36,
+  // 36: unused
   BIAS: 37,
   RELU: 38,
   // 39: unused

@@ -125,10 +125,9 @@ export class ConvRuntime {
 
   /**
    * Runs the job in the descriptor on this thread and on every worker that joins before this
-   * thread has finished its own share, and returns when those are done. Returns the number of
-   * threads that took part; their slots are 0 … n − 1 (reductions read that many accumulators).
+   * thread has finished its own share, and returns when those are done.
    */
-  run(): number {
+  run(): void {
     const ctl = this.ctl
     const n = this.workers.length
     if (n > 0) {
@@ -145,10 +144,9 @@ export class ConvRuntime {
     } catch (error) {
       failure = error
     }
-    let joined = 0
     if (n > 0) {
       // close the job: a worker that wakes up only now stays out; wait for those that joined
-      joined = Atomics.or(ctl, CTL.JOINED, JOIN_CLOSED) & JOIN_COUNT
+      const joined = Atomics.or(ctl, CTL.JOINED, JOIN_CLOSED) & JOIN_COUNT
       let done = Atomics.load(ctl, CTL.DONE)
       for (let polls = 0; done < joined; done = Atomics.load(ctl, CTL.DONE)) {
         if (++polls > SPIN) Atomics.wait(ctl, CTL.DONE, done, 50)
@@ -156,7 +154,6 @@ export class ConvRuntime {
       if (Atomics.exchange(ctl, CTL.FAILED, 0) !== 0) failure ??= new Error('conv3d kernel failed on a worker thread')
     }
     if (failure) throw failure
-    return joined + 1
   }
 }
 
