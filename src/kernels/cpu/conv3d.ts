@@ -10,12 +10,9 @@ import {environment} from '../../paths.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import {convRuntime, type ConvRuntime} from './runtime.js'
 import {sumRows} from './elementwise.js'
+import {floats, output} from './tensors.js'
 
 type TensorInfo = tf.TensorInfo
-interface CpuBackendLike {
-  data: {get(dataId: object): {values: unknown}}
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo
-}
 interface KernelArgs {
   inputs: Record<string, TensorInfo>
   backend: unknown
@@ -31,11 +28,6 @@ export function setChunkBytes(bytes: number): void {
 
 function runtime(): ConvRuntime {
   return convRuntime(environment().threads)
-}
-
-function floats(backend: unknown, t: TensorInfo): Float32Array {
-  const values = (backend as CpuBackendLike).data.get(t.dataId).values
-  return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>)
 }
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m
@@ -236,10 +228,6 @@ export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInf
 
 type Triple = [number, number, number] | number
 type Pad = 'valid' | 'same' | number
-
-function output(backend: unknown, shape: number[], values: Float32Array): TensorInfo {
-  return (backend as CpuBackendLike).makeTensorInfo(shape, 'float32', values)
-}
 
 export function conv3dKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
   const {x, filter} = inputs

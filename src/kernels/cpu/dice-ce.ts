@@ -10,11 +10,7 @@
  */
 import type {tf} from '../../backend/tf.js'
 import type {KernelArgs} from './elementwise.js'
-
-interface CpuBackendLike {
-  data: {get(dataId: object): {values: unknown}}
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo
-}
+import {floats, output} from './tensors.js'
 
 export interface DiceCeAttrs {
   activation: 'softmax' | 'sigmoid'
@@ -23,11 +19,9 @@ export interface DiceCeAttrs {
   smooth: number
 }
 
-const read = (backend: unknown, t: tf.TensorInfo) => (backend as CpuBackendLike).data.get(t.dataId).values as Float32Array
-
 export function diceCeKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const z = read(backend, inputs.logits)
-  const y = read(backend, inputs.targets)
+  const z = floats(backend, inputs.logits)
+  const y = floats(backend, inputs.targets)
   const {activation, squared, smooth} = attrs as unknown as DiceCeAttrs
   const [B, N, C] = inputs.logits.shape
   const p = new Float32Array(z.length)
@@ -79,20 +73,15 @@ export function diceCeKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInf
     stats[2 * k + 1] = d
   }
   const loss = Float32Array.of(ceMean + 1 - diceSum / (B * C))
-  const cpu = backend as CpuBackendLike
-  return [
-    cpu.makeTensorInfo([], 'float32', loss),
-    cpu.makeTensorInfo([B, N, C], 'float32', p),
-    cpu.makeTensorInfo([B, C, 2], 'float32', stats),
-  ]
+  return [output(backend, [], loss), output(backend, [B, N, C], p), output(backend, [B, C, 2], stats)]
 }
 
 /** d loss / d logits, scaled by dy (the scalar upstream gradient). */
 export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
-  const dy = read(backend, inputs.dy)[0]
-  const p = read(backend, inputs.p)
-  const y = read(backend, inputs.targets)
-  const stats = read(backend, inputs.stats)
+  const dy = floats(backend, inputs.dy)[0]
+  const p = floats(backend, inputs.p)
+  const y = floats(backend, inputs.targets)
+  const stats = floats(backend, inputs.stats)
   const {activation, squared} = attrs as unknown as DiceCeAttrs
   const [B, N, C] = inputs.p.shape
   const dz = new Float32Array(p.length)
@@ -122,5 +111,5 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
       }
     }
   }
-  return (backend as CpuBackendLike).makeTensorInfo([B, N, C], 'float32', dz)
+  return output(backend, [B, N, C], dz)
 }

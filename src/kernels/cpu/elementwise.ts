@@ -8,13 +8,10 @@
  * loops; any case they do not cover goes to the reference kernel unchanged.
  */
 import {tf} from '../../backend/tf.js'
+import {output, values} from './tensors.js'
 
 type TensorInfo = tf.TensorInfo
 type Values = Float32Array | Int32Array | Uint8Array
-interface CpuBackendLike {
-  data: {get(dataId: object): {values: unknown}}
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Values): TensorInfo
-}
 export interface KernelArgs {
   inputs: Record<string, TensorInfo>
   backend: unknown
@@ -23,10 +20,6 @@ export interface KernelArgs {
 export type CpuKernel = (args: KernelArgs) => TensorInfo | TensorInfo[]
 
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1)
-
-function values(backend: unknown, t: TensorInfo): unknown {
-  return (backend as CpuBackendLike).data.get(t.dataId).values
-}
 
 function isNumeric(v: unknown): v is Values {
   return v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint8Array
@@ -114,7 +107,7 @@ export function fastSlice(reference: CpuKernel): CpuKernel {
     const {begin, size} = args.attrs as {begin: number | number[]; size: number | number[]}
     const [b, s] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size)
     if (sizeOf(s) === 0) return reference(args)
-    return (args.backend as CpuBackendLike).makeTensorInfo(s, x.dtype, sliceValues(v, x.shape, b, s))
+    return output(args.backend, s, sliceValues(v, x.shape, b, s), x.dtype)
   }
 }
 
@@ -130,7 +123,7 @@ export function fastSplitV(reference: CpuKernel): CpuKernel {
     return sizes.map((s) => {
       const size = [...x.shape]
       size[a] = s
-      const out = (args.backend as CpuBackendLike).makeTensorInfo(size, x.dtype, sliceValues(v, x.shape, [...begin], size))
+      const out = output(args.backend, size, sliceValues(v, x.shape, [...begin], size), x.dtype)
       begin[a] += s
       return out
     })
@@ -158,7 +151,7 @@ export function fastConcat(reference: CpuKernel): CpuKernel {
       copyRows(all[k] as Values, 0, runs[k], out, column, row, runs[k], outer)
       column += runs[k]
     })
-    return (args.backend as CpuBackendLike).makeTensorInfo(outShape, dtype, out)
+    return output(args.backend, outShape, out, dtype)
   }
 }
 
@@ -232,10 +225,10 @@ export function fastSum(reference: CpuKernel): CpuKernel {
         for (let r = 0; r < R; r++) sum += v[p++]
         out[o] = sum
       }
-      return (args.backend as CpuBackendLike).makeTensorInfo(sumShape(x.shape, axes, keepDims), 'float32', out)
+      return output(args.backend, sumShape(x.shape, axes, keepDims), out)
     }
     for (let o = 0; o < outer; o++) sumRows(v, o * R * inner, R, inner, out, o * inner)
-    return (args.backend as CpuBackendLike).makeTensorInfo(sumShape(x.shape, axes, keepDims), 'float32', out)
+    return output(args.backend, sumShape(x.shape, axes, keepDims), out)
   }
 }
 
@@ -325,7 +318,7 @@ export function fastBinary(reference: CpuKernel, op: BinaryOp): CpuKernel {
     const size = sizeOf(plan.shape)
     const out = op.dtype === 'bool' ? new Uint8Array(size) : new Float32Array(size)
     loop(plan.layout, av, bv, out)
-    return (args.backend as CpuBackendLike).makeTensorInfo(plan.shape, op.dtype, out)
+    return output(args.backend, plan.shape, out, op.dtype)
   }
 }
 
@@ -369,7 +362,7 @@ export function fastUnary(reference: CpuKernel, expression: string): CpuKernel {
     const alpha = (args.attrs?.alpha as number | undefined) ?? 0
     const out = new Float32Array(v.length)
     loop(v, out, alpha)
-    return (args.backend as CpuBackendLike).makeTensorInfo(x.shape, 'float32', out)
+    return output(args.backend, x.shape, out)
   }
 }
 
@@ -403,7 +396,7 @@ export function fastSelect(reference: CpuKernel): CpuKernel {
     if (!sameShape(condition.shape, t.shape) || !sameShape(t.shape, e.shape)) return reference(args)
     const out = new Float32Array(tv.length)
     for (let i = 0; i < out.length; i++) out[i] = c[i] === 1 ? tv[i] : ev[i]
-    return (args.backend as CpuBackendLike).makeTensorInfo(t.shape, 'float32', out)
+    return output(args.backend, t.shape, out)
   }
 }
 
@@ -430,6 +423,6 @@ export function fastSoftmax(reference: CpuKernel): CpuKernel {
       const total = Math.fround(sum)
       for (let j = 0; j < k; j++) out[row + j] /= total
     }
-    return (args.backend as CpuBackendLike).makeTensorInfo(x.shape, 'float32', out)
+    return output(args.backend, x.shape, out)
   }
 }

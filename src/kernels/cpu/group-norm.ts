@@ -7,18 +7,12 @@
  */
 import type {tf} from '../../backend/tf.js'
 import {sumRows, type KernelArgs} from './elementwise.js'
-
-interface CpuBackendLike {
-  data: {get(dataId: object): {values: unknown}}
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo
-}
+import {floats, output} from './tensors.js'
 
 export interface GroupNormAttrs {
   groups: number
   eps: number
 }
-
-const read = (backend: unknown, t: tf.TensorInfo) => (backend as CpuBackendLike).data.get(t.dataId).values as Float32Array
 
 /** per-channel values averaged over each channel's group, in place */
 function averageOverGroups(v: Float64Array, groups: number): void {
@@ -67,9 +61,9 @@ function columnSums(x: Float32Array, C: number): Float64Array {
 
 /** outputs: y `[n, C]`, and per channel its group's mean and 1/σ (kept for the backward) */
 export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const x = read(backend, inputs.x)
-  const gamma = read(backend, inputs.gamma)
-  const beta = read(backend, inputs.beta)
+  const x = floats(backend, inputs.x)
+  const gamma = floats(backend, inputs.gamma)
+  const beta = floats(backend, inputs.beta)
   const {groups, eps} = attrs as unknown as GroupNormAttrs
   const [n, C] = inputs.x.shape
   const mean = columnSums(x, C)
@@ -94,8 +88,7 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   }
   const y = new Float32Array(x.length)
   for (let p = 0; p < x.length; p += C) for (let c = 0; c < C; c++) y[p + c] = x[p + c] * scale[c] + shift[c]
-  const cpu = backend as CpuBackendLike
-  return [cpu.makeTensorInfo([n, C], 'float32', y), cpu.makeTensorInfo([C], 'float32', meanOut), cpu.makeTensorInfo([C], 'float32', inv)]
+  return [output(backend, [n, C], y), output(backend, [C], meanOut), output(backend, [C], inv)]
 }
 
 /**
@@ -103,11 +96,11 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
  * normalisation set), x̂ = (x − μ)/σ recomputed from the saved μ and 1/σ.
  */
 export function groupNormGradKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const dy = read(backend, inputs.dy)
-  const x = read(backend, inputs.x)
-  const gamma = read(backend, inputs.gamma)
-  const mean = read(backend, inputs.mean)
-  const inv = read(backend, inputs.inv)
+  const dy = floats(backend, inputs.dy)
+  const x = floats(backend, inputs.x)
+  const gamma = floats(backend, inputs.gamma)
+  const mean = floats(backend, inputs.mean)
+  const inv = floats(backend, inputs.inv)
   const {groups} = attrs as unknown as GroupNormAttrs
   const [n, C] = inputs.x.shape
   const dBeta = columnSums(dy, C)
@@ -125,10 +118,5 @@ export function groupNormGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   const k0 = Float64Array.from(inv, (v, c) => mean[c] * v * v * m2[c] - v * m1[c])
   const dx = new Float32Array(x.length)
   for (let p = 0; p < x.length; p += C) for (let c = 0; c < C; c++) dx[p + c] = dy[p + c] * a[c] + x[p + c] * k[c] + k0[c]
-  const cpu = backend as CpuBackendLike
-  return [
-    cpu.makeTensorInfo([n, C], 'float32', dx),
-    cpu.makeTensorInfo([C], 'float32', Float32Array.from(dGamma)),
-    cpu.makeTensorInfo([C], 'float32', Float32Array.from(dBeta)),
-  ]
+  return [output(backend, [n, C], dx), output(backend, [C], Float32Array.from(dGamma)), output(backend, [C], Float32Array.from(dBeta))]
 }

@@ -14,11 +14,7 @@ import {tf} from '../../backend/tf.js'
 import {environment} from '../../paths.js'
 import type {CpuKernel} from './elementwise.js'
 import {convRuntime} from './runtime.js'
-
-interface CpuBackendLike {
-  data: {get(dataId: object): {values: unknown}}
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo
-}
+import {output, values} from './tensors.js'
 
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1)
 
@@ -68,9 +64,8 @@ export function fastBatchMatMul(reference: CpuKernel): CpuKernel {
   return (args) => {
     const {a, b} = args.inputs
     const {transposeA, transposeB} = args.attrs as {transposeA: boolean; transposeB: boolean}
-    const backend = args.backend as CpuBackendLike
-    const av = backend.data.get(a.dataId).values
-    const bv = backend.data.get(b.dataId).values
+    const av = values(args.backend, a)
+    const bv = values(args.backend, b)
     if (!(av instanceof Float32Array) || !(bv instanceof Float32Array) || a.shape.length < 2 || b.shape.length < 2) return reference(args)
     const ra = a.shape.length
     const rb = b.shape.length
@@ -100,6 +95,6 @@ export function fastBatchMatMul(reference: CpuKernel): CpuKernel {
       const o = bi * m * n
       for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[o + i * n + j] = transposed[j * m + i]
     }
-    return backend.makeTensorInfo([...batchShape, m, n], 'float32', out)
+    return output(args.backend, [...batchShape, m, n], out)
   }
 }

@@ -1,17 +1,11 @@
 /** The fused AdamW step of src/kernels/fused.ts (`adamwUpdate`) for the `cpu` backend. */
-import {tf} from '../../backend/tf.js'
+import type {tf} from '../../backend/tf.js'
 import type {AdamWStep} from '../fused.js'
 import type {KernelArgs} from './elementwise.js'
-
-interface CpuBackendLike {
-  data: {get(dataId: object): {values: unknown}}
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo
-}
+import {floats, output} from './tensors.js'
 
 export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const cpu = backend as CpuBackendLike
-  const read = (t: tf.TensorInfo) => cpu.data.get(t.dataId).values as Float32Array
-  const [p, g, m, v] = [inputs.p, inputs.g, inputs.m, inputs.v].map(read)
+  const [p, g, m, v] = [inputs.p, inputs.g, inputs.m, inputs.v].map((t) => floats(backend, t))
   const s = attrs as unknown as AdamWStep
   // every constant is a float32 scalar tensor in the op composition: round them the same way
   const f = Math.fround
@@ -30,5 +24,5 @@ export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo
     p1[i] = f(p[i] * keep) - f(f(f(mi / c1) / denominator) * lr)
   }
   const shape = inputs.p.shape
-  return [cpu.makeTensorInfo(shape, 'float32', p1), cpu.makeTensorInfo(shape, 'float32', m1), cpu.makeTensorInfo(shape, 'float32', v1)]
+  return [output(backend, shape, p1), output(backend, shape, m1), output(backend, shape, v1)]
 }
