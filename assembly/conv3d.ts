@@ -10,191 +10,59 @@
  * so a thread slowed down by the shared machine simply takes fewer chunks.
  */
 
-// job words (i32 index × 4 = byte offset); keep in sync with src/kernels/cpu/job.ts
-const J_KIND: usize = 0
-const J_COUNTER: usize = 1
-const J_CHUNKS: usize = 2
-const J_ROWS_PER_CHUNK: usize = 3
-const J_BATCH: usize = 4
-const J_IN_D: usize = 5
-const J_IN_H: usize = 6
-const J_IN_W: usize = 7
-const J_CIN: usize = 8
-const J_OUT_D: usize = 9
-const J_OUT_H: usize = 10
-const J_OUT_W: usize = 11
-const J_COUT: usize = 12
-const J_K_D: usize = 13
-const J_K_H: usize = 14
-const J_K_W: usize = 15
-const J_S_D: usize = 16
-const J_S_H: usize = 17
-const J_S_W: usize = 18
-const J_DIL_D: usize = 19
-const J_DIL_H: usize = 20
-const J_DIL_W: usize = 21
-const J_PAD_F: usize = 22
-const J_PAD_T: usize = 23
-const J_PAD_L: usize = 24
-const J_K: usize = 25
-const J_KP: usize = 26
-const J_X: usize = 27 // forward / filter grad: input x; input grad: unused
-const J_W: usize = 28 // packed filter panels (forward, input grad)
-const J_DY: usize = 29 // output y (forward) or dy (gradients)
-const J_SCRATCH: usize = 30 // per-thread scratch base
-const J_SCRATCH_STRIDE: usize = 31
-const J_ACC: usize = 32 // filter grad: the slot accumulators
-const J_ACC_STRIDE: usize = 33
-const J_ACC_LEN: usize = 34 // floats per accumulator
-const J_ACC0: usize = 35 // input grad: dx, zeroed by the caller, that every thread scatters into
-const J_BIAS: usize = 37 // forward: bias [Cout] added to y, or 0
-const J_RELU: usize = 38 // forward: 1 = y = max(y, 0) after the bias
-const J_CHUNK_FIRST: usize = 40 // job chunk k is chunk FIRST + k·STEP of the row partition (input grad phases)
-const J_CHUNK_STEP: usize = 41 // 0 = 1
-const J_SUB_ROWS: usize = 42 // rows per GEMM inside a chunk (the L2-sized block); 0 = the whole chunk
-const J_SLOTS: usize = 43 // filter grad: accumulators, each summing chunks s, s + SLOTS, … in order
-
-const KIND_FORWARD = 1
-const KIND_FILTER_GRAD = 2
-const KIND_INPUT_GRAD = 3
-
-function word(job: usize, i: usize): i32 {
-  return load<i32>(job + (i << 2))
-}
-
-function fma(a: v128, b: v128, c: v128): v128 {
-  // compile-time constant: true in the build with `--enable relaxed-simd`
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c)
-  return f32x4.add(f32x4.mul(a, b), c)
-}
-
-/**
- * C[4×8] (+)= A[4×k] · B[k×8]. A element (r, i) at a_r + i·aKS; B row i at b + i·bKS (8 floats);
- * C row r at c_r. 4×8 is the largest tile that fits V8's ~15 usable xmm registers
- * (8 accumulators + 2 B vectors + 1 broadcast).
- */
-function tile4x8(
-  a0: usize,
-  a1: usize,
-  a2: usize,
-  a3: usize,
-  aKS: usize,
-  b: usize,
-  bKS: usize,
-  k: i32,
-  c0: usize,
-  c1: usize,
-  c2: usize,
-  c3: usize,
-  accumulate: bool,
-): void {
-  let s00 = f32x4.splat(0)
-  let s01 = f32x4.splat(0)
-  let s10 = f32x4.splat(0)
-  let s11 = f32x4.splat(0)
-  let s20 = f32x4.splat(0)
-  let s21 = f32x4.splat(0)
-  let s30 = f32x4.splat(0)
-  let s31 = f32x4.splat(0)
-  if (accumulate) {
-    s00 = v128.load(c0)
-    s01 = v128.load(c0, 16)
-    s10 = v128.load(c1)
-    s11 = v128.load(c1, 16)
-    s20 = v128.load(c2)
-    s21 = v128.load(c2, 16)
-    s30 = v128.load(c3)
-    s31 = v128.load(c3, 16)
-  }
-  let off: usize = 0
-  for (let i = 0; i < k; i++) {
-    const b0 = v128.load(b)
-    const b1 = v128.load(b, 16)
-    let a = v128.load32_splat(a0 + off)
-    s00 = fma(a, b0, s00)
-    s01 = fma(a, b1, s01)
-    a = v128.load32_splat(a1 + off)
-    s10 = fma(a, b0, s10)
-    s11 = fma(a, b1, s11)
-    a = v128.load32_splat(a2 + off)
-    s20 = fma(a, b0, s20)
-    s21 = fma(a, b1, s21)
-    a = v128.load32_splat(a3 + off)
-    s30 = fma(a, b0, s30)
-    s31 = fma(a, b1, s31)
-    off += aKS
-    b += bKS
-  }
-  v128.store(c0, s00)
-  v128.store(c0, s01, 16)
-  v128.store(c1, s10)
-  v128.store(c1, s11, 16)
-  v128.store(c2, s20)
-  v128.store(c2, s21, 16)
-  v128.store(c3, s30)
-  v128.store(c3, s31, 16)
-}
-
-/**
- * C[M×N] (+)= A[M×K] · B[K×N] with B in panels of 8 columns (panel p at b + p·pS, its row i at
- * + i·bKS). Rows of A: a + r·aRS, elements + i·aKS. C rows at c + r·cRS. Edge tiles go through
- * `tmp` (≥ 256 bytes). panelOuter: loop panels outside row groups (when B panels are the
- * bigger, streamed operand).
- */
-export function gemm(
-  M: i32,
-  N: i32,
-  K: i32,
-  a: usize,
-  aRS: usize,
-  aKS: usize,
-  b: usize,
-  pS: usize,
-  bKS: usize,
-  c: usize,
-  cRS: usize,
-  accumulate: bool,
-  panelOuter: bool,
-  tmp: usize,
-): void {
-  const panels = (N + 7) >> 3
-  const groups = (M + 3) >> 2
-  const outer = panelOuter ? panels : groups
-  const inner = panelOuter ? groups : panels
-  for (let o = 0; o < outer; o++) {
-    for (let n = 0; n < inner; n++) {
-      const g = panelOuter ? n : o
-      const p = panelOuter ? o : n
-      const r0 = g << 2
-      const rows = min(4, M - r0)
-      const cols = min(8, N - (p << 3))
-      const full = rows == 4 && cols == 8
-      const aBase = a + <usize>r0 * aRS
-      const lastA = a + <usize>(M - 1) * aRS
-      const a1 = rows > 1 ? aBase + aRS : lastA
-      const a2 = rows > 2 ? aBase + 2 * aRS : lastA
-      const a3 = rows > 3 ? aBase + 3 * aRS : lastA
-      const cBase = c + <usize>r0 * cRS + ((<usize>p) << 5)
-      if (full) {
-        tile4x8(aBase, a1, a2, a3, aKS, b + <usize>p * pS, bKS, K, cBase, cBase + cRS, cBase + 2 * cRS, cBase + 3 * cRS, accumulate)
-        continue
-      }
-      // edge tile: compute into tmp (4 rows × 8), then copy the valid part
-      for (let r = 0; r < 4; r++) {
-        for (let j = 0; j < 8; j++) {
-          const inside = r < rows && j < cols
-          store<f32>(tmp + ((<usize>(r * 8 + j)) << 2), accumulate && inside ? load<f32>(cBase + <usize>r * cRS + ((<usize>j) << 2)) : 0)
-        }
-      }
-      tile4x8(aBase, a1, a2, a3, aKS, b + <usize>p * pS, bKS, K, tmp, tmp + 32, tmp + 64, tmp + 96, true)
-      for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < cols; j++) {
-          store<f32>(cBase + <usize>r * cRS + ((<usize>j) << 2), load<f32>(tmp + ((<usize>(r * 8 + j)) << 2)))
-        }
-      }
-    }
-  }
-}
+import {gemm} from './gemm'
+import {
+  J_ACC,
+  J_ACC0,
+  J_ACC_LEN,
+  J_ACC_STRIDE,
+  J_BATCH,
+  J_BIAS,
+  J_CHUNKS,
+  J_CHUNK_FIRST,
+  J_CHUNK_STEP,
+  J_CIN,
+  J_COUNTER,
+  J_COUT,
+  J_DIL_D,
+  J_DIL_H,
+  J_DIL_W,
+  J_DY,
+  J_IN_D,
+  J_IN_H,
+  J_IN_W,
+  J_K,
+  J_KIND,
+  J_KP,
+  J_K_D,
+  J_K_H,
+  J_K_W,
+  J_OUT_D,
+  J_OUT_H,
+  J_OUT_W,
+  J_PAD_F,
+  J_PAD_L,
+  J_PAD_T,
+  J_RELU,
+  J_ROWS_PER_CHUNK,
+  J_SCRATCH,
+  J_SCRATCH_STRIDE,
+  J_SLOTS,
+  J_SUB_ROWS,
+  J_S_D,
+  J_S_H,
+  J_S_W,
+  J_W,
+  J_X,
+  KIND_FILTER_GRAD,
+  KIND_FORWARD,
+  KIND_INPUT_GRAD,
+  KIND_WINOGRAD_FILTER_GRAD,
+  KIND_WINOGRAD_FORWARD,
+  word,
+} from './job'
+import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradPackFilter} from './winograd'
+export {gemm, winogradFilterGradReduce, winogradPackFilter}
 
 /** Copies n floats (unaligned), 4 at a time. */
 function copyFloats(dst: usize, src: usize, n: i32): void {
@@ -438,6 +306,14 @@ function filterGradSlots(job: usize, cols: usize, tmp: usize): void {
 export function runJob(job: usize, t: i32): void {
   const kind = word(job, J_KIND)
   const scratch = <usize>word(job, J_SCRATCH) + <usize>t * <usize>word(job, J_SCRATCH_STRIDE)
+  if (kind == KIND_WINOGRAD_FORWARD) {
+    winogradForward(job, scratch)
+    return
+  }
+  if (kind == KIND_WINOGRAD_FILTER_GRAD) {
+    winogradFilterGrad(job, scratch)
+    return
+  }
   const tmp = scratch // 256 bytes for edge tiles
   const cols = scratch + 256
   if (kind == KIND_FILTER_GRAD) {

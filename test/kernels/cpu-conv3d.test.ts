@@ -39,6 +39,11 @@ const CASES: Case[] = [
   {name: 'stride 1, even kernel 2×3×4 (uneven same padding), 4→3', x: [2, 7, 6, 5, 4], w: [2, 3, 4, 4, 3], strides: 1, pad: 'same'},
   {name: 'stride 1 valid, 5→7', x: [1, 6, 7, 5, 5], w: [3, 2, 3, 5, 7], strides: 1, pad: 'valid'},
   {name: 'kernel 2 stride 2 valid, 13→11 channels', x: [1, 6, 8, 4, 13], w: [2, 2, 2, 13, 11], strides: 2, pad: 'valid'},
+  // 3×3×3 stride 1 with ≥ 4 input channels: the Winograd kernels (odd sizes leave half-empty tiles)
+  {name: 'Winograd: batch 2, odd non-cubic, same, 5→7', x: [2, 5, 7, 9, 5], w: [3, 3, 3, 5, 7], strides: 1, pad: 'same'},
+  {name: 'Winograd: valid, odd outputs, 6→3', x: [1, 7, 6, 9, 6], w: [3, 3, 3, 6, 3], strides: 1, pad: 'valid'},
+  {name: 'Winograd: one voxel thick, 4→4', x: [1, 1, 5, 3, 4], w: [3, 3, 3, 4, 4], strides: 1, pad: 'same'},
+  {name: 'Winograd: many chunks per thread, 32→16', x: [1, 10, 12, 14, 32], w: [3, 3, 3, 32, 16], strides: 1, pad: 'same'},
 ]
 
 function convAndGrads(c: Case, seed: number): Float32Array[] {

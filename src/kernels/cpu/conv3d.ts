@@ -11,6 +11,8 @@ import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import {convRuntime, type ConvRuntime} from './runtime.js'
 import {sumRows} from './elementwise.js'
 import {floats, output} from './tensors.js'
+import {copyIn, roundUp, writeGeometry, type ConvInfo} from './conv-job.js'
+import {winogradApplies, winogradFilterGrad, winogradForward} from './winograd.js'
 
 type TensorInfo = tf.TensorInfo
 interface KernelArgs {
@@ -18,7 +20,6 @@ interface KernelArgs {
   backend: unknown
   attrs?: Record<string, unknown>
 }
-type ConvInfo = ReturnType<typeof tf.backend_util.computeConv3DInfo>
 
 /** Bytes of im2col rows each thread builds per chunk: fits the 1 MiB L2 next to the filter panels. */
 let chunkBytes = 192 * 1024
@@ -29,8 +30,6 @@ export function setChunkBytes(bytes: number): void {
 function runtime(): ConvRuntime {
   return convRuntime(environment().threads)
 }
-
-const roundUp = (n: number, m: number) => Math.ceil(n / m) * m
 
 /**
  * Rows of the im2col matrix per chunk: L2-sized, but (balance) at least 4 chunks per thread. The
@@ -43,41 +42,18 @@ function rowsPerChunk(rows: number, Kp: number, threads: number, balance: boolea
   return Math.max(4, Math.min(byCache, byBalance))
 }
 
-/** Fills the geometry words shared by all three kernels. */
+/** Fills the geometry words and the row chunking of the im2col kernels. */
 function describe(job: Int32Array, info: ConvInfo, kind: number, rt: ConvRuntime): {M: number; K: number; Kp: number; mc: number} {
   const K = info.filterDepth * info.filterHeight * info.filterWidth * info.inChannels
   const Kp = roundUp(K, 8)
   const M = info.batchSize * info.outDepth * info.outHeight * info.outWidth
   const mc = rowsPerChunk(M, Kp, rt.threads, kind !== KIND.filterGrad)
-  const words: [number, number][] = [
-    [JOB.KIND, kind],
-    [JOB.CHUNKS, Math.ceil(M / mc)],
-    [JOB.ROWS_PER_CHUNK, mc],
-    [JOB.BATCH, info.batchSize],
-    [JOB.IN_D, info.inDepth],
-    [JOB.IN_H, info.inHeight],
-    [JOB.IN_W, info.inWidth],
-    [JOB.CIN, info.inChannels],
-    [JOB.OUT_D, info.outDepth],
-    [JOB.OUT_H, info.outHeight],
-    [JOB.OUT_W, info.outWidth],
-    [JOB.COUT, info.outChannels],
-    [JOB.K_D, info.filterDepth],
-    [JOB.K_H, info.filterHeight],
-    [JOB.K_W, info.filterWidth],
-    [JOB.S_D, info.strideDepth],
-    [JOB.S_H, info.strideHeight],
-    [JOB.S_W, info.strideWidth],
-    [JOB.DIL_D, info.dilationDepth],
-    [JOB.DIL_H, info.dilationHeight],
-    [JOB.DIL_W, info.dilationWidth],
-    [JOB.PAD_F, info.padInfo.front],
-    [JOB.PAD_T, info.padInfo.top],
-    [JOB.PAD_L, info.padInfo.left],
-    [JOB.K, K],
-    [JOB.KP, Kp],
-  ]
-  for (const [i, v] of words) job[i] = v
+  writeGeometry(job, info)
+  job[JOB.KIND] = kind
+  job[JOB.CHUNKS] = Math.ceil(M / mc)
+  job[JOB.ROWS_PER_CHUNK] = mc
+  job[JOB.K] = K
+  job[JOB.KP] = Kp
   return {M, K, Kp, mc}
 }
 
@@ -88,12 +64,6 @@ function scratch(job: Int32Array, rt: ConvRuntime, mc: number, Kp: number): void
   job[JOB.SCRATCH_STRIDE] = stride * 4
 }
 
-function copyIn(rt: ConvRuntime, values: Float32Array): number {
-  const address = rt.alloc(values.length)
-  rt.f32(address, values.length).set(values)
-  return address
-}
-
 /** y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] (+ bias, then ReLU, when given) */
 export function conv3dForward(
   x: Float32Array,
@@ -101,6 +71,7 @@ export function conv3dForward(
   info: ConvInfo,
   epilogue?: {bias: Float32Array; relu: boolean},
 ): Float32Array {
+  if (winogradApplies(info)) return winogradForward(x, w, info, epilogue)
   const rt = runtime()
   rt.reset()
   const job = rt.job()
@@ -130,6 +101,7 @@ const FILTER_GRAD_SLOTS = 8
 
 /** dW = im2col(x)ᵀ · dy: chunk c is added into slot c mod 8, in order; the slots are summed in order at the end. */
 export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
+  if (winogradApplies(info)) return winogradFilterGrad(x, dy, info)
   const rt = runtime()
   rt.reset()
   const job = rt.job()

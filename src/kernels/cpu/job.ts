@@ -47,10 +47,14 @@ export const JOB = {
   CHUNK_STEP: 41,
   SUB_ROWS: 42,
   SLOTS: 43,
+  TILES_D: 44,
+  TILES_H: 45,
+  TILES_W: 46,
+  V_OFFSET: 47,
 } as const
-export const JOB_WORDS = 44
+export const JOB_WORDS = 48
 
-export const KIND = {forward: 1, filterGrad: 2, inputGrad: 3} as const
+export const KIND = {forward: 1, filterGrad: 2, inputGrad: 3, winogradForward: 4, winogradFilterGrad: 5} as const
 
 /** Control words (Int32 index at byte 0 of the shared memory). */
 export const CTL = {

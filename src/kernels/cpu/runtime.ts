@@ -22,6 +22,8 @@ export interface ConvExports {
   packFilterTransposed(w: number, K: number, cout: number, Kp: number, dst: number): void
   reduceFilterGrad(job: number, dst: number): void
   gemm(...args: number[]): void
+  winogradPackFilter(w: number, cin: number, cout: number, dst: number, tmp: number): void
+  winogradFilterGradReduce(job: number, dst: number, tmp: number): void
 }
 
 export interface RuntimeInfo {

@@ -1,0 +1,46 @@
+/**
+ * What every convolution job of the wasm module needs from JS: the geometry words of the job
+ * descriptor (src/kernels/cpu/job.ts) and copies into the shared heap.
+ */
+import {tf} from '../../backend/tf.js'
+import {JOB} from './job.js'
+import type {ConvRuntime} from './runtime.js'
+
+export type ConvInfo = ReturnType<typeof tf.backend_util.computeConv3DInfo>
+
+export const roundUp = (n: number, m: number) => Math.ceil(n / m) * m
+
+/** The shape words of a job: batch, volumes, channels, filter, strides, dilations, padding. */
+export function writeGeometry(job: Int32Array, info: ConvInfo): void {
+  const words: [number, number][] = [
+    [JOB.BATCH, info.batchSize],
+    [JOB.IN_D, info.inDepth],
+    [JOB.IN_H, info.inHeight],
+    [JOB.IN_W, info.inWidth],
+    [JOB.CIN, info.inChannels],
+    [JOB.OUT_D, info.outDepth],
+    [JOB.OUT_H, info.outHeight],
+    [JOB.OUT_W, info.outWidth],
+    [JOB.COUT, info.outChannels],
+    [JOB.K_D, info.filterDepth],
+    [JOB.K_H, info.filterHeight],
+    [JOB.K_W, info.filterWidth],
+    [JOB.S_D, info.strideDepth],
+    [JOB.S_H, info.strideHeight],
+    [JOB.S_W, info.strideWidth],
+    [JOB.DIL_D, info.dilationDepth],
+    [JOB.DIL_H, info.dilationHeight],
+    [JOB.DIL_W, info.dilationWidth],
+    [JOB.PAD_F, info.padInfo.front],
+    [JOB.PAD_T, info.padInfo.top],
+    [JOB.PAD_L, info.padInfo.left],
+  ]
+  for (const [i, v] of words) job[i] = v
+}
+
+/** Copies `values` into a fresh heap allocation and returns its byte address. */
+export function copyIn(rt: ConvRuntime, values: Float32Array): number {
+  const address = rt.alloc(values.length)
+  rt.f32(address, values.length).set(values)
+  return address
+}
