@@ -1,22 +1,24 @@
 /**
- * Winograd F(2×2×2, 3×3×3) convolutions for stride-1, undilated 3×3×3 filters (the bulk of a
- * 3-D U-Net's arithmetic): each 2×2×2 block of outputs ("tile") takes a 4×4×4 input window, and
- * the 27 multiply-adds per output and channel pair become 8 (64 per tile), in 64 small GEMMs
- * over channels, one per frequency p. Design, the choice of F(2,3) and measurements:
+ * Winograd F(4×4×4, 3×3×3) convolutions for stride-1, undilated 3×3×3 filters (the bulk of a
+ * 3-D U-Net's arithmetic): each 4×4×4 block of outputs ("tile") takes a 6×6×6 input window, and
+ * the 27 multiply-adds per output and channel pair become 216/64 = 3.4, in 216 small GEMMs over
+ * channels, one per frequency p. Design, the choice of F(4, 3) over F(2, 3) and measurements:
  * docs/kernels.md.
  *
- * 1-D F(2, 3), applied along depth, height and width in turn:
- *   input   Bᵀd = [d0 − d2, d1 + d2, d2 − d1, d1 − d3]
- *   filter  Gg  = [g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2]
- *   output  Aᵀm = [m0 + m1 + m2, m1 − m2 − m3]
- * so y = Aᵀ[(Gg) ⊙ (Bᵀd)]. For the filter gradient, with V = Bᵀd and U = Gg, ∂L/∂U = V ⊙ (A·dy)
- * summed over tiles, A·dy = [dy0, dy0 + dy1, dy0 − dy1, −dy1], and ∂L/∂g = Gᵀ·∂L/∂U.
+ * 1-D F(4, 3) (Lavin & Gray 2016, interpolation points 0, ±1, ±2, ∞), applied along depth,
+ * height and width in turn, y = Aᵀ[(Gg) ⊙ (Bᵀd)]:
+ *   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
+ *   G  = [1/4 0 0; −1/6 −1/6 −1/6; −1/6 1/6 −1/6; 1/24 1/12 1/6; 1/24 −1/12 1/6; 0 0 1]
+ *   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
+ * For the filter gradient, with V = Bᵀd and U = Gg, ∂L/∂U = V ⊙ (A·dy) summed over tiles, and
+ * ∂L/∂g = Gᵀ·∂L/∂U.
  *
  * Layouts (channels-last, like the tensors): a chunk of `tb` consecutive tiles keeps its
- * transformed input as V[64][tb][Cin rounded to 4] and its GEMM results as M[64][tb][Cout
- * rounded to 4]; the transformed filter U is [64][Cout/8 panels][Cin][8], the GEMM's packed
- * operand. Frequency index p = (a·4 + b)·4 + c over (depth, height, width). Transforms run on
- * f32x4 vectors of 4 channels, which channels-last makes contiguous.
+ * transformed input as V[216][tb][Cin rounded to 4] and its GEMM results as M[216][tb][Cout
+ * rounded to 4] (or, for the filter gradient, its transformed dy as Y[216][tb][Cout rounded to
+ * 8]); the transformed filter U is [216][Cout/8 panels][Cin][8], the GEMM's packed operand.
+ * Frequency index p = (a·6 + b)·6 + c over (depth, height, width). Transforms run on f32x4
+ * vectors of 4 channels, channels innermost, which channels-last makes contiguous.
  */
 import {gemm} from './gemm'
 import {
@@ -51,10 +53,13 @@ import {
   word,
 } from './job'
 
+/** frequencies per tile: 6³ */
+const P = 216
+
 /**
  * Bytes from frequency p to p + 1 in a block of `tb` rows of `width` floats: one cache line more
- * than the rows need, because a power-of-two stride (4 KiB for 32 tiles × 32 channels) puts all
- * 64 frequencies of one tile in the same L1 set, and the transforms write all 64 at once.
+ * than the rows need, because with a power-of-two stride the transforms' writes to all
+ * frequencies of a tile land in the same L1 set.
  */
 function frequencyStride(tb: i32, width: i32): usize {
   return ((<usize>tb * <usize>width) << 2) + 64
@@ -80,61 +85,116 @@ function storeLanes(p: usize, v: v128, lanes: i32): void {
   if (lanes > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8)
 }
 
-/** Bᵀd along one line: 4 vectors read at src + k·srcStep, written at dst + k·dstStep. */
-function inputLine(src: usize, srcStep: usize, dst: usize, dstStep: usize): void {
-  const d0 = v128.load(src)
-  const d1 = v128.load(src + srcStep)
-  const d2 = v128.load(src + 2 * srcStep)
-  const d3 = v128.load(src + 3 * srcStep)
-  v128.store(dst, f32x4.sub(d0, d2))
-  v128.store(dst + dstStep, f32x4.add(d1, d2))
-  v128.store(dst + 2 * dstStep, f32x4.sub(d2, d1))
-  v128.store(dst + 3 * dstStep, f32x4.sub(d1, d3))
+/** 4·a */
+function times4(a: v128): v128 {
+  return f32x4.mul(a, f32x4.splat(4))
 }
 
-/** A·dy along one line: 2 vectors at src, src + srcStep → 4 vectors at dst + k·dstStep. */
-function gradLine(src: usize, srcStep: usize, dst: usize, dstStep: usize): void {
-  const u0 = v128.load(src)
-  const u1 = v128.load(src + srcStep)
-  v128.store(dst, u0)
-  v128.store(dst + dstStep, f32x4.add(u0, u1))
-  v128.store(dst + 2 * dstStep, f32x4.sub(u0, u1))
-  v128.store(dst + 3 * dstStep, f32x4.neg(u1))
+/** Bᵀd of 6 vectors d0…d5, stored at dst + k·dstStep. */
+function inputOut(d0: v128, d1: v128, d2: v128, d3: v128, d4: v128, d5: v128, dst: usize, dstStep: usize): void {
+  const five = f32x4.splat(5)
+  const two = f32x4.splat(2)
+  const d4m2 = f32x4.sub(d4, d2)
+  const d3m1 = f32x4.mul(two, f32x4.sub(d3, d1))
+  v128.store(dst, f32x4.add(f32x4.sub(times4(d0), f32x4.mul(five, d2)), d4))
+  v128.store(dst + dstStep, f32x4.sub(f32x4.add(d3, d4), times4(f32x4.add(d1, d2))))
+  v128.store(dst + 2 * dstStep, f32x4.add(f32x4.sub(d4, d3), times4(f32x4.sub(d1, d2))))
+  v128.store(dst + 3 * dstStep, f32x4.add(d4m2, d3m1))
+  v128.store(dst + 4 * dstStep, f32x4.sub(d4m2, d3m1))
+  v128.store(dst + 5 * dstStep, f32x4.add(f32x4.sub(times4(d1), f32x4.mul(five, d3)), d5))
 }
 
-/** Aᵀm along one line: 4 vectors at src + k·srcStep → 2 vectors at dst, dst + dstStep. */
-function outputLine(src: usize, srcStep: usize, dst: usize, dstStep: usize): void {
-  const m0 = v128.load(src)
-  const m1 = v128.load(src + srcStep)
-  const m2 = v128.load(src + 2 * srcStep)
-  const m3 = v128.load(src + 3 * srcStep)
-  v128.store(dst, f32x4.add(f32x4.add(m0, m1), m2))
-  v128.store(dst + dstStep, f32x4.sub(f32x4.sub(m1, m2), m3))
-}
-
-// The *Lines helpers apply one 1-D transform to `bytes` (a multiple of 16) of channels: channels
-// innermost, so that the loop body is a handful of vector operations with fixed strides.
-
+/** Bᵀ along `bytes` (a multiple of 16) of channels: lines of 6 vectors at src + k·srcStep → dst + k·dstStep. */
 function inputLines(src: usize, srcStep: usize, dst: usize, dstStep: usize, bytes: usize): void {
-  for (let o: usize = 0; o < bytes; o += 16) inputLine(src + o, srcStep, dst + o, dstStep)
+  for (let o: usize = 0; o < bytes; o += 16) {
+    const at = src + o
+    inputOut(
+      v128.load(at),
+      v128.load(at + srcStep),
+      v128.load(at + 2 * srcStep),
+      v128.load(at + 3 * srcStep),
+      v128.load(at + 4 * srcStep),
+      v128.load(at + 5 * srcStep),
+      dst + o,
+      dstStep,
+    )
+  }
+}
+
+/** A·dy of 4 vectors y0…y3 → 6 vectors at dst + k·dstStep. */
+function gradOut(y0: v128, y1: v128, y2: v128, y3: v128, dst: usize, dstStep: usize): void {
+  const even = f32x4.add(y0, y2)
+  const odd = f32x4.add(y1, y3)
+  const even4 = f32x4.add(y0, times4(y2))
+  const odd4 = f32x4.mul(f32x4.splat(2), f32x4.add(y1, times4(y3)))
+  v128.store(dst, y0)
+  v128.store(dst + dstStep, f32x4.add(even, odd))
+  v128.store(dst + 2 * dstStep, f32x4.sub(even, odd))
+  v128.store(dst + 3 * dstStep, f32x4.add(even4, odd4))
+  v128.store(dst + 4 * dstStep, f32x4.sub(even4, odd4))
+  v128.store(dst + 5 * dstStep, y3)
 }
 
 function gradLines(src: usize, srcStep: usize, dst: usize, dstStep: usize, bytes: usize): void {
-  for (let o: usize = 0; o < bytes; o += 16) gradLine(src + o, srcStep, dst + o, dstStep)
+  for (let o: usize = 0; o < bytes; o += 16) {
+    const at = src + o
+    gradOut(v128.load(at), v128.load(at + srcStep), v128.load(at + 2 * srcStep), v128.load(at + 3 * srcStep), dst + o, dstStep)
+  }
 }
 
+/** Aᵀm along `bytes` of channels: lines of 6 vectors at src + k·srcStep → 4 at dst + k·dstStep. */
 function outputLines(src: usize, srcStep: usize, dst: usize, dstStep: usize, bytes: usize): void {
-  for (let o: usize = 0; o < bytes; o += 16) outputLine(src + o, srcStep, dst + o, dstStep)
+  for (let o: usize = 0; o < bytes; o += 16) {
+    const at = src + o
+    const m0 = v128.load(at)
+    const m1 = v128.load(at + srcStep)
+    const m2 = v128.load(at + 2 * srcStep)
+    const m3 = v128.load(at + 3 * srcStep)
+    const m4 = v128.load(at + 4 * srcStep)
+    const m5 = v128.load(at + 5 * srcStep)
+    const s1 = f32x4.add(m1, m2)
+    const s2 = f32x4.sub(m1, m2)
+    const s3 = f32x4.add(m3, m4)
+    const s4 = f32x4.sub(m3, m4)
+    const out = dst + o
+    v128.store(out, f32x4.add(f32x4.add(m0, s1), s3))
+    v128.store(out + dstStep, f32x4.add(s2, f32x4.mul(f32x4.splat(2), s4)))
+    v128.store(out + 2 * dstStep, f32x4.add(s1, times4(s3)))
+    v128.store(out + 3 * dstStep, f32x4.add(f32x4.add(s2, f32x4.mul(f32x4.splat(8), s4)), m5))
+  }
 }
 
 /**
- * V[p][i][·] = (Bᵀ ⊗ Bᵀ ⊗ Bᵀ) · (the 4³ input window of tile t0 + i), for i < count; zeros
- * outside the volume (the padding). `tmp` holds one window with all its channels: entry
- * e = (depth·4 + height)·4 + width at tmp + e·cinP·4. The width pass reads whole rows of voxels
- * (all channels at once): with the channel loop outside, the 16 rows of a window, a power of two
- * apart, would fight over one L1 set for every channel vector.
+ * Per-thread scratch (bytes from its start): 256 for the GEMM's edge tiles, the staged row
+ * (6 voxels), one 6³ window of all channels (tmp), then the V block and the M or Y block (at
+ * J_V_OFFSET, which src/kernels/cpu/winograd.ts computes the same way).
  */
-function inputTransform(job: usize, t0: i32, count: i32, v: usize, tb: i32, tmp: usize): void {
+function stagedBytes(cin: i32, cout: i32): usize {
+  return (<usize>(6 * ((max(cin, cout) + 7) & ~7))) << 2
+}
+
+/**
+ * Copies `taps` voxels of a row, columns w0…w0 + taps − 1 (4 channels from `at`, `lanes` of them
+ * real), to dst + k·dstStep, with zeros outside 0 ≤ w < width: the windows that the volume's side
+ * cuts, and the last channels, then go through the same transform as the rest (one copy of the
+ * transform code, which the compiler inlines into its loop).
+ */
+function stageRow(at: usize, w0: i32, width: i32, voxel: usize, lanes: i32, taps: i32, dst: usize, dstStep: usize): void {
+  for (let k = 0; k < taps; k++) {
+    const w = w0 + k
+    v128.store(dst + <usize>k * dstStep, w >= 0 && w < width ? loadLanes(at + <usize>w * voxel, lanes) : f32x4.splat(0))
+  }
+}
+
+/**
+ * V[p][i][·] = (Bᵀ ⊗ Bᵀ ⊗ Bᵀ) · (the 6³ input window of tile t0 + i), for i < count; zeros
+ * outside the volume (the padding). `tmp` holds one window with all its channels: entry
+ * e = (depth·6 + height)·6 + width at tmp + e·cinP·4. Every pass loops over channels innermost:
+ * a handful of vector operations with fixed strides per iteration, and whole rows of voxels read
+ * at once (with the channel loop outside, the window's rows, a power of two apart, would fight
+ * over one L1 set for every channel vector).
+ */
+function inputTransform(job: usize, t0: i32, count: i32, v: usize, tb: i32, tmp: usize, staged: usize): void {
   const x = <usize>word(job, J_X)
   const inD = word(job, J_IN_D)
   const inH = word(job, J_IN_H)
@@ -150,9 +210,8 @@ function inputTransform(job: usize, t0: i32, count: i32, v: usize, tb: i32, tmp:
   const voxel = (<usize>cin) << 2
   const unit = (<usize>cinP) << 2
   // channels in whole vectors; the last cin & 3 go through loadLanes
-  const full = (<usize>(cin & ~3)) << 2
+  const full = cin & ~3
   const pStride = frequencyStride(tb, cinP)
-  const zero = f32x4.splat(0)
   for (let i = 0; i < count; i++) {
     const t = t0 + i
     const tw = t % tilesW
@@ -161,62 +220,51 @@ function inputTransform(job: usize, t0: i32, count: i32, v: usize, tb: i32, tmp:
     r /= tilesH
     const td = r % tilesD
     const n = r / tilesD
-    const d0 = 2 * td - padF
-    const h0 = 2 * th - padT
-    const w0 = 2 * tw - padL
-    const inside = w0 >= 0 && w0 + 3 < inW
+    const d0 = 4 * td - padF
+    const h0 = 4 * th - padT
+    const w0 = 4 * tw - padL
+    const inside = w0 >= 0 && w0 + 5 < inW
     // width: each (depth, height) line of the window, all channels
-    for (let a = 0; a < 4; a++) {
+    for (let a = 0; a < 6; a++) {
       const id = d0 + a
-      for (let b = 0; b < 4; b++) {
+      for (let b = 0; b < 6; b++) {
         const ih = h0 + b
-        const line = tmp + <usize>((a * 4 + b) * 4) * unit
+        const line = tmp + <usize>((a * 6 + b) * 6) * unit
         if (id < 0 || id >= inD || ih < 0 || ih >= inH) {
-          memory.fill(line, 0, 4 * unit)
+          memory.fill(line, 0, 6 * unit)
           continue
         }
         const row = x + <usize>((n * inD + id) * inH + ih) * <usize>inW * voxel
-        let c = 0
         if (inside) {
-          inputLines(row + <usize>w0 * voxel, voxel, line, unit, full)
-          c = cin & ~3
-        }
-        for (; c < cinP; c += 4) {
-          const lanes = cin - c
-          const at = row + ((<usize>c) << 2)
-          let x0 = zero
-          let x1 = zero
-          let x2 = zero
-          let x3 = zero
-          if (w0 >= 0 && w0 < inW) x0 = loadLanes(at + <usize>w0 * voxel, lanes)
-          if (w0 + 1 >= 0 && w0 + 1 < inW) x1 = loadLanes(at + <usize>(w0 + 1) * voxel, lanes)
-          if (w0 + 2 >= 0 && w0 + 2 < inW) x2 = loadLanes(at + <usize>(w0 + 2) * voxel, lanes)
-          if (w0 + 3 >= 0 && w0 + 3 < inW) x3 = loadLanes(at + <usize>(w0 + 3) * voxel, lanes)
-          const out = line + ((<usize>c) << 2)
-          v128.store(out, f32x4.sub(x0, x2))
-          v128.store(out + unit, f32x4.add(x1, x2))
-          v128.store(out + 2 * unit, f32x4.sub(x2, x1))
-          v128.store(out + 3 * unit, f32x4.sub(x1, x3))
+          inputLines(row + <usize>w0 * voxel, voxel, line, unit, (<usize>full) << 2)
+          if (full < cin) {
+            stageRow(row + ((<usize>full) << 2), w0, inW, voxel, cin - full, 6, staged, 16)
+            inputLines(staged, 16, line + ((<usize>full) << 2), unit, 16)
+          }
+        } else {
+          // a window cut by the volume's side: its row with zeros outside, staged, then the same transform
+          for (let c = 0; c < cinP; c += 4) stageRow(row + ((<usize>c) << 2), w0, inW, voxel, cin - c, 6, staged + ((<usize>c) << 2), unit)
+          inputLines(staged, unit, line, unit, unit)
         }
       }
     }
     // height, in place
-    for (let e = 0; e < 16; e++) {
-      const line = tmp + <usize>(((e >> 2) << 4) + (e & 3)) * unit
-      inputLines(line, 4 * unit, line, 4 * unit, unit)
+    for (let e = 0; e < 36; e++) {
+      const line = tmp + <usize>((e / 6) * 36 + (e % 6)) * unit
+      inputLines(line, 6 * unit, line, 6 * unit, unit)
     }
     // depth, into V
     const dst = v + ((<usize>i * <usize>cinP) << 2)
-    for (let q = 0; q < 16; q++) inputLines(tmp + <usize>q * unit, 16 * unit, dst + <usize>q * pStride, 16 * pStride, unit)
+    for (let q = 0; q < 36; q++) inputLines(tmp + <usize>q * unit, 36 * unit, dst + <usize>q * pStride, 36 * pStride, unit)
   }
 }
 
 /**
- * dy of tile t0 + i, transformed: Y[p][i][·] = (A ⊗ A ⊗ A) · (its 2³ block of dy), zeros
+ * dy of tile t0 + i, transformed: Y[p][i][·] = (A ⊗ A ⊗ A) · (its 4³ block of dy), zeros
  * beyond the output volume and in the channel columns from Cout up to the row width `coutP`.
  * `tmp` as in inputTransform, with coutP channels.
  */
-function gradTransform(job: usize, t0: i32, count: i32, yq: usize, tb: i32, coutP: i32, tmp: usize): void {
+function gradTransform(job: usize, t0: i32, count: i32, yq: usize, tb: i32, coutP: i32, tmp: usize, staged: usize): void {
   const dy = <usize>word(job, J_DY)
   const outD = word(job, J_OUT_D)
   const outH = word(job, J_OUT_H)
@@ -229,7 +277,6 @@ function gradTransform(job: usize, t0: i32, count: i32, yq: usize, tb: i32, cout
   const unit = (<usize>coutP) << 2
   const full = cout & ~3
   const pStride = frequencyStride(tb, coutP)
-  const zero = f32x4.splat(0)
   for (let i = 0; i < count; i++) {
     const t = t0 + i
     const tw = t % tilesW
@@ -238,52 +285,49 @@ function gradTransform(job: usize, t0: i32, count: i32, yq: usize, tb: i32, cout
     r /= tilesH
     const td = r % tilesD
     const n = r / tilesD
-    const od0 = 2 * td
-    const oh0 = 2 * th
-    const ow0 = 2 * tw
-    const second = ow0 + 1 < outW
-    // width: each (depth, height) pair of the block, 2 → 4, all channels
-    for (let a = 0; a < 2; a++) {
-      for (let b = 0; b < 2; b++) {
-        const line = tmp + <usize>((a * 4 + b) * 4) * unit
+    const od0 = 4 * td
+    const oh0 = 4 * th
+    const ow0 = 4 * tw
+    const whole = ow0 + 3 < outW
+    // width: each (depth, height) row of the block, 4 → 6, all channels
+    for (let a = 0; a < 4; a++) {
+      for (let b = 0; b < 4; b++) {
+        const line = tmp + <usize>((a * 6 + b) * 6) * unit
         const od = od0 + a
         const oh = oh0 + b
         if (od >= outD || oh >= outH) {
-          memory.fill(line, 0, 4 * unit)
+          memory.fill(line, 0, 6 * unit)
           continue
         }
-        const row = dy + (<usize>((n * outD + od) * outH + oh) * <usize>outW + <usize>ow0) * voxel
-        let c = 0
-        if (second) {
-          gradLines(row, voxel, line, unit, (<usize>full) << 2)
-          c = full
-        }
-        // the rest: the last cout & 3 channels, the zero columns up to coutP, or a block cut by the volume's end
-        for (; c < coutP; c += 4) {
-          const lanes = cout - c
-          const y0 = loadLanes(row + ((<usize>c) << 2), lanes)
-          const y1 = second ? loadLanes(row + voxel + ((<usize>c) << 2), lanes) : zero
-          const out = line + ((<usize>c) << 2)
-          v128.store(out, y0)
-          v128.store(out + unit, f32x4.add(y0, y1))
-          v128.store(out + 2 * unit, f32x4.sub(y0, y1))
-          v128.store(out + 3 * unit, f32x4.neg(y1))
+        const row = dy + <usize>((n * outD + od) * outH + oh) * <usize>outW * voxel
+        if (whole) {
+          gradLines(row + <usize>ow0 * voxel, voxel, line, unit, (<usize>full) << 2)
+          // the last cout & 3 channels and the zero columns up to coutP
+          const tail = (<usize>(coutP - full)) << 2
+          for (let c = full; c < coutP; c += 4)
+            stageRow(row + ((<usize>c) << 2), ow0, outW, voxel, cout - c, 4, staged + ((<usize>(c - full)) << 2), tail)
+          if (tail > 0) gradLines(staged, tail, line + ((<usize>full) << 2), unit, tail)
+        } else {
+          // a block cut by the volume's end
+          for (let c = 0; c < coutP; c += 4)
+            stageRow(row + ((<usize>c) << 2), ow0, outW, voxel, cout - c, 4, staged + ((<usize>c) << 2), unit)
+          gradLines(staged, unit, line, unit, unit)
         }
       }
     }
-    // height: rows 0 and 1 → 0..3 (gradLine reads both before writing)
-    for (let e = 0; e < 8; e++) {
-      const line = tmp + <usize>(((e >> 2) << 4) + (e & 3)) * unit
-      gradLines(line, 4 * unit, line, 4 * unit, unit)
+    // height: rows 0…3 → 0…5, in place (each line reads its 4 before writing its 6)
+    for (let e = 0; e < 24; e++) {
+      const line = tmp + <usize>((e / 6) * 36 + (e % 6)) * unit
+      gradLines(line, 6 * unit, line, 6 * unit, unit)
     }
-    // depth: planes 0 and 1 → frequencies 0..3, into Y
+    // depth: planes 0…3 → frequencies 0…5, into Y
     const dst = yq + ((<usize>i * <usize>coutP) << 2)
-    for (let q = 0; q < 16; q++) gradLines(tmp + <usize>q * unit, 16 * unit, dst + <usize>q * pStride, 16 * pStride, unit)
+    for (let q = 0; q < 36; q++) gradLines(tmp + <usize>q * unit, 36 * unit, dst + <usize>q * pStride, 36 * pStride, unit)
   }
 }
 
 /**
- * y (the 2³ block of tile t0 + i) = (Aᵀ ⊗ Aᵀ ⊗ Aᵀ) · M[·][i][·], plus bias, then ReLU when asked;
+ * y (the 4³ block of tile t0 + i) = (Aᵀ ⊗ Aᵀ ⊗ Aᵀ) · M[·][i][·], plus bias, then ReLU when asked;
  * only voxels inside the output are written, a whole row of channels at a time. `tmp` as in
  * inputTransform, with Cout rounded to 4 channels.
  */
@@ -311,43 +355,36 @@ function outputTransform(job: usize, t0: i32, count: i32, m: usize, tb: i32, tmp
     r /= tilesH
     const td = r % tilesD
     const n = r / tilesD
-    const od0 = 2 * td
-    const oh0 = 2 * th
-    const ow0 = 2 * tw
-    // depth: 16 lines of M → planes 0, 1
+    const od0 = 4 * td
+    const oh0 = 4 * th
+    const ow0 = 4 * tw
+    // depth: 36 lines of M → planes 0…3
     const src = m + ((<usize>i * <usize>coutP) << 2)
-    for (let q = 0; q < 16; q++) outputLines(src + <usize>q * pStride, 16 * pStride, tmp + <usize>q * unit, 16 * unit, unit)
-    // height, in place: rows 0..3 → 0, 1
-    for (let e = 0; e < 8; e++) {
-      const line = tmp + <usize>(((e >> 2) << 4) + (e & 3)) * unit
-      outputLines(line, 4 * unit, line, 4 * unit, unit)
+    for (let q = 0; q < 36; q++) outputLines(src + <usize>q * pStride, 36 * pStride, tmp + <usize>q * unit, 36 * unit, unit)
+    // height, in place: rows 0…5 → 0…3
+    for (let e = 0; e < 24; e++) {
+      const line = tmp + <usize>((e / 6) * 36 + (e % 6)) * unit
+      outputLines(line, 6 * unit, line, 6 * unit, unit)
     }
-    // width, bias and activation, row by row of the block
-    const second = ow0 + 1 < outW
-    for (let a = 0; a < 2; a++) {
+    // width: rows 0…5 → 0…3 in place, then bias, activation and the store, row by row of the block
+    const columns = min(4, outW - ow0)
+    for (let a = 0; a < 4; a++) {
       const od = od0 + a
-      if (od >= outD) continue
-      for (let e = 0; e < 2; e++) {
+      if (od >= outD) break
+      for (let e = 0; e < 4; e++) {
         const oh = oh0 + e
-        if (oh >= outH) continue
-        const line = tmp + <usize>((a * 4 + e) * 4) * unit
+        if (oh >= outH) break
+        const line = tmp + <usize>((a * 6 + e) * 6) * unit
+        outputLines(line, unit, line, unit, unit)
         const row = y + (<usize>((n * outD + od) * outH + oh) * <usize>outW + <usize>ow0) * voxel
         for (let c = 0; c < coutP; c += 4) {
           const lanes = cout - c
-          const at = line + ((<usize>c) << 2)
-          const m0 = v128.load(at)
-          const m1 = v128.load(at + unit)
-          const m2 = v128.load(at + 2 * unit)
-          const m3 = v128.load(at + 3 * unit)
           const b = bias != 0 ? loadLanes(bias + ((<usize>c) << 2), lanes) : zero
-          let v0 = f32x4.add(f32x4.add(f32x4.add(m0, m1), m2), b)
-          let v1 = f32x4.add(f32x4.sub(f32x4.sub(m1, m2), m3), b)
-          if (relu) {
-            v0 = f32x4.max(v0, zero)
-            v1 = f32x4.max(v1, zero)
+          for (let w = 0; w < columns; w++) {
+            let value = f32x4.add(v128.load(line + <usize>w * unit + ((<usize>c) << 2)), b)
+            if (relu) value = f32x4.max(value, zero)
+            storeLanes(row + <usize>w * voxel + ((<usize>c) << 2), value, lanes)
           }
-          storeLanes(row + ((<usize>c) << 2), v0, lanes)
-          if (second) storeLanes(row + voxel + ((<usize>c) << 2), v1, lanes)
         }
       }
     }
@@ -366,18 +403,19 @@ export function winogradForward(job: usize, scratch: usize): void {
   const u = <usize>word(job, J_W)
   const uStride = (<usize>(((cout + 7) >> 3) * cin)) << 5
   const edge = scratch
-  const tmp = scratch + 256
+  const staged = scratch + 256
+  const tmp = staged + stagedBytes(cin, cout)
   const v = scratch + <usize>word(job, J_V_OFFSET)
   const vStride = frequencyStride(tb, cinP)
-  const m = v + 64 * vStride
+  const m = v + <usize>P * vStride
   const mStride = frequencyStride(tb, coutP)
   while (true) {
     const k = atomic.add<i32>(job + (J_COUNTER << 2), 1)
     if (k >= chunks) break
     const t0 = k * tb
     const count = min(tb, tiles - t0)
-    inputTransform(job, t0, count, v, tb, tmp)
-    for (let p = 0; p < 64; p++) {
+    inputTransform(job, t0, count, v, tb, tmp, staged)
+    for (let p = 0; p < P; p++) {
       // M[p] = V[p] · U[p]: tiles × Cin times Cin × Cout
       gemm(
         count,
@@ -402,9 +440,9 @@ export function winogradForward(job: usize, scratch: usize): void {
 
 /**
  * The filter gradient in the transformed domain, ∂L/∂U[p] = Σ_tiles V[p]ᵀ · Y[p], summed into
- * SLOTS accumulators [64][Cin][Cout] exactly like the im2col filter gradient (slot s adds chunks s,
- * s + SLOTS, … in order), so every bit is the same whatever the thread count; winogradFilterGradReduce
- * then sums the slots in order and applies Gᵀ.
+ * SLOTS accumulators [216][Cin][Cout] exactly like the im2col filter gradient (slot s adds chunks
+ * s, s + SLOTS, … in order), so every bit is the same whatever the thread count;
+ * winogradFilterGradReduce then sums the slots in order and applies Gᵀ.
  */
 export function winogradFilterGrad(job: usize, scratch: usize): void {
   const cin = word(job, J_CIN)
@@ -417,10 +455,11 @@ export function winogradFilterGrad(job: usize, scratch: usize): void {
   const accLen = word(job, J_ACC_LEN)
   const tiles = word(job, J_BATCH) * word(job, J_TILES_D) * word(job, J_TILES_H) * word(job, J_TILES_W)
   const edge = scratch
-  const tmp = scratch + 256
+  const staged = scratch + 256
+  const tmp = staged + stagedBytes(cin, cout)
   const v = scratch + <usize>word(job, J_V_OFFSET)
   const vStride = frequencyStride(tb, cinP)
-  const yq = v + 64 * vStride
+  const yq = v + <usize>P * vStride
   const yStride = frequencyStride(tb, coutP)
   const accP = (<usize>(cin * cout)) << 2
   while (true) {
@@ -431,9 +470,9 @@ export function winogradFilterGrad(job: usize, scratch: usize): void {
     for (let k = s; k < chunks; k += slots) {
       const t0 = k * tb
       const count = min(tb, tiles - t0)
-      inputTransform(job, t0, count, v, tb, tmp)
-      gradTransform(job, t0, count, yq, tb, coutP, tmp)
-      for (let p = 0; p < 64; p++) {
+      inputTransform(job, t0, count, v, tb, tmp, staged)
+      gradTransform(job, t0, count, yq, tb, coutP, tmp, staged)
+      for (let p = 0; p < P; p++) {
         // ∂L/∂U[p] += V[p]ᵀ · Y[p]: Cin × tiles times tiles × Cout
         gemm(
           cin,
@@ -456,89 +495,108 @@ export function winogradFilterGrad(job: usize, scratch: usize): void {
   }
 }
 
-/** Gᵀ along one line of the transformed domain: 4 floats at src + k·srcStep → 3 at dst + k·dstStep. */
-function filterGradLine(src: usize, srcStep: usize, dst: usize, dstStep: usize): void {
-  const s0 = load<f32>(src)
-  const s1 = load<f32>(src + srcStep)
-  const s2 = load<f32>(src + 2 * srcStep)
-  const s3 = load<f32>(src + 3 * srcStep)
-  const half: f32 = 0.5
-  store<f32>(dst, s0 + half * (s1 + s2))
-  store<f32>(dst + dstStep, half * (s1 - s2))
-  store<f32>(dst + 2 * dstStep, half * (s1 + s2) + s3)
+/** Gᵀ along one line of the transformed domain, 4 (ci, co) pairs per vector: 6 vectors at src + k·srcStep → 3 at dst + k·dstStep. */
+function filterGradLine(src: usize, srcStep: usize, dst: usize, dstStep: usize, lanes: i32): void {
+  const s0 = v128.load(src)
+  const s1 = v128.load(src + srcStep)
+  const s2 = v128.load(src + 2 * srcStep)
+  const s3 = v128.load(src + 3 * srcStep)
+  const s4 = v128.load(src + 4 * srcStep)
+  const s5 = v128.load(src + 5 * srcStep)
+  const sixth = f32x4.splat(<f32>(1.0 / 6))
+  const plus12 = f32x4.add(s1, s2)
+  const plus34 = f32x4.add(s3, s4)
+  const g0 = f32x4.add(
+    f32x4.sub(f32x4.mul(s0, f32x4.splat(0.25)), f32x4.mul(plus12, sixth)),
+    f32x4.mul(plus34, f32x4.splat(<f32>(1.0 / 24))),
+  )
+  const g1 = f32x4.add(f32x4.mul(f32x4.sub(s2, s1), sixth), f32x4.mul(f32x4.sub(s3, s4), f32x4.splat(<f32>(1.0 / 12))))
+  const g2 = f32x4.add(f32x4.mul(f32x4.sub(plus34, plus12), sixth), s5)
+  storeLanes(dst, g0, lanes)
+  storeLanes(dst + dstStep, g1, lanes)
+  storeLanes(dst + 2 * dstStep, g2, lanes)
 }
 
 /**
- * dW[kd, kh, kw, ci, co] (tfjs layout) = (Gᵀ ⊗ Gᵀ ⊗ Gᵀ) · Σ_slots ∂L/∂U[·][ci][co], slots summed
- * in order. `tmp`: 64 + 48 + 36 floats.
+ * dW[kd, kh, kw, ci, co] (tfjs layout) = (Gᵀ ⊗ Gᵀ ⊗ Gᵀ) · Σ_slots ∂L/∂U[·][ci][co]: the slots are
+ * added into slot 0 in order, then transformed 4 (ci, co) pairs at a time. `tmp`: (216 + 108 +
+ * 54) · 4 floats.
  */
 export function winogradFilterGradReduce(job: usize, dst: usize, tmp: usize): void {
   const cin = word(job, J_CIN)
   const cout = word(job, J_COUT)
   const slots = word(job, J_SLOTS)
+  const accLen = word(job, J_ACC_LEN)
   const acc = <usize>word(job, J_ACC)
   const stride = <usize>word(job, J_ACC_STRIDE)
+  for (let t = 1; t < slots; t++) {
+    const from = acc + <usize>t * stride
+    // accLen = 216·Cin·Cout, a multiple of 4
+    for (let i: usize = 0; i < (<usize>accLen) << 2; i += 16) v128.store(acc + i, f32x4.add(v128.load(acc + i), v128.load(from + i)))
+  }
   const pairs = cin * cout
-  const sums = tmp // [64]: (a·4 + b)·4 + c
-  const byDepth = tmp + 256 // [3][4][4]
-  const byHeight = tmp + 448 // [3][3][4]
-  for (let j = 0; j < pairs; j++) {
-    for (let p = 0; p < 64; p++) {
-      let s: f32 = 0
-      for (let t = 0; t < slots; t++) s += load<f32>(acc + <usize>t * stride + ((<usize>(p * pairs + j)) << 2))
-      store<f32>(sums + ((<usize>p) << 2), s)
-    }
-    for (let q = 0; q < 16; q++) filterGradLine(sums + ((<usize>q) << 2), 64, byDepth + ((<usize>q) << 2), 64)
+  const pStride = (<usize>pairs) << 2
+  const sums = tmp // [216] vectors: (a·6 + b)·6 + c
+  const byDepth = tmp + 16 * P // [3][6][6]
+  const byHeight = byDepth + 16 * 108 // [3][3][6]
+  for (let j = 0; j < pairs; j += 4) {
+    const lanes = pairs - j
+    for (let p = 0; p < P; p++) v128.store(sums + ((<usize>p) << 4), loadLanes(acc + <usize>p * pStride + ((<usize>j) << 2), lanes))
+    for (let q = 0; q < 36; q++) filterGradLine(sums + ((<usize>q) << 4), 36 * 16, byDepth + ((<usize>q) << 4), 36 * 16, 4)
     for (let kd = 0; kd < 3; kd++) {
-      for (let c = 0; c < 4; c++) filterGradLine(byDepth + ((<usize>(kd * 16 + c)) << 2), 16, byHeight + ((<usize>(kd * 12 + c)) << 2), 16)
+      for (let c = 0; c < 6; c++)
+        filterGradLine(byDepth + ((<usize>(kd * 36 + c)) << 4), 6 * 16, byHeight + ((<usize>(kd * 18 + c)) << 4), 6 * 16, 4)
     }
     for (let kd = 0; kd < 3; kd++) {
       for (let kh = 0; kh < 3; kh++) {
         // the 3 width taps of (kd, kh) go 1 filter row apart: Cin·Cout floats
         filterGradLine(
-          byHeight + ((<usize>(kd * 12 + kh * 4)) << 2),
-          4,
+          byHeight + ((<usize>(kd * 18 + kh * 6)) << 4),
+          16,
           dst + ((<usize>((kd * 3 + kh) * 3 * pairs + j)) << 2),
-          (<usize>pairs) << 2,
+          pStride,
+          lanes,
         )
       }
     }
   }
 }
 
-/** G along one line of the filter: 3 floats at src + k·srcStep → 4 at dst + k·dstStep. */
+/** G along one line of the filter: 3 floats at src + k·srcStep → 6 at dst + k·dstStep (in f64, rounded once). */
 function filterLine(src: usize, srcStep: usize, dst: usize, dstStep: usize): void {
-  const g0 = load<f32>(src)
-  const g1 = load<f32>(src + srcStep)
-  const g2 = load<f32>(src + 2 * srcStep)
-  const half: f32 = 0.5
-  store<f32>(dst, g0)
-  store<f32>(dst + dstStep, half * (g0 + g1 + g2))
-  store<f32>(dst + 2 * dstStep, half * (g0 - g1 + g2))
-  store<f32>(dst + 3 * dstStep, g2)
+  const g0 = <f64>load<f32>(src)
+  const g1 = <f64>load<f32>(src + srcStep)
+  const g2 = <f64>load<f32>(src + 2 * srcStep)
+  store<f32>(dst, <f32>(g0 / 4))
+  store<f32>(dst + dstStep, <f32>(-(g0 + g1 + g2) / 6))
+  store<f32>(dst + 2 * dstStep, <f32>(-(g0 - g1 + g2) / 6))
+  store<f32>(dst + 3 * dstStep, <f32>(g0 / 24 + g1 / 12 + g2 / 6))
+  store<f32>(dst + 4 * dstStep, <f32>(g0 / 24 - g1 / 12 + g2 / 6))
+  store<f32>(dst + 5 * dstStep, <f32>g2)
 }
 
 /**
  * U = (G ⊗ G ⊗ G) · w for the tfjs filter w [3, 3, 3, Cin, Cout], packed for the GEMM as
- * [64][Cout/8 panels][Cin][8], zero beyond Cout. `tmp`: 36 + 48 floats.
+ * [216][Cout/8 panels][Cin][8], zero beyond Cout. `tmp`: 54 + 108 floats.
  */
 export function winogradPackFilter(w: usize, cin: i32, cout: i32, dst: usize, tmp: usize): void {
   const panels = (cout + 7) >> 3
   const pStride = (<usize>(panels * cin)) << 5
-  memory.fill(dst, 0, 64 * pStride)
+  memory.fill(dst, 0, <usize>P * pStride)
   const pairs = cin * cout
-  const byWidth = tmp // [3][3][4]: (kd·3 + kh)·4 + c
-  const byHeight = tmp + 144 // [3][4][4]: (kd·4 + b)·4 + c
+  const byWidth = tmp // [3][3][6]: (kd·3 + kh)·6 + c
+  const byHeight = tmp + 4 * 54 // [3][6][6]: (kd·6 + b)·6 + c
   for (let ci = 0; ci < cin; ci++) {
     for (let co = 0; co < cout; co++) {
       const j = ci * cout + co
       for (let r = 0; r < 9; r++)
-        filterLine(w + ((<usize>(r * 3 * pairs + j)) << 2), (<usize>pairs) << 2, byWidth + ((<usize>(r * 4)) << 2), 4)
+        filterLine(w + ((<usize>(r * 3 * pairs + j)) << 2), (<usize>pairs) << 2, byWidth + ((<usize>(r * 6)) << 2), 4)
       for (let kd = 0; kd < 3; kd++) {
-        for (let c = 0; c < 4; c++) filterLine(byWidth + ((<usize>(kd * 12 + c)) << 2), 16, byHeight + ((<usize>(kd * 16 + c)) << 2), 16)
+        for (let c = 0; c < 6; c++)
+          filterLine(byWidth + ((<usize>(kd * 18 + c)) << 2), 6 * 4, byHeight + ((<usize>(kd * 36 + c)) << 2), 6 * 4)
       }
       const at = dst + ((<usize>(((co >> 3) * cin + ci) * 8 + (co & 7))) << 2)
-      for (let q = 0; q < 16; q++) filterLine(byHeight + ((<usize>q) << 2), 64, at + <usize>q * pStride, 16 * pStride)
+      for (let q = 0; q < 36; q++) filterLine(byHeight + ((<usize>q) << 2), 36 * 4, at + <usize>q * pStride, 36 * pStride)
     }
   }
 }

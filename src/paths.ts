@@ -33,6 +33,8 @@ export interface Environment {
   threads: number
   /** the Python with torch that `sipl bench --torch` runs */
   python: string
+  /** cpu backend: Winograd F(4,3) for stride-1 3×3×3 convolutions (false: im2col for every convolution) */
+  winograd: boolean
 }
 
 export function environment(): Environment {
@@ -44,5 +46,6 @@ export function environment(): Environment {
     logLevel: read('SIPL_LOG_LEVEL') ?? 'info',
     threads: Number.isFinite(threads) && threads >= 0 ? Math.floor(threads) : 0,
     python: read('SIPL_PYTHON') ?? 'python3',
+    winograd: read('SIPL_WINOGRAD') !== '0',
   }
 }

@@ -10,6 +10,7 @@ import {tf} from '../../src/backend/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {cpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
 import {existingRuntime} from '../../src/kernels/cpu/runtime.js'
+import {setWinograd} from '../../src/kernels/cpu/winograd.js'
 import {environment} from '../../src/paths.js'
 import {availableParallelism} from 'node:os'
 
@@ -130,6 +131,52 @@ test('hand-computed: all-ones 3×3×3 conv counts the taps inside the volume', (
     [0, 1, 2, 3, 4, 5, 6, 7].map((b) => 84 + 16 * (b & 1) + 64 * ((b >> 1) & 1) + 256 * (b >> 2)),
   )
   x.dispose()
+})
+
+test('hand-computed through Winograd F(4,3): all-ones conv and filter gradient on a grid of several cut tiles', () => {
+  // 4 → 5 channels on 6×9×7: stride-1 3×3×3 with ≥ 4 channels runs as Winograd, tiles of 4³ outputs
+  // cut by every side. y = 4 · (taps inside); with dy = 1, dW[tap] = number of outputs whose tap lies
+  // inside = m(kd, 6)·m(kh, 9)·m(kw, 7), m(k, size) = size for the centre tap, size − 1 otherwise.
+  const [D, H, W] = [6, 9, 7]
+  const {y, dw} = tf.tidy(() => {
+    const x = tf.ones([1, D, H, W, 4]) as tf.Tensor5D
+    const w = tf.ones([3, 3, 3, 4, 5]) as tf.Tensor5D
+    const grad = tf.grad((filter: tf.Tensor) => tf.sum(tf.conv3d(x, filter as tf.Tensor5D, 1, 'same')))(w)
+    return {y: tf.conv3d(x, w, 1, 'same').arraySync() as number[][][][][], dw: grad.arraySync() as number[][][][][]}
+  })
+  const n = (i: number, size: number) => (i === 0 || i === size - 1 ? 2 : 3)
+  const close = (actual: number, expected: number, what: string) =>
+    assert.ok(Math.abs(actual - expected) <= 1e-4 * expected, `${what}: ${actual} vs ${expected}`)
+  for (let d = 0; d < D; d++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++)
+        for (let c = 0; c < 5; c++) close(y[0][d][h][w][c], 4 * n(d, D) * n(h, H) * n(w, W), `y[${d},${h},${w},${c}]`)
+  const m = (k: number, size: number) => (k === 1 ? size : size - 1)
+  for (let kd = 0; kd < 3; kd++)
+    for (let kh = 0; kh < 3; kh++)
+      for (let kw = 0; kw < 3; kw++)
+        for (let ci = 0; ci < 4; ci++)
+          for (let co = 0; co < 5; co++) close(dw[kd][kh][kw][ci][co], m(kd, D) * m(kh, H) * m(kw, W), `dW[${kd},${kh},${kw},${ci},${co}]`)
+})
+
+test('SIPL_WINOGRAD=0 computes stride-1 3×3×3 convolutions by im2col; by default they run as Winograd', () => {
+  const c = CASES.find((k) => k.name.startsWith('Winograd: many chunks'))!
+  const bits = (a: Float32Array) => Buffer.from(a.buffer)
+  const byDefault = convAndGrads(c, 5)
+  setWinograd(false)
+  const im2col = convAndGrads(c, 5)
+  setWinograd(true)
+  process.env.SIPL_WINOGRAD = '0'
+  try {
+    const switchedOff = convAndGrads(c, 5)
+    for (const [k, what] of ['y', 'dx', 'dw'].entries()) {
+      assert.ok(bits(switchedOff[k]).equals(bits(im2col[k])), `${what}: SIPL_WINOGRAD=0 is not the im2col path`)
+      // a different algorithm rounds differently: equal bits would mean Winograd never ran
+      assert.ok(!bits(byDefault[k]).equals(bits(im2col[k])), `${what}: the default path gave im2col's bits`)
+    }
+  } finally {
+    delete process.env.SIPL_WINOGRAD
+  }
 })
 
 test('the worker pool uses every core (or SIPL_THREADS) and the kernels leave no tensors behind', () => {

@@ -1,8 +1,8 @@
 /**
- * The Winograd F(2×2×2, 3×3×3) path of the cpu convolutions (assembly/winograd.ts): forward and
+ * The Winograd F(4×4×4, 3×3×3) path of the cpu convolutions (assembly/winograd.ts): forward and
  * filter gradient of stride-1, undilated 3×3×3 convolutions, and through the forward, their
  * stride-1 input gradient (a convolution with the mirrored filter). 27 multiply-adds per output
- * and channel pair become 8, at the price of additions in the transforms. Design and
+ * and channel pair become 3.4, at the price of the transforms' additions. Design and
  * measurements: docs/kernels.md.
  */
 import {environment} from '../../paths.js'
@@ -14,7 +14,7 @@ import {convRuntime} from './runtime.js'
 export const WINOGRAD_MIN_CHANNELS = 4
 
 let enabled = true
-/** Turns the Winograd path off (benchmarks and tests compare it with im2col). */
+/** Turns the Winograd path off in this process (benchmarks and tests compare it with im2col); SIPL_WINOGRAD=0 does it for a whole run. */
 export function setWinograd(on: boolean): void {
   enabled = on
 }
@@ -23,6 +23,7 @@ export function setWinograd(on: boolean): void {
 export function winogradApplies(info: ConvInfo): boolean {
   return (
     enabled &&
+    environment().winograd &&
     info.filterDepth === 3 &&
     info.filterHeight === 3 &&
     info.filterWidth === 3 &&
@@ -37,27 +38,36 @@ export function winogradApplies(info: ConvInfo): boolean {
 }
 
 /**
- * Bytes of transformed tiles a thread keeps per chunk (V and M, or V and Y): both stay in its
- * L2 (1 MiB per core here) between the transforms and the 64 GEMMs.
+ * Bytes of transformed tiles a thread keeps per chunk (V and M): both stay in its L2 (1 MiB per
+ * core here) between the transforms and the 216 GEMMs. The filter gradient takes larger chunks
+ * (V and Y), because its GEMMs are Cin × tiles × Cout with the tiles as the inner dimension: each
+ * of them loads and stores its ∂L/∂U block once per chunk, and 8 tiles were too few to pay for it
+ * (measured at 64³, 32 → 16 channels, one thread: ~160 ms with 384 KiB, ~95–120 ms with 0.75–1.5 MiB).
  */
 let chunkBytes = 384 * 1024
-export function setWinogradChunkBytes(bytes: number): void {
-  chunkBytes = bytes
+let filterGradChunkBytes = 1536 * 1024
+export function setWinogradChunkBytes(forward: number, filterGrad = forward * 4): void {
+  chunkBytes = forward
+  filterGradChunkBytes = filterGrad
 }
 
 /** The filter gradient sums its chunks into this many slots whatever the thread count: the same bits in every run. */
 const FILTER_GRAD_SLOTS = 8
 
+/** outputs per tile along each axis, and transformed values (frequencies) per tile: F(4, 3) */
+const TILE = 4
+const FREQUENCIES = 216
+
 function tiling(info: ConvInfo): {tiles: number; tilesD: number; tilesH: number; tilesW: number} {
-  const tilesD = Math.ceil(info.outDepth / 2)
-  const tilesH = Math.ceil(info.outHeight / 2)
-  const tilesW = Math.ceil(info.outWidth / 2)
+  const tilesD = Math.ceil(info.outDepth / TILE)
+  const tilesH = Math.ceil(info.outHeight / TILE)
+  const tilesW = Math.ceil(info.outWidth / TILE)
   return {tiles: info.batchSize * tilesD * tilesH * tilesW, tilesD, tilesH, tilesW}
 }
 
 /** Tiles per chunk for rows of `width` floats in both transformed blocks: a multiple of 4 (the GEMM's row group). */
-function tilesPerChunk(width: number): number {
-  return Math.max(4, Math.floor(chunkBytes / (64 * 4 * width) / 4) * 4)
+function tilesPerChunk(width: number, bytes: number): number {
+  return Math.max(4, Math.floor(bytes / (FREQUENCIES * 4 * width) / 4) * 4)
 }
 
 function prepare(info: ConvInfo, kind: number, tb: number, width: number) {
@@ -72,11 +82,12 @@ function prepare(info: ConvInfo, kind: number, tb: number, width: number) {
   job[JOB.TILES_W] = tilesW
   job[JOB.ROWS_PER_CHUNK] = tb
   job[JOB.CHUNKS] = Math.ceil(tiles / tb)
-  // 64 floats for the GEMM's edge tiles, one 4³ window of every channel for the transforms, then
-  // the two blocks, each frequency one cache line longer than its rows (frequencyStride in assembly/winograd.ts)
-  const head = 64 + 64 * roundUp(Math.max(info.inChannels, info.outChannels), 8)
+  // 64 floats for the GEMM's edge tiles, a staged row of 6 voxels and one 6³ window of every
+  // channel for the transforms (stagedBytes in assembly/winograd.ts), then the two blocks, each
+  // frequency one cache line (16 floats) longer than its rows (frequencyStride)
+  const head = 64 + (6 + FREQUENCIES) * roundUp(Math.max(info.inChannels, info.outChannels), 8)
   job[JOB.V_OFFSET] = head * 4
-  const stride = head + 64 * (tb * width + 32)
+  const stride = head + FREQUENCIES * (tb * width + 2 * 16)
   job[JOB.SCRATCH] = rt.alloc(stride * rt.threads)
   job[JOB.SCRATCH_STRIDE] = stride * 4
   return {rt, job}
@@ -94,9 +105,9 @@ export function winogradForward(
   const threads = convRuntime(environment().threads).threads
   // at least 4 chunks per thread, so that a thread slowed down by the machine leaves work to the others
   const balanced = roundUp(Math.ceil(tiling(info).tiles / (threads * 4)), 4)
-  const {rt, job} = prepare(info, KIND.winogradForward, Math.min(tilesPerChunk(width), balanced), width)
-  const u = rt.alloc(64 * roundUp(cout, 8) * cin)
-  rt.exports.winogradPackFilter(copyIn(rt, w), cin, cout, u, rt.alloc(128))
+  const {rt, job} = prepare(info, KIND.winogradForward, Math.min(tilesPerChunk(width, chunkBytes), balanced), width)
+  const u = rt.alloc(FREQUENCIES * roundUp(cout, 8) * cin)
+  rt.exports.winogradPackFilter(copyIn(rt, w), cin, cout, u, rt.alloc(192))
   const yLength = info.batchSize * info.outDepth * info.outHeight * info.outWidth * cout
   const y = rt.alloc(yLength)
   job[JOB.X] = copyIn(rt, x)
@@ -114,19 +125,21 @@ export function winogradForward(
 export function winogradFilterGrad(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
   const {inChannels: cin, outChannels: cout} = info
   const width = roundUp(cin, 4) + roundUp(cout, 8)
-  // no balancing by thread count: the chunks set the summation order
-  const tb = Math.max(4, Math.min(tilesPerChunk(width), roundUp(Math.ceil(tiling(info).tiles / FILTER_GRAD_SLOTS), 4)))
+  // no balancing by thread count: the chunks set the summation order; no more slots than chunks
+  // (each slot is 216·Cin·Cout floats to clear and to add up)
+  const tb = tilesPerChunk(width, filterGradChunkBytes)
+  const slots = Math.min(FILTER_GRAD_SLOTS, Math.ceil(tiling(info).tiles / tb))
   const {rt, job} = prepare(info, KIND.winogradFilterGrad, tb, width)
   job[JOB.X] = copyIn(rt, x)
   job[JOB.DY] = copyIn(rt, dy)
-  const accLen = 64 * cin * cout
+  const accLen = FREQUENCIES * cin * cout
   const accStride = roundUp(accLen, 16)
-  job[JOB.SLOTS] = FILTER_GRAD_SLOTS
-  job[JOB.ACC] = rt.alloc(accStride * FILTER_GRAD_SLOTS)
+  job[JOB.SLOTS] = slots
+  job[JOB.ACC] = rt.alloc(accStride * slots)
   job[JOB.ACC_STRIDE] = accStride * 4
   job[JOB.ACC_LEN] = accLen
   const dw = rt.alloc(27 * cin * cout)
-  const tmp = rt.alloc(160)
+  const tmp = rt.alloc(4 * (216 + 108 + 54))
   rt.run()
   rt.exports.winogradFilterGradReduce(JOB_ADDRESS, dw, tmp)
   return rt.f32(dw, 27 * cin * cout).slice()
