@@ -112,37 +112,69 @@ function im2col(job: usize, m0: i32, m1: i32, dst: usize): void {
   const K = word(job, J_K)
   const Kp = word(job, J_KP)
   const tapBytes = (<usize>cin) << 2
+  // the voxel of row m0; later rows step along width and carry (a division per row cost ~5 cycles per element at Cin = 1)
+  let ow = m0 % outW
+  let t = m0 / outW
+  let oh = t % outH
+  t /= outH
+  let od = t % outD
+  let bi = t / outD
+  const planeStep = (<usize>(dD * inH * inW) * <usize>cin) << 2
+  const rowStep = (<usize>(dH * inW) * <usize>cin) << 2
+  const colStep = (<usize>(dW * cin)) << 2
   for (let m = m0; m < m1; m++) {
-    const ow = m % outW
-    let t = m / outW
-    const oh = t % outH
-    t /= outH
-    const od = t % outD
-    const bi = t / outD
     let row = dst + ((<usize>(m - m0) * <usize>Kp) << 2)
-    for (let kd = 0; kd < kD; kd++) {
-      const id = od * sD - pF + kd * dD
-      const inDepth = id >= 0 && id < inD
-      for (let kh = 0; kh < kH; kh++) {
-        const ih = oh * sH - pT + kh * dH
-        const inRows = inDepth && ih >= 0 && ih < inH
-        for (let kw = 0; kw < kW; kw++) {
-          const iw = ow * sW - pL + kw * dW
-          const inside = inRows && iw >= 0 && iw < inW
-          const src = x + ((<usize>(((bi * inD + id) * inH + ih) * inW + iw) * <usize>cin) << 2)
-          if (cin == 1) {
-            // one float per tap (the first layer): no loop, no bulk-memory call
-            store<f32>(row, inside ? load<f32>(src) : 0)
-          } else if (inside) {
-            copyFloats(row, src, cin)
-          } else {
-            memory.fill(row, 0, tapBytes)
+    const id0 = od * sD - pF
+    const ih0 = oh * sH - pT
+    const iw0 = ow * sW - pL
+    const interior = id0 >= 0 && id0 + (kD - 1) * dD < inD && ih0 >= 0 && ih0 + (kH - 1) * dH < inH && iw0 >= 0 && iw0 + (kW - 1) * dW < inW
+    if (interior && cin == 1) {
+      // the first layer inside the volume: one load and one store per tap, no bounds
+      const base = x + ((<usize>(((bi * inD + id0) * inH + ih0) * inW + iw0)) << 2)
+      for (let kd = 0; kd < kD; kd++) {
+        for (let kh = 0; kh < kH; kh++) {
+          const src = base + <usize>kd * planeStep + <usize>kh * rowStep
+          for (let kw = 0; kw < kW; kw++) {
+            store<f32>(row, load<f32>(src + <usize>kw * colStep))
+            row += 4
           }
-          row += tapBytes
+        }
+      }
+    } else {
+      for (let kd = 0; kd < kD; kd++) {
+        const id = id0 + kd * dD
+        const inDepth = id >= 0 && id < inD
+        for (let kh = 0; kh < kH; kh++) {
+          const ih = ih0 + kh * dH
+          const inRows = inDepth && ih >= 0 && ih < inH
+          for (let kw = 0; kw < kW; kw++) {
+            const iw = iw0 + kw * dW
+            const inside = inRows && iw >= 0 && iw < inW
+            const src = x + ((<usize>(((bi * inD + id) * inH + ih) * inW + iw) * <usize>cin) << 2)
+            if (!inside) {
+              if (cin == 1) store<f32>(row, 0)
+              else memory.fill(row, 0, tapBytes)
+            } else if (cin == 1) {
+              store<f32>(row, load<f32>(src))
+            } else {
+              copyFloats(row, src, cin)
+            }
+            row += tapBytes
+          }
         }
       }
     }
     if (Kp > K) memory.fill(row, 0, (<usize>(Kp - K)) << 2)
+    if (++ow == outW) {
+      ow = 0
+      if (++oh == outH) {
+        oh = 0
+        if (++od == outD) {
+          od = 0
+          bi++
+        }
+      }
+    }
   }
 }
 
