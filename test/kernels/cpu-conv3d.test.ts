@@ -10,7 +10,7 @@ import {tf} from '../../src/backend/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {cpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
 import {existingRuntime} from '../../src/kernels/cpu/runtime.js'
-import {setWinograd} from '../../src/kernels/cpu/winograd.js'
+import {setWinograd, winogradApplies} from '../../src/kernels/cpu/winograd.js'
 import {environment} from '../../src/paths.js'
 import {availableParallelism} from 'node:os'
 
@@ -21,6 +21,7 @@ function seeded(shape: number[], seed: number): tf.Tensor {
 }
 
 type Triple = [number, number, number]
+type Shape5 = [number, number, number, number, number]
 interface Case {
   name: string
   x: number[]
@@ -36,14 +37,21 @@ const CASES: Case[] = [
   {name: 'stride 2 same on even sizes, batch 2, 6→10 channels', x: [2, 8, 6, 10, 6], w: [3, 3, 3, 6, 10], strides: 2, pad: 'same'},
   {name: '1×1×1 head, 7→4 channels', x: [1, 4, 5, 6, 7], w: [1, 1, 1, 7, 4], strides: 1, pad: 'same'},
   {name: 'single input channel (first U-Net layer), 1→9', x: [1, 7, 5, 6, 1], w: [3, 3, 3, 1, 9], strides: 1, pad: 'same'},
-  {name: 'many row chunks on every thread, 16→24 channels', x: [1, 12, 10, 14, 16], w: [3, 3, 3, 16, 24], strides: 1, pad: 'same'},
+  {
+    name: 'many row chunks on every thread, kernel 3×2×3, 16→24 channels',
+    x: [1, 12, 10, 14, 16],
+    w: [3, 2, 3, 16, 24],
+    strides: 1,
+    pad: 'same',
+  },
   {name: 'stride 1, even kernel 2×3×4 (uneven same padding), 4→3', x: [2, 7, 6, 5, 4], w: [2, 3, 4, 4, 3], strides: 1, pad: 'same'},
   {name: 'stride 1 valid, 5→7', x: [1, 6, 7, 5, 5], w: [3, 2, 3, 5, 7], strides: 1, pad: 'valid'},
   {name: 'kernel 2 stride 2 valid, 13→11 channels', x: [1, 6, 8, 4, 13], w: [2, 2, 2, 13, 11], strides: 2, pad: 'valid'},
-  // 3×3×3 stride 1 with ≥ 4 input channels: the Winograd kernels (odd sizes leave half-empty tiles)
-  {name: 'Winograd: batch 2, odd non-cubic, same, 5→7', x: [2, 5, 7, 9, 5], w: [3, 3, 3, 5, 7], strides: 1, pad: 'same'},
-  {name: 'Winograd: valid, odd outputs, 6→3', x: [1, 7, 6, 9, 6], w: [3, 3, 3, 6, 3], strides: 1, pad: 'valid'},
-  {name: 'Winograd: one voxel thick, 4→4', x: [1, 1, 5, 3, 4], w: [3, 3, 3, 4, 4], strides: 1, pad: 'same'},
+  // 3×3×3 stride 1 with ≥ 4 input channels on volumes of ≥ 8 tiles: the Winograd kernels (sizes that
+  // are not multiples of 4 leave tiles cut by the volume's sides)
+  {name: 'Winograd: batch 2, odd non-cubic, same, 5→7', x: [2, 7, 9, 11, 5], w: [3, 3, 3, 5, 7], strides: 1, pad: 'same'},
+  {name: 'Winograd: valid, odd outputs, 6→3', x: [1, 11, 10, 13, 6], w: [3, 3, 3, 6, 3], strides: 1, pad: 'valid'},
+  {name: 'Winograd: one tile thick, 4→4', x: [1, 4, 13, 9, 4], w: [3, 3, 3, 4, 4], strides: 1, pad: 'same'},
   {name: 'Winograd: many chunks per thread, 32→16', x: [1, 10, 12, 14, 32], w: [3, 3, 3, 32, 16], strides: 1, pad: 'same'},
 ]
 
@@ -67,6 +75,8 @@ test('the fast kernels are the ones registered on cpu', () => {
 
 for (const [i, c] of CASES.entries()) {
   test(`conv3d forward, filter and input gradients match the reference: ${c.name}`, () => {
+    const info = tf.backend_util.computeConv3DInfo(c.x as Shape5, c.w as Shape5, c.strides, c.dilations ?? 1, c.pad)
+    assert.equal(winogradApplies(info), c.name.startsWith('Winograd'), 'the case runs on the kernels its name says')
     const fast = convAndGrads(c, 10 * i)
     const reference = withReferenceConvKernels(() => convAndGrads(c, 10 * i))
     for (const [k, what] of ['y', 'dx', 'dw'].entries()) {
@@ -134,10 +144,11 @@ test('hand-computed: all-ones 3×3×3 conv counts the taps inside the volume', (
 })
 
 test('hand-computed through Winograd F(4,3): all-ones conv and filter gradient on a grid of several cut tiles', () => {
-  // 4 → 5 channels on 6×9×7: stride-1 3×3×3 with ≥ 4 channels runs as Winograd, tiles of 4³ outputs
+  // 4 → 5 channels on 7×9×10: stride-1 3×3×3 with ≥ 4 channels runs as Winograd, tiles of 4³ outputs
   // cut by every side. y = 4 · (taps inside); with dy = 1, dW[tap] = number of outputs whose tap lies
-  // inside = m(kd, 6)·m(kh, 9)·m(kw, 7), m(k, size) = size for the centre tap, size − 1 otherwise.
-  const [D, H, W] = [6, 9, 7]
+  // inside = m(kd, 7)·m(kh, 9)·m(kw, 10), m(k, size) = size for the centre tap, size − 1 otherwise.
+  const [D, H, W] = [7, 9, 10]
+  assert.ok(winogradApplies(tf.backend_util.computeConv3DInfo([1, D, H, W, 4], [3, 3, 3, 4, 5], 1, 1, 'same')))
   const {y, dw} = tf.tidy(() => {
     const x = tf.ones([1, D, H, W, 4]) as tf.Tensor5D
     const w = tf.ones([3, 3, 3, 4, 5]) as tf.Tensor5D
@@ -208,8 +219,8 @@ test(
   () => {
     const rt = existingRuntime()!
     const pause = new Int32Array(new SharedArrayBuffer(4))
-    // stride 2 with overlapping taps (slabbed input gradient, slotted filter gradient) and stride 1
-    for (const c of [CASES[2], CASES[5]]) {
+    // stride 2 with overlapping taps (slabbed input gradient, slotted filter gradient), stride 1, and Winograd (slotted)
+    for (const c of [CASES[2], CASES[5], CASES.find((k) => k.name.startsWith('Winograd: many chunks'))!]) {
       const first = convAndGrads(c, 7)
       const start = rt.workerJobs()
       for (let i = 0; i < 12; i++) {
