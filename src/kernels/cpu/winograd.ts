@@ -120,7 +120,7 @@ export function winogradForward(
   const balanced = roundUp(Math.ceil(tiling(info).tiles / (threads * 4)), 4)
   const {rt, job} = prepare(info, KIND.winogradForward, Math.min(tilesPerChunk(width, chunkBytes), balanced), width)
   const u = rt.alloc(FREQUENCIES * roundUp(cout, 8) * cin)
-  rt.exports.winogradPackFilter(copyIn(rt, w), cin, cout, u, rt.alloc(192))
+  rt.exports.winogradPackFilter(copyIn(rt, w), cin, cout, u, rt.alloc(4 * (27 + 54 + 108)))
   const yLength = info.batchSize * info.outDepth * info.outHeight * info.outWidth * cout
   const y = rt.alloc(yLength)
   job[JOB.X] = copyIn(rt, x)
