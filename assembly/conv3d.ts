@@ -56,12 +56,14 @@ import {
   J_X,
   KIND_FILTER_GRAD,
   KIND_FORWARD,
+  KIND_BIAS_ACT_GRAD,
   KIND_INPUT_GRAD,
   KIND_WINOGRAD_FILTER_GRAD,
   KIND_WINOGRAD_FORWARD,
   word,
 } from './job'
 import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradPackFilter} from './winograd'
+import {biasActGrad} from './bias-act'
 export {gemm, winogradFilterGradReduce, winogradPackFilter}
 
 /** Copies n floats (unaligned), 4 at a time. */
@@ -344,6 +346,10 @@ export function runJob(job: usize, t: i32): void {
   }
   if (kind == KIND_WINOGRAD_FILTER_GRAD) {
     winogradFilterGrad(job, scratch)
+    return
+  }
+  if (kind == KIND_BIAS_ACT_GRAD) {
+    biasActGrad(job)
     return
   }
   const tmp = scratch // 256 bytes for edge tiles

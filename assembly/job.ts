@@ -48,6 +48,7 @@ export const J_SLOTS: usize = 43 // filter grad: accumulators, each summing chun
 export const J_TILES_D: usize = 44 // Winograd: 2×2×2 output tiles along depth (per sample)
 export const J_TILES_H: usize = 45
 export const J_TILES_W: usize = 46
+export const J_ROWS: usize = 48 // bias/ReLU backward: rows of dz
 export const J_V_OFFSET: usize = 47 // Winograd: bytes from a thread's scratch to its V block (after 256 edge bytes and one 4³ window of all channels)
 
 export const KIND_FORWARD = 1
@@ -55,6 +56,7 @@ export const KIND_FILTER_GRAD = 2
 export const KIND_INPUT_GRAD = 3
 export const KIND_WINOGRAD_FORWARD = 4
 export const KIND_WINOGRAD_FILTER_GRAD = 5
+export const KIND_BIAS_ACT_GRAD = 6
 
 export function word(job: usize, i: usize): i32 {
   return load<i32>(job + (i << 2))

@@ -12,7 +12,7 @@ import {tf} from '../backend/tf.js'
 import {cpuConvKernels} from './register.js'
 
 export const FUSED_CONV = 'SiplConv3DBiasAct'
-export const FUSED_CONV_GRAD = 'SiplBiasActGrad'
+export const FUSED_CONV_GRAD = 'SiplConv3DBiasActGrad'
 
 export interface FusedConvOptions {
   strides: number | [number, number, number]
@@ -42,14 +42,11 @@ export function conv3dBiasAct(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D, op
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [xs, ws, ys] = saved
-        const [dz, db] = tf.engine().runKernel(FUSED_CONV_GRAD, {dy: dy as tf.Tensor, y: ys}, {relu}) as tf.Tensor[]
-        const dw = tf.engine().runKernel('Conv3DBackpropFilterV2', {x: xs, dy: dz}, {strides, pad, filterShape: ws.shape}) as tf.Tensor
-        const dx =
-          options.inputGrad === false
-            ? tf.zerosLike(xs)
-            : (tf.engine().runKernel('Conv3DBackpropInputV2', {dy: dz, filter: ws}, {strides, pad, inputShape: xs.shape}) as tf.Tensor)
-        dz.dispose()
-        return [dx, dw, db]
+        // [dx, dW, db] in one kernel: the ReLU mask, bias gradient, filter and input gradients share one copy of dz
+        const inputGrad = options.inputGrad !== false
+        return tf
+          .engine()
+          .runKernel(FUSED_CONV_GRAD, {dy: dy as tf.Tensor, y: ys, x: xs, filter: ws}, {strides, pad, relu, inputGrad}) as tf.Tensor[]
       },
     }
   })

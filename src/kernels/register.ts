@@ -7,7 +7,13 @@
  * `sipl bench --kernels reference` times them.
  */
 import {tf} from '../backend/tf.js'
-import {biasActGradKernel, conv3dBackpropFilterKernel, conv3dBackpropInputKernel, conv3dBiasActKernel, conv3dKernel} from './cpu/conv3d.js'
+import {
+  conv3dBiasActGradKernel,
+  conv3dBackpropFilterKernel,
+  conv3dBackpropInputKernel,
+  conv3dBiasActKernel,
+  conv3dKernel,
+} from './cpu/conv3d.js'
 import {wasmBuilt} from './cpu/runtime.js'
 import {
   BINARY_OPS,
@@ -103,7 +109,11 @@ export function withReferenceConvKernels<T>(fn: () => T): T {
 
 // new kernel names, only ever called by src/kernels/fused.ts while the fast kernels are active
 tf.registerKernel({kernelName: 'SiplConv3DBiasAct', backendName: 'cpu', kernelFunc: conv3dBiasActKernel as unknown as tf.KernelFunc})
-tf.registerKernel({kernelName: 'SiplBiasActGrad', backendName: 'cpu', kernelFunc: biasActGradKernel as unknown as tf.KernelFunc})
+tf.registerKernel({
+  kernelName: 'SiplConv3DBiasActGrad',
+  backendName: 'cpu',
+  kernelFunc: conv3dBiasActGradKernel as unknown as tf.KernelFunc,
+})
 tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})

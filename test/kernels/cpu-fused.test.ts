@@ -36,6 +36,9 @@ const CASES: [string, number[], number[], FusedConvOptions][] = [
   ['relu, same, batch 2, 3→5', [2, 5, 6, 7, 3], [3, 3, 3, 3, 5], {strides: 1, pad: 'same', relu: true}],
   ['relu, stride 2, 6→10', [1, 8, 6, 10, 6], [3, 3, 3, 6, 10], {strides: 2, pad: 'same', relu: true}],
   ['no relu, valid, 1×1×1 head 7→4', [1, 4, 5, 6, 7], [1, 1, 1, 7, 4], {strides: 1, pad: 'valid', relu: false}],
+  // > 8 × 256 rows: every slot of the bias gradient sums several chunks; 6 channels: a vector and a tail
+  ['relu, Winograd, many row chunks, 4→6', [1, 12, 14, 16, 4], [3, 3, 3, 4, 6], {strides: 1, pad: 'same', relu: true}],
+  ['no relu, many row chunks, 5→6', [1, 12, 14, 16, 5], [3, 3, 3, 5, 6], {strides: 1, pad: 'same', relu: false}],
 ]
 
 for (const [name, xs, ws, o] of CASES) {
@@ -50,6 +53,24 @@ for (const [name, xs, ws, o] of CASES) {
     if (o.relu) assert.ok(fast[0].some((v) => v === 0) && fast[0].some((v) => v > 0))
   })
 }
+
+test('a NaN in x reaches the bias gradient through the ReLU backward, as in the composition (dy · Step(NaN) = NaN)', () => {
+  const run = () =>
+    tf.tidy(() => {
+      const values = tf.randomUniform([1, 4, 5, 6, 4], -1, 1, 'float32', 11).dataSync() as Float32Array
+      values[40] = NaN
+      const x = tf.tensor5d(values, [1, 4, 5, 6, 4])
+      const w = seeded([3, 3, 3, 4, 5], 12) as tf.Tensor5D
+      const b = seeded([5], 13) as tf.Tensor1D
+      return tf
+        .grad((c: tf.Tensor) => tf.sum(conv3dBiasAct(x, w, c as tf.Tensor1D, {strides: 1, pad: 'same', relu: true})))(b)
+        .dataSync()
+    })
+  const fast = run()
+  const reference = withReferenceConvKernels(run)
+  assert.ok(reference.every(Number.isNaN), 'the composition propagates the NaN')
+  assert.ok(fast.every(Number.isNaN), `fused db: ${Array.from(fast)}`)
+})
 
 test('inputGrad: false gives a zero input gradient and the same weight gradients', () => {
   const o: FusedConvOptions = {strides: 1, pad: 'same', relu: true}

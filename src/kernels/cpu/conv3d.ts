@@ -9,7 +9,6 @@ import {tf} from '../../backend/tf.js'
 import {environment} from '../../paths.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import {convRuntime, type ConvRuntime} from './runtime.js'
-import {sumRows} from './elementwise.js'
 import {floats, output} from './tensors.js'
 import {copyIn, roundUp, writeGeometry, type ConvInfo} from './conv-job.js'
 import {winogradApplies, winogradFilterGrad, winogradForward} from './winograd.js'
@@ -64,6 +63,13 @@ function scratch(job: Int32Array, rt: ConvRuntime, mc: number, Kp: number): void
   job[JOB.SCRATCH_STRIDE] = stride * 4
 }
 
+/** A runtime with an empty heap: each public kernel call starts from one. */
+function freshRuntime(): ConvRuntime {
+  const rt = runtime()
+  rt.reset()
+  return rt
+}
+
 /** y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] (+ bias, then ReLU, when given) */
 export function conv3dForward(
   x: Float32Array,
@@ -71,9 +77,19 @@ export function conv3dForward(
   info: ConvInfo,
   epilogue?: {bias: Float32Array; relu: boolean},
 ): Float32Array {
-  if (winogradApplies(info)) return winogradForward(x, w, info, epilogue)
-  const rt = runtime()
-  rt.reset()
+  const rt = freshRuntime()
+  return forwardAt(rt, copyIn(rt, x), w, info, epilogue)
+}
+
+/** conv3dForward with x already in the heap at byte address `x`; allocates after what the heap holds. */
+function forwardAt(
+  rt: ConvRuntime,
+  x: number,
+  w: Float32Array,
+  info: ConvInfo,
+  epilogue?: {bias: Float32Array; relu: boolean},
+): Float32Array {
+  if (winogradApplies(info)) return winogradForward(rt, x, w, info, epilogue)
   const job = rt.job()
   const {M, K, Kp, mc} = describe(job, info, KIND.forward, rt)
   const cout = info.outChannels
@@ -81,7 +97,7 @@ export function conv3dForward(
   const wPacked = rt.alloc(roundUp(cout, 8) * Kp)
   rt.exports.packFilter(wRaw, K, cout, Kp, wPacked)
   const y = rt.alloc(M * cout)
-  job[JOB.X] = copyIn(rt, x)
+  job[JOB.X] = x
   job[JOB.W] = wPacked
   job[JOB.DY] = y
   if (epilogue) {
@@ -101,14 +117,17 @@ const FILTER_GRAD_SLOTS = 8
 
 /** dW = im2col(x)ᵀ · dy: chunk c is added into slot c mod 8, in order; the slots are summed in order at the end. */
 export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
-  if (winogradApplies(info)) return winogradFilterGrad(x, dy, info)
-  const rt = runtime()
-  rt.reset()
+  const rt = freshRuntime()
+  return filterGradAt(rt, copyIn(rt, x), copyIn(rt, dy), info)
+}
+
+function filterGradAt(rt: ConvRuntime, x: number, dy: number, info: ConvInfo): Float32Array {
+  if (winogradApplies(info)) return winogradFilterGrad(rt, x, dy, info)
   const job = rt.job()
   const {K, Kp, mc} = describe(job, info, KIND.filterGrad, rt)
   const cout = info.outChannels
-  job[JOB.X] = copyIn(rt, x)
-  job[JOB.DY] = copyIn(rt, dy)
+  job[JOB.X] = x
+  job[JOB.DY] = dy
   scratch(job, rt, mc, Kp)
   const accLen = cout * Kp
   const accStride = roundUp(accLen, 16)
@@ -128,7 +147,7 @@ export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvIn
  * and padding kD−1−front (etc.) in front. That runs on the forward kernel, whose rows are
  * disjoint: no per-thread copies of dx, no scatter, no summing job.
  */
-function stride1InputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
+function stride1InputGrad(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo): Float32Array {
   const {filterDepth: kD, filterHeight: kH, filterWidth: kW, inChannels: cin, outChannels: cout} = info
   const mirrored = new Float32Array(w.length)
   for (let d = 0; d < kD; d++)
@@ -153,7 +172,7 @@ function stride1InputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Fl
     dilationWidth: 1,
     padInfo: {...info.padInfo, front: kD - 1 - info.padInfo.front, top: kH - 1 - info.padInfo.top, left: kW - 1 - info.padInfo.left},
   }
-  return conv3dForward(dy, mirrored, transposed)
+  return forwardAt(rt, dy, mirrored, transposed)
 }
 
 /**
@@ -164,9 +183,12 @@ function stride1InputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Fl
  * in every run.
  */
 export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
-  if (info.strideDepth === 1 && info.strideHeight === 1 && info.strideWidth === 1) return stride1InputGrad(dy, w, info)
-  const rt = runtime()
-  rt.reset()
+  const rt = freshRuntime()
+  return inputGradAt(rt, copyIn(rt, dy), w, info)
+}
+
+function inputGradAt(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo): Float32Array {
+  if (info.strideDepth === 1 && info.strideHeight === 1 && info.strideWidth === 1) return stride1InputGrad(rt, dy, w, info)
   const job = rt.job()
   const {K, Kp, mc} = describe(job, info, KIND.inputGrad, rt)
   const cout = info.outChannels
@@ -174,7 +196,7 @@ export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInf
   const wPacked = rt.alloc(Kp * cout)
   rt.exports.packFilterTransposed(wRaw, K, cout, Kp, wPacked)
   job[JOB.W] = wPacked
-  job[JOB.DY] = copyIn(rt, dy)
+  job[JOB.DY] = dy
   scratch(job, rt, mc, Kp)
   const dxLen = info.batchSize * info.inDepth * info.inHeight * info.inWidth * info.inChannels
   const dx = rt.alloc(dxLen)
@@ -255,30 +277,63 @@ export function conv3dBiasActKernel({inputs, backend, attrs}: KernelArgs): Tenso
   return output(backend, info.outShape, conv3dForward(floats(backend, x), floats(backend, filter), info, epilogue))
 }
 
-const RELU_STEP = [0, 1, NaN]
+/** Rows of dz per chunk of the bias/ReLU backward, and its slots (deterministic sums, as for the filter gradient). */
+const BIAS_GRAD_ROWS = 256
+const BIAS_GRAD_SLOTS = 8
 
 /**
- * The backward of bias + ReLU: dz = dy · step(y) (all of dy without ReLU), db = Σ dz over every
- * axis but the last. The product, not a select, so that NaN in dy propagates as in the composition
- * (dy · Step(y)); two passes, because one pass with a per-channel accumulator runs 2–3× slower.
+ * dz = dy · step(y) in place in the heap (dz = dy without ReLU), and db = Σ_rows dz: float32
+ * vectors per chunk of 256 rows, chunks added in float64 into 8 slots in order, the slots summed
+ * in order here.
  */
-export function biasActGradKernel({inputs, backend, attrs}: KernelArgs): TensorInfo[] {
-  const {dy, y} = inputs
-  const relu = (attrs as {relu: boolean}).relu
-  const g = floats(backend, dy)
-  const out = floats(backend, y)
-  const channels = y.shape[y.shape.length - 1]
-  let dz = g
-  if (relu) {
-    dz = new Float32Array(g.length)
-    // Step(y) from a table indexed by comparisons, not ternaries: the ReLU pattern is half on, half
-    // off, and a branch mispredicts every other element (4–5× slower)
-    for (let i = 0; i < g.length; i++) {
-      const v = out[i]
-      dz[i] = g[i] * RELU_STEP[+(v > 0) + 2 * +(v !== v)]
-    }
-  }
+function biasActGradAt(rt: ConvRuntime, dz: number, y: number, rows: number, channels: number, relu: boolean): Float32Array {
+  const job = rt.job()
+  const chunks = Math.ceil(rows / BIAS_GRAD_ROWS)
+  const slots = Math.max(1, Math.min(BIAS_GRAD_SLOTS, chunks))
+  const slotStride = roundUp(2 * channels, 16) // floats: `channels` float64 sums
+  const acc = rt.alloc(slotStride * slots)
+  job[JOB.KIND] = KIND.biasActGrad
+  job[JOB.DY] = dz
+  job[JOB.X] = y
+  job[JOB.RELU] = relu ? 1 : 0
+  job[JOB.COUT] = channels
+  job[JOB.ROWS] = rows
+  job[JOB.ROWS_PER_CHUNK] = BIAS_GRAD_ROWS
+  job[JOB.CHUNKS] = chunks
+  job[JOB.SLOTS] = slots
+  job[JOB.ACC] = acc
+  job[JOB.ACC_STRIDE] = slotStride * 4
+  rt.run()
   const db = new Float32Array(channels)
-  sumRows(dz, 0, g.length / channels, channels, db, 0)
-  return [output(backend, y.shape, relu ? dz : g.slice()), output(backend, [channels], db)]
+  for (let c = 0; c < channels; c++) {
+    let sum = 0
+    for (let s = 0; s < slots; s++) sum += rt.f64(acc + s * slotStride * 4, channels)[c]
+    db[c] = sum
+  }
+  return db
+}
+
+/**
+ * The whole backward of relu?(conv3d(x, W) + b) in one kernel call: dz = dy · step(y) and the
+ * bias gradient, then the filter and input gradients, with dz kept in the heap throughout (one copy
+ * in instead of two, and no dz array in JS). Returns [dx, dW, db]; dx is zeros when the input
+ * gradient is not wanted (the first layer, whose x is data).
+ */
+export function conv3dBiasActGradKernel({inputs, backend, attrs}: KernelArgs): TensorInfo[] {
+  const {dy, y, x, filter} = inputs
+  const {strides, pad, relu, inputGrad} = attrs as {strides: Triple; pad: Pad; relu: boolean; inputGrad: boolean}
+  const info = tf.backend_util.computeConv3DInfo(
+    x.shape as [number, number, number, number, number],
+    filter.shape as [number, number, number, number, number],
+    strides,
+    1,
+    pad as 'valid' | 'same',
+  )
+  const rt = freshRuntime()
+  const channels = info.outChannels
+  const dz = copyIn(rt, floats(backend, dy))
+  const db = biasActGradAt(rt, dz, relu ? copyIn(rt, floats(backend, y)) : 0, floats(backend, dy).length / channels, channels, relu)
+  const dw = filterGradAt(rt, copyIn(rt, floats(backend, x)), dz, info)
+  const dx = inputGrad ? inputGradAt(rt, dz, floats(backend, filter), info) : new Float32Array(tf.util.sizeFromShape(x.shape))
+  return [output(backend, x.shape, dx), output(backend, filter.shape, dw), output(backend, [channels], db)]
 }

@@ -51,10 +51,11 @@ export const JOB = {
   TILES_H: 45,
   TILES_W: 46,
   V_OFFSET: 47,
+  ROWS: 48,
 } as const
-export const JOB_WORDS = 48
+export const JOB_WORDS = 49
 
-export const KIND = {forward: 1, filterGrad: 2, inputGrad: 3, winogradForward: 4, winogradFilterGrad: 5} as const
+export const KIND = {forward: 1, filterGrad: 2, inputGrad: 3, winogradForward: 4, winogradFilterGrad: 5, biasActGrad: 6} as const
 
 /** Control words (Int32 index at byte 0 of the shared memory). */
 export const CTL = {

@@ -118,6 +118,10 @@ export class ConvRuntime {
     return new Float32Array(this.memory.buffer, address, length)
   }
 
+  f64(address: number, length: number): Float64Array {
+    return new Float64Array(this.memory.buffer, address, length)
+  }
+
   /** The job descriptor words, to be filled before `run`. */
   job(): Int32Array {
     const words = new Int32Array(this.memory.buffer, JOB_ADDRESS, JOB_WORDS)

@@ -8,7 +8,7 @@
 import {environment} from '../../paths.js'
 import {copyIn, roundUp, writeGeometry, type ConvInfo} from './conv-job.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
-import {convRuntime} from './runtime.js'
+import type {ConvRuntime} from './runtime.js'
 
 /** Below this many input channels, im2col stays faster (the GEMMs over channels are too thin). */
 export const WINOGRAD_MIN_CHANNELS = 4
@@ -83,9 +83,7 @@ function tilesPerChunk(width: number, bytes: number): number {
   return Math.max(4, Math.floor(bytes / (FREQUENCIES * 4 * width) / 4) * 4)
 }
 
-function prepare(info: ConvInfo, kind: number, tb: number, width: number) {
-  const rt = convRuntime(environment().threads)
-  rt.reset()
+function prepare(rt: ConvRuntime, info: ConvInfo, kind: number, tb: number, width: number): Int32Array {
   const job = rt.job()
   const {tiles, tilesD, tilesH, tilesW} = tiling(info)
   writeGeometry(job, info)
@@ -103,27 +101,27 @@ function prepare(info: ConvInfo, kind: number, tb: number, width: number) {
   const stride = head + FREQUENCIES * (tb * width + 2 * 16)
   job[JOB.SCRATCH] = rt.alloc(stride * rt.threads)
   job[JOB.SCRATCH_STRIDE] = stride * 4
-  return {rt, job}
+  return job
 }
 
-/** y = conv3d(x, W) (+ bias, then ReLU, when given) for a convolution where winogradApplies. */
+/** y = conv3d(x, W) (+ bias, then ReLU, when given) for a convolution where winogradApplies; x is in the heap at byte address `x`. */
 export function winogradForward(
-  x: Float32Array,
+  rt: ConvRuntime,
+  x: number,
   w: Float32Array,
   info: ConvInfo,
   epilogue?: {bias: Float32Array; relu: boolean},
 ): Float32Array {
   const {inChannels: cin, outChannels: cout} = info
   const width = roundUp(cin, 4) + roundUp(cout, 4)
-  const threads = convRuntime(environment().threads).threads
   // at least 4 chunks per thread, so that a thread slowed down by the machine leaves work to the others
-  const balanced = roundUp(Math.ceil(tiling(info).tiles / (threads * 4)), 4)
-  const {rt, job} = prepare(info, KIND.winogradForward, Math.min(tilesPerChunk(width, chunkBytes), balanced), width)
+  const balanced = roundUp(Math.ceil(tiling(info).tiles / (rt.threads * 4)), 4)
+  const job = prepare(rt, info, KIND.winogradForward, Math.min(tilesPerChunk(width, chunkBytes), balanced), width)
   const u = rt.alloc(FREQUENCIES * roundUp(cout, 8) * cin)
   rt.exports.winogradPackFilter(copyIn(rt, w), cin, cout, u, rt.alloc(4 * (27 + 54 + 108)))
   const yLength = info.batchSize * info.outDepth * info.outHeight * info.outWidth * cout
   const y = rt.alloc(yLength)
-  job[JOB.X] = copyIn(rt, x)
+  job[JOB.X] = x
   job[JOB.W] = u
   job[JOB.DY] = y
   if (epilogue) {
@@ -134,17 +132,17 @@ export function winogradForward(
   return rt.f32(y, yLength).slice()
 }
 
-/** dW for a convolution where winogradApplies: 8 slots of ∂L/∂U summed in order, then mapped back to the 3×3×3 taps. */
-export function winogradFilterGrad(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
+/** dW for a convolution where winogradApplies (x and dy in the heap): up to 8 slots of ∂L/∂U summed in order, then mapped back to the 3×3×3 taps. */
+export function winogradFilterGrad(rt: ConvRuntime, x: number, dy: number, info: ConvInfo): Float32Array {
   const {inChannels: cin, outChannels: cout} = info
   const width = roundUp(cin, 4) + roundUp(cout, 8)
   // no balancing by thread count: the chunks set the summation order; no more slots than chunks
   // (each slot is 216·Cin·Cout floats to clear and to add up)
   const tb = tilesPerChunk(width, filterGradChunkBytes)
   const slots = Math.min(FILTER_GRAD_SLOTS, Math.ceil(tiling(info).tiles / tb))
-  const {rt, job} = prepare(info, KIND.winogradFilterGrad, tb, width)
-  job[JOB.X] = copyIn(rt, x)
-  job[JOB.DY] = copyIn(rt, dy)
+  const job = prepare(rt, info, KIND.winogradFilterGrad, tb, width)
+  job[JOB.X] = x
+  job[JOB.DY] = dy
   const accLen = FREQUENCIES * cin * cout
   const accStride = roundUp(accLen, 16)
   job[JOB.SLOTS] = slots
