@@ -247,6 +247,31 @@ function biasActivation(y: usize, rows: i32, cout: i32, bias: usize, relu: bool)
   }
 }
 
+/**
+ * dst = the channel concatenation of a [voxels, ca] and b [voxels, cb]: the input of a decoder
+ * convolution built in the heap, instead of a concat tensor in JS that is then copied in.
+ */
+export function concatChannels(dst: usize, a: usize, ca: i32, b: usize, cb: i32, voxels: i32): void {
+  const aBytes = (<usize>ca) << 2
+  const bBytes = (<usize>cb) << 2
+  for (let v = 0; v < voxels; v++) {
+    copyFloats(dst, a + <usize>v * aBytes, ca)
+    copyFloats(dst + aBytes, b + <usize>v * bBytes, cb)
+    dst += aBytes + bBytes
+  }
+}
+
+/** The inverse of concatChannels: src [voxels, ca + cb] → a [voxels, ca], b [voxels, cb] (the gradient of the concatenation). */
+export function splitChannels(src: usize, a: usize, ca: i32, b: usize, cb: i32, voxels: i32): void {
+  const aBytes = (<usize>ca) << 2
+  const bBytes = (<usize>cb) << 2
+  for (let v = 0; v < voxels; v++) {
+    copyFloats(a + <usize>v * aBytes, src, ca)
+    copyFloats(b + <usize>v * bBytes, src + aBytes, cb)
+    src += aBytes + bBytes
+  }
+}
+
 /** Packs the filter [K, Cout] (row-major) into panels of 8 output channels: [ceil(Cout/8)][Kp][8], zero padded. */
 export function packFilter(w: usize, K: i32, cout: i32, Kp: i32, dst: usize): void {
   const panels = (cout + 7) >> 3

@@ -69,7 +69,8 @@ export class UnetRef {
     return [...this.params.values()].flatMap((p) => [p.kernel, p.bias])
   }
 
-  private conv(name: string, x: tf.Tensor5D, stride: number, relu: boolean): tf.Tensor5D {
+  /** x: the input, or [up-sampled, skip] that the convolution reads concatenated along channels */
+  private conv(name: string, x: tf.Tensor5D | [tf.Tensor5D, tf.Tensor5D], stride: number, relu: boolean): tf.Tensor5D {
     const p = this.params.get(name)!
     // the first layer's input is data: no gradient needed for it
     return conv3dBiasAct(x, p.kernel as tf.Tensor5D, p.bias as tf.Tensor1D, {strides: stride, pad: 'same', relu, inputGrad: name !== 'e1'})
@@ -88,8 +89,8 @@ export class UnetRef {
     const e2 = this.conv('e2', e1, 2, true)
     const e3 = this.conv('e3', e2, 2, true)
     const b = this.conv('b', e3, 1, true)
-    const d2 = this.conv('d2', tf.concat([this.up('up2', b), e2], 4), 1, true)
-    const d1 = this.conv('d1', tf.concat([this.up('up1', d2), e1], 4), 1, true)
+    const d2 = this.conv('d2', [this.up('up2', b), e2], 1, true)
+    const d1 = this.conv('d1', [this.up('up1', d2), e1], 1, true)
     return this.conv('head', d1, 1, false)
   }
 

@@ -22,35 +22,51 @@ export interface FusedConvOptions {
   inputGrad?: boolean
 }
 
-function composite(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D, o: FusedConvOptions): tf.Tensor5D {
+function composite(x: tf.Tensor5D | [tf.Tensor5D, tf.Tensor5D], w: tf.Tensor5D, b: tf.Tensor1D, o: FusedConvOptions): tf.Tensor5D {
   return tf.tidy(() => {
-    const y = tf.add(tf.conv3d(x, w, o.strides, o.pad), b) as tf.Tensor5D
+    const input = Array.isArray(x) ? (tf.concat(x, 4) as tf.Tensor5D) : x
+    const y = tf.add(tf.conv3d(input, w, o.strides, o.pad), b) as tf.Tensor5D
     return o.relu ? tf.relu(y) : y
   })
 }
 
-/** relu?(conv3d(x, w) + b); x [B, D, H, W, Cin], w [kD, kH, kW, Cin, Cout], b [Cout] */
-export function conv3dBiasAct(x: tf.Tensor5D, w: tf.Tensor5D, b: tf.Tensor1D, options: FusedConvOptions): tf.Tensor5D {
+/**
+ * relu?(conv3d(x, w) + b); x [B, D, H, W, Cin], w [kD, kH, kW, Cin, Cout], b [Cout]. x may be a
+ * pair [a, skip] that the convolution reads concatenated along channels (a U-Net decoder's
+ * up-sampled features and skip connection): on `cpu` the concatenation is built in the kernel's
+ * heap and its gradient split there, with no concat or split tensors (a 64³ unet-ref step spent
+ * ~85 ms in Concat and SplitV).
+ */
+export function conv3dBiasAct(
+  x: tf.Tensor5D | [tf.Tensor5D, tf.Tensor5D],
+  w: tf.Tensor5D,
+  b: tf.Tensor1D,
+  options: FusedConvOptions,
+): tf.Tensor5D {
   if (!fusedKernelsActive()) return composite(x, w, b, options)
   const {strides, pad, relu} = options
+  const parts = Array.isArray(x) ? x : [x]
   const fused = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
-    const [xi, wi, bi] = args as tf.Tensor[]
-    const save = args[3] as (saved: tf.Tensor[]) => void
-    const y = tf.engine().runKernel(FUSED_CONV, {x: xi, filter: wi, bias: bi}, {strides, pad, relu}) as tf.Tensor5D
-    save([xi, wi, y])
+    const tensors = args.slice(0, parts.length + 2) as tf.Tensor[]
+    const save = args[parts.length + 2] as (saved: tf.Tensor[]) => void
+    const [xi, skip] = tensors.slice(0, parts.length)
+    const [wi, bi] = tensors.slice(parts.length)
+    const inputs: tf.NamedTensorMap = skip ? {x: xi, skip, filter: wi, bias: bi} : {x: xi, filter: wi, bias: bi}
+    const y = tf.engine().runKernel(FUSED_CONV, inputs, {strides, pad, relu}) as tf.Tensor5D
+    save([...tensors.slice(0, parts.length), wi, y])
     return {
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [xs, ws, ys] = saved
-        // [dx, dW, db] in one kernel: the ReLU mask, bias gradient, filter and input gradients share one copy of dz
+        const [xs, ss] = saved.slice(0, parts.length)
+        const [ws, ys] = saved.slice(parts.length)
+        // [dx, (dskip,) dW, db] in one kernel: the ReLU mask, bias gradient, filter and input gradients share one copy of dz
         const inputGrad = options.inputGrad !== false
-        return tf
-          .engine()
-          .runKernel(FUSED_CONV_GRAD, {dy: dy as tf.Tensor, y: ys, x: xs, filter: ws}, {strides, pad, relu, inputGrad}) as tf.Tensor[]
+        const grads: tf.NamedTensorMap = {dy: dy as tf.Tensor, y: ys, x: xs, filter: ws, ...(ss ? {skip: ss} : {})}
+        return tf.engine().runKernel(FUSED_CONV_GRAD, grads, {strides, pad, relu, inputGrad}) as tf.Tensor[]
       },
     }
   })
-  return fused(x, w, b) as tf.Tensor5D
+  return fused(...parts, w, b) as tf.Tensor5D
 }
 
 export const FUSED_ADAMW = 'SiplAdamW'

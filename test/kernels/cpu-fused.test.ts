@@ -54,6 +54,40 @@ for (const [name, xs, ws, o] of CASES) {
   })
 }
 
+function concatValueAndGrads(aShape: number[], skipChannels: number, wShape: number[], o: FusedConvOptions, seed: number): Float32Array[] {
+  return tf.tidy(() => {
+    const a = seeded(aShape, seed) as tf.Tensor5D
+    const skip = seeded([...aShape.slice(0, 4), skipChannels], seed + 1) as tf.Tensor5D
+    const w = seeded(wShape, seed + 2) as tf.Tensor5D
+    const b = seeded([wShape[4]], seed + 3) as tf.Tensor1D
+    const y = conv3dBiasAct([a, skip], w, b, o)
+    const dy = seeded(y.shape, seed + 4)
+    const grads = tf.grads((p: tf.Tensor, q: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
+      tf.sum(tf.mul(conv3dBiasAct([p as tf.Tensor5D, q as tf.Tensor5D], k as tf.Tensor5D, c as tf.Tensor1D, o), dy)),
+    )([a, skip, w, b])
+    return [y, ...grads].map((t) => t.dataSync() as Float32Array)
+  })
+}
+
+for (const [name, aShape, skipChannels, wShape] of [
+  ['3 + 5 channels, im2col (small volume)', [1, 4, 5, 6, 3], 5, [3, 3, 3, 8, 4]],
+  ['4 + 6 channels, Winograd, batch 2', [2, 9, 8, 12, 4], 6, [3, 3, 3, 10, 5]],
+] as [string, number[], number, number[]][]) {
+  test(`fused conv over [x, skip] concatenated in the kernel equals concat + conv: ${name}`, () => {
+    const o: FusedConvOptions = {strides: 1, pad: 'same', relu: true}
+    const fast = concatValueAndGrads(aShape, skipChannels, wShape, o, 21)
+    const reference = withReferenceConvKernels(() => concatValueAndGrads(aShape, skipChannels, wShape, o, 21))
+    ;['y', 'dx', 'dskip', 'dw', 'db'].forEach((what, k) => {
+      assert.equal(fast[k].length, reference[k].length, what)
+      const err = relError(fast[k], reference[k])
+      assert.ok(err <= 1e-4, `${what}: relative error ${err}`)
+    })
+    const skipped = concatValueAndGrads(aShape, skipChannels, wShape, {...o, inputGrad: false}, 21)
+    assert.ok(skipped[1].every((v) => v === 0) && skipped[2].every((v) => v === 0), 'inputGrad: false gives zero gradients for both parts')
+    assert.ok(relError(skipped[3], fast[3]) <= 1e-6, 'and the same filter gradient')
+  })
+}
+
 test('a NaN in x reaches the bias gradient through the ReLU backward, as in the composition (dy · Step(NaN) = NaN)', () => {
   const run = () =>
     tf.tidy(() => {

@@ -78,17 +78,17 @@ export function conv3dForward(
   epilogue?: {bias: Float32Array; relu: boolean},
 ): Float32Array {
   const rt = freshRuntime()
-  return forwardAt(rt, copyIn(rt, x), w, info, epilogue)
+  return rt.f32(forwardAt(rt, copyIn(rt, x), w, info, epilogue), outputLength(info)).slice()
 }
 
-/** conv3dForward with x already in the heap at byte address `x`; allocates after what the heap holds. */
-function forwardAt(
-  rt: ConvRuntime,
-  x: number,
-  w: Float32Array,
-  info: ConvInfo,
-  epilogue?: {bias: Float32Array; relu: boolean},
-): Float32Array {
+const outputLength = (info: ConvInfo) => info.batchSize * info.outDepth * info.outHeight * info.outWidth * info.outChannels
+const inputLength = (info: ConvInfo) => info.batchSize * info.inDepth * info.inHeight * info.inWidth * info.inChannels
+
+/**
+ * conv3dForward with x already in the heap at byte address `x`: allocates after what the heap
+ * holds and returns the address of y (outputLength(info) floats).
+ */
+function forwardAt(rt: ConvRuntime, x: number, w: Float32Array, info: ConvInfo, epilogue?: {bias: Float32Array; relu: boolean}): number {
   if (winogradApplies(info)) return winogradForward(rt, x, w, info, epilogue)
   const job = rt.job()
   const {M, K, Kp, mc} = describe(job, info, KIND.forward, rt)
@@ -106,7 +106,7 @@ function forwardAt(
   }
   scratch(job, rt, mc, Kp)
   rt.run()
-  return rt.f32(y, M * cout).slice()
+  return y
 }
 
 /**
@@ -147,7 +147,7 @@ function filterGradAt(rt: ConvRuntime, x: number, dy: number, info: ConvInfo): F
  * and padding kD−1−front (etc.) in front. That runs on the forward kernel, whose rows are
  * disjoint: no per-thread copies of dx, no scatter, no summing job.
  */
-function stride1InputGrad(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo): Float32Array {
+function stride1InputGrad(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo): number {
   const {filterDepth: kD, filterHeight: kH, filterWidth: kW, inChannels: cin, outChannels: cout} = info
   const mirrored = new Float32Array(w.length)
   for (let d = 0; d < kD; d++)
@@ -184,10 +184,11 @@ function stride1InputGrad(rt: ConvRuntime, dy: number, w: Float32Array, info: Co
  */
 export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
   const rt = freshRuntime()
-  return inputGradAt(rt, copyIn(rt, dy), w, info)
+  return rt.f32(inputGradAt(rt, copyIn(rt, dy), w, info), inputLength(info)).slice()
 }
 
-function inputGradAt(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo): Float32Array {
+/** The input gradient with dy in the heap: returns the address of dx (inputLength(info) floats). */
+function inputGradAt(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo): number {
   if (info.strideDepth === 1 && info.strideHeight === 1 && info.strideWidth === 1) return stride1InputGrad(rt, dy, w, info)
   const job = rt.job()
   const {K, Kp, mc} = describe(job, info, KIND.inputGrad, rt)
@@ -217,7 +218,7 @@ function inputGradAt(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInf
     job[JOB.CHUNKS] = Math.ceil((slabs - parity) / 2)
     if (job[JOB.CHUNKS] > 0) rt.run()
   }
-  return rt.f32(dx, dxLen).slice()
+  return dx
 }
 
 type Triple = [number, number, number] | number
@@ -262,19 +263,40 @@ export function conv3dBackpropInputKernel({inputs, backend, attrs}: KernelArgs):
   return output(backend, inputShape, conv3dInputGrad(floats(backend, dy), floats(backend, filter), info))
 }
 
-/** Conv3D + bias (+ ReLU) in one pass: the epilogue runs on each row chunk while it is in cache. */
+type Shape5 = [number, number, number, number, number]
+
+/** The shape of the convolution's input: x, or x and skip concatenated along channels. */
+function inputShape(x: TensorInfo, skip: TensorInfo | undefined): Shape5 {
+  const shape = [...x.shape] as Shape5
+  if (skip) shape[4] += skip.shape[4]
+  return shape
+}
+
+/** The convolution's input into the heap: x, or [x, skip] concatenated along channels there (no concat tensor in JS). */
+function copyInInput(rt: ConvRuntime, backend: unknown, x: TensorInfo, skip: TensorInfo | undefined): number {
+  if (!skip) return copyIn(rt, floats(backend, x))
+  const [ca, cb] = [x.shape[4], skip.shape[4]]
+  const voxels = tf.util.sizeFromShape(x.shape) / ca
+  const a = copyIn(rt, floats(backend, x))
+  const b = copyIn(rt, floats(backend, skip))
+  const both = rt.alloc(voxels * (ca + cb))
+  rt.exports.concatChannels(both, a, ca, b, cb, voxels)
+  return both
+}
+
+/**
+ * Conv3D + bias (+ ReLU) in one pass: the epilogue runs on each row chunk while it is in cache.
+ * With a `skip` input, the convolution's input is [x, skip] concatenated along channels (a U-Net
+ * decoder's up-sampled features and skip connection).
+ */
 export function conv3dBiasActKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
-  const {x, filter, bias} = inputs
+  const {x, skip, filter, bias} = inputs
   const {strides, pad, relu} = attrs as {strides: Triple; pad: Pad; relu: boolean}
-  const info = tf.backend_util.computeConv3DInfo(
-    x.shape as [number, number, number, number, number],
-    filter.shape as [number, number, number, number, number],
-    strides,
-    1,
-    pad as 'valid' | 'same',
-  )
+  const info = tf.backend_util.computeConv3DInfo(inputShape(x, skip), filter.shape as Shape5, strides, 1, pad as 'valid' | 'same')
+  const rt = freshRuntime()
   const epilogue = {bias: floats(backend, bias), relu}
-  return output(backend, info.outShape, conv3dForward(floats(backend, x), floats(backend, filter), info, epilogue))
+  const y = forwardAt(rt, copyInInput(rt, backend, x, skip), floats(backend, filter), info, epilogue)
+  return output(backend, info.outShape, rt.f32(y, outputLength(info)).slice())
 }
 
 /** Rows of dz per chunk of the bias/ReLU backward, and its slots (deterministic sums, as for the filter gradient). */
@@ -316,24 +338,35 @@ function biasActGradAt(rt: ConvRuntime, dz: number, y: number, rows: number, cha
 /**
  * The whole backward of relu?(conv3d(x, W) + b) in one kernel call: dz = dy · step(y) and the
  * bias gradient, then the filter and input gradients, with dz kept in the heap throughout (one copy
- * in instead of two, and no dz array in JS). Returns [dx, dW, db]; dx is zeros when the input
- * gradient is not wanted (the first layer, whose x is data).
+ * in instead of two, and no dz array in JS). Returns [dx, dW, db], or [dx, dskip, dW, db] with a
+ * `skip` input (the input gradient split along channels in the heap: no SplitV); dx is zeros when
+ * the input gradient is not wanted (the first layer, whose x is data).
  */
 export function conv3dBiasActGradKernel({inputs, backend, attrs}: KernelArgs): TensorInfo[] {
-  const {dy, y, x, filter} = inputs
+  const {dy, y, x, skip, filter} = inputs
   const {strides, pad, relu, inputGrad} = attrs as {strides: Triple; pad: Pad; relu: boolean; inputGrad: boolean}
-  const info = tf.backend_util.computeConv3DInfo(
-    x.shape as [number, number, number, number, number],
-    filter.shape as [number, number, number, number, number],
-    strides,
-    1,
-    pad as 'valid' | 'same',
-  )
+  const info = tf.backend_util.computeConv3DInfo(inputShape(x, skip), filter.shape as Shape5, strides, 1, pad as 'valid' | 'same')
   const rt = freshRuntime()
   const channels = info.outChannels
-  const dz = copyIn(rt, floats(backend, dy))
-  const db = biasActGradAt(rt, dz, relu ? copyIn(rt, floats(backend, y)) : 0, floats(backend, dy).length / channels, channels, relu)
-  const dw = filterGradAt(rt, copyIn(rt, floats(backend, x)), dz, info)
-  const dx = inputGrad ? inputGradAt(rt, dz, floats(backend, filter), info) : new Float32Array(tf.util.sizeFromShape(x.shape))
-  return [output(backend, x.shape, dx), output(backend, filter.shape, dw), output(backend, [channels], db)]
+  const dyValues = floats(backend, dy)
+  const dz = copyIn(rt, dyValues)
+  const db = biasActGradAt(rt, dz, relu ? copyIn(rt, floats(backend, y)) : 0, dyValues.length / channels, channels, relu)
+  const dw = filterGradAt(rt, copyInInput(rt, backend, x, skip), dz, info)
+  const grads = [output(backend, filter.shape, dw), output(backend, [channels], db)]
+  if (!inputGrad) {
+    const zeros = [x, ...(skip ? [skip] : [])].map((t) => output(backend, t.shape, new Float32Array(tf.util.sizeFromShape(t.shape))))
+    return [...zeros, ...grads]
+  }
+  const dx = inputGradAt(rt, dz, floats(backend, filter), info)
+  if (!skip) return [output(backend, x.shape, rt.f32(dx, inputLength(info)).slice()), ...grads]
+  const [ca, cb] = [x.shape[4], skip.shape[4]]
+  const voxels = inputLength(info) / (ca + cb)
+  const dxa = rt.alloc(voxels * ca)
+  const dxb = rt.alloc(voxels * cb)
+  rt.exports.splitChannels(dx, dxa, ca, dxb, cb, voxels)
+  return [
+    output(backend, x.shape, rt.f32(dxa, voxels * ca).slice()),
+    output(backend, skip.shape, rt.f32(dxb, voxels * cb).slice()),
+    ...grads,
+  ]
 }

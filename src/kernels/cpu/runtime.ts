@@ -24,6 +24,8 @@ export interface ConvExports {
   gemm(...args: number[]): void
   winogradPackFilter(w: number, cin: number, cout: number, dst: number, tmp: number): void
   winogradFilterGradReduce(job: number, dst: number, tmp: number): void
+  concatChannels(dst: number, a: number, ca: number, b: number, cb: number, voxels: number): void
+  splitChannels(src: number, a: number, ca: number, b: number, cb: number, voxels: number): void
 }
 
 export interface RuntimeInfo {

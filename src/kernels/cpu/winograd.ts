@@ -104,14 +104,14 @@ function prepare(rt: ConvRuntime, info: ConvInfo, kind: number, tb: number, widt
   return job
 }
 
-/** y = conv3d(x, W) (+ bias, then ReLU, when given) for a convolution where winogradApplies; x is in the heap at byte address `x`. */
+/** y = conv3d(x, W) (+ bias, then ReLU, when given) for a convolution where winogradApplies; x is in the heap at byte address `x`; returns y's address. */
 export function winogradForward(
   rt: ConvRuntime,
   x: number,
   w: Float32Array,
   info: ConvInfo,
   epilogue?: {bias: Float32Array; relu: boolean},
-): Float32Array {
+): number {
   const {inChannels: cin, outChannels: cout} = info
   const width = roundUp(cin, 4) + roundUp(cout, 4)
   // at least 4 chunks per thread, so that a thread slowed down by the machine leaves work to the others
@@ -129,7 +129,7 @@ export function winogradForward(
     job[JOB.RELU] = epilogue.relu ? 1 : 0
   }
   rt.run()
-  return rt.f32(y, yLength).slice()
+  return y
 }
 
 /** dW for a convolution where winogradApplies (x and dy in the heap): up to 8 slots of ∂L/∂U summed in order, then mapped back to the 3×3×3 taps. */
