@@ -10,7 +10,7 @@ import {tf} from '../../src/backend/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {cpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
 import {existingRuntime} from '../../src/kernels/cpu/runtime.js'
-import {setWinograd, winogradApplies} from '../../src/kernels/cpu/winograd.js'
+import {setWinograd, winogradApplies, winogradFilterGradApplies} from '../../src/kernels/cpu/winograd.js'
 import {environment} from '../../src/paths.js'
 import {availableParallelism} from 'node:os'
 
@@ -168,6 +168,17 @@ test('hand-computed through Winograd F(4,3): all-ones conv and filter gradient o
       for (let kw = 0; kw < 3; kw++)
         for (let ci = 0; ci < 4; ci++)
           for (let co = 0; co < 5; co++) close(dw[kd][kh][kw][ci][co], m(kd, D) * m(kh, H) * m(kw, W), `dW[${kd},${kh},${kw},${ci},${co}]`)
+})
+
+test('which kernels run: Winograd needs ≥ 8 tiles, half of them inside, ≥ 4 input channels; its filter gradient also ≤ 16 MiB slots', () => {
+  const info = (size: number, cin: number, cout: number) =>
+    tf.backend_util.computeConv3DInfo([1, size, size, size, cin], [3, 3, 3, cin, cout], 1, 1, 'same')
+  assert.ok(winogradApplies(info(8, 4, 4)), '8³: 8 whole tiles')
+  assert.ok(!winogradApplies(info(4, 64, 64)), '4³: one tile')
+  assert.ok(!winogradApplies(info(6, 64, 64)), '6³: 8 tiles, 42 % of their outputs inside')
+  assert.ok(!winogradApplies(info(16, 3, 8)), '3 input channels')
+  assert.ok(winogradFilterGradApplies(info(12, 128, 128)), '128 → 128: 14 MiB slots')
+  assert.ok(winogradApplies(info(12, 192, 192)) && !winogradFilterGradApplies(info(12, 192, 192)), '192 → 192: forward only')
 })
 
 test('SIPL_WINOGRAD=0 computes stride-1 3×3×3 convolutions by im2col; by default they run as Winograd', () => {

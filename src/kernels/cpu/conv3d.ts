@@ -11,7 +11,7 @@ import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import {convRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output} from './tensors.js'
 import {copyIn, roundUp, writeGeometry, type ConvInfo} from './conv-job.js'
-import {winogradApplies, winogradFilterGrad, winogradForward} from './winograd.js'
+import {winogradApplies, winogradFilterGrad, winogradFilterGradApplies, winogradForward} from './winograd.js'
 
 type TensorInfo = tf.TensorInfo
 interface KernelArgs {
@@ -122,7 +122,7 @@ export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvIn
 }
 
 function filterGradAt(rt: ConvRuntime, x: number, dy: number, info: ConvInfo): Float32Array {
-  if (winogradApplies(info)) return winogradFilterGrad(rt, x, dy, info)
+  if (winogradFilterGradApplies(info)) return winogradFilterGrad(rt, x, dy, info)
   const job = rt.job()
   const {K, Kp, mc} = describe(job, info, KIND.filterGrad, rt)
   const cout = info.outChannels

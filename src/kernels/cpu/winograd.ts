@@ -19,6 +19,16 @@ export function setWinograd(on: boolean): void {
   enabled = on
 }
 
+/**
+ * Whether the Winograd filter gradient computes it: as winogradApplies, and its accumulators (up to
+ * 8 slots of 216·Cin·Cout floats, cleared and summed every call) at most 16 MiB a slot. Wider layers
+ * (Cin·Cout > 19 418, e.g. 192 → 192) take the im2col filter gradient, whose slots are 27·Cin·Cout.
+ */
+export function winogradFilterGradApplies(info: ConvInfo): boolean {
+  return winogradApplies(info) && FREQUENCIES * info.inChannels * info.outChannels <= FILTER_GRAD_SLOT_FLOATS
+}
+const FILTER_GRAD_SLOT_FLOATS = 4 * 1024 * 1024
+
 /** Whether the Winograd kernels compute this convolution (else the im2col ones do). */
 export function winogradApplies(info: ConvInfo): boolean {
   return (
