@@ -21,10 +21,7 @@ interface KernelArgs {
 }
 
 /** Bytes of im2col rows each thread builds per chunk: fits the 1 MiB L2 next to the filter panels. */
-let chunkBytes = 192 * 1024
-export function setChunkBytes(bytes: number): void {
-  chunkBytes = bytes
-}
+const CHUNK_BYTES = 192 * 1024
 
 function runtime(): ConvRuntime {
   return convRuntime(environment().threads)
@@ -36,7 +33,7 @@ function runtime(): ConvRuntime {
  * depend on the thread count.
  */
 function rowsPerChunk(rows: number, Kp: number, threads: number, balance: boolean): number {
-  const byCache = Math.max(4, Math.floor(chunkBytes / (Kp * 4 * 4)) * 4)
+  const byCache = Math.max(4, Math.floor(CHUNK_BYTES / (Kp * 4 * 4)) * 4)
   const byBalance = balance ? roundUp(Math.ceil(rows / (threads * 4)), 4) : Infinity
   return Math.max(4, Math.min(byCache, byBalance))
 }

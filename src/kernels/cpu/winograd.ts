@@ -67,12 +67,8 @@ function worthTiling(info: ConvInfo): boolean {
  * of them loads and stores its ∂L/∂U block once per chunk, and 8 tiles were too few to pay for it
  * (measured at 64³, 32 → 16 channels, one thread: ~160 ms with 384 KiB, ~95–120 ms with 0.75–1.5 MiB).
  */
-let chunkBytes = 384 * 1024
-let filterGradChunkBytes = 1536 * 1024
-export function setWinogradChunkBytes(forward: number, filterGrad = forward * 4): void {
-  chunkBytes = forward
-  filterGradChunkBytes = filterGrad
-}
+const CHUNK_BYTES = 384 * 1024
+const FILTER_GRAD_CHUNK_BYTES = 1536 * 1024
 
 /** The filter gradient sums its chunks into this many slots whatever the thread count: the same bits in every run. */
 const FILTER_GRAD_SLOTS = 8
@@ -126,7 +122,7 @@ export function winogradForward(
   const width = roundUp(cin, 4) + roundUp(cout, 4)
   // at least 4 chunks per thread, so that a thread slowed down by the machine leaves work to the others
   const balanced = roundUp(Math.ceil(tiling(info).tiles / (rt.threads * 4)), 4)
-  const job = prepare(rt, info, KIND.winogradForward, Math.min(tilesPerChunk(width, chunkBytes), balanced), width)
+  const job = prepare(rt, info, KIND.winogradForward, Math.min(tilesPerChunk(width, CHUNK_BYTES), balanced), width)
   const u = rt.alloc(FREQUENCIES * roundUp(cout, 8) * cin)
   rt.exports.winogradPackFilter(copyIn(rt, w), cin, cout, u, rt.alloc(4 * (27 + 54 + 108)))
   const yLength = info.batchSize * info.outDepth * info.outHeight * info.outWidth * cout
@@ -148,7 +144,7 @@ export function winogradFilterGrad(rt: ConvRuntime, x: number, dy: number, info:
   const width = roundUp(cin, 4) + roundUp(cout, 8)
   // no balancing by thread count: the chunks set the summation order; no more slots than chunks
   // (each slot is 216·Cin·Cout floats to clear and to add up)
-  const tb = tilesPerChunk(width, filterGradChunkBytes)
+  const tb = tilesPerChunk(width, FILTER_GRAD_CHUNK_BYTES)
   const slots = Math.min(FILTER_GRAD_SLOTS, Math.ceil(tiling(info).tiles / tb))
   const job = prepare(rt, info, KIND.winogradFilterGrad, tb, width)
   job[JOB.X] = x
