@@ -8,7 +8,7 @@
  * float32 vectors, and chunk k is added (in float64) into slot k mod SLOTS in order; the caller
  * sums the slots in order.
  */
-import {J_ACC, J_ACC_STRIDE, J_CHUNKS, J_COUNTER, J_COUT, J_DY, J_RELU, J_ROWS, J_ROWS_PER_CHUNK, J_SLOTS, J_X, word} from './job'
+import {clearedSlot, J_CHUNKS, J_COUT, J_DY, J_RELU, J_ROWS, J_ROWS_PER_CHUNK, J_SLOTS, J_X, nextItem, word} from './job'
 
 /** 1 where y > 0, NaN where y is NaN (so that NaN propagates as in dy · Step(y)), else 0 */
 function step(y: v128): v128 {
@@ -33,11 +33,10 @@ export function biasActGrad(job: usize): void {
   const full = cout & ~3
   const rowBytes = (<usize>cout) << 2
   while (true) {
-    const s = atomic.add<i32>(job + (J_COUNTER << 2), 1)
+    const s = nextItem(job)
     if (s >= slots) break
     // slot s: cout float64 sums
-    const slot = <usize>word(job, J_ACC) + <usize>s * <usize>word(job, J_ACC_STRIDE)
-    memory.fill(slot, 0, (<usize>cout) << 3)
+    const slot = clearedSlot(job, s, (<usize>cout) << 3)
     for (let k = s; k < chunks; k += slots) {
       const r0 = k * rowsPerChunk
       const r1 = min(rows, r0 + rowsPerChunk)

@@ -22,7 +22,6 @@ import {
   J_CHUNK_FIRST,
   J_CHUNK_STEP,
   J_CIN,
-  J_COUNTER,
   J_COUT,
   J_DIL_D,
   J_DIL_H,
@@ -60,6 +59,8 @@ import {
   KIND_INPUT_GRAD,
   KIND_WINOGRAD_FILTER_GRAD,
   KIND_WINOGRAD_FORWARD,
+  nextItem,
+  clearedSlot,
   word,
 } from './job'
 import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradPackFilter} from './winograd'
@@ -332,10 +333,9 @@ function filterGradSlots(job: usize, cols: usize, tmp: usize): void {
   const accLen = word(job, J_ACC_LEN)
   const dy = <usize>word(job, J_DY)
   while (true) {
-    const s = atomic.add<i32>(job + (J_COUNTER << 2), 1)
+    const s = nextItem(job)
     if (s >= slots) break
-    const acc = <usize>word(job, J_ACC) + <usize>s * <usize>word(job, J_ACC_STRIDE)
-    memory.fill(acc, 0, (<usize>accLen) << 2)
+    const acc = clearedSlot(job, s, (<usize>accLen) << 2)
     for (let c = s; c < chunks; c += slots) {
       const m0 = c * rowsPerChunk
       const m1 = min(M, m0 + rowsPerChunk)
@@ -397,7 +397,7 @@ export function runJob(job: usize, t: i32): void {
   const w = <usize>word(job, J_W)
   const dy = <usize>word(job, J_DY)
   while (true) {
-    const k = atomic.add<i32>(job + (J_COUNTER << 2), 1)
+    const k = nextItem(job)
     if (k >= chunks) break
     const c = first + k * step
     const end = min(M, (c + 1) * rowsPerChunk)

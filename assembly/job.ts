@@ -61,3 +61,19 @@ export const KIND_BIAS_ACT_GRAD = 6
 export function word(job: usize, i: usize): i32 {
   return load<i32>(job + (i << 2))
 }
+
+/** The job's next work item (a chunk of rows or tiles, or a slot) from its shared counter; past the last one when none is left. */
+export function nextItem(job: usize): i32 {
+  return atomic.add<i32>(job + (J_COUNTER << 2), 1)
+}
+
+/**
+ * Accumulator slot s of the job (at J_ACC + s·J_ACC_STRIDE), cleared over `bytes` bytes. The thread
+ * that takes slot s adds chunks s, s + SLOTS, … into it in order, so the sums, and the slots'
+ * in-order total, do not depend on which thread took which slot.
+ */
+export function clearedSlot(job: usize, s: i32, bytes: usize): usize {
+  const at = <usize>word(job, J_ACC) + <usize>s * <usize>word(job, J_ACC_STRIDE)
+  memory.fill(at, 0, bytes)
+  return at
+}

@@ -29,7 +29,6 @@ import {
   J_BIAS,
   J_CHUNKS,
   J_CIN,
-  J_COUNTER,
   J_COUT,
   J_DY,
   J_IN_D,
@@ -50,6 +49,8 @@ import {
   J_V_OFFSET,
   J_W,
   J_X,
+  nextItem,
+  clearedSlot,
   word,
 } from './job'
 
@@ -410,7 +411,7 @@ export function winogradForward(job: usize, scratch: usize): void {
   const m = v + <usize>P * vStride
   const mStride = frequencyStride(tb, coutP)
   while (true) {
-    const k = atomic.add<i32>(job + (J_COUNTER << 2), 1)
+    const k = nextItem(job)
     if (k >= chunks) break
     const t0 = k * tb
     const count = min(tb, tiles - t0)
@@ -463,10 +464,9 @@ export function winogradFilterGrad(job: usize, scratch: usize): void {
   const yStride = frequencyStride(tb, coutP)
   const accP = (<usize>(cin * cout)) << 2
   while (true) {
-    const s = atomic.add<i32>(job + (J_COUNTER << 2), 1)
+    const s = nextItem(job)
     if (s >= slots) break
-    const acc = <usize>word(job, J_ACC) + <usize>s * <usize>word(job, J_ACC_STRIDE)
-    memory.fill(acc, 0, (<usize>accLen) << 2)
+    const acc = clearedSlot(job, s, (<usize>accLen) << 2)
     for (let k = s; k < chunks; k += slots) {
       const t0 = k * tb
       const count = min(tb, tiles - t0)

@@ -44,3 +44,20 @@ export function copyIn(rt: ConvRuntime, values: Float32Array): number {
   rt.f32(address, values.length).set(values)
   return address
 }
+
+/** Bias added to a convolution's output rows, then ReLU when asked: the fused epilogue. */
+export interface Epilogue {
+  bias: Float32Array
+  relu: boolean
+}
+
+/** The operand words of a forward job (im2col or Winograd): input x, packed filter w, output y, and the epilogue when given. */
+export function writeForwardOperands(rt: ConvRuntime, job: Int32Array, x: number, w: number, y: number, epilogue?: Epilogue): void {
+  job[JOB.X] = x
+  job[JOB.W] = w
+  job[JOB.DY] = y
+  if (epilogue) {
+    job[JOB.BIAS] = copyIn(rt, epilogue.bias)
+    job[JOB.RELU] = epilogue.relu ? 1 : 0
+  }
+}

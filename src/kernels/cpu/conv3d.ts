@@ -10,7 +10,7 @@ import {environment} from '../../paths.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import {convRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output} from './tensors.js'
-import {copyIn, roundUp, writeGeometry, type ConvInfo} from './conv-job.js'
+import {copyIn, roundUp, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
 import {winogradApplies, winogradFilterGrad, winogradFilterGradApplies, winogradForward} from './winograd.js'
 
 type TensorInfo = tf.TensorInfo
@@ -68,12 +68,7 @@ function freshRuntime(): ConvRuntime {
 }
 
 /** y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] (+ bias, then ReLU, when given) */
-export function conv3dForward(
-  x: Float32Array,
-  w: Float32Array,
-  info: ConvInfo,
-  epilogue?: {bias: Float32Array; relu: boolean},
-): Float32Array {
+export function conv3dForward(x: Float32Array, w: Float32Array, info: ConvInfo, epilogue?: Epilogue): Float32Array {
   const rt = freshRuntime()
   return rt.f32(forwardAt(rt, copyIn(rt, x), w, info, epilogue), outputLength(info)).slice()
 }
@@ -85,7 +80,7 @@ const inputLength = (info: ConvInfo) => info.batchSize * info.inDepth * info.inH
  * conv3dForward with x already in the heap at byte address `x`: allocates after what the heap
  * holds and returns the address of y (outputLength(info) floats).
  */
-function forwardAt(rt: ConvRuntime, x: number, w: Float32Array, info: ConvInfo, epilogue?: {bias: Float32Array; relu: boolean}): number {
+function forwardAt(rt: ConvRuntime, x: number, w: Float32Array, info: ConvInfo, epilogue?: Epilogue): number {
   if (winogradApplies(info)) return winogradForward(rt, x, w, info, epilogue)
   const job = rt.job()
   const {M, K, Kp, mc} = describe(job, info, KIND.forward, rt)
@@ -94,13 +89,7 @@ function forwardAt(rt: ConvRuntime, x: number, w: Float32Array, info: ConvInfo, 
   const wPacked = rt.alloc(roundUp(cout, 8) * Kp)
   rt.exports.packFilter(wRaw, K, cout, Kp, wPacked)
   const y = rt.alloc(M * cout)
-  job[JOB.X] = x
-  job[JOB.W] = wPacked
-  job[JOB.DY] = y
-  if (epilogue) {
-    job[JOB.BIAS] = copyIn(rt, epilogue.bias)
-    job[JOB.RELU] = epilogue.relu ? 1 : 0
-  }
+  writeForwardOperands(rt, job, x, wPacked, y, epilogue)
   scratch(job, rt, mc, Kp)
   rt.run()
   return y

@@ -6,7 +6,7 @@
  * measurements: docs/kernels.md.
  */
 import {environment} from '../../paths.js'
-import {copyIn, roundUp, writeGeometry, type ConvInfo} from './conv-job.js'
+import {copyIn, roundUp, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import type {ConvRuntime} from './runtime.js'
 
@@ -111,13 +111,7 @@ function prepare(rt: ConvRuntime, info: ConvInfo, kind: number, tb: number, widt
 }
 
 /** y = conv3d(x, W) (+ bias, then ReLU, when given) for a convolution where winogradApplies; x is in the heap at byte address `x`; returns y's address. */
-export function winogradForward(
-  rt: ConvRuntime,
-  x: number,
-  w: Float32Array,
-  info: ConvInfo,
-  epilogue?: {bias: Float32Array; relu: boolean},
-): number {
+export function winogradForward(rt: ConvRuntime, x: number, w: Float32Array, info: ConvInfo, epilogue?: Epilogue): number {
   const {inChannels: cin, outChannels: cout} = info
   const width = roundUp(cin, 4) + roundUp(cout, 4)
   // at least 4 chunks per thread, so that a thread slowed down by the machine leaves work to the others
@@ -127,13 +121,7 @@ export function winogradForward(
   rt.exports.winogradPackFilter(copyIn(rt, w), cin, cout, u, rt.alloc(4 * (27 + 54 + 108)))
   const yLength = info.batchSize * info.outDepth * info.outHeight * info.outWidth * cout
   const y = rt.alloc(yLength)
-  job[JOB.X] = x
-  job[JOB.W] = u
-  job[JOB.DY] = y
-  if (epilogue) {
-    job[JOB.BIAS] = copyIn(rt, epilogue.bias)
-    job[JOB.RELU] = epilogue.relu ? 1 : 0
-  }
+  writeForwardOperands(rt, job, x, u, y, epilogue)
   rt.run()
   return y
 }
