@@ -10,6 +10,13 @@ export type ConvInfo = ReturnType<typeof tf.backend_util.computeConv3DInfo>
 
 export const roundUp = (n: number, m: number) => Math.ceil(n / m) * m
 
+/**
+ * Accumulators of every summing job (im2col and Winograd filter gradients, the fused bias
+ * gradient): a fixed number, whatever the thread count, so that the summation order, hence every
+ * bit of the result, is the same from run to run (exact resume, docs/training.md).
+ */
+export const SUM_SLOTS = 8
+
 /** The shape words of a job: batch, volumes, channels, filter, strides, dilations, padding. */
 export function writeGeometry(job: Int32Array, info: ConvInfo): void {
   const words: [number, number][] = [

@@ -10,7 +10,7 @@ import {environment} from '../../paths.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import {convRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output} from './tensors.js'
-import {copyIn, roundUp, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
+import {copyIn, roundUp, SUM_SLOTS, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
 import {winogradApplies, winogradFilterGrad, winogradFilterGradApplies, winogradForward} from './winograd.js'
 
 type TensorInfo = tf.TensorInfo
@@ -95,12 +95,6 @@ function forwardAt(rt: ConvRuntime, x: number, w: Float32Array, info: ConvInfo, 
   return y
 }
 
-/**
- * Accumulators of the filter gradient: a fixed number, whatever the thread count, so that the
- * summation order, hence every bit of dW, is the same from run to run (exact resume, docs/training.md).
- */
-const FILTER_GRAD_SLOTS = 8
-
 /** dW = im2col(x)ᵀ · dy: chunk c is added into slot c mod 8, in order; the slots are summed in order at the end. */
 export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
   const rt = freshRuntime()
@@ -117,8 +111,8 @@ function filterGradAt(rt: ConvRuntime, x: number, dy: number, info: ConvInfo): F
   scratch(job, rt, mc, Kp)
   const accLen = cout * Kp
   const accStride = roundUp(accLen, 16)
-  job[JOB.SLOTS] = FILTER_GRAD_SLOTS
-  job[JOB.ACC] = rt.alloc(accStride * FILTER_GRAD_SLOTS)
+  job[JOB.SLOTS] = SUM_SLOTS
+  job[JOB.ACC] = rt.alloc(accStride * SUM_SLOTS)
   job[JOB.ACC_STRIDE] = accStride * 4
   job[JOB.ACC_LEN] = accLen
   const dw = rt.alloc(K * cout)
@@ -285,9 +279,8 @@ export function conv3dBiasActKernel({inputs, backend, attrs}: KernelArgs): Tenso
   return output(backend, info.outShape, rt.f32(y, outputLength(info)).slice())
 }
 
-/** Rows of dz per chunk of the bias/ReLU backward, and its slots (deterministic sums, as for the filter gradient). */
+/** Rows of dz per chunk of the bias/ReLU backward (its chunks go into SUM_SLOTS, as the filter gradient's). */
 const BIAS_GRAD_ROWS = 256
-const BIAS_GRAD_SLOTS = 8
 
 /**
  * dz = dy · step(y) in place in the heap (dz = dy without ReLU), and db = Σ_rows dz: float32
@@ -297,7 +290,7 @@ const BIAS_GRAD_SLOTS = 8
 function biasActGradAt(rt: ConvRuntime, dz: number, y: number, rows: number, channels: number, relu: boolean): Float32Array {
   const job = rt.job()
   const chunks = Math.ceil(rows / BIAS_GRAD_ROWS)
-  const slots = Math.max(1, Math.min(BIAS_GRAD_SLOTS, chunks))
+  const slots = Math.max(1, Math.min(SUM_SLOTS, chunks))
   const slotStride = roundUp(2 * channels, 16) // floats: `channels` float64 sums
   const acc = rt.alloc(slotStride * slots)
   job[JOB.KIND] = KIND.biasActGrad

@@ -6,7 +6,7 @@
  * measurements: docs/kernels.md.
  */
 import {environment} from '../../paths.js'
-import {copyIn, roundUp, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
+import {copyIn, roundUp, SUM_SLOTS, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import type {ConvRuntime} from './runtime.js'
 
@@ -70,9 +70,6 @@ function worthTiling(info: ConvInfo): boolean {
 const CHUNK_BYTES = 384 * 1024
 const FILTER_GRAD_CHUNK_BYTES = 1536 * 1024
 
-/** The filter gradient sums its chunks into this many slots whatever the thread count: the same bits in every run. */
-const FILTER_GRAD_SLOTS = 8
-
 /** outputs per tile along each axis, and transformed values (frequencies) per tile: F(4, 3) */
 const TILE = 4
 const FREQUENCIES = 216
@@ -133,7 +130,7 @@ export function winogradFilterGrad(rt: ConvRuntime, x: number, dy: number, info:
   // no balancing by thread count: the chunks set the summation order; no more slots than chunks
   // (each slot is 216·Cin·Cout floats to clear and to add up)
   const tb = tilesPerChunk(width, FILTER_GRAD_CHUNK_BYTES)
-  const slots = Math.min(FILTER_GRAD_SLOTS, Math.ceil(tiling(info).tiles / tb))
+  const slots = Math.min(SUM_SLOTS, Math.ceil(tiling(info).tiles / tb))
   const job = prepare(rt, info, KIND.winogradFilterGrad, tb, width)
   job[JOB.X] = x
   job[JOB.DY] = dy
