@@ -56,6 +56,8 @@ import {
   KIND_FILTER_GRAD,
   KIND_FORWARD,
   KIND_BIAS_ACT_GRAD,
+  KIND_DICE_CE,
+  KIND_DICE_CE_GRAD,
   KIND_INPUT_GRAD,
   KIND_WINOGRAD_FILTER_GRAD,
   KIND_WINOGRAD_FORWARD,
@@ -65,6 +67,7 @@ import {
 } from './job'
 import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradPackFilter} from './winograd'
 import {biasActGrad} from './bias-act'
+import {diceCe, diceCeGrad} from './dice-ce'
 export {gemm, winogradFilterGradReduce, winogradPackFilter}
 
 /** Copies n floats (unaligned), 4 at a time. */
@@ -375,6 +378,14 @@ export function runJob(job: usize, t: i32): void {
   }
   if (kind == KIND_BIAS_ACT_GRAD) {
     biasActGrad(job)
+    return
+  }
+  if (kind == KIND_DICE_CE) {
+    diceCe(job, scratch)
+    return
+  }
+  if (kind == KIND_DICE_CE_GRAD) {
+    diceCeGrad(job, scratch)
     return
   }
   const tmp = scratch // 256 bytes for edge tiles

@@ -50,6 +50,8 @@ export const J_TILES_H: usize = 45
 export const J_TILES_W: usize = 46
 export const J_ROWS: usize = 48 // bias/ReLU backward: rows of dz
 export const J_V_OFFSET: usize = 47 // Winograd: bytes from a thread's scratch to its V block (after 256 edge bytes and one 4³ window of all channels)
+export const J_SIGMOID: usize = 49 // Dice + CE: 1 = sigmoid per channel, 0 = softmax over the channels
+export const J_SQUARED: usize = 50 // Dice + CE: 1 = Σp² + Σy² in the Dice denominator, 0 = Σp + Σy
 
 export const KIND_FORWARD = 1
 export const KIND_FILTER_GRAD = 2
@@ -57,6 +59,8 @@ export const KIND_INPUT_GRAD = 3
 export const KIND_WINOGRAD_FORWARD = 4
 export const KIND_WINOGRAD_FILTER_GRAD = 5
 export const KIND_BIAS_ACT_GRAD = 6
+export const KIND_DICE_CE = 7
+export const KIND_DICE_CE_GRAD = 8
 
 export function word(job: usize, i: usize): i32 {
   return load<i32>(job + (i << 2))

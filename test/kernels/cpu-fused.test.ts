@@ -188,6 +188,106 @@ test('fused Dice + cross-entropy: loss and logit gradient equal the op compositi
   assert.ok(Math.abs(sigmoidLoss - (Math.LN2 + 1 / 3)) < 1e-6, `sigmoid ${sigmoidLoss}`)
 })
 
+test('fused Dice + cross-entropy in wasm: many chunks per sample, 1–8 channels, logits up to ±60 (exp underflow), NaN, the same bits each run', () => {
+  // 2 × 9 500 voxels: > 8 chunks of 1 024 per sample, so every slot sums several, and a short last chunk
+  for (const channels of [1, 3, 4, 5, 8]) {
+    const shape: [number, number, number] = [2, 9500, channels]
+    const logits = tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 70 + channels), 20) as tf.Tensor3D
+    const independent = tf.randomUniform(shape, 0, 1, 'float32', 90 + channels) as tf.Tensor3D
+    const hard = (
+      channels === 1
+        ? tf.round(independent)
+        : tf.oneHot(tf.randomUniform([2, 9500], 0, channels, 'int32', 80 + channels), channels).toFloat()
+    ) as tf.Tensor3D
+    for (const [activation, squared, targets] of [
+      ['sigmoid', true, independent],
+      ['softmax', true, hard],
+      ['softmax', false, hard],
+    ] as ['sigmoid' | 'softmax', boolean, tf.Tensor3D][]) {
+      const options = {activation, squared, smooth: 1e-5}
+      const run = () =>
+        tf.tidy(() => {
+          const {value, grad} = tf.valueAndGrad((z: tf.Tensor) => diceCrossEntropy(z, targets, options))(logits)
+          return {loss: value.dataSync()[0], grad: grad.dataSync() as Float32Array}
+        })
+      const fused = run()
+      const composed = withReferenceConvKernels(run)
+      const label = `${channels} channels, ${activation}${squared ? ' squared' : ''}`
+      assert.ok(Math.abs(fused.loss - composed.loss) <= 1e-5 * Math.abs(composed.loss), `${label} loss ${fused.loss} vs ${composed.loss}`)
+      const err = relError(fused.grad, composed.grad)
+      assert.ok(err <= 1e-5, `${label} gradient: relative error ${err}`)
+      const again = run()
+      assert.equal(again.loss, fused.loss, `${label}: loss bits differ between runs`)
+      assert.deepEqual(again.grad, fused.grad, `${label}: gradient bits differ between runs`)
+    }
+    tf.dispose([logits, hard, independent])
+  }
+  // one NaN logit: the loss and that voxel's gradient are NaN (no polynomial turns it into a number)
+  const values = new Float32Array(2 * 1500 * 4).map((_, i) => Math.sin(i))
+  values[4 * 777 + 2] = NaN
+  const logits = tf.tensor3d(values, [2, 1500, 4])
+  const targets = tf.oneHot(tf.fill([2, 1500], 1, 'int32') as tf.Tensor2D, 4).toFloat()
+  for (const activation of ['softmax', 'sigmoid'] as const) {
+    const {value, grad} = tf.valueAndGrad((z: tf.Tensor) => diceCrossEntropy(z, targets, {activation, squared: true, smooth: 1e-5}))(logits)
+    assert.ok(Number.isNaN(value.dataSync()[0]), `${activation}: loss ${value.dataSync()[0]}`)
+    assert.ok(Number.isNaN(grad.dataSync()[4 * 777 + 2]), `${activation}: gradient of the NaN logit`)
+    tf.dispose([value, grad])
+  }
+  tf.dispose([logits, targets])
+})
+
+test('fused Dice + cross-entropy: probabilities and loss against float64 Math.exp / Math.log, logits from −100 to 100', () => {
+  const n = 4001
+  const x = Float64Array.from({length: n}, (_, i) => -100 + (200 * i) / (n - 1))
+  const relative = (got: number, want: number) => Math.abs(got - want) / Math.max(Math.abs(want), 1e-30)
+  // sigmoid, one channel, target 1 where x > 0: p = 1/(1 + e^−x) covers e^t for t in [−100, 0]
+  const y = x.map((v) => (v > 0 ? 1 : 0))
+  const run = (z: Float64Array, t: Float64Array, shape: [number, number, number], activation: 'sigmoid' | 'softmax') =>
+    tf.tidy(() => {
+      const inputs = {logits: tf.tensor3d(Float32Array.from(z), shape), targets: tf.tensor3d(Float32Array.from(t), shape)}
+      const [loss, p] = tf.engine().runKernel('SiplDiceCe', inputs, {activation, squared: false, smooth: 0}) as tf.Tensor[]
+      return {loss: loss.dataSync()[0], p: p.dataSync() as Float32Array}
+    })
+  const sigmoid = run(x, y, [1, n, 1], 'sigmoid')
+  let bce = 0
+  let [intersection, denominator] = [0, 0]
+  x.forEach((v, i) => {
+    const p = 1 / (1 + Math.exp(-Math.fround(v)))
+    const err = relative(sigmoid.p[i], p)
+    // below e^−87.3 (float32's smallest normal) the kernel returns 0
+    if (p > 1.2e-38) assert.ok(err < 1e-6, `σ(${v}): ${sigmoid.p[i]} vs ${p}`)
+    else assert.equal(sigmoid.p[i], 0)
+    bce += Math.max(v, 0) - v * y[i] + Math.log1p(Math.exp(-Math.abs(v)))
+    intersection += p * y[i]
+    denominator += p + y[i]
+  })
+  const sigmoidLoss = bce / n + 1 - (2 * intersection) / denominator
+  assert.ok(relative(sigmoid.loss, sigmoidLoss) < 2e-6, `sigmoid loss ${sigmoid.loss} vs ${sigmoidLoss}`)
+  // softmax over rows [0, x], target class 0: p₁ = e^x / (1 + e^x), CE = log(1 + e^x) covers log on [1, 2]
+  const rows = new Float64Array(2 * n)
+  const targets = new Float64Array(2 * n)
+  x.forEach((v, i) => {
+    rows[2 * i + 1] = v
+    targets[2 * i] = 1
+  })
+  const softmax = run(rows, targets, [1, n, 2], 'softmax')
+  let ce = 0
+  const sums = [0, 0, 0, 0]
+  x.forEach((v, i) => {
+    const top = Math.max(0, Math.fround(v))
+    const [e0, e1] = [Math.exp(-top), Math.exp(Math.fround(v) - top)]
+    const p = [e0 / (e0 + e1), e1 / (e0 + e1)]
+    p.forEach((pc, c) => {
+      if (pc > 1.2e-38) assert.ok(relative(softmax.p[2 * i + c], pc) < 1e-6, `softmax(0, ${v})[${c}]: ${softmax.p[2 * i + c]} vs ${pc}`)
+      sums[c] += pc * targets[2 * i + c]
+      sums[2 + c] += pc + targets[2 * i + c]
+    })
+    ce -= Math.log(p[0])
+  })
+  const softmaxLoss = ce / n + 1 - ((2 * sums[0]) / sums[2] + (2 * sums[1]) / sums[3]) / 2
+  assert.ok(relative(softmax.loss, softmaxLoss) < 2e-6, `softmax loss ${softmax.loss} vs ${softmaxLoss}`)
+})
+
 test('fused group norm: output and gradients (x, γ, β) equal the op composition within 1e-5, group and instance norm', () => {
   const store = new ParamStore(new Rng(3))
   const x = tf.add(tf.mul(tf.randomNormal([1, 6, 5, 7, 16], 0, 1, 'float32', 60), 2), 1) as tf.Tensor5D

@@ -6,9 +6,8 @@
  * Design and measurements: docs/kernels.md.
  */
 import {tf} from '../../backend/tf.js'
-import {environment} from '../../paths.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
-import {convRuntime, type ConvRuntime} from './runtime.js'
+import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output} from './tensors.js'
 import {copyIn, roundUp, SUM_SLOTS, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
 import {winogradApplies, winogradFilterGrad, winogradFilterGradApplies, winogradForward} from './winograd.js'
@@ -22,10 +21,6 @@ interface KernelArgs {
 
 /** Bytes of im2col rows each thread builds per chunk: fits the 1 MiB L2 next to the filter panels. */
 const CHUNK_BYTES = 192 * 1024
-
-function runtime(): ConvRuntime {
-  return convRuntime(environment().threads)
-}
 
 /**
  * Rows of the im2col matrix per chunk: L2-sized, but (balance) at least 4 chunks per thread. The
@@ -58,13 +53,6 @@ function scratch(job: Int32Array, rt: ConvRuntime, mc: number, Kp: number): void
   const stride = 64 + roundUp(mc * Kp, 16)
   job[JOB.SCRATCH] = rt.alloc(stride * rt.threads)
   job[JOB.SCRATCH_STRIDE] = stride * 4
-}
-
-/** A runtime with an empty heap: each public kernel call starts from one. */
-function freshRuntime(): ConvRuntime {
-  const rt = runtime()
-  rt.reset()
-  return rt
 }
 
 /** y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] (+ bias, then ReLU, when given) */

@@ -3,13 +3,19 @@
  * `cpu` backend: the loss of SIPL's main head (sigmoid, Eq. 5), of its auxiliary masks (softmax,
  * Eq. 12) and of unet-ref. As ops it is ~25 full passes over the logits (softmax, logs, products,
  * sums, and as many again for the gradient): 217 ms of a 64³ unet-ref step, more than one
- * convolution layer. Sums are taken in float64. The formulas are those of src/model/losses.ts.
+ * convolution layer; as one JS loop each way, 65 + 12 ms, most of it Math.exp. The passes run in
+ * WebAssembly SIMD on the worker pool (assembly/dice-ce.ts); the per-chunk sums are float32, their
+ * totals float64, in an order that does not depend on the thread count. The formulas are those of
+ * src/model/losses.ts.
  *
  * Inputs are `[B, N, C]` (sample, voxel, channel). Outputs of the forward kernel: the loss, the
  * probabilities p (kept for the backward) and per (sample, channel) [Dice, denominator].
  */
 import type {tf} from '../../backend/tf.js'
+import {copyIn, roundUp, SUM_SLOTS} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
+import {JOB, KIND} from './job.js'
+import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output} from './tensors.js'
 
 export interface DiceCeAttrs {
@@ -20,96 +26,102 @@ export interface DiceCeAttrs {
 }
 
 export function diceCeKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const z = floats(backend, inputs.logits)
-  const y = floats(backend, inputs.targets)
   const {activation, squared, smooth} = attrs as unknown as DiceCeAttrs
   const [B, N, C] = inputs.logits.shape
-  const p = new Float32Array(z.length)
-  const intersection = new Float64Array(B * C)
-  const denominator = new Float64Array(B * C)
-  let crossEntropy = 0
-  for (let b = 0; b < B; b++) {
-    for (let n = 0; n < N; n++) {
-      const row = (b * N + n) * C
-      if (activation === 'softmax') {
-        let max = -Infinity
-        for (let c = 0; c < C; c++) max = Math.max(max, z[row + c])
-        let sum = 0
-        for (let c = 0; c < C; c++) {
-          const e = Math.exp(z[row + c] - max)
-          p[row + c] = e
-          sum += e
-        }
-        const logSum = Math.log(sum)
-        for (let c = 0; c < C; c++) {
-          p[row + c] /= sum
-          crossEntropy -= y[row + c] * (z[row + c] - max - logSum)
-        }
-      } else {
-        for (let c = 0; c < C; c++) {
-          const v = z[row + c]
-          p[row + c] = 1 / (1 + Math.exp(-v))
-          // the stable form of BCE with logits: max(v, 0) − v·y + log(1 + e^−|v|)
-          crossEntropy += Math.max(v, 0) - v * y[row + c] + Math.log1p(Math.exp(-Math.abs(v)))
-        }
-      }
-      for (let c = 0; c < C; c++) {
-        const pc = p[row + c]
-        const yc = y[row + c]
-        intersection[b * C + c] += pc * yc
-        denominator[b * C + c] += squared ? pc * pc + yc * yc : pc + yc
-      }
-    }
+  const rt = freshRuntime()
+  const p = rt.alloc(B * N * C)
+  const job = describe(rt, KIND.diceCe, B, N, C, activation, squared)
+  job[JOB.X] = copyIn(rt, floats(backend, inputs.logits))
+  job[JOB.W] = copyIn(rt, floats(backend, inputs.targets))
+  job[JOB.DY] = p
+  const chunks = job[JOB.CHUNKS]
+  const slots = Math.min(SUM_SLOTS, chunks)
+  // a slot: float64 [cross-entropy, Σ p·y per (sample, channel), denominator per (sample, channel)]
+  const slotLength = 1 + 2 * B * C
+  const slotStride = roundUp(2 * slotLength, 16)
+  const acc = rt.alloc(slotStride * slots)
+  job[JOB.SLOTS] = slots
+  job[JOB.ACC] = acc
+  job[JOB.ACC_STRIDE] = slotStride * 4
+  // per thread: three floats per row of a chunk (softmax's row sums and dot products)
+  const scratchStride = roundUp(3 * ROWS_PER_CHUNK, 16)
+  job[JOB.SCRATCH] = rt.alloc(scratchStride * rt.threads)
+  job[JOB.SCRATCH_STRIDE] = scratchStride * 4
+  rt.run()
+  const sums = new Float64Array(slotLength)
+  for (let s = 0; s < slots; s++) {
+    const slot = rt.f64(acc + s * slotStride * 4, slotLength)
+    for (let i = 0; i < slotLength; i++) sums[i] += slot[i]
   }
   // softmax: mean over voxels of −Σ_c y log p; sigmoid: mean over every element
-  const ceMean = crossEntropy / (activation === 'softmax' ? B * N : B * N * C)
+  const ceMean = sums[0] / (activation === 'softmax' ? B * N : B * N * C)
   const stats = new Float32Array(B * C * 2)
   let diceSum = 0
   for (let k = 0; k < B * C; k++) {
-    const d = denominator[k] + smooth
-    const dice = (2 * intersection[k] + smooth) / d
+    const d = sums[1 + B * C + k] + smooth
+    const dice = (2 * sums[1 + k] + smooth) / d
     diceSum += dice
     stats[2 * k] = dice
     stats[2 * k + 1] = d
   }
   const loss = Float32Array.of(ceMean + 1 - diceSum / (B * C))
-  return [output(backend, [], loss), output(backend, [B, N, C], p), output(backend, [B, C, 2], stats)]
+  return [output(backend, [], loss), output(backend, [B, N, C], rt.f32(p, B * N * C).slice()), output(backend, [B, C, 2], stats)]
 }
 
 /** d loss / d logits, scaled by dy (the scalar upstream gradient). */
 export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
   const dy = floats(backend, inputs.dy)[0]
-  const p = floats(backend, inputs.p)
-  const y = floats(backend, inputs.targets)
   const stats = floats(backend, inputs.stats)
   const {activation, squared} = attrs as unknown as DiceCeAttrs
   const [B, N, C] = inputs.p.shape
-  const dz = new Float32Array(p.length)
+  const rt = freshRuntime()
+  const dz = rt.alloc(B * N * C)
+  const job = describe(rt, KIND.diceCeGrad, B, N, C, activation, squared)
+  job[JOB.X] = copyIn(rt, floats(backend, inputs.p))
+  job[JOB.W] = copyIn(rt, floats(backend, inputs.targets))
+  job[JOB.DY] = dz
+  // d loss_Dice / d p = −1/(B·C) · (2y − Dice · ∂denominator/∂p) / denominator = a·y − b·(squared ? p : 1)
   const diceScale = -1 / (B * C)
-  const ceScale = 1 / (activation === 'softmax' ? B * N : B * N * C)
-  const g = new Float64Array(C)
-  for (let b = 0; b < B; b++) {
-    for (let n = 0; n < N; n++) {
-      const row = (b * N + n) * C
-      // d loss_Dice / d p: −1/(B·C) · (2y − Dice · ∂denominator/∂p) / denominator
-      let pg = 0
-      let ySum = 0
-      for (let c = 0; c < C; c++) {
-        const k = 2 * (b * C + c)
-        const pc = p[row + c]
-        g[c] = (diceScale * (2 * y[row + c] - stats[k] * (squared ? 2 * pc : 1))) / stats[k + 1]
-        pg += pc * g[c]
-        ySum += y[row + c]
-      }
-      for (let c = 0; c < C; c++) {
-        const pc = p[row + c]
-        const yc = y[row + c]
-        // softmax: CE gradient (p·Σy − y)/(B·N), Dice through the softmax Jacobian p(g − p·g)
-        // sigmoid: BCE gradient (p − y)/(B·N·C), Dice through σ' = p(1 − p)
-        const grad = activation === 'softmax' ? (pc * ySum - yc) * ceScale + pc * (g[c] - pg) : (pc - yc) * ceScale + g[c] * pc * (1 - pc)
-        dz[row + c] = dy * grad
-      }
-    }
+  const coefficients = new Float32Array(2 + 2 * B * C)
+  coefficients[0] = dy
+  coefficients[1] = 1 / (activation === 'softmax' ? B * N : B * N * C)
+  for (let k = 0; k < B * C; k++) {
+    const [dice, denominator] = [stats[2 * k], stats[2 * k + 1]]
+    coefficients[2 + k] = (2 * diceScale) / denominator
+    coefficients[2 + B * C + k] = (diceScale * dice * (squared ? 2 : 1)) / denominator
   }
-  return output(backend, [B, N, C], dz)
+  job[JOB.ACC] = copyIn(rt, coefficients)
+  // per thread: the row's Dice gradient, one float per channel
+  const scratchStride = roundUp(C, 16)
+  job[JOB.SCRATCH] = rt.alloc(scratchStride * rt.threads)
+  job[JOB.SCRATCH_STRIDE] = scratchStride * 4
+  rt.run()
+  return output(backend, [B, N, C], rt.f32(dz, B * N * C).slice())
+}
+
+/**
+ * Voxels per chunk (inside one sample): it sets the forward's summation order, so it must not
+ * depend on the thread count; 1024 rows of 4 channels are 16 KiB of each operand.
+ */
+const ROWS_PER_CHUNK = 1024
+
+function describe(
+  rt: ConvRuntime,
+  kind: number,
+  B: number,
+  N: number,
+  C: number,
+  activation: DiceCeAttrs['activation'],
+  squared: boolean,
+): Int32Array {
+  const job = rt.job()
+  job[JOB.KIND] = kind
+  job[JOB.BATCH] = B
+  job[JOB.ROWS] = N
+  job[JOB.COUT] = C
+  job[JOB.ROWS_PER_CHUNK] = ROWS_PER_CHUNK
+  job[JOB.CHUNKS] = B * Math.ceil(N / ROWS_PER_CHUNK)
+  job[JOB.SIGMOID] = activation === 'sigmoid' ? 1 : 0
+  job[JOB.SQUARED] = squared ? 1 : 0
+  return job
 }

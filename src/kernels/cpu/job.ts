@@ -52,10 +52,21 @@ export const JOB = {
   TILES_W: 46,
   V_OFFSET: 47,
   ROWS: 48,
+  SIGMOID: 49,
+  SQUARED: 50,
 } as const
-export const JOB_WORDS = 49
+export const JOB_WORDS = 51
 
-export const KIND = {forward: 1, filterGrad: 2, inputGrad: 3, winogradForward: 4, winogradFilterGrad: 5, biasActGrad: 6} as const
+export const KIND = {
+  forward: 1,
+  filterGrad: 2,
+  inputGrad: 3,
+  winogradForward: 4,
+  winogradFilterGrad: 5,
+  biasActGrad: 6,
+  diceCe: 7,
+  diceCeGrad: 8,
+} as const
 
 /** Control words (Int32 index at byte 0 of the shared memory). */
 export const CTL = {

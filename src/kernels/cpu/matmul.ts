@@ -11,9 +11,8 @@
  * transposed back.
  */
 import {tf} from '../../backend/tf.js'
-import {environment} from '../../paths.js'
 import type {CpuKernel} from './elementwise.js'
-import {convRuntime} from './runtime.js'
+import {freshRuntime} from './runtime.js'
 import {output, values} from './tensors.js'
 
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1)
@@ -28,8 +27,7 @@ interface View {
 
 /** out[M×N] (row-major, at outOffset) = left[M×K] · right[K×N] */
 function product(left: View, right: View, m: number, k: number, n: number, out: Float32Array, outOffset: number): void {
-  const rt = convRuntime(environment().threads)
-  rt.reset()
+  const rt = freshRuntime()
   // the left operand goes into the heap as it lies (rows × columns it spans), read by strides
   const span = (v: View, rows: number, cols: number) => (rows - 1) * v.row + (cols - 1) * v.col + 1
   const leftLength = span(left, m, k)

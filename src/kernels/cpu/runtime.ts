@@ -13,6 +13,7 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {setFlagsFromString} from 'node:v8'
 import {Worker} from 'node:worker_threads'
+import {environment} from '../../paths.js'
 import {CTL, DATA_BASE, JOB_ADDRESS, JOB_WORDS, JOIN_CLOSED, JOIN_COUNT} from './job.js'
 import {wasm, type WasmMemory, type WasmModule} from './wasm-api.js'
 
@@ -171,6 +172,13 @@ let runtime: ConvRuntime | undefined
 export function convRuntime(threads: number): ConvRuntime {
   runtime ??= new ConvRuntime(threads)
   return runtime
+}
+
+/** The process's runtime (SIPL_THREADS threads) with an empty heap: each kernel call starts from one. */
+export function freshRuntime(): ConvRuntime {
+  const rt = convRuntime(environment().threads)
+  rt.reset()
+  return rt
 }
 
 export function existingRuntime(): ConvRuntime | undefined {
