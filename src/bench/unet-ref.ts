@@ -18,7 +18,7 @@
  */
 import {tf} from '../backend/tf.js'
 import {Rng} from '../util/rng.js'
-import {conv3dBiasAct} from '../kernels/fused.js'
+import {conv3dBiasAct, conv3dTransposeBias} from '../kernels/fused.js'
 import {diceCrossEntropy} from '../model/losses.js'
 
 export const UNET_REF_CLASSES = 4
@@ -80,7 +80,7 @@ export class UnetRef {
     const p = this.params.get(name)!
     const [b, d, h, w] = x.shape
     const cout = p.kernel.shape[3] as number
-    return tf.add(tf.conv3dTranspose(x, p.kernel as tf.Tensor5D, [b, 2 * d, 2 * h, 2 * w, cout], 2, 'same'), p.bias) as tf.Tensor5D
+    return conv3dTransposeBias(x, p.kernel as tf.Tensor5D, p.bias as tf.Tensor1D, [b, 2 * d, 2 * h, 2 * w, cout], 2, 'same')
   }
 
   /** logits [B, n, n, n, 4] for x [B, n, n, n, 1]; n a multiple of 4 */

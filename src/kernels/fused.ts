@@ -6,6 +6,7 @@
  *   backward one pass that also sums the bias gradient; saves five full passes over the activation
  *   per layer and step (Add, Relu, then Step, Multiply and a Sum), which a profile of unet-ref
  *   showed to cost as much as the convolutions themselves at 64³ (docs/kernels.md);
+ * - conv3dTranspose + bias: the transposed convolution's output starts from the bias;
  * - the AdamW step, soft Dice + cross-entropy, and group / instance norm.
  */
 import {tf} from '../backend/tf.js'
@@ -67,6 +68,38 @@ export function conv3dBiasAct(
     }
   })
   return fused(...parts, w, b) as tf.Tensor5D
+}
+
+export const FUSED_CONV_TRANSPOSE = 'SiplConv3DTransposeBias'
+export const FUSED_CONV_TRANSPOSE_GRAD = 'SiplConv3DTransposeBiasGrad'
+
+/**
+ * conv3dTranspose(x, w) + b; x [B, D, H, W, Cin], w [kD, kH, kW, Cout, Cin], b [Cout], output
+ * shape `outShape` (as tf.conv3dTranspose). On `cpu` the output starts from the bias and the
+ * backward (bias, input and filter gradients) reads one copy of dy.
+ */
+export function conv3dTransposeBias(
+  x: tf.Tensor5D,
+  w: tf.Tensor5D,
+  b: tf.Tensor1D,
+  outShape: [number, number, number, number, number],
+  strides: number | [number, number, number],
+  pad: 'same' | 'valid',
+): tf.Tensor5D {
+  if (!fusedKernelsActive()) return tf.tidy(() => tf.add(tf.conv3dTranspose(x, w, outShape, strides, pad), b) as tf.Tensor5D)
+  const fused = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
+    const [xi, wi, bi] = args as tf.Tensor[]
+    const save = args[3] as (saved: tf.Tensor[]) => void
+    save([xi, wi])
+    return {
+      value: tf.engine().runKernel(FUSED_CONV_TRANSPOSE, {x: xi, filter: wi, bias: bi}, {strides, pad, outShape}) as tf.Tensor5D,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [xs, ws] = saved
+        return tf.engine().runKernel(FUSED_CONV_TRANSPOSE_GRAD, {dy: dy as tf.Tensor, x: xs, filter: ws}, {strides, pad}) as tf.Tensor[]
+      },
+    }
+  })
+  return fused(x, w, b) as tf.Tensor5D
 }
 
 export const FUSED_ADAMW = 'SiplAdamW'

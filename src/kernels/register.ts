@@ -13,6 +13,8 @@ import {
   conv3dBackpropInputKernel,
   conv3dBiasActKernel,
   conv3dKernel,
+  conv3dTransposeBiasGradKernel,
+  conv3dTransposeBiasKernel,
 } from './cpu/conv3d.js'
 import {wasmBuilt} from './cpu/runtime.js'
 import {
@@ -113,6 +115,16 @@ tf.registerKernel({
   kernelName: 'SiplConv3DBiasActGrad',
   backendName: 'cpu',
   kernelFunc: conv3dBiasActGradKernel as unknown as tf.KernelFunc,
+})
+tf.registerKernel({
+  kernelName: 'SiplConv3DTransposeBias',
+  backendName: 'cpu',
+  kernelFunc: conv3dTransposeBiasKernel as unknown as tf.KernelFunc,
+})
+tf.registerKernel({
+  kernelName: 'SiplConv3DTransposeBiasGrad',
+  backendName: 'cpu',
+  kernelFunc: conv3dTransposeBiasGradKernel as unknown as tf.KernelFunc,
 })
 tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})

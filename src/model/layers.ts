@@ -20,7 +20,7 @@
 import {tf} from '../backend/tf.js'
 import {UserError} from '../errors.js'
 import type {ParamStore} from './init.js'
-import {fusedKernelsActive, groupNormFused} from '../kernels/fused.js'
+import {conv3dTransposeBias, fusedKernelsActive, groupNormFused} from '../kernels/fused.js'
 
 // ── MAC meter ────────────────────────────────────────────────────────────────────────────────
 
@@ -111,6 +111,7 @@ export function conv3dTranspose(x: tf.Tensor5D, kernel: tf.Tensor5D, bias: tf.Te
   const [kd, kh, kw, cout] = kernel.shape
   const out: [number, number, number, number, number] = [b, d * stride, h * stride, w * stride, cout]
   const dry = count(b * d * h * w * kd * kh * kw * cin * cout)
+  if (!dry && bias && fusedKernelsActive()) return conv3dTransposeBias(x, kernel, bias, out, stride, 'same')
   const y = dry ? tf.zeros(out) : tf.conv3dTranspose(x, kernel, out, stride, 'same')
   return (bias ? tf.reshape(addBias(tf.reshape(y, [-1, cout]) as tf.Tensor2D, bias), out) : y) as tf.Tensor5D
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import {tf} from '../../src/backend/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {withReferenceConvKernels} from '../../src/kernels/register.js'
-import {conv3dBiasAct, type FusedConvOptions} from '../../src/kernels/fused.js'
+import {conv3dBiasAct, conv3dTransposeBias, type FusedConvOptions} from '../../src/kernels/fused.js'
 import {AdamW} from '../../src/train/optimizers.js'
 import {diceCrossEntropy} from '../../src/model/losses.js'
 import {leakyRelu, SpatialNorm} from '../../src/model/layers.js'
@@ -85,6 +85,43 @@ for (const [name, aShape, skipChannels, wShape] of [
     const skipped = concatValueAndGrads(aShape, skipChannels, wShape, {...o, inputGrad: false}, 21)
     assert.ok(skipped[1].every((v) => v === 0) && skipped[2].every((v) => v === 0), 'inputGrad: false gives zero gradients for both parts')
     assert.ok(relError(skipped[3], fast[3]) <= 1e-6, 'and the same filter gradient')
+  })
+}
+
+function transposeValueAndGrads(xShape: number[], wShape: number[], stride: number, seed: number): Float32Array[] {
+  return tf.tidy(() => {
+    const x = seeded(xShape, seed) as tf.Tensor5D
+    const w = seeded(wShape, seed + 1) as tf.Tensor5D
+    const b = seeded([wShape[3]], seed + 2) as tf.Tensor1D
+    const out = [xShape[0], xShape[1] * stride, xShape[2] * stride, xShape[3] * stride, wShape[3]] as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ]
+    const y = conv3dTransposeBias(x, w, b, out, stride, 'same')
+    const dy = seeded(y.shape, seed + 3)
+    const grads = tf.grads((a: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
+      tf.sum(tf.mul(conv3dTransposeBias(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, out, stride, 'same'), dy)),
+    )([x, w, b])
+    return [y, ...grads].map((t) => t.dataSync() as Float32Array)
+  })
+}
+
+for (const [name, xShape, wShape, stride] of [
+  ['k2 s2 (U-Net up-sampling), 6→5, batch 2', [2, 3, 4, 5, 6], [2, 2, 2, 5, 6], 2],
+  ['k3 s2 (overlapping), 5→3', [1, 4, 3, 5, 5], [3, 3, 3, 3, 5], 2],
+  ['k3 s1 (bias in the forward kernel, Winograd), 8→7', [1, 9, 8, 10, 8], [3, 3, 3, 7, 8], 1],
+] as [string, number[], number[], number][]) {
+  test(`fused conv3dTranspose + bias equals the composition: ${name}`, () => {
+    const fast = transposeValueAndGrads(xShape, wShape, stride, 7)
+    const reference = withReferenceConvKernels(() => transposeValueAndGrads(xShape, wShape, stride, 7))
+    ;['y', 'dx', 'dw', 'db'].forEach((what, k) => {
+      assert.equal(fast[k].length, reference[k].length, what)
+      const err = relError(fast[k], reference[k])
+      assert.ok(err <= 1e-4, `${what}: relative error ${err}`)
+    })
   })
 }
 
