@@ -88,7 +88,18 @@ export default class Bench extends BaseCommand<typeof Bench> {
     }
     const preprocess = f.preprocess ? await benchPreprocess({log}) : undefined
     if (!this.jsonEnabled()) {
-      const header = ['net', 'size', 'backend', 'step ms (median)', 'step ms (min)', '× torch', 'infer ms', 'max rel err', 'notes']
+      const header = [
+        'net',
+        'size',
+        'backend',
+        'step ms (median)',
+        'step ms (min)',
+        '× torch',
+        'infer ms',
+        'max rel err',
+        'peak MiB',
+        'notes',
+      ]
       const lines = rows.map((r) => [
         r.net,
         `${r.size}³`,
@@ -98,6 +109,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
         r.vsTorch === undefined ? '–' : r.vsTorch.toFixed(2),
         r.inferMs === null ? '–' : `${r.inferMs.toFixed(0)} (${r.inferSize}³)`,
         r.maxRelErr === null ? '–' : `${r.maxRelErr.toExponential(1)}${r.maxRelErr <= 1e-4 ? '' : ' FAIL'}`,
+        r.peakTensorBytes === undefined ? '–' : (r.peakTensorBytes / 2 ** 20).toFixed(0),
         r.torch
           ? `torch ${r.torch}, ${r.threads} threads`
           : r.kernels

@@ -33,6 +33,12 @@ export interface BenchRow {
   /** cpu only: threads of the kernel pool, and whether its GEMM used relaxed SIMD */
   threads?: number
   simd?: string
+  /**
+   * cpu, with a warm-up step: the most bytes held by tensors at once during that step (tfjs's
+   * own accounting, parameters and optimizer state included). The same tensors are alive on every
+   * backend, so this says whether a config's patch fits a GPU's memory before going there.
+   */
+  peakTensorBytes?: number
   /** with --torch: this row's median step time ÷ PyTorch's, measured in the same run */
   vsTorch?: number
   /** the pytorch row: torch's version */
@@ -192,12 +198,17 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
     const variables = new Map(net.variables().map((v) => [v.name, v]))
     const times: number[] = []
     try {
-      for (let i = 0; i < options.warmup + options.steps; i++) {
-        const start = performance.now()
+      const step = async () => {
         const {value, grads} = tf.variableGrads(() => net.loss(x, oneHot), net.variables())
         optimizer.step(variables, new Map(Object.entries(grads)), 1e-3)
         await value.data()
         tf.dispose([value, ...Object.values(grads)])
+      }
+      for (let i = 0; i < options.warmup + options.steps; i++) {
+        const start = performance.now()
+        // the first warm-up step is profiled: it is not timed, and on cpu profiling costs little
+        if (i === 0 && options.warmup > 0 && backend === 'cpu') row.peakTensorBytes = (await tf.profile(step)).peakBytes
+        else await step()
         const ms = performance.now() - start
         if (i >= options.warmup) times.push(ms)
         log(`${backend}: ${i < options.warmup ? 'warm-up' : 'step'} ${i + 1} ${ms.toFixed(0)} ms`)

@@ -81,6 +81,19 @@ test('sipl bench --json: one row per backend with the agreed schema, agreement �
   assert.ok((row.stepMsMin as number) > 0 && (row.stepMsMin as number) <= (row.stepMsMedian as number))
   assert.ok((row.inferMs as number) > 0)
   assert.ok((row.maxRelErr as number) <= 1e-4, `maxRelErr ${row.maxRelErr}`)
+  // peak tensor memory of the warm-up step: at least the parameters, the batch and the activations
+  // the backward needs (all alive when it starts); at most that with gradients and Adam's two
+  // moments on top, with room to spare
+  const net = new UnetRef(1)
+  const parameters = net.variables().reduce((sum, v) => sum + v.size, 0)
+  net.dispose()
+  const n = 8
+  const voxels = (edge: number) => edge ** 3
+  // x and its one-hot label; e1, up1, d1 (16 channels), logits and softmax (4) at n³; e2, up2, d2 (32) at (n/2)³; e3, b (64) at (n/4)³
+  const activations = voxels(n) * (1 + 4 + 3 * 16 + 2 * 4) + voxels(n / 2) * 3 * 32 + voxels(n / 4) * 2 * 64
+  const peak = row.peakTensorBytes as number
+  assert.ok(peak >= 4 * (parameters + activations), `peak ${peak} B < parameters + activations ${4 * (parameters + activations)} B`)
+  assert.ok(peak <= 2 * 4 * (4 * parameters + activations), `peak ${peak} B`)
 })
 
 test('sipl bench rejects a size the net cannot take, with exit code 2', () => {
