@@ -8,6 +8,10 @@
 //
 //   node build/gpu/device-check.mjs --dawn build/gpu/dawn.node [--sizes 32,64,96]
 //        [--check-size 16] [--kernels stock,tiled] [--warmup 2] [--steps 5] [--budget-s 200]
+//        [--sipl-config experiments/btcv.yaml] [--sipl-size 96] [--sipl-steps 2]
+// After unet-ref, one SIPL network from --sipl-config trains for 1 + --sipl-steps steps at
+// --sipl-size³ with sipl's kernels (issue 7: "the btcv config trains at 96³ without running out of
+// memory"), reporting its step times and the backend's memory (--sipl-size 0 skips it).
 import {createRequire} from 'node:module'
 import {performance} from 'node:perf_hooks'
 import {dirname, join} from 'node:path'
@@ -16,6 +20,9 @@ import {tf} from '../../src/backend/tf.js'
 import {relError} from '../../src/util/rel-error.js'
 import {installWebgpuKernels, setWebgpuConv3dKernels} from '../../src/kernels/webgpu/index.js'
 import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/bench/unet-ref.js'
+import {siplNetFactory} from '../../src/bench/sipl-net.js'
+import {loadConfig} from '../../src/config/load.js'
+import {AdamW} from '../../src/train/optimizers.js'
 
 const started = performance.now()
 const args = process.argv.slice(2)
@@ -31,6 +38,9 @@ const kernelsList = arg('kernels', 'stock,tiled').split(',')
 const warmup = Number(arg('warmup', '2'))
 const steps = Number(arg('steps', '5'))
 const budgetMs = Number(arg('budget-s', '200')) * 1000
+const siplConfig = arg('sipl-config', 'experiments/btcv.yaml')
+const siplSize = Number(arg('sipl-size', '96'))
+const siplSteps = Number(arg('sipl-steps', '2'))
 const emit = (o) => console.log(JSON.stringify(o))
 const log = (...a) => console.error('[device-check]', ...a)
 
@@ -141,6 +151,60 @@ for (const n of sizes) {
     net.dispose()
   }
 }
+// 2b. the SIPL network of a real config (btcv: 34.6 M parameters) at its patch size, sipl's kernels
+if (siplSize > 0 && performance.now() - started > budgetMs) {
+  emit({event: 'skipped', net: 'sipl', config: siplConfig, size: siplSize, reason: `time budget of ${budgetMs / 1000} s used`})
+} else if (siplSize > 0) {
+  setWebgpuConv3dKernels('tiled')
+  const times = []
+  const losses = []
+  let error
+  let memory
+  try {
+    const bench = siplNetFactory(loadConfig(siplConfig).config, siplSize)(SEED)
+    const {x, oneHot} = unetRefBatch(siplSize, SEED)
+    // sipl's optimiser, as `sipl bench` and training use it; weight decay 0 = Adam
+    const optimizer = new AdamW(0.9, 0.999, 0)
+    const variables = new Map(bench.variables().map((v) => [v.name, v]))
+    try {
+      for (let i = 0; i < 1 + siplSteps; i++) {
+        const t0 = performance.now()
+        const {value, grads} = tf.variableGrads(() => bench.loss(x, oneHot), bench.variables())
+        optimizer.step(variables, new Map(Object.entries(grads)), 1e-3)
+        const v = (await value.data())[0]
+        tf.dispose([value, ...Object.values(grads)])
+        const dt = performance.now() - t0
+        losses.push(v)
+        if (i > 0) times.push(dt)
+        log(`sipl ${siplConfig} ${siplSize}³ step ${i}: ${dt.toFixed(1)} ms loss ${v.toFixed(6)}`)
+        if (performance.now() - started > budgetMs + 30000) break
+      }
+      memory = tf.memory()
+    } finally {
+      optimizer.dispose()
+      tf.dispose([x, oneHot])
+      bench.dispose()
+    }
+  } catch (e) {
+    error = String(e?.message ?? e).split('\n')[0]
+  }
+  const sorted = [...times].sort((a, b) => a - b)
+  emit({
+    net: 'sipl',
+    config: siplConfig,
+    size: siplSize,
+    backend: 'webgpu',
+    kernels: 'tiled',
+    adapter: adapterName,
+    stepMsMedian: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
+    steps: times.map((t) => Math.round(t * 10) / 10),
+    losses,
+    finite: losses.length > 0 && losses.every(Number.isFinite),
+    ...(memory ? {memory} : {}),
+    ...(error ? {error} : {}),
+  })
+}
+
 // 3. per-layer conv kernel times at the largest size (where the step time goes), while time is left
 const n = Math.max(...sizes)
 // [layer, input size, in channels, out channels, kernel, stride]; up1/up2 are the k2 s2 transposed
