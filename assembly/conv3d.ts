@@ -58,6 +58,7 @@ import {
   KIND_BIAS_ACT_GRAD,
   KIND_DICE_CE,
   KIND_DICE_CE_GRAD,
+  KIND_ADAMW,
   KIND_INPUT_GRAD,
   KIND_WINOGRAD_FILTER_GRAD,
   KIND_WINOGRAD_FORWARD,
@@ -68,6 +69,7 @@ import {
 import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradPackFilter} from './winograd'
 import {biasActGrad} from './bias-act'
 import {diceCe, diceCeGrad} from './dice-ce'
+import {adamw} from './adamw'
 export {gemm, winogradFilterGradReduce, winogradPackFilter}
 
 /** Copies n floats (unaligned), 4 at a time. */
@@ -386,6 +388,10 @@ export function runJob(job: usize, t: i32): void {
   }
   if (kind == KIND_DICE_CE_GRAD) {
     diceCeGrad(job, scratch)
+    return
+  }
+  if (kind == KIND_ADAMW) {
+    adamw(job)
     return
   }
   const tmp = scratch // 256 bytes for edge tiles

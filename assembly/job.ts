@@ -61,6 +61,7 @@ export const KIND_WINOGRAD_FILTER_GRAD = 5
 export const KIND_BIAS_ACT_GRAD = 6
 export const KIND_DICE_CE = 7
 export const KIND_DICE_CE_GRAD = 8
+export const KIND_ADAMW = 9
 
 export function word(job: usize, i: usize): i32 {
   return load<i32>(job + (i << 2))

@@ -66,6 +66,7 @@ export const KIND = {
   biasActGrad: 6,
   diceCe: 7,
   diceCeGrad: 8,
+  adamw: 9,
 } as const
 
 /** Control words (Int32 index at byte 0 of the shared memory). */
