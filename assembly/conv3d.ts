@@ -59,6 +59,10 @@ import {
   KIND_DICE_CE,
   KIND_DICE_CE_GRAD,
   KIND_ADAMW,
+  KIND_WINOGRAD_PACK_FILTER,
+  KIND_WINOGRAD_FILTER_GRAD_REDUCE,
+  KIND_SUM_SLOTS,
+  sumSlots,
   KIND_INPUT_GRAD,
   KIND_WINOGRAD_FILTER_GRAD,
   KIND_WINOGRAD_FORWARD,
@@ -70,7 +74,7 @@ import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradP
 import {biasActGrad} from './bias-act'
 import {diceCe, diceCeGrad} from './dice-ce'
 import {adamw} from './adamw'
-export {gemm, winogradFilterGradReduce, winogradPackFilter}
+export {gemm}
 
 /** Copies n floats (unaligned), 4 at a time. */
 function copyFloats(dst: usize, src: usize, n: i32): void {
@@ -392,6 +396,18 @@ export function runJob(job: usize, t: i32): void {
   }
   if (kind == KIND_ADAMW) {
     adamw(job)
+    return
+  }
+  if (kind == KIND_WINOGRAD_PACK_FILTER) {
+    winogradPackFilter(job, scratch)
+    return
+  }
+  if (kind == KIND_SUM_SLOTS) {
+    sumSlots(job)
+    return
+  }
+  if (kind == KIND_WINOGRAD_FILTER_GRAD_REDUCE) {
+    winogradFilterGradReduce(job, scratch)
     return
   }
   const tmp = scratch // 256 bytes for edge tiles

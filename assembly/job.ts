@@ -62,6 +62,9 @@ export const KIND_BIAS_ACT_GRAD = 6
 export const KIND_DICE_CE = 7
 export const KIND_DICE_CE_GRAD = 8
 export const KIND_ADAMW = 9
+export const KIND_WINOGRAD_PACK_FILTER = 10
+export const KIND_WINOGRAD_FILTER_GRAD_REDUCE = 11
+export const KIND_SUM_SLOTS = 12
 
 export function word(job: usize, i: usize): i32 {
   return load<i32>(job + (i << 2))
@@ -81,4 +84,27 @@ export function clearedSlot(job: usize, s: i32, bytes: usize): usize {
   const at = <usize>word(job, J_ACC) + <usize>s * <usize>word(job, J_ACC_STRIDE)
   memory.fill(at, 0, bytes)
   return at
+}
+
+/**
+ * Slot 0 += slot 1, += slot 2, … in order, over J_ACC_LEN floats (a multiple of 4) in work items
+ * of J_ROWS_PER_CHUNK floats: every element is summed in the same order whichever thread takes it.
+ */
+export function sumSlots(job: usize): void {
+  const acc = <usize>word(job, J_ACC)
+  const stride = <usize>word(job, J_ACC_STRIDE)
+  const slots = word(job, J_SLOTS)
+  const length = word(job, J_ACC_LEN)
+  const perItem = word(job, J_ROWS_PER_CHUNK)
+  const items = word(job, J_CHUNKS)
+  while (true) {
+    const item = nextItem(job)
+    if (item >= items) break
+    const end = (<usize>min(length, (item + 1) * perItem)) << 2
+    for (let i = (<usize>(item * perItem)) << 2; i < end; i += 16) {
+      let sum = v128.load(acc + i)
+      for (let t = 1; t < slots; t++) sum = f32x4.add(sum, v128.load(acc + <usize>t * stride + i))
+      v128.store(acc + i, sum)
+    }
+  }
 }

@@ -518,45 +518,46 @@ function filterGradLine(src: usize, srcStep: usize, dst: usize, dstStep: usize, 
 }
 
 /**
- * dW[kd, kh, kw, ci, co] (tfjs layout) = (Gᵀ ⊗ Gᵀ ⊗ Gᵀ) · Σ_slots ∂L/∂U[·][ci][co]: the slots are
- * added into slot 0 in order, then transformed 4 (ci, co) pairs at a time. `tmp`: (216 + 108 +
- * 54) · 4 floats.
+ * dW[kd, kh, kw, ci, co] (tfjs layout, at J_W) = (Gᵀ ⊗ Gᵀ ⊗ Gᵀ) · ∂L/∂U[·][ci][co], run as a job
+ * with winogradFilterGrad's words once sumSlots has added its slots into the first: work items of
+ * J_ROWS_PER_CHUNK groups of 4 (ci, co) pairs. The thread's scratch holds (216 + 108 + 54) vectors.
  */
-export function winogradFilterGradReduce(job: usize, dst: usize, tmp: usize): void {
-  const cin = word(job, J_CIN)
-  const cout = word(job, J_COUT)
-  const slots = word(job, J_SLOTS)
-  const accLen = word(job, J_ACC_LEN)
+export function winogradFilterGradReduce(job: usize, scratch: usize): void {
+  const dst = <usize>word(job, J_W)
   const acc = <usize>word(job, J_ACC)
-  const stride = <usize>word(job, J_ACC_STRIDE)
-  for (let t = 1; t < slots; t++) {
-    const from = acc + <usize>t * stride
-    // accLen = 216·Cin·Cout, a multiple of 4
-    for (let i: usize = 0; i < (<usize>accLen) << 2; i += 16) v128.store(acc + i, f32x4.add(v128.load(acc + i), v128.load(from + i)))
-  }
-  const pairs = cin * cout
+  const groupsPerItem = word(job, J_ROWS_PER_CHUNK)
+  const items = word(job, J_CHUNKS)
+  const pairs = word(job, J_CIN) * word(job, J_COUT)
   const pStride = (<usize>pairs) << 2
-  const sums = tmp // [216] vectors: (a·6 + b)·6 + c
-  const byDepth = tmp + 16 * P // [3][6][6]
+  const sums = scratch // [216] vectors: (a·6 + b)·6 + c
+  const byDepth = scratch + 16 * P // [3][6][6]
   const byHeight = byDepth + 16 * 108 // [3][3][6]
-  for (let j = 0; j < pairs; j += 4) {
-    const lanes = pairs - j
-    for (let p = 0; p < P; p++) v128.store(sums + ((<usize>p) << 4), loadLanes(acc + <usize>p * pStride + ((<usize>j) << 2), lanes))
-    for (let q = 0; q < 36; q++) filterGradLine(sums + ((<usize>q) << 4), 36 * 16, byDepth + ((<usize>q) << 4), 36 * 16, 4)
-    for (let kd = 0; kd < 3; kd++) {
-      for (let c = 0; c < 6; c++)
-        filterGradLine(byDepth + ((<usize>(kd * 36 + c)) << 4), 6 * 16, byHeight + ((<usize>(kd * 18 + c)) << 4), 6 * 16, 4)
-    }
-    for (let kd = 0; kd < 3; kd++) {
-      for (let kh = 0; kh < 3; kh++) {
-        // the 3 width taps of (kd, kh) go 1 filter row apart: Cin·Cout floats
-        filterGradLine(
-          byHeight + ((<usize>(kd * 18 + kh * 6)) << 4),
-          16,
-          dst + ((<usize>((kd * 3 + kh) * 3 * pairs + j)) << 2),
-          pStride,
-          lanes,
-        )
+  while (true) {
+    const item = nextItem(job)
+    if (item >= items) break
+    const end = min(pairs, (item + 1) * groupsPerItem * 4)
+    for (let j = item * groupsPerItem * 4; j < end; j += 4) {
+      const lanes = pairs - j
+      for (let p = 0; p < P; p++) {
+        const at = <usize>p * pStride + ((<usize>j) << 2)
+        v128.store(sums + ((<usize>p) << 4), loadLanes(acc + at, lanes))
+      }
+      for (let q = 0; q < 36; q++) filterGradLine(sums + ((<usize>q) << 4), 36 * 16, byDepth + ((<usize>q) << 4), 36 * 16, 4)
+      for (let kd = 0; kd < 3; kd++) {
+        for (let c = 0; c < 6; c++)
+          filterGradLine(byDepth + ((<usize>(kd * 36 + c)) << 4), 6 * 16, byHeight + ((<usize>(kd * 18 + c)) << 4), 6 * 16, 4)
+      }
+      for (let kd = 0; kd < 3; kd++) {
+        for (let kh = 0; kh < 3; kh++) {
+          // the 3 width taps of (kd, kh) go 1 filter row apart: Cin·Cout floats
+          filterGradLine(
+            byHeight + ((<usize>(kd * 18 + kh * 6)) << 4),
+            16,
+            dst + ((<usize>((kd * 3 + kh) * 3 * pairs + j)) << 2),
+            pStride,
+            lanes,
+          )
+        }
       }
     }
   }
@@ -581,31 +582,64 @@ function filterLine(src: usize, srcStep: usize, dst: usize, dstStep: usize): voi
 }
 
 /**
- * U = (G ⊗ G ⊗ G) · w for the tfjs filter w [3, 3, 3, Cin, Cout], packed for the GEMM as
- * [216][Cout/8 panels][Cin][8], zero beyond Cout; 4 output channels at a time (a scalar version
- * made 8³ layers with 64 channels slower than im2col). `tmp`: (27 + 54 + 108) · 4 floats.
+ * U = (G ⊗ G ⊗ G) · w for the tfjs filter w [3, 3, 3, Cin, Cout] (at J_X), packed at J_W for the
+ * GEMM as [216][Cout/8 panels][Cin][8], zero beyond Cout; 4 output channels per vector (a scalar
+ * version made 8³ layers with 64 channels slower than im2col). A job whose work items are pairs of
+ * input channels: per panel, the 216 frequencies of 2 input × 8 output channels are one 64-byte
+ * line each, staged and then written whole. Written 16 bytes at a time straight into U, every line
+ * was touched four times, by two threads: the pack took as long on two threads as on one. The
+ * thread's scratch holds (27 + 54 + 108 + 216·4) vectors.
  */
-export function winogradPackFilter(w: usize, cin: i32, cout: i32, dst: usize, tmp: usize): void {
+export function winogradPackFilter(job: usize, scratch: usize): void {
+  const w = <usize>word(job, J_X)
+  const dst = <usize>word(job, J_W)
+  const cin = word(job, J_CIN)
+  const cout = word(job, J_COUT)
   const panels = (cout + 7) >> 3
   const pStride = (<usize>(panels * cin)) << 5
-  memory.fill(dst, 0, <usize>P * pStride)
   const pairs = cin * cout
-  const taps = tmp // [27] vectors: the filter's taps (kd·3 + kh)·3 + kw
-  const byWidth = tmp + 16 * 27 // [3][3][6]: (kd·3 + kh)·6 + c
+  const taps = scratch // [27] vectors: the filter's taps (kd·3 + kh)·3 + kw
+  const byWidth = scratch + 16 * 27 // [3][3][6]: (kd·3 + kh)·6 + c
   const byHeight = byWidth + 16 * 54 // [3][6][6]: (kd·6 + b)·6 + c
-  for (let ci = 0; ci < cin; ci++) {
-    for (let co = 0; co < cout; co += 4) {
-      const lanes = cout - co
-      const j = ci * cout + co
-      for (let t = 0; t < 27; t++) v128.store(taps + ((<usize>t) << 4), loadLanes(w + ((<usize>(t * pairs + j)) << 2), lanes))
-      for (let r = 0; r < 9; r++) filterLine(taps + ((<usize>(r * 3)) << 4), 16, byWidth + ((<usize>(r * 6)) << 4), 16)
-      for (let kd = 0; kd < 3; kd++) {
-        for (let c = 0; c < 6; c++)
-          filterLine(byWidth + ((<usize>(kd * 18 + c)) << 4), 6 * 16, byHeight + ((<usize>(kd * 36 + c)) << 4), 6 * 16)
+  const staged = byHeight + 16 * 108 // [216] lines of [2 input channels][8 output channels]
+  const items = (cin + 1) >> 1
+  while (true) {
+    const item = nextItem(job)
+    if (item >= items) break
+    const ci0 = item << 1
+    const inputs = min(2, cin - ci0)
+    for (let panel = 0; panel < panels; panel++) {
+      for (let c = 0; c < 2; c++) {
+        for (let half = 0; half < 2; half++) {
+          const co = (panel << 3) + (half << 2)
+          const at = staged + ((<usize>(c * 8 + half * 4)) << 2)
+          if (c >= inputs || co >= cout) {
+            for (let p = 0; p < P; p++) v128.store(at + ((<usize>p) << 6), f32x4.splat(0))
+            continue
+          }
+          const lanes = cout - co
+          const j = (ci0 + c) * cout + co
+          for (let t = 0; t < 27; t++) v128.store(taps + ((<usize>t) << 4), loadLanes(w + ((<usize>(t * pairs + j)) << 2), lanes))
+          for (let r = 0; r < 9; r++) filterLine(taps + ((<usize>(r * 3)) << 4), 16, byWidth + ((<usize>(r * 6)) << 4), 16)
+          for (let kd = 0; kd < 3; kd++) {
+            for (let b = 0; b < 6; b++)
+              filterLine(byWidth + ((<usize>(kd * 18 + b)) << 4), 6 * 16, byHeight + ((<usize>(kd * 36 + b)) << 4), 6 * 16)
+          }
+          // frequency p = a·36 + q
+          for (let q = 0; q < 36; q++) filterLine(byHeight + ((<usize>q) << 4), 36 * 16, at + ((<usize>q) << 6), 36 * 64)
+        }
       }
-      // frequency p = a·36 + q; lanes beyond Cout are zeros, inside the panel's 8 columns
-      const at = dst + ((<usize>(((co >> 3) * cin + ci) * 8 + (co & 7))) << 2)
-      for (let q = 0; q < 36; q++) filterLine(byHeight + ((<usize>q) << 4), 36 * 16, at + <usize>q * pStride, 36 * pStride)
+      const line = dst + ((<usize>((panel * cin + ci0) * 8)) << 2)
+      for (let p = 0; p < P; p++) {
+        const from = staged + ((<usize>p) << 6)
+        const to = line + <usize>p * pStride
+        v128.store(to, v128.load(from))
+        v128.store(to, v128.load(from, 16), 16)
+        if (inputs == 2) {
+          v128.store(to, v128.load(from, 32), 32)
+          v128.store(to, v128.load(from, 48), 48)
+        }
+      }
     }
   }
 }

@@ -67,6 +67,9 @@ export const KIND = {
   diceCe: 7,
   diceCeGrad: 8,
   adamw: 9,
+  winogradPackFilter: 10,
+  winogradFilterGradReduce: 11,
+  sumSlots: 12,
 } as const
 
 /** Control words (Int32 index at byte 0 of the shared memory). */

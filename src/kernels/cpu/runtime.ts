@@ -23,8 +23,6 @@ export interface ConvExports {
   packFilterTransposed(w: number, K: number, cout: number, Kp: number, dst: number): void
   reduceFilterGrad(job: number, dst: number): void
   gemm(...args: number[]): void
-  winogradPackFilter(w: number, cin: number, cout: number, dst: number, tmp: number): void
-  winogradFilterGradReduce(job: number, dst: number, tmp: number): void
   concatChannels(dst: number, a: number, ca: number, b: number, cb: number, voxels: number): void
   splitChannels(src: number, a: number, ca: number, b: number, cb: number, voxels: number): void
 }

@@ -7,7 +7,7 @@
  */
 import {environment} from '../../paths.js'
 import {copyIn, roundUp, SUM_SLOTS, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
-import {JOB, JOB_ADDRESS, KIND} from './job.js'
+import {JOB, KIND} from './job.js'
 import type {ConvRuntime} from './runtime.js'
 
 /** Below this many input channels, im2col stays faster (the GEMMs over channels are too thin). */
@@ -113,9 +113,8 @@ export function winogradForward(rt: ConvRuntime, x: number, w: Float32Array, inf
   const width = roundUp(cin, 4) + roundUp(cout, 4)
   // at least 4 chunks per thread, so that a thread slowed down by the machine leaves work to the others
   const balanced = roundUp(Math.ceil(tiling(info).tiles / (rt.threads * 4)), 4)
+  const u = packFilter(rt, w, cin, cout)
   const job = prepare(rt, info, KIND.winogradForward, Math.min(tilesPerChunk(width, CHUNK_BYTES), balanced), width)
-  const u = rt.alloc(FREQUENCIES * roundUp(cout, 8) * cin)
-  rt.exports.winogradPackFilter(copyIn(rt, w), cin, cout, u, rt.alloc(4 * (27 + 54 + 108)))
   const yLength = info.batchSize * info.outDepth * info.outHeight * info.outWidth * cout
   const y = rt.alloc(yLength)
   writeForwardOperands(rt, job, x, u, y, epilogue)
@@ -141,8 +140,40 @@ export function winogradFilterGrad(rt: ConvRuntime, x: number, dy: number, info:
   job[JOB.ACC_STRIDE] = accStride * 4
   job[JOB.ACC_LEN] = accLen
   const dw = rt.alloc(27 * cin * cout)
-  const tmp = rt.alloc(4 * (216 + 108 + 54))
   rt.run()
-  rt.exports.winogradFilterGradReduce(JOB_ADDRESS, dw, tmp)
+  // the same job's words for the two reduction jobs: the slots added into the first in order, then
+  // mapped back to the taps 4 (ci, co) pairs at a time (their scratch fits in the threads')
+  job[JOB.KIND] = KIND.sumSlots
+  job[JOB.COUNTER] = 0
+  job[JOB.ROWS_PER_CHUNK] = SUM_ITEM
+  job[JOB.CHUNKS] = Math.ceil(accLen / SUM_ITEM)
+  if (slots > 1) rt.run()
+  job[JOB.KIND] = KIND.winogradFilterGradReduce
+  job[JOB.COUNTER] = 0
+  job[JOB.W] = dw
+  job[JOB.ROWS_PER_CHUNK] = REDUCE_GROUPS
+  job[JOB.CHUNKS] = Math.ceil((cin * cout) / (4 * REDUCE_GROUPS))
+  rt.run()
   return rt.f32(dw, 27 * cin * cout).slice()
+}
+
+/** floats per work item of the slot sum, and groups of 4 (ci, co) pairs per work item of the transform back */
+const SUM_ITEM = 16384
+const REDUCE_GROUPS = 8
+
+/** U = the transformed filter, packed for the forward's GEMMs, made by every thread (input channels as work items); returns its address. */
+function packFilter(rt: ConvRuntime, w: Float32Array, cin: number, cout: number): number {
+  const u = rt.alloc(FREQUENCIES * roundUp(cout, 8) * cin)
+  const raw = copyIn(rt, w)
+  const job = rt.job()
+  job[JOB.KIND] = KIND.winogradPackFilter
+  job[JOB.X] = raw
+  job[JOB.W] = u
+  job[JOB.CIN] = cin
+  job[JOB.COUT] = cout
+  const stride = 4 * (27 + 54 + 108 + 4 * FREQUENCIES)
+  job[JOB.SCRATCH] = rt.alloc(stride * rt.threads)
+  job[JOB.SCRATCH_STRIDE] = stride * 4
+  rt.run()
+  return u
 }
