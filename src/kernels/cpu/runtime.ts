@@ -174,7 +174,7 @@ export function convRuntime(threads: number): ConvRuntime {
 
 /** The process's runtime (SIPL_THREADS threads) with an empty heap: each kernel call starts from one. */
 export function freshRuntime(): ConvRuntime {
-  const rt = convRuntime(environment().threads)
+  const rt = runtime ?? convRuntime(environment().threads)
   rt.reset()
   return rt
 }

@@ -5,7 +5,7 @@
  * and channel pair become 3.4, at the price of the transforms' additions. Design and
  * measurements: docs/kernels.md.
  */
-import {environment} from '../../paths.js'
+import {winogradEnabled} from '../../paths.js'
 import {copyIn, roundUp, SUM_SLOTS, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
 import {JOB, KIND} from './job.js'
 import type {ConvRuntime} from './runtime.js'
@@ -33,7 +33,7 @@ const FILTER_GRAD_SLOT_FLOATS = 4 * 1024 * 1024
 export function winogradApplies(info: ConvInfo): boolean {
   return (
     enabled &&
-    environment().winograd &&
+    winogradEnabled() &&
     info.filterDepth === 3 &&
     info.filterHeight === 3 &&
     info.filterWidth === 3 &&
