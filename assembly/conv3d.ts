@@ -62,6 +62,8 @@ import {
   KIND_WINOGRAD_PACK_FILTER,
   KIND_WINOGRAD_FILTER_GRAD_REDUCE,
   KIND_SUM_SLOTS,
+  KIND_COLUMN_SUMS,
+  KIND_CHANNEL_AFFINE,
   sumSlots,
   KIND_INPUT_GRAD,
   KIND_WINOGRAD_FILTER_GRAD,
@@ -74,6 +76,7 @@ import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradP
 import {biasActGrad} from './bias-act'
 import {diceCe, diceCeGrad} from './dice-ce'
 import {adamw} from './adamw'
+import {channelAffine, columnSums} from './channels'
 export {gemm}
 
 /** Copies n floats (unaligned), 4 at a time. */
@@ -400,6 +403,14 @@ export function runJob(job: usize, t: i32): void {
   }
   if (kind == KIND_WINOGRAD_PACK_FILTER) {
     winogradPackFilter(job, scratch)
+    return
+  }
+  if (kind == KIND_COLUMN_SUMS) {
+    columnSums(job)
+    return
+  }
+  if (kind == KIND_CHANNEL_AFFINE) {
+    channelAffine(job)
     return
   }
   if (kind == KIND_SUM_SLOTS) {

@@ -65,6 +65,8 @@ export const KIND_ADAMW = 9
 export const KIND_WINOGRAD_PACK_FILTER = 10
 export const KIND_WINOGRAD_FILTER_GRAD_REDUCE = 11
 export const KIND_SUM_SLOTS = 12
+export const KIND_COLUMN_SUMS = 13
+export const KIND_CHANNEL_AFFINE = 14
 
 export function word(job: usize, i: usize): i32 {
   return load<i32>(job + (i << 2))

@@ -334,16 +334,26 @@ test('fused Dice + cross-entropy: probabilities and loss against float64 Math.ex
 })
 
 test('fused group norm: output and gradients (x, γ, β) equal the op composition within 1e-5, group and instance norm', () => {
+  // 210 rows of 16 channels (one chunk of rows); 20 000 rows of 6 channels (8 chunks, every slot of the sums, and 2 channels outside the vectors)
+  for (const [shape, groups] of [
+    [[1, 6, 5, 7, 16], 4],
+    [[1, 20, 25, 40, 6], 3],
+  ] as [number[], number][])
+    normMatchesComposition(shape, groups)
+})
+
+function normMatchesComposition(shape: number[], groupCount: number): void {
   const store = new ParamStore(new Rng(3))
-  const x = tf.add(tf.mul(tf.randomNormal([1, 6, 5, 7, 16], 0, 1, 'float32', 60), 2), 1) as tf.Tensor5D
+  const channels = shape[4]
+  const x = tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 60), 2), 1) as tf.Tensor5D
   const r = tf.randomNormal(x.shape, 0, 1, 'float32', 61)
   for (const [norm, groups] of [
-    ['group', 4],
-    ['instance', 16],
+    ['group', groupCount],
+    ['instance', channels],
   ] as const) {
-    const layer = new SpatialNorm(store, `fused.${norm}`, 16, {norm, groups})
-    layer.gamma.assign(tf.randomUniform([16], 0.5, 1.5, 'float32', 62))
-    layer.beta.assign(tf.randomUniform([16], -1, 1, 'float32', 63))
+    const layer = new SpatialNorm(store, `fused.${norm}`, channels, {norm, groups})
+    layer.gamma.assign(tf.randomUniform([channels], 0.5, 1.5, 'float32', 62))
+    layer.beta.assign(tf.randomUniform([channels], -1, 1, 'float32', 63))
     const run = () =>
       tf.tidy(() => {
         const objective = (input: tf.Tensor) => tf.sum(tf.mul(r, tf.square(layer.apply(input as tf.Tensor5D)))) as tf.Scalar
@@ -356,12 +366,14 @@ test('fused group norm: output and gradients (x, γ, β) equal the op compositio
     const composed = withReferenceConvKernels(run)
     ;['y', 'dx', 'dγ', 'dβ'].forEach((what, i) => {
       const err = relError(fused[i], composed[i])
-      assert.ok(err <= 1e-5, `${norm} ${what}: relative error ${err}`)
+      assert.ok(err <= 1e-5, `${shape} ${norm} ${what}: relative error ${err}`)
     })
+    const again = run()
+    again.forEach((values, i) => assert.deepEqual(values, fused[i], `${shape} ${norm}: different bits in a second run`))
   }
   tf.dispose([x, r])
   store.dispose()
-})
+}
 
 test("the model's LeakyReLU: the same values and gradient bits with the Step-based gradient as with tfjs's", () => {
   const x = tf.concat([tf.randomNormal([997], 0, 1, 'float32', 70), tf.tensor1d([0, -0, 1e-30, -1e-30])])

@@ -70,6 +70,8 @@ export const KIND = {
   winogradPackFilter: 10,
   winogradFilterGradReduce: 11,
   sumSlots: 12,
+  columnSums: 13,
+  channelAffine: 14,
 } as const
 
 /** Control words (Int32 index at byte 0 of the shared memory). */

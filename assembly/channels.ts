@@ -1,0 +1,108 @@
+/**
+ * Per-channel passes over row-major `[rows, C]` arrays, for the group / instance norm of
+ * src/kernels/cpu/group-norm.ts: column sums (Σ a and Σ a·b per channel) and a per-channel
+ * affine map of one or two arrays. Channels go 4 to a vector, the last C mod 4 one at a time.
+ *
+ * The sums are deterministic with any thread count: rows go in chunks of J_ROWS_PER_CHUNK, each
+ * summed in float32 and added (in float64) into slot chunk mod J_SLOTS in order; the caller adds
+ * the slots in order.
+ */
+import {clearedSlot, J_BIAS, J_CHUNKS, J_COUT, J_DY, J_ROWS, J_ROWS_PER_CHUNK, J_SLOTS, J_W, J_X, nextItem, word} from './job'
+
+/** four float64 sums at `at` += the four lanes of `v` */
+function addPromoted(at: usize, v: v128): void {
+  v128.store(at, f64x2.add(v128.load(at), f64x2.promote_low_f32x4(v)))
+  v128.store(at, f64x2.add(v128.load(at, 16), f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))), 16)
+}
+
+/** Slots of float64 [Σ a per channel, Σ a·b per channel] over the rows of a (J_X) and b (J_W). */
+export function columnSums(job: usize): void {
+  const a = <usize>word(job, J_X)
+  const b = <usize>word(job, J_W)
+  const C = word(job, J_COUT)
+  const rows = word(job, J_ROWS)
+  const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
+  const chunks = word(job, J_CHUNKS)
+  const slots = word(job, J_SLOTS)
+  const rowBytes = (<usize>C) << 2
+  const full = C & ~3
+  while (true) {
+    const s = nextItem(job)
+    if (s >= slots) break
+    const slot = clearedSlot(job, s, (<usize>C) << 4)
+    const products = slot + ((<usize>C) << 3)
+    for (let k = s; k < chunks; k += slots) {
+      const r0 = k * rowsPerChunk
+      const r1 = min(rows, r0 + rowsPerChunk)
+      for (let c = 0; c < full; c += 4) {
+        let sum = f32x4.splat(0)
+        let product = f32x4.splat(0)
+        let at = <usize>r0 * rowBytes + ((<usize>c) << 2)
+        for (let r = r0; r < r1; r++) {
+          const av = v128.load(a + at)
+          sum = f32x4.add(sum, av)
+          product = f32x4.add(product, f32x4.mul(av, v128.load(b + at)))
+          at += rowBytes
+        }
+        addPromoted(slot + ((<usize>c) << 3), sum)
+        addPromoted(products + ((<usize>c) << 3), product)
+      }
+      for (let c = full; c < C; c++) {
+        let sum: f32 = 0
+        let product: f32 = 0
+        let at = <usize>r0 * rowBytes + ((<usize>c) << 2)
+        for (let r = r0; r < r1; r++) {
+          const av = load<f32>(a + at)
+          sum += av
+          product += av * load<f32>(b + at)
+          at += rowBytes
+        }
+        const sumAt = slot + ((<usize>c) << 3)
+        const productAt = products + ((<usize>c) << 3)
+        store<f64>(sumAt, load<f64>(sumAt) + <f64>sum)
+        store<f64>(productAt, load<f64>(productAt) + <f64>product)
+      }
+    }
+  }
+}
+
+/**
+ * out (J_DY) = a·s + b·t + u per channel, a at J_X, b at J_W (0: no b term), float32 coefficients
+ * [s, t, u] (C each) at J_BIAS; work items are chunks of J_ROWS_PER_CHUNK rows.
+ */
+export function channelAffine(job: usize): void {
+  const a = <usize>word(job, J_X)
+  const b = <usize>word(job, J_W)
+  const out = <usize>word(job, J_DY)
+  const coefficients = <usize>word(job, J_BIAS)
+  const C = word(job, J_COUT)
+  const rows = word(job, J_ROWS)
+  const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
+  const chunks = word(job, J_CHUNKS)
+  const rowBytes = (<usize>C) << 2
+  const full = C & ~3
+  const s = coefficients
+  const t = s + rowBytes
+  const u = t + rowBytes
+  while (true) {
+    const k = nextItem(job)
+    if (k >= chunks) break
+    const r1 = min(rows, (k + 1) * rowsPerChunk)
+    let row = <usize>(k * rowsPerChunk) * rowBytes
+    for (let r = k * rowsPerChunk; r < r1; r++) {
+      for (let c = 0; c < full; c += 4) {
+        const o = (<usize>c) << 2
+        let v = f32x4.add(f32x4.mul(v128.load(a + row + o), v128.load(s + o)), v128.load(u + o))
+        if (b) v = f32x4.add(v, f32x4.mul(v128.load(b + row + o), v128.load(t + o)))
+        v128.store(out + row + o, v)
+      }
+      for (let c = full; c < C; c++) {
+        const o = (<usize>c) << 2
+        let v = load<f32>(a + row + o) * load<f32>(s + o) + load<f32>(u + o)
+        if (b) v += load<f32>(b + row + o) * load<f32>(t + o)
+        store<f32>(out + row + o, v)
+      }
+      row += rowBytes
+    }
+  }
+}
