@@ -88,35 +88,38 @@ for (const [name, aShape, skipChannels, wShape] of [
   })
 }
 
-function transposeValueAndGrads(xShape: number[], wShape: number[], stride: number, seed: number): Float32Array[] {
+function transposeValueAndGrads(xShape: number[], wShape: number[], stride: number, pad: 'same' | 'valid', seed: number): Float32Array[] {
   return tf.tidy(() => {
     const x = seeded(xShape, seed) as tf.Tensor5D
     const w = seeded(wShape, seed + 1) as tf.Tensor5D
     const b = seeded([wShape[3]], seed + 2) as tf.Tensor1D
-    const out = [xShape[0], xShape[1] * stride, xShape[2] * stride, xShape[3] * stride, wShape[3]] as [
-      number,
-      number,
-      number,
-      number,
-      number,
+    // 'same': n·s; 'valid': (n − 1)·s + k
+    const edge = (n: number, k: number) => (pad === 'same' ? n * stride : (n - 1) * stride + k)
+    const out: [number, number, number, number, number] = [
+      xShape[0],
+      edge(xShape[1], wShape[0]),
+      edge(xShape[2], wShape[1]),
+      edge(xShape[3], wShape[2]),
+      wShape[3],
     ]
-    const y = conv3dTransposeBias(x, w, b, out, stride, 'same')
+    const y = conv3dTransposeBias(x, w, b, out, stride, pad)
     const dy = seeded(y.shape, seed + 3)
     const grads = tf.grads((a: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
-      tf.sum(tf.mul(conv3dTransposeBias(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, out, stride, 'same'), dy)),
+      tf.sum(tf.mul(conv3dTransposeBias(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, out, stride, pad), dy)),
     )([x, w, b])
     return [y, ...grads].map((t) => t.dataSync() as Float32Array)
   })
 }
 
-for (const [name, xShape, wShape, stride] of [
-  ['k2 s2 (U-Net up-sampling), 6→5, batch 2', [2, 3, 4, 5, 6], [2, 2, 2, 5, 6], 2],
-  ['k3 s2 (overlapping), 5→3', [1, 4, 3, 5, 5], [3, 3, 3, 3, 5], 2],
-  ['k3 s1 (bias in the forward kernel, Winograd), 8→7', [1, 9, 8, 10, 8], [3, 3, 3, 7, 8], 1],
-] as [string, number[], number[], number][]) {
+for (const [name, xShape, wShape, stride, pad] of [
+  ['k2 s2 (U-Net up-sampling), 6→5, batch 2', [2, 3, 4, 5, 6], [2, 2, 2, 5, 6], 2, 'same'],
+  ['k3 s2 (overlapping), 5→3', [1, 4, 3, 5, 5], [3, 3, 3, 3, 5], 2, 'same'],
+  ['k3 s2 valid (output 2n + 1), 3→6, batch 2', [2, 3, 4, 2, 3], [3, 3, 3, 6, 3], 2, 'valid'],
+  ['k3 s1 (bias in the forward kernel, Winograd), 8→7', [1, 9, 8, 10, 8], [3, 3, 3, 7, 8], 1, 'same'],
+] as [string, number[], number[], number, 'same' | 'valid'][]) {
   test(`fused conv3dTranspose + bias equals the composition: ${name}`, () => {
-    const fast = transposeValueAndGrads(xShape, wShape, stride, 7)
-    const reference = withReferenceConvKernels(() => transposeValueAndGrads(xShape, wShape, stride, 7))
+    const fast = transposeValueAndGrads(xShape, wShape, stride, pad, 7)
+    const reference = withReferenceConvKernels(() => transposeValueAndGrads(xShape, wShape, stride, pad, 7))
     ;['y', 'dx', 'dw', 'db'].forEach((what, k) => {
       assert.equal(fast[k].length, reference[k].length, what)
       const err = relError(fast[k], reference[k])
