@@ -137,13 +137,21 @@ function im2col(job: usize, m0: i32, m1: i32, dst: usize): void {
   const planeStep = (<usize>(dD * inH * inW) * <usize>cin) << 2
   const rowStep = (<usize>(dH * inW) * <usize>cin) << 2
   const colStep = (<usize>(dW * cin)) << 2
+  // a 3×3×3 stride-1 first layer: rows go 4 at a time where they can (blockOf4 below)
+  const dense3 = cin == 1 && kD == 3 && kH == 3 && kW == 3 && dD == 1 && dH == 1 && dW == 1 && sW == 1 && Kp == 32
   for (let m = m0; m < m1; m++) {
     let row = dst + ((<usize>(m - m0) * <usize>Kp) << 2)
     const id0 = od * sD - pF
     const ih0 = oh * sH - pT
     const iw0 = ow * sW - pL
     const interior = id0 >= 0 && id0 + (kD - 1) * dD < inD && ih0 >= 0 && ih0 + (kH - 1) * dH < inH && iw0 >= 0 && iw0 + (kW - 1) * dW < inW
-    if (interior && cin == 1) {
+    const block = interior && dense3 && m + 4 <= m1 && ow + 4 <= outW && iw0 + 5 < inW
+    if (block) {
+      blockOf4(x + ((<usize>(((bi * inD + id0) * inH + ih0) * inW + iw0)) << 2), planeStep, rowStep, row)
+      // rows m … m + 3 are done, the Kp − K tail included; the 4th row's step is the loop's own
+      m += 3
+      ow += 3
+    } else if (interior && cin == 1) {
       // the first layer inside the volume: one load and one store per tap, no bounds
       const base = x + ((<usize>(((bi * inD + id0) * inH + ih0) * inW + iw0)) << 2)
       for (let kd = 0; kd < kD; kd++) {
@@ -179,7 +187,7 @@ function im2col(job: usize, m0: i32, m1: i32, dst: usize): void {
         }
       }
     }
-    if (Kp > K) memory.fill(row, 0, (<usize>(Kp - K)) << 2)
+    if (!block && Kp > K) memory.fill(row, 0, (<usize>(Kp - K)) << 2)
     if (++ow == outW) {
       ow = 0
       if (++oh == outH) {
@@ -190,6 +198,35 @@ function im2col(job: usize, m0: i32, m1: i32, dst: usize): void {
         }
       }
     }
+  }
+}
+
+/** The input at tap t = (kd·3 + kh)·3 + kw for 4 consecutive outputs along width (taps past 26: zeros, the Kp − K tail). */
+function tap4(base: usize, t: i32, planeStep: usize, rowStep: usize): v128 {
+  if (t >= 27) return f32x4.splat(0)
+  return v128.load(base + <usize>(t / 9) * planeStep + <usize>((t / 3) % 3) * rowStep + ((<usize>(t % 3)) << 2))
+}
+
+/**
+ * im2col rows of 4 consecutive outputs along width of a 3×3×3 stride-1 convolution of one
+ * channel (Kp = 32): per group of 4 taps, 4 vectors of 4 outputs, transposed into 4 vectors of
+ * 4 taps, one per row. Row by row it was one scalar load and store per tap: 2.5× the time.
+ */
+function blockOf4(base: usize, planeStep: usize, rowStep: usize, dst: usize): void {
+  for (let g = 0; g < 32; g += 4) {
+    const a = tap4(base, g, planeStep, rowStep)
+    const b = tap4(base, g + 1, planeStep, rowStep)
+    const c = tap4(base, g + 2, planeStep, rowStep)
+    const d = tap4(base, g + 3, planeStep, rowStep)
+    const ab01 = i32x4.shuffle(a, b, 0, 4, 1, 5)
+    const cd01 = i32x4.shuffle(c, d, 0, 4, 1, 5)
+    const ab23 = i32x4.shuffle(a, b, 2, 6, 3, 7)
+    const cd23 = i32x4.shuffle(c, d, 2, 6, 3, 7)
+    const at = dst + ((<usize>g) << 2)
+    v128.store(at, i32x4.shuffle(ab01, cd01, 0, 1, 4, 5))
+    v128.store(at + 128, i32x4.shuffle(ab01, cd01, 2, 3, 6, 7))
+    v128.store(at + 256, i32x4.shuffle(ab23, cd23, 0, 1, 4, 5))
+    v128.store(at + 384, i32x4.shuffle(ab23, cd23, 2, 3, 6, 7))
   }
 }
 

@@ -37,6 +37,9 @@ const CASES: Case[] = [
   {name: 'stride 2 same on even sizes, batch 2, 6→10 channels', x: [2, 8, 6, 10, 6], w: [3, 3, 3, 6, 10], strides: 2, pad: 'same'},
   {name: '1×1×1 head, 7→4 channels', x: [1, 4, 5, 6, 7], w: [1, 1, 1, 7, 4], strides: 1, pad: 'same'},
   {name: 'single input channel (first U-Net layer), 1→9', x: [1, 7, 5, 6, 1], w: [3, 3, 3, 1, 9], strides: 1, pad: 'same'},
+  // rows of 15 outputs: blocks of 4 rows inside, single rows at the sides and where a block would leave the row
+  {name: 'single input channel, batch 2, wide rows, 1→5', x: [2, 5, 6, 15, 1], w: [3, 3, 3, 1, 5], strides: 1, pad: 'same'},
+  {name: 'single input channel, valid, 1→4', x: [1, 6, 5, 14, 1], w: [3, 3, 3, 1, 4], strides: 1, pad: 'valid'},
   {
     name: 'many row chunks on every thread, kernel 3×2×3, 16→24 channels',
     x: [1, 12, 10, 14, 16],
