@@ -90,3 +90,19 @@ test('SIGKILL mid-epoch, then --resume: identical to an uninterrupted run', asyn
     rmSync(root, {recursive: true, force: true})
   }
 })
+
+test('the same weights and optimiser state, bit for bit, with 1 thread and with 3 (the kernels sum in a fixed order)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'sipl-threads-'))
+  try {
+    const runs = ['1', '3'].map((threads) => {
+      const out = join(root, `threads-${threads}`)
+      const r = sipl(ARGS(out), {env: {SIPL_DATA_DIR: join(root, 'data'), SIPL_THREADS: threads}})
+      assert.equal(r.code, 0, r.stderr)
+      return out
+    })
+    for (const file of ['model.safetensors', 'optimizer.safetensors'])
+      sameTensors(join(runs[0], 'checkpoints', 'last', file), join(runs[1], 'checkpoints', 'last', file))
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
