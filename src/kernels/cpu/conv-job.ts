@@ -68,3 +68,26 @@ export function writeForwardOperands(rt: ConvRuntime, job: Int32Array, x: number
     job[JOB.RELU] = epilogue.relu ? 1 : 0
   }
 }
+
+/**
+ * Float64 accumulator slots for a job that sums its chunks into them (chunk k into slot k mod
+ * slots, in order: assembly/job.ts `clearedSlot`): SUM_SLOTS, or fewer when there are fewer
+ * chunks. Fills the job's J_SLOTS, J_ACC and J_ACC_STRIDE; the returned function, called once the
+ * job has run, adds the slots up in slot order, so the totals do not depend on the thread count.
+ */
+export function float64Slots(rt: ConvRuntime, job: Int32Array, chunks: number, length: number): () => Float64Array {
+  const slots = Math.max(1, Math.min(SUM_SLOTS, chunks))
+  const stride = roundUp(2 * length, 16) // floats
+  const acc = rt.alloc(stride * slots)
+  job[JOB.SLOTS] = slots
+  job[JOB.ACC] = acc
+  job[JOB.ACC_STRIDE] = stride * 4
+  return () => {
+    const total = new Float64Array(length)
+    for (let s = 0; s < slots; s++) {
+      const slot = rt.f64(acc + s * stride * 4, length)
+      for (let i = 0; i < length; i++) total[i] += slot[i]
+    }
+    return total
+  }
+}

@@ -9,7 +9,7 @@ import {tf} from '../../backend/tf.js'
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output} from './tensors.js'
-import {copyIn, roundUp, SUM_SLOTS, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
+import {copyIn, float64Slots, roundUp, SUM_SLOTS, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
 import {winogradApplies, winogradFilterGrad, winogradFilterGradApplies, winogradForward} from './winograd.js'
 
 type TensorInfo = tf.TensorInfo
@@ -288,9 +288,6 @@ const BIAS_GRAD_ROWS = 256
 function biasActGradAt(rt: ConvRuntime, dz: number, y: number, rows: number, channels: number, relu: boolean): Float32Array {
   const job = rt.job()
   const chunks = Math.ceil(rows / BIAS_GRAD_ROWS)
-  const slots = Math.max(1, Math.min(SUM_SLOTS, chunks))
-  const slotStride = roundUp(2 * channels, 16) // floats: `channels` float64 sums
-  const acc = rt.alloc(slotStride * slots)
   job[JOB.KIND] = KIND.biasActGrad
   job[JOB.DY] = dz
   job[JOB.X] = y
@@ -299,17 +296,9 @@ function biasActGradAt(rt: ConvRuntime, dz: number, y: number, rows: number, cha
   job[JOB.ROWS] = rows
   job[JOB.ROWS_PER_CHUNK] = BIAS_GRAD_ROWS
   job[JOB.CHUNKS] = chunks
-  job[JOB.SLOTS] = slots
-  job[JOB.ACC] = acc
-  job[JOB.ACC_STRIDE] = slotStride * 4
+  const totals = float64Slots(rt, job, chunks, channels)
   rt.run()
-  const db = new Float32Array(channels)
-  for (let c = 0; c < channels; c++) {
-    let sum = 0
-    for (let s = 0; s < slots; s++) sum += rt.f64(acc + s * slotStride * 4, channels)[c]
-    db[c] = sum
-  }
-  return db
+  return Float32Array.from(totals())
 }
 
 /**

@@ -12,7 +12,7 @@
  * probabilities p (kept for the backward) and per (sample, channel) [Dice, denominator].
  */
 import type {tf} from '../../backend/tf.js'
-import {copyIn, roundUp, SUM_SLOTS} from './conv-job.js'
+import {copyIn, float64Slots, roundUp} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
@@ -34,25 +34,14 @@ export function diceCeKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInf
   job[JOB.X] = copyIn(rt, floats(backend, inputs.logits))
   job[JOB.W] = copyIn(rt, floats(backend, inputs.targets))
   job[JOB.DY] = p
-  const chunks = job[JOB.CHUNKS]
-  const slots = Math.min(SUM_SLOTS, chunks)
   // a slot: float64 [cross-entropy, Σ p·y per (sample, channel), denominator per (sample, channel)]
-  const slotLength = 1 + 2 * B * C
-  const slotStride = roundUp(2 * slotLength, 16)
-  const acc = rt.alloc(slotStride * slots)
-  job[JOB.SLOTS] = slots
-  job[JOB.ACC] = acc
-  job[JOB.ACC_STRIDE] = slotStride * 4
+  const totals = float64Slots(rt, job, job[JOB.CHUNKS], 1 + 2 * B * C)
   // per thread: three floats per row of a chunk (softmax's row sums and dot products)
   const scratchStride = roundUp(3 * ROWS_PER_CHUNK, 16)
   job[JOB.SCRATCH] = rt.alloc(scratchStride * rt.threads)
   job[JOB.SCRATCH_STRIDE] = scratchStride * 4
   rt.run()
-  const sums = new Float64Array(slotLength)
-  for (let s = 0; s < slots; s++) {
-    const slot = rt.f64(acc + s * slotStride * 4, slotLength)
-    for (let i = 0; i < slotLength; i++) sums[i] += slot[i]
-  }
+  const sums = totals()
   // softmax: mean over voxels of −Σ_c y log p; sigmoid: mean over every element
   const ceMean = sums[0] / (activation === 'softmax' ? B * N : B * N * C)
   const stats = new Float32Array(B * C * 2)

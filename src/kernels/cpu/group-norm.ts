@@ -9,7 +9,7 @@
  * they took ~26 ms of a 32³ SIPL demo step.
  */
 import type {tf} from '../../backend/tf.js'
-import {copyIn, roundUp, SUM_SLOTS} from './conv-job.js'
+import {copyIn, float64Slots} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
@@ -38,9 +38,6 @@ function columnSums(rt: ConvRuntime, a: number, b: number, rows: number, C: numb
   const job = rt.job()
   const perChunk = rowsPerChunk(C)
   const chunks = Math.ceil(rows / perChunk)
-  const slots = Math.max(1, Math.min(SUM_SLOTS, chunks))
-  const slotStride = roundUp(4 * C, 16) // floats: 2·C float64 sums
-  const acc = rt.alloc(slotStride * slots)
   job[JOB.KIND] = KIND.columnSums
   job[JOB.X] = a
   job[JOB.W] = b
@@ -48,15 +45,10 @@ function columnSums(rt: ConvRuntime, a: number, b: number, rows: number, C: numb
   job[JOB.ROWS] = rows
   job[JOB.ROWS_PER_CHUNK] = perChunk
   job[JOB.CHUNKS] = chunks
-  job[JOB.SLOTS] = slots
-  job[JOB.ACC] = acc
-  job[JOB.ACC_STRIDE] = slotStride * 4
+  // a slot: float64 [Σ a per channel, Σ a·b per channel]
+  const totals = float64Slots(rt, job, chunks, 2 * C)
   rt.run()
-  const total = new Float64Array(2 * C)
-  for (let s = 0; s < slots; s++) {
-    const slot = rt.f64(acc + s * slotStride * 4, 2 * C)
-    for (let i = 0; i < 2 * C; i++) total[i] += slot[i]
-  }
+  const total = totals()
   return {sums: total.subarray(0, C), products: total.subarray(C)}
 }
 
