@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import {tf} from '../../src/backend/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {withReferenceConvKernels} from '../../src/kernels/register.js'
-import {conv3dBiasAct, conv3dTransposeBias, type FusedConvOptions} from '../../src/kernels/fused.js'
+import {conv3dBiasAct, conv3dTransposeBias, type DiceCeOptions, type FusedConvOptions} from '../../src/kernels/fused.js'
 import {AdamW} from '../../src/train/optimizers.js'
 import {diceCrossEntropy} from '../../src/model/losses.js'
 import {leakyRelu, SpatialNorm} from '../../src/model/layers.js'
@@ -201,6 +201,29 @@ test('fused AdamW step: the same bits as the op composition, over several steps 
   p.dispose()
 })
 
+function diceCeLossAndGrad(logits: tf.Tensor, targets: tf.Tensor, options: DiceCeOptions): {loss: number; grad: Float32Array} {
+  return tf.tidy(() => {
+    const {value, grad} = tf.valueAndGrad((z: tf.Tensor) => diceCrossEntropy(z, targets, options))(logits)
+    return {loss: value.dataSync()[0], grad: grad.dataSync() as Float32Array}
+  })
+}
+
+/** The loss and logit gradient of diceCrossEntropy, fused, checked against the op composition (1e-5 relative); returns the fused ones. */
+function diceCeMatchesComposition(
+  logits: tf.Tensor,
+  targets: tf.Tensor,
+  options: DiceCeOptions,
+  label: string,
+): {loss: number; grad: Float32Array} {
+  const run = () => diceCeLossAndGrad(logits, targets, options)
+  const fused = run()
+  const composed = withReferenceConvKernels(run)
+  assert.ok(Math.abs(fused.loss - composed.loss) <= 1e-5 * Math.abs(composed.loss), `${label} loss ${fused.loss} vs ${composed.loss}`)
+  const err = relError(fused.grad, composed.grad)
+  assert.ok(err <= 1e-5, `${label} gradient: relative error ${err}`)
+  return fused
+}
+
 test('fused Dice + cross-entropy: loss and logit gradient equal the op composition (sigmoid/softmax, squared/linear, batch 2, soft targets)', () => {
   const shape: [number, number, number, number, number] = [2, 3, 4, 5, 3]
   const logits = tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 50), 3) as tf.Tensor5D
@@ -212,18 +235,7 @@ test('fused Dice + cross-entropy: loss and logit gradient equal the op compositi
     ['softmax', true, fractions],
     ['softmax', false, fractions],
   ] as ['sigmoid' | 'softmax', boolean, tf.Tensor5D][]) {
-    const options = {activation, squared, smooth: 1e-5}
-    const run = () =>
-      tf.tidy(() => {
-        const {value, grad} = tf.valueAndGrad((z: tf.Tensor) => diceCrossEntropy(z, targets, options))(logits)
-        return {loss: value.dataSync()[0], grad: grad.dataSync() as Float32Array}
-      })
-    const fused = run()
-    const composed = withReferenceConvKernels(run)
-    const label = `${activation}${squared ? ' squared' : ''}`
-    assert.ok(Math.abs(fused.loss - composed.loss) <= 1e-5 * Math.abs(composed.loss), `${label} loss ${fused.loss} vs ${composed.loss}`)
-    const err = relError(fused.grad, composed.grad)
-    assert.ok(err <= 1e-5, `${label} gradient: relative error ${err}`)
+    diceCeMatchesComposition(logits, targets, {activation, squared, smooth: 1e-5}, `${activation}${squared ? ' squared' : ''}`)
   }
   tf.dispose([logits, fractions, independent])
   // hand-computed: logits 0 → p = ½. softmax, one-hot rows, Σp + Σy: CE = ln 2, Dice = 1/2 per class
@@ -253,18 +265,9 @@ test('fused Dice + cross-entropy in wasm: many chunks per sample, 1–8 channels
       ['softmax', false, hard],
     ] as ['sigmoid' | 'softmax', boolean, tf.Tensor3D][]) {
       const options = {activation, squared, smooth: 1e-5}
-      const run = () =>
-        tf.tidy(() => {
-          const {value, grad} = tf.valueAndGrad((z: tf.Tensor) => diceCrossEntropy(z, targets, options))(logits)
-          return {loss: value.dataSync()[0], grad: grad.dataSync() as Float32Array}
-        })
-      const fused = run()
-      const composed = withReferenceConvKernels(run)
       const label = `${channels} channels, ${activation}${squared ? ' squared' : ''}`
-      assert.ok(Math.abs(fused.loss - composed.loss) <= 1e-5 * Math.abs(composed.loss), `${label} loss ${fused.loss} vs ${composed.loss}`)
-      const err = relError(fused.grad, composed.grad)
-      assert.ok(err <= 1e-5, `${label} gradient: relative error ${err}`)
-      const again = run()
+      const fused = diceCeMatchesComposition(logits, targets, options, label)
+      const again = diceCeLossAndGrad(logits, targets, options)
       assert.equal(again.loss, fused.loss, `${label}: loss bits differ between runs`)
       assert.deepEqual(again.grad, fused.grad, `${label}: gradient bits differ between runs`)
     }
