@@ -5,6 +5,13 @@
  * inside the volume. Volumes smaller than the patch are zero-padded (label 0) at the far end.
  * All draws come from the one seeded Rng whose state a checkpoint saves.
  *
+ * Which volume comes next (`volumeOrder`):
+ * - `permutation`: every training volume once per epoch, in a shuffled order, without
+ *   replacement — the official SIPL loader (a shuffled PyTorch DataLoader over the 24 BTCV
+ *   volumes, `num_samples` crops of each collated into one batch);
+ * - `random`: each volume drawn uniformly with replacement, for epochs of a fixed number of
+ *   steps (nnU-Net's 250).
+ *
  * Layouts: case image c + C·(x + X·(y + Y·z)) (channels-last, x fastest), label x + X·(y + Y·z);
  * a patch has the same layout with the patch size, i.e. a row-major [pz, py, px, C] block.
  */
@@ -32,10 +39,40 @@ export interface Patch {
   positive: boolean
 }
 
+export type VolumeOrder = 'permutation' | 'random'
+
 export interface SamplerOptions {
   patch: Triple
   posNegRatio: [number, number]
   samplesPerVolume: number
+  volumeOrder: VolumeOrder
+}
+
+/**
+ * Optimiser steps in one epoch. With `permutation` an epoch is one pass over the volumes:
+ * ⌈volumes · samplesPerVolume / batchSize⌉ steps, the last one smaller when the crops do not
+ * fill it (a DataLoader without drop_last); with `random` it is the configured itersPerEpoch.
+ */
+export function stepsPerEpoch(
+  train: {volumeOrder: VolumeOrder; itersPerEpoch?: number; samplesPerVolume: number; batchSize: number},
+  volumes: number,
+): number {
+  if (train.volumeOrder === 'permutation') return Math.ceil((volumes * train.samplesPerVolume) / train.batchSize)
+  return train.itersPerEpoch ?? DEFAULT_ITERS_PER_EPOCH
+}
+
+/** nnU-Net's epoch of 250 steps, for volumes drawn with replacement */
+export const DEFAULT_ITERS_PER_EPOCH = 250
+
+/** Patches in step `iter` of an epoch: batchSize, except a short last step of a permutation epoch. */
+export function patchesInStep(
+  train: {volumeOrder: VolumeOrder; samplesPerVolume: number; batchSize: number},
+  volumes: number,
+  iter: number,
+): number {
+  if (train.volumeOrder !== 'permutation') return train.batchSize
+  const crops = volumes * train.samplesPerVolume
+  return Math.min(train.batchSize, crops - iter * train.batchSize)
 }
 
 /** Copies the block [origin, origin + patch) out of a case, zero beyond the volume. */
@@ -60,6 +97,8 @@ export function cropCase(c: TrainCase, origin: Triple, patch: Triple): {image: F
 export class PatchSampler {
   private readonly foreground = new Map<string, Int32Array>()
   private queue: Patch[] = []
+  /** permutation order: the volumes of this epoch not yet visited, next last */
+  private unvisited: TrainCase[] = []
 
   constructor(
     private readonly cases: TrainCase[],
@@ -116,18 +155,27 @@ export class PatchSampler {
     return out
   }
 
-  /** The next patch; a new volume is drawn when the crops of the last one are used up. */
+  private nextVolume(): TrainCase {
+    if (this.options.volumeOrder === 'random') return this.cases[this.rng.int(this.cases.length)]
+    // a permutation epoch that asks for more crops than it holds starts another pass
+    if (this.unvisited.length === 0) this.unvisited = this.rng.shuffle([...this.cases])
+    return this.unvisited.pop()!
+  }
+
+  /** The next patch; the next volume is taken when the crops of the last one are used up. */
   next(): Patch {
-    if (this.queue.length === 0) this.queue = this.crops(this.cases[this.rng.int(this.cases.length)])
+    if (this.queue.length === 0) this.queue = this.crops(this.nextVolume())
     return this.queue.shift()!
   }
 
   /**
-   * Drops crops left over from the last volume. The training loop calls it at every epoch
-   * start, so that the sampling stream of an epoch depends only on the Rng state saved at the
-   * end of the previous epoch, which is what makes a resumed run identical.
+   * Drops crops left over from the last volume and, in permutation order, starts a new pass over
+   * the volumes. The training loop calls it at every epoch start, so that the sampling stream of
+   * an epoch depends only on the Rng state saved at the end of the previous epoch, which is what
+   * makes a resumed run identical.
    */
   startEpoch(): void {
     this.queue = []
+    this.unvisited = []
   }
 }

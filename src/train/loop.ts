@@ -14,7 +14,7 @@ import {configHash} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {ensurePreprocessed, loadCase, loadPlan, loadSplits} from '../data/cache.js'
 import {augment} from '../data/augment.js'
-import {PatchSampler, type TrainCase, type Triple} from '../data/sampler.js'
+import {patchesInStep, PatchSampler, stepsPerEpoch, type TrainCase, type Triple} from '../data/sampler.js'
 import {UserError} from '../errors.js'
 import {dice, classMask} from '../evaluate/metrics.js'
 import {predictCase} from '../evaluate/predict.js'
@@ -131,7 +131,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   })
   const variables = model.namedVariables()
   const optimizer = createOptimizer(config.train.optimizer)
-  const lrAt = scheduleFor(config.train)
+  const itersPerEpoch = stepsPerEpoch(config.train, trainCases.length)
+  const lrAt = scheduleFor(config.train, itersPerEpoch)
   const root = new Rng(config.seed)
   root.fork()
   let rng = root.fork()
@@ -149,7 +150,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     savedAt: new Date().toISOString(),
   }
   log.info(
-    {parameters: model.parameterCount(), optimizer: optimizer.name, epochs: config.train.epochs, itersPerEpoch: config.train.itersPerEpoch},
+    {
+      parameters: model.parameterCount(),
+      optimizer: optimizer.name,
+      epochs: config.train.epochs,
+      stepsPerEpoch: itersPerEpoch,
+      volumeOrder: config.train.volumeOrder,
+    },
     'model',
   )
 
@@ -169,10 +176,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const sampler = new PatchSampler(
     trainCases,
-    {patch, posNegRatio: config.train.posNegRatio, samplesPerVolume: config.train.samplesPerVolume},
+    {
+      patch,
+      posNegRatio: config.train.posNegRatio,
+      samplesPerVolume: config.train.samplesPerVolume,
+      volumeOrder: config.train.volumeOrder,
+    },
     rng,
   )
-  const {epochs, itersPerEpoch, batchSize} = config.train
+  const {epochs} = config.train
   const [px, py, pz] = patch
   const voxels = px * py * pz
   // the bar counts this invocation's steps, so that its ETA is right after a resume too
@@ -184,7 +196,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let finalLoss: number | null = null
 
   for (let epoch = state.epoch; epoch < epochs; epoch++) {
-    // 6. One epoch: itersPerEpoch steps of batchSize augmented patches.
+    // 6. One epoch: itersPerEpoch steps of batchSize augmented patches (a permutation epoch's
+    //    last step takes the crops that are left).
     const epochStart = Date.now()
     sampler.startEpoch()
     const tau = tauAt(epoch, config.smg.tau)
@@ -192,6 +205,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let lr = 0
     for (let iter = 0; iter < itersPerEpoch; iter++) {
       lr = lrAt(state.step)
+      const batchSize = patchesInStep(config.train, trainCases.length, iter)
       const x = new Float32Array(batchSize * voxels * channels)
       const y = new Int32Array(batchSize * voxels)
       for (let b = 0; b < batchSize; b++) {

@@ -25,13 +25,13 @@ export function learningRate(step: number, args: ScheduleArgs): number {
   return baseLr * (1 - t) ** args.polyPower
 }
 
-/** lr(step) for a training config. */
-export function scheduleFor(train: TrainConfig): (step: number) => number {
+/** lr(step) for a training config whose epochs are `stepsPerEpoch` steps (src/data/sampler.ts stepsPerEpoch). */
+export function scheduleFor(train: TrainConfig, stepsPerEpoch: number): (step: number) => number {
   const args: ScheduleArgs = {
     baseLr: train.optimizer.lr,
     name: train.schedule.name,
-    warmupSteps: train.schedule.warmupEpochs * train.itersPerEpoch,
-    totalSteps: train.epochs * train.itersPerEpoch,
+    warmupSteps: train.schedule.warmupEpochs * stepsPerEpoch,
+    totalSteps: train.epochs * stepsPerEpoch,
     polyPower: train.schedule.polyPower,
   }
   return (step) => learningRate(step, args)

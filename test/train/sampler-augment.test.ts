@@ -1,7 +1,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {Rng} from '../../src/util/rng.js'
-import {PatchSampler, cropCase, type TrainCase, type Triple} from '../../src/data/sampler.js'
+import {PatchSampler, cropCase, patchesInStep, stepsPerEpoch, type TrainCase, type Triple} from '../../src/data/sampler.js'
 import {applyAugment, randomize} from '../../src/data/augment.js'
 
 function phantom(id: string): TrainCase {
@@ -27,7 +27,7 @@ test('cropCase copies the block and zero-pads beyond the volume', () => {
 
 test('positive crops contain foreground; the pos:neg ratio is about 2:1; same seed → same patches', () => {
   const cases = [phantom('a'), phantom('b')]
-  const options = {patch: [8, 8, 4] as Triple, posNegRatio: [2, 1] as [number, number], samplesPerVolume: 3}
+  const options = {patch: [8, 8, 4] as Triple, posNegRatio: [2, 1] as [number, number], samplesPerVolume: 3, volumeOrder: 'random' as const}
   const sampler = new PatchSampler(cases, options, new Rng(5))
   let positives = 0
   const n = 600
@@ -51,7 +51,7 @@ test('positive crops contain foreground; the pos:neg ratio is about 2:1; same se
 
 test('after startEpoch the stream depends only on the Rng state (what resume relies on)', () => {
   const cases = [phantom('a'), phantom('b')]
-  const options = {patch: [8, 8, 4] as Triple, posNegRatio: [1, 1] as [number, number], samplesPerVolume: 4}
+  const options = {patch: [8, 8, 4] as Triple, posNegRatio: [1, 1] as [number, number], samplesPerVolume: 4, volumeOrder: 'random' as const}
   const rng = new Rng(3)
   const s = new PatchSampler(cases, options, rng)
   s.next() // leaves 3 crops queued
@@ -62,6 +62,74 @@ test('after startEpoch the stream depends only on the Rng state (what resume rel
   assert.deepEqual(
     [fresh.next(), fresh.next()].map((p) => p.origin),
     after,
+  )
+})
+
+/** The case id of every patch of every step of `epochs` epochs, as the training loop draws them. */
+function drawEpochs(
+  cases: TrainCase[],
+  train: {volumeOrder: 'permutation' | 'random'; itersPerEpoch?: number; samplesPerVolume: number; batchSize: number},
+  epochs: number,
+  seed: number,
+): string[][][] {
+  const sampler = new PatchSampler(
+    cases,
+    {patch: [8, 8, 4], posNegRatio: [2, 1], samplesPerVolume: train.samplesPerVolume, volumeOrder: train.volumeOrder},
+    new Rng(seed),
+  )
+  const out: string[][][] = []
+  for (let e = 0; e < epochs; e++) {
+    sampler.startEpoch()
+    const steps: string[][] = []
+    for (let iter = 0; iter < stepsPerEpoch(train, cases.length); iter++)
+      steps.push(Array.from({length: patchesInStep(train, cases.length, iter)}, () => sampler.next().caseId))
+    out.push(steps)
+  }
+  return out
+}
+
+test('permutation order (the official BTCV loader): each step the crops of one volume, each volume once per epoch', () => {
+  const cases = ['a', 'b', 'c', 'd', 'e', 'f'].map(phantom)
+  // btcv.yaml: batch of 4 = the 4 crops of one volume
+  const btcv = {volumeOrder: 'permutation' as const, samplesPerVolume: 4, batchSize: 4}
+  assert.equal(stepsPerEpoch(btcv, 24), 24, '24 BTCV training volumes → 24 steps per epoch')
+  const epochs = drawEpochs(cases, btcv, 5, 11)
+  const orders = new Set<string>()
+  for (const steps of epochs) {
+    assert.equal(steps.length, 6, 'one step per volume')
+    for (const step of steps) {
+      assert.equal(step.length, 4, 'four crops per step')
+      assert.equal(new Set(step).size, 1, `one volume per step, got ${step.join(',')}`)
+    }
+    const visited = steps.map((step) => step[0])
+    assert.deepEqual([...visited].sort(), ['a', 'b', 'c', 'd', 'e', 'f'], 'every volume exactly once, no repeats')
+    orders.add(visited.join(''))
+  }
+  assert.ok(orders.size >= 4, `the order is shuffled anew each epoch (${[...orders].join(' ')})`)
+
+  // crops that do not fill the last step: 5 volumes × 3 crops in batches of 4 → 4, 4, 4, 3
+  const uneven = {volumeOrder: 'permutation' as const, samplesPerVolume: 3, batchSize: 4}
+  const [steps] = drawEpochs(cases.slice(0, 5), uneven, 1, 2)
+  assert.deepEqual(
+    steps.map((s) => s.length),
+    [4, 4, 4, 3],
+  )
+  const counts = new Map<string, number>()
+  for (const id of steps.flat()) counts.set(id, (counts.get(id) ?? 0) + 1)
+  assert.deepEqual([...counts.values()], [3, 3, 3, 3, 3], 'each volume gives exactly its 3 crops')
+})
+
+test('random order: volumes with replacement, itersPerEpoch steps (250 by default)', () => {
+  const cases = ['a', 'b', 'c', 'd'].map(phantom)
+  assert.equal(stepsPerEpoch({volumeOrder: 'random', samplesPerVolume: 2, batchSize: 2}, 4), 250)
+  const train = {volumeOrder: 'random' as const, itersPerEpoch: 40, samplesPerVolume: 1, batchSize: 1}
+  const [steps] = drawEpochs(cases, train, 1, 3)
+  assert.equal(steps.length, 40)
+  const visits = steps.map((s) => s[0])
+  // 40 draws from 4 volumes: some volume repeats within any 5 consecutive draws
+  assert.ok(
+    visits.some((id, i) => visits.slice(i + 1, i + 5).includes(id)),
+    'draws with replacement repeat volumes',
   )
 })
 

@@ -28,9 +28,16 @@ export const augmentSchema = section({
 
 export const trainSchema = section({
   epochs: positiveInt.default(1000),
-  itersPerEpoch: positiveInt.default(250),
+  // 'permutation': every training volume once per epoch, shuffled (the official SIPL loader);
+  // 'random': volumes drawn with replacement, itersPerEpoch steps per epoch (nnU-Net)
+  volumeOrder: z.enum(['permutation', 'random']).default('random'),
+  // steps per epoch with volumeOrder 'random' (default 250, nnU-Net's); a permutation epoch is
+  // ⌈volumes · samplesPerVolume / batchSize⌉ steps, so it must not be set there
+  itersPerEpoch: positiveInt.optional(),
+  // patches per optimiser step
   batchSize: positiveInt.default(1),
-  // crops per sampled volume (MONAI RandCropByPosNegLabeld num_samples)
+  // crops per sampled volume (MONAI RandCropByPosNegLabeld num_samples); batchSize = samplesPerVolume
+  // makes one step the crops of one volume, as the official code's batch of 1 volume × 4 crops
   samplesPerVolume: positiveInt.default(4),
   // foreground-centred : random crops
   posNegRatio: z.tuple([z.number().nonnegative(), z.number().nonnegative()]).default([2, 1]),
@@ -46,5 +53,13 @@ export const trainSchema = section({
   valEvery: nonNegativeInt.default(50),
   // keep checkpoints/epoch-N every N epochs (0 = only last and best)
   checkpointEvery: nonNegativeInt.default(50),
+}).superRefine((train, ctx) => {
+  if (train.volumeOrder === 'permutation' && train.itersPerEpoch !== undefined)
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ['itersPerEpoch'],
+      message:
+        'a permutation epoch is one pass over the training volumes (⌈volumes · samplesPerVolume / batchSize⌉ steps); remove itersPerEpoch or set train.volumeOrder: random',
+    })
 })
 export type TrainConfig = z.infer<typeof trainSchema>
