@@ -11,7 +11,7 @@ import {ensurePreprocessed, loadCase, loadPlan, loadSplits, restoreToOriginal} f
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {progress} from '../log/progress.js'
-import {SiplNet} from '../model/sipl.js'
+import {inferenceEpoch, SiplNet} from '../model/sipl.js'
 import {qualitativePng} from '../report/figures.js'
 import {runPaths} from '../run/run-dir.js'
 import {hasCheckpoint, loadWeights, readLoopState} from '../train/checkpoint.js'
@@ -81,7 +81,7 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
     const {labels} = await predictCase(
       model,
       {image: c.image, shape, channels: c.channels},
-      {patch, numClasses, overlappingRegions, eval: config.eval, epoch: state.epoch},
+      {patch, numClasses, overlappingRegions, eval: config.eval, epoch: inferenceEpoch(state.epoch)},
     )
     results.push(
       scoreCase(id, labels, c.label, shape, c.spacing as Spacing3, numClasses, {

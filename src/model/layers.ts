@@ -195,6 +195,43 @@ export function upsampleNearest(x: tf.Tensor5D, factor: [number, number, number]
   return tf.reshape(y, [b, d * fd, h * fh, w * fw, c])
 }
 
+/**
+ * Linear-interpolation weights of one axis, `[out, in]`, as PyTorch's `F.interpolate(mode='trilinear',
+ * align_corners=False)`: output voxel o samples the input at (o + ½)·in/out − ½, clamped to the edges.
+ */
+export function linearResizeMatrix(inSize: number, outSize: number): number[][] {
+  const scale = inSize / outSize
+  return Array.from({length: outSize}, (_, o) => {
+    const row = new Array<number>(inSize).fill(0)
+    const source = Math.max((o + 0.5) * scale - 0.5, 0)
+    const i0 = Math.min(Math.floor(source), inSize - 1)
+    const i1 = Math.min(i0 + 1, inSize - 1)
+    const w1 = source - i0
+    row[i0] += 1 - w1
+    row[i1] += w1
+    return row
+  })
+}
+
+/**
+ * Trilinear resize of x `[B, D, H, W, C]` to `target` (D, H, W), PyTorch's
+ * `F.interpolate(x, size, mode='trilinear', align_corners=False)`: one batched product with a
+ * small `[out, in]` weight matrix per axis, innermost axis first so the larger products come last.
+ */
+export function resizeTrilinear(x: tf.Tensor5D, target: readonly number[]): tf.Tensor5D {
+  const [b, d, h, w, c] = x.shape
+  const [td, th, tw] = target
+  const along = (y: tf.Tensor, rows: number, inSize: number, outSize: number, inner: number): tf.Tensor => {
+    if (inSize === outSize) return y
+    const m = tf.tensor3d([linearResizeMatrix(inSize, outSize)]) // [1, out, in], broadcast over the rows
+    return tf.matMul(m, tf.reshape(y, [rows, inSize, inner]))
+  }
+  let y: tf.Tensor = along(x, b * d * h, w, tw, c)
+  y = along(y, b * d, h, th, tw * c)
+  y = along(y, b, d, td, th * tw * c)
+  return tf.reshape(y, [b, td, th, tw, c])
+}
+
 /** resizes a grid to `target` (D, H, W) by integer factors: block mean when shrinking, nearest when growing */
 export function resizeGrid(x: tf.Tensor5D, target: readonly number[]): tf.Tensor5D {
   const src = x.shape.slice(1, 4)

@@ -10,9 +10,10 @@
  * the paper's squares (Milletari's V-Net form): Σp² + Σy². Dice is computed per sample and class
  * and averaged. Channel 0 of every pseudo mask is background, everywhere.
  *
- * The aux target is the exclusive label map block-averaged to each layer's grid (class fractions
- * per coarse voxel) — cheaper than upsampling six K+1-channel predictions to full resolution, and
- * the same thing the pseudo masks are used for (IPP pools them onto an even coarser grid).
+ * Eq. 12 scores each layer's pseudo-mask logits M^l upsampled (trilinear, PyTorch's
+ * align_corners=False) to the patch against the full-resolution one-hot label, as the paper prints
+ * and the official code does. (`loss.auxTarget: coarse` instead scores M^l on its own grid
+ * against the label block-averaged to that grid — what sipl did before.)
  *
  * Only basic ops (mul, add, exp, log, max, sum, matMul, oneHot) so that every backend runs them;
  * on the cpu backend Dice + cross-entropy is one fused kernel with the same formulas.
@@ -20,7 +21,7 @@
 import {tf} from '../backend/tf.js'
 import type {LossConfig, SmgConfig} from '../config/schema.js'
 import {diceCrossEntropyFused, fusedKernelsActive, type DiceCeOptions} from '../kernels/fused.js'
-import {downsampleMean} from './layers.js'
+import {downsampleMean, resizeTrilinear} from './layers.js'
 import type {SiplOutputs} from './sipl.js'
 
 /** Eq. 11: τ = min(epoch / ramp, 1) · (end − start) + start; a ramp of 0 means τ = end from the start */
@@ -114,21 +115,37 @@ export function auxLoss(maskLogits: tf.Tensor5D, classTargets: tf.Tensor5D, loss
   return diceCrossEntropy(maskLogits, classTargets, {activation: 'softmax', squared: true, smooth: loss.diceSmooth})
 }
 
+/** Eq. 12 for every layer: `full` scores M^l upsampled to the patch, `coarse` on its own grid against block-averaged labels */
+function auxLosses(aux: tf.Tensor5D[], full: tf.Tensor5D, loss: LossConfig): tf.Scalar[] {
+  const patch = full.shape.slice(1, 4)
+  const coarseTargets = new Map<string, tf.Tensor5D>()
+  return aux.map((mask) => {
+    const grid = mask.shape.slice(1, 4)
+    if (loss.auxTarget === 'full') return auxLoss(resizeTrilinear(mask, patch), full, loss)
+    const key = grid.join('x')
+    if (!coarseTargets.has(key)) {
+      const factor = patch.map((s, i) => s / grid[i]) as [number, number, number]
+      coarseTargets.set(key, downsampleMean(full, factor))
+    }
+    return auxLoss(mask, coarseTargets.get(key)!, loss)
+  })
+}
+
+export interface SiplLosses {
+  total: tf.Scalar
+  seg: tf.Scalar
+  /** Σ_l L_aux^l */
+  aux: tf.Scalar
+  /** L_aux^l of each mask-generator layer, in layer order */
+  auxPerLayer: tf.Scalar[]
+}
+
 /** Eq. 13: L = L_seg + α Σ_l L_aux^l. Call inside tf.tidy / optimizer.minimize. */
-export function siplLoss(out: SiplOutputs, t: Targets, loss: LossConfig): {total: tf.Scalar; seg: tf.Scalar; aux: tf.Scalar} {
+export function siplLoss(out: SiplOutputs, t: Targets, loss: LossConfig): SiplLosses {
   const seg = segLoss(out.logits, t.regions, loss)
   const full = oneHotLabels(t.labels, out.aux[0]?.shape[4] ?? t.regions.shape[4] + 1)
-  const byGrid = new Map<string, tf.Tensor5D>()
-  let aux: tf.Scalar = tf.scalar(0)
-  for (const mask of out.aux) {
-    const grid = mask.shape.slice(1, 4)
-    const key = grid.join('x')
-    if (!byGrid.has(key)) {
-      const factor = full.shape.slice(1, 4).map((s, i) => s / grid[i]) as [number, number, number]
-      byGrid.set(key, downsampleMean(full, factor))
-    }
-    aux = tf.add(aux, auxLoss(mask, byGrid.get(key)!, loss))
-  }
+  const auxPerLayer = auxLosses(out.aux, full, loss)
+  const aux = (auxPerLayer.length === 0 ? tf.scalar(0) : tf.addN(auxPerLayer)) as tf.Scalar
   const total = tf.add(seg, tf.mul(aux, loss.alpha)) as tf.Scalar
-  return {total, seg, aux}
+  return {total, seg, aux, auxPerLayer}
 }

@@ -35,7 +35,13 @@ export interface SiplOutputs {
 /** epoch drives τ (Eq. 11); it is read on every call, never cached */
 export interface ForwardState {
   training: boolean
+  /** 0-based index of the epoch whose τ applies */
   epoch: number
+}
+
+/** The epoch whose τ inference uses after `epochsDone` epochs of training: the last one trained (τ at its last value). */
+export function inferenceEpoch(epochsDone: number): number {
+  return Math.max(epochsDone - 1, 0)
 }
 
 export interface SiplNetArgs {

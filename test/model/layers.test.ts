@@ -4,7 +4,17 @@ import assert from 'node:assert/strict'
 import {tf} from '../../src/backend/tf.js'
 import {UserError} from '../../src/errors.js'
 import {ParamStore} from '../../src/model/init.js'
-import {conv3d, downsampleMean, gelu, metered, resizeGrid, SpatialNorm, upsampleNearest} from '../../src/model/layers.js'
+import {
+  conv3d,
+  downsampleMean,
+  gelu,
+  linearResizeMatrix,
+  metered,
+  resizeGrid,
+  resizeTrilinear,
+  SpatialNorm,
+  upsampleNearest,
+} from '../../src/model/layers.js'
 import {Rng} from '../../src/util/rng.js'
 import {useCpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
 
@@ -53,6 +63,38 @@ test('downsampleMean is the block mean; upsampleNearest repeats voxels', () => {
       assert.equal(upValues[idx(shape, 1, d, h, 2, 1)], downValues[idx(dshape, 1, Math.floor(d / fd), Math.floor(h / fh), 2, 1)])
   // resizeGrid picks the direction per axis
   assert.deepEqual(resizeGrid(x, [2, 12, 3]).shape, [2, 2, 12, 3, 2])
+})
+
+test("trilinear resize = PyTorch's F.interpolate(mode='trilinear', align_corners=False), worked out by hand", () => {
+  // 2 → 4: sources (o + ½)/2 − ½ = −¼ (clamped to 0), ¼, ¾, 1¼ (clamped to the last voxel)
+  assert.deepEqual(linearResizeMatrix(2, 4), [
+    [1, 0],
+    [0.75, 0.25],
+    [0.25, 0.75],
+    [0, 1],
+  ])
+  // 3 → 6, the middle rows: o = 2 samples 0.75 → ¼·x0 + ¾·x1; o = 3 samples 1.25 → ¾·x1 + ¼·x2
+  assert.deepEqual(linearResizeMatrix(3, 6)[2], [0.25, 0.75, 0])
+  assert.deepEqual(linearResizeMatrix(3, 6)[3], [0, 0.75, 0.25])
+  // separable: on x(d, h, w) = d + 10h + 100w (linear, so interior values interpolate exactly)
+  const values = Array.from({length: 2 * 2 * 2}, (_, i) => {
+    const [d, h, w] = [Math.floor(i / 4), Math.floor(i / 2) % 2, i % 2]
+    return [d + 10 * h + 100 * w, -(d + 10 * h + 100 * w)]
+  }).flat()
+  const x = tf.tensor5d(values, [1, 2, 2, 2, 2])
+  const y = resizeTrilinear(x, [4, 4, 6])
+  assert.deepEqual(y.shape, [1, 4, 4, 6, 2])
+  const out = y.arraySync()[0]
+  const axis = (o: number, n: number, size: number) => Math.min(Math.max((o + 0.5) * (size / n) - 0.5, 0), size - 1)
+  for (let d = 0; d < 4; d++)
+    for (let h = 0; h < 4; h++)
+      for (let w = 0; w < 6; w++) {
+        const expected = axis(d, 4, 2) + 10 * axis(h, 4, 2) + 100 * axis(w, 6, 2)
+        assert.ok(Math.abs(out[d][h][w][0] - expected) < 1e-4, `(${d},${h},${w}): ${out[d][h][w][0]} vs ${expected}`)
+        assert.ok(Math.abs(out[d][h][w][1] + expected) < 1e-4)
+      }
+  // the same grid is the identity
+  assert.deepEqual(resizeTrilinear(x, [2, 2, 2]).arraySync(), x.arraySync())
 })
 
 test('instance and group norm equal the textbook formulas, per sample (the fused cpu kernels and the op composition)', () => {

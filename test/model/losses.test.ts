@@ -7,7 +7,7 @@ import {auxLoss, bceWithLogits, segLoss, siplLoss, softDiceLoss, targetsFromLabe
 await tf.setBackend('cpu')
 
 const near = (a: number, b: number, tol = 1e-5) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`)
-const lossConfig = {alpha: 0.05, diceSmooth: 0}
+const lossConfig = {alpha: 0.05, diceSmooth: 0, auxTarget: 'full' as const}
 
 test('targetsFromLabels: exclusive one-hot without background; BraTS nested regions WT ⊃ TC ⊃ ET', () => {
   const labels = tf.tensor4d([0, 1, 2, 3], [1, 1, 1, 4], 'int32')
@@ -46,21 +46,34 @@ test('aux loss: uniform logits give CE = log(K+1); a confident correct mask give
   near(auxLoss(tf.mul(target, 50) as tf.Tensor5D, target, lossConfig).dataSync()[0], 0, 1e-4)
 })
 
-test('Eq. 13: total = L_seg + α Σ_l L_aux^l, each aux target block-averaged to its grid', () => {
+test('Eq. 13: total = L_seg + α Σ_l L_aux^l, each M^l upsampled to the patch and scored against the full label (Eq. 12)', () => {
   const labels = tf.tensor4d([0, 1, 1, 2, 0, 0, 2, 2], [1, 2, 2, 2], 'int32')
   const targets = targetsFromLabels(labels, 2, false)
   const logits = tf.randomNormal([1, 2, 2, 2, 2]) as tf.Tensor5D
   const fine = tf.randomNormal([1, 2, 2, 2, 3]) as tf.Tensor5D
   const coarse = tf.randomNormal([1, 1, 1, 1, 3]) as tf.Tensor5D
-  const {total, seg, aux} = siplLoss({logits, aux: [fine, coarse]}, targets, lossConfig)
+  const {total, seg, aux, auxPerLayer} = siplLoss({logits, aux: [fine, coarse]}, targets, lossConfig)
   near(seg.dataSync()[0], segLoss(logits, targets.regions, lossConfig).dataSync()[0])
   const fullTarget = tf
     .oneHot(tf.reshape(labels, [-1]), 3)
     .toFloat()
     .reshape([1, 2, 2, 2, 3]) as tf.Tensor5D
+  // a one-voxel grid upsampled trilinearly is that voxel's logits everywhere
+  const coarseUp = tf.tile(coarse, [1, 2, 2, 2, 1]) as tf.Tensor5D
+  const perLayer = [auxLoss(fine, fullTarget, lossConfig).dataSync()[0], auxLoss(coarseUp, fullTarget, lossConfig).dataSync()[0]]
+  assert.equal(auxPerLayer.length, 2)
+  perLayer.forEach((v, l) => near(auxPerLayer[l].dataSync()[0], v))
+  near(aux.dataSync()[0], perLayer[0] + perLayer[1])
+  near(total.dataSync()[0], seg.dataSync()[0] + 0.05 * (perLayer[0] + perLayer[1]))
+})
+
+test("loss.auxTarget 'coarse': M^l on its own grid against the label block-averaged to it", () => {
+  const labels = tf.tensor4d([0, 1, 1, 2, 0, 0, 2, 2], [1, 2, 2, 2], 'int32')
+  const targets = targetsFromLabels(labels, 2, false)
+  const logits = tf.randomNormal([1, 2, 2, 2, 2]) as tf.Tensor5D
+  const coarse = tf.randomNormal([1, 1, 1, 1, 3]) as tf.Tensor5D
+  const {aux} = siplLoss({logits, aux: [coarse]}, targets, {...lossConfig, auxTarget: 'coarse'})
   // the coarse grid's target: class fractions over the 8 voxels = [3, 2, 3] / 8
   const coarseTarget = tf.tensor5d([3 / 8, 2 / 8, 3 / 8], [1, 1, 1, 1, 3])
-  const expectedAux = auxLoss(fine, fullTarget, lossConfig).dataSync()[0] + auxLoss(coarse, coarseTarget, lossConfig).dataSync()[0]
-  near(aux.dataSync()[0], expectedAux)
-  near(total.dataSync()[0], seg.dataSync()[0] + 0.05 * expectedAux)
+  near(aux.dataSync()[0], auxLoss(coarse, coarseTarget, lossConfig).dataSync()[0])
 })

@@ -55,14 +55,19 @@ export const smgSchema = section({
     end: z.number().min(0).max(1).default(0.5),
     rampEpochs: z.number().int().nonnegative().default(50),
   }).default({}),
-  // the filtering is a training-time rule (Eq. 10); switch it on at inference only on purpose
-  filterAtInference: z.boolean().default(false),
+  // Eq. 10 at inference too, with τ at its last training value: test-time queries then follow the
+  // rule the network was trained with (the official code filters at test time as well)
+  filterAtInference: z.boolean().default(true),
 })
 export type SmgConfig = z.infer<typeof smgSchema>
 
 export const lossSchema = section({
   // Eq. 13: L = L_seg + α Σ_l L_aux^l
   alpha: z.number().nonnegative().default(0.05),
+  // Eq. 12's target: 'full' scores each M^l upsampled (trilinear) to the patch against the
+  // full-resolution label, as the paper and the official code; 'coarse' scores M^l on its own
+  // grid against the label block-averaged to it (cheaper; small organs never dominate a cell)
+  auxTarget: z.enum(['full', 'coarse']).default('full'),
   diceSmooth: z.number().nonnegative().default(1e-5),
 })
 export type LossConfig = z.infer<typeof lossSchema>
