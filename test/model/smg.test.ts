@@ -114,13 +114,28 @@ test('the SMG layers read τ from the current epoch on every call (the released 
     const expected = epochs.flatMap((e) => Array<number>(layersWithPrevious).fill(tauAt(e, config.smg.tau)))
     assert.deepEqual(seen, expected)
     assert.ok(Math.abs(seen[layersWithPrevious] - 0.3) < 1e-12)
-    // inference: no filtering unless smg.filterAtInference
+    // inference filters too by default (issue 13: one rule in training and at test time), with the epoch's τ
     seen.length = 0
-    assert.equal(net.filterThreshold({training: false, epoch: 40}), null)
+    assert.equal(net.filterThreshold({training: false, epoch: 40}), tauAt(40, config.smg.tau))
     tf.tidy(() => {
       net.apply(x, {training: false, epoch: 40})
     })
+    assert.deepEqual(seen, Array<number>(layersWithPrevious).fill(0.5))
+    // smg.filterAtInference: false turns it off at inference only
+    const unfiltered = new SiplNet({
+      model: config.model,
+      smg: {...config.smg, filterAtInference: false},
+      inChannels: 1,
+      numClasses: 3,
+      seed: 1,
+    })
+    seen.length = 0
+    assert.equal(unfiltered.filterThreshold({training: false, epoch: 40}), null)
+    tf.tidy(() => {
+      unfiltered.apply(x, {training: false, epoch: 40})
+    })
     assert.equal(seen.length, 0)
+    unfiltered.dispose()
   } finally {
     KmaxLayer.prototype.apply = original
     net.dispose()
