@@ -54,7 +54,7 @@ export interface SamplerOptions {
  * fill it (a DataLoader without drop_last); with `random` it is the configured itersPerEpoch.
  */
 export function stepsPerEpoch(
-  train: {volumeOrder: VolumeOrder; itersPerEpoch?: number; samplesPerVolume: number; batchSize: number},
+  train: {volumeOrder: VolumeOrder; itersPerEpoch?: number | null; samplesPerVolume: number; batchSize: number},
   volumes: number,
 ): number {
   if (train.volumeOrder === 'permutation') return Math.ceil((volumes * train.samplesPerVolume) / train.batchSize)

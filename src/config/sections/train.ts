@@ -31,9 +31,9 @@ export const trainSchema = section({
   // 'permutation': every training volume once per epoch, shuffled (the official SIPL loader);
   // 'random': volumes drawn with replacement, itersPerEpoch steps per epoch (nnU-Net)
   volumeOrder: z.enum(['permutation', 'random']).default('random'),
-  // steps per epoch with volumeOrder 'random' (default 250, nnU-Net's); a permutation epoch is
-  // ⌈volumes · samplesPerVolume / batchSize⌉ steps, so it must not be set there
-  itersPerEpoch: positiveInt.optional(),
+  // steps per epoch with volumeOrder 'random' (absent or null: 250, nnU-Net's); a permutation
+  // epoch is ⌈volumes · samplesPerVolume / batchSize⌉ steps, so there it stays absent or null
+  itersPerEpoch: positiveInt.nullish(),
   // patches per optimiser step
   batchSize: positiveInt.default(1),
   // crops per sampled volume (MONAI RandCropByPosNegLabeld num_samples); batchSize = samplesPerVolume
@@ -54,12 +54,12 @@ export const trainSchema = section({
   // keep checkpoints/epoch-N every N epochs (0 = only last and best)
   checkpointEvery: nonNegativeInt.default(50),
 }).superRefine((train, ctx) => {
-  if (train.volumeOrder === 'permutation' && train.itersPerEpoch !== undefined)
+  if (train.volumeOrder === 'permutation' && train.itersPerEpoch != null)
     ctx.addIssue({
       code: z.ZodIssueCode.custom,
       path: ['itersPerEpoch'],
       message:
-        'a permutation epoch is one pass over the training volumes (⌈volumes · samplesPerVolume / batchSize⌉ steps); remove itersPerEpoch or set train.volumeOrder: random',
+        'a permutation epoch is one pass over the training volumes (⌈volumes · samplesPerVolume / batchSize⌉ steps); remove itersPerEpoch (or --set train.itersPerEpoch=null), or set train.volumeOrder: random',
     })
 })
 export type TrainConfig = z.infer<typeof trainSchema>
