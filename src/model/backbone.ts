@@ -20,6 +20,19 @@ import type {ModelConfig} from '../config/schema.js'
 import type {ParamStore} from './init.js'
 import {Conv3d, ConvTranspose3d, leakyRelu, SpatialNorm, type NormSettings} from './layers.js'
 
+/**
+ * Receives intermediate values under stable names: every LeakyReLU input
+ * ('backbone.enc.1.block.0.act2') and the SMG's discrete choices ('smg.layer.3.assignment',
+ * 'smg.layer.3.previous'). The PyTorch twin (bench/sipl_twin.py) uses them where float32 and
+ * float64 may decide differently within rounding: the side of a kink, an argmax near a tie.
+ */
+export type ForwardTrace = (name: string, value: tf.Tensor) => void
+
+function act(z: tf.Tensor5D, name: string, trace: ForwardTrace | undefined): tf.Tensor5D {
+  trace?.(name, z)
+  return leakyRelu(z) as tf.Tensor5D
+}
+
 /** channel concatenation on rank-2 views (a rank-5 concat's gradient is a rank-5 slice/pad, which webgpu cannot compile) */
 function concatChannels(a: tf.Tensor5D, b: tf.Tensor5D): tf.Tensor5D {
   const [n, d, h, w, ca] = a.shape
@@ -30,13 +43,21 @@ function concatChannels(a: tf.Tensor5D, b: tf.Tensor5D): tf.Tensor5D {
 class ConvNormAct {
   readonly conv: Conv3d
   readonly norm: SpatialNorm
-  constructor(store: ParamStore, name: string, cin: number, cout: number, size: number, stride: number, norm: NormSettings) {
+  constructor(
+    store: ParamStore,
+    readonly name: string,
+    cin: number,
+    cout: number,
+    size: number,
+    stride: number,
+    norm: NormSettings,
+  ) {
     // the norm's shift makes a conv bias redundant
     this.conv = new Conv3d(store, `${name}.conv`, cin, cout, size, stride, false)
     this.norm = new SpatialNorm(store, `${name}.norm`, cout, norm)
   }
-  apply(x: tf.Tensor5D): tf.Tensor5D {
-    return leakyRelu(this.norm.apply(this.conv.apply(x))) as tf.Tensor5D
+  apply(x: tf.Tensor5D, trace?: ForwardTrace): tf.Tensor5D {
+    return act(this.norm.apply(this.conv.apply(x)), this.name, trace)
   }
 }
 
@@ -46,15 +67,20 @@ class ResBlock {
   readonly norm1: SpatialNorm
   readonly conv2: Conv3d
   readonly norm2: SpatialNorm
-  constructor(store: ParamStore, name: string, channels: number, norm: NormSettings) {
+  constructor(
+    store: ParamStore,
+    readonly name: string,
+    channels: number,
+    norm: NormSettings,
+  ) {
     this.conv1 = new Conv3d(store, `${name}.conv1`, channels, channels, 3, 1, false)
     this.norm1 = new SpatialNorm(store, `${name}.norm1`, channels, norm)
     this.conv2 = new Conv3d(store, `${name}.conv2`, channels, channels, 3, 1, false)
     this.norm2 = new SpatialNorm(store, `${name}.norm2`, channels, norm)
   }
-  apply(x: tf.Tensor5D): tf.Tensor5D {
-    const h = leakyRelu(this.norm1.apply(this.conv1.apply(x))) as tf.Tensor5D
-    return leakyRelu(tf.add(x, this.norm2.apply(this.conv2.apply(h)))) as tf.Tensor5D
+  apply(x: tf.Tensor5D, trace?: ForwardTrace): tf.Tensor5D {
+    const h = act(this.norm1.apply(this.conv1.apply(x)), `${this.name}.act1`, trace)
+    return act(tf.add(x, this.norm2.apply(this.conv2.apply(h))) as tf.Tensor5D, `${this.name}.act2`, trace)
   }
 }
 
@@ -116,22 +142,22 @@ export class Backbone {
     this.outProj = new Conv3d(store, 'backbone.out.proj', embedDim, embedDim, 1, 1, true)
   }
 
-  apply(x: tf.Tensor5D): BackboneOutputs {
+  apply(x: tf.Tensor5D, trace?: ForwardTrace): BackboneOutputs {
     const skips: tf.Tensor5D[] = []
     let h = x
     for (const stage of this.stages) {
-      h = stage.down.apply(h)
-      for (const block of stage.blocks) h = block.apply(h)
+      h = stage.down.apply(h, trace)
+      for (const block of stage.blocks) h = block.apply(h, trace)
       skips.push(h)
     }
     const f = h
     const features = new Map<number, tf.Tensor5D>([[this.strides.at(-1)!, f]])
     for (const [j, level] of this.decoder.entries()) {
       const i = this.widths.length - 2 - j
-      h = level.fuse.apply(concatChannels(level.up.apply(h), skips[i]))
+      h = level.fuse.apply(concatChannels(level.up.apply(h), skips[i]), trace)
       features.set(this.strides[i], h)
     }
-    const fused = leakyRelu(this.outNorm.apply(tf.add(this.outUp.apply(h), this.full.apply(x)) as tf.Tensor5D)) as tf.Tensor5D
+    const fused = act(this.outNorm.apply(tf.add(this.outUp.apply(h), this.full.apply(x, trace)) as tf.Tensor5D), 'backbone.out', trace)
     const fo = this.outProj.apply(fused)
     return {f, features, fo}
   }

@@ -141,7 +141,7 @@ export interface SiplLosses {
 }
 
 /** Eq. 13: L = L_seg + α Σ_l L_aux^l. Call inside tf.tidy / optimizer.minimize. */
-export function siplLoss(out: SiplOutputs, t: Targets, loss: LossConfig): SiplLosses {
+export function siplLoss(out: Pick<SiplOutputs, 'logits' | 'aux'>, t: Targets, loss: LossConfig): SiplLosses {
   const seg = segLoss(out.logits, t.regions, loss)
   const full = oneHotLabels(t.labels, out.aux[0]?.shape[4] ?? t.regions.shape[4] + 1)
   const auxPerLayer = auxLosses(out.aux, full, loss)

@@ -18,7 +18,7 @@ import {tf} from '../backend/tf.js'
 import type {ModelConfig, SmgConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import {Rng} from '../util/rng.js'
-import {Backbone} from './backbone.js'
+import {Backbone, type ForwardTrace} from './backbone.js'
 import {ParamStore} from './init.js'
 import {Ipl, PlainPrototypes} from './ipl.js'
 import {Dense, isDryRun} from './layers.js'
@@ -30,6 +30,8 @@ export interface SiplOutputs {
   logits: tf.Tensor5D
   /** one per mask-generator layer: pseudo-mask logits `[B, d_l, h_l, w_l, K+1]`, channel 0 = background */
   aux: tf.Tensor5D[]
+  /** per mask-generator layer, the clusters that took part in its update `[B, N]` (Eq. 10); null where no filtering ran */
+  keep: (tf.Tensor2D | null)[]
 }
 
 /** epoch drives τ (Eq. 11); it is read on every call, never cached */
@@ -37,6 +39,8 @@ export interface ForwardState {
   training: boolean
   /** 0-based index of the epoch whose τ applies */
   epoch: number
+  /** sees intermediate values and discrete choices (the PyTorch twin's agreement check) */
+  trace?: ForwardTrace
 }
 
 /** The epoch whose τ inference uses after `epochsDone` epochs of training: the last one trained (τ at its last value). */
@@ -116,12 +120,13 @@ export class SiplNet {
   /** Forward pass; call inside tf.tidy or optimizer.minimize. x: `[B, D, H, W, C]`. */
   apply(x: tf.Tensor5D, state: ForwardState): SiplOutputs {
     this.checkInput(x)
-    const {f, features, fo} = this.backbone.apply(x)
+    const {f, features, fo} = this.backbone.apply(x, state.trace)
     let aux: tf.Tensor5D[]
-    if (this.smg) aux = this.smg.apply(features, this.filterThreshold(state)).masks
+    let keep: (tf.Tensor2D | null)[] = []
+    if (this.smg) ({masks: aux, keep} = this.smg.apply(features, this.filterThreshold(state), state.trace))
     else aux = [this.maskHead!.dense.apply(features.get(this.maskHead!.stride)!) as tf.Tensor5D]
     const logits = this.ipl ? this.ipl.apply(f, aux[aux.length - 1], fo) : this.plain!.apply(fo)
-    return {logits, aux}
+    return {logits, aux, keep}
   }
 
   /** τ of the self-supervised filtering for this call (Eq. 11, from state.epoch), or null when it does not run */

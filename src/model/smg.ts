@@ -22,13 +22,16 @@
  */
 import {tf} from '../backend/tf.js'
 import type {SmgConfig} from '../config/schema.js'
+import type {ForwardTrace} from './backbone.js'
 import type {ParamStore} from './init.js'
 import {bmm, Dense, gelu, l2normalize, LayerNorm, resizeGrid, RmsNorm} from './layers.js'
 
 /** A = onehot(argmax over the N clusters). argMax is integer-valued, so no gradient passes. */
-export function hardAssignment(logits: tf.Tensor3D): tf.Tensor3D {
+export function hardAssignment(logits: tf.Tensor3D, trace?: {name: string; to: ForwardTrace}): tf.Tensor3D {
   const n = logits.shape[2]
-  return tf.cast(tf.oneHot(tf.argMax(logits, -1), n), 'float32') as tf.Tensor3D
+  const index = tf.argMax(logits, -1)
+  trace?.to(trace.name, index)
+  return tf.cast(tf.oneHot(index, n), 'float32') as tf.Tensor3D
 }
 
 /**
@@ -69,6 +72,8 @@ export interface KmaxLayerInput {
   tau: number
   /** false drops the cross-attention update entirely (used to test the filtering's equivalence) */
   crossAttention?: boolean
+  /** receives the cluster index of every voxel as `<name>.assignment` */
+  trace?: {name: string; to: ForwardTrace}
 }
 
 export class KmaxLayer {
@@ -148,7 +153,8 @@ export class KmaxLayer {
     const embeddings = l2normalize(this.pixelHead.apply(projected)) as tf.Tensor3D // F̂ [B, P, d_q]
 
     // Eq. 6: hard pixel-to-cluster assignment from the previous queries
-    let assignment = hardAssignment(bmm(embeddings, this.kernels(queries), false, true))
+    const traceAs = input.trace && {name: `${input.trace.name}.assignment`, to: input.trace.to}
+    let assignment = hardAssignment(bmm(embeddings, this.kernels(queries), false, true), traceAs)
     let keep: tf.Tensor2D | null = null
     if (previous) {
       // Eq. 10–11: clusters that are not mostly inside one foreground class of M^{l−1} sit out
@@ -174,6 +180,8 @@ export class KmaxLayer {
 export interface SmgOutputs {
   /** M^l logits per layer, `[B, d_l, h_l, w_l, K+1]`, channel 0 = background */
   masks: tf.Tensor5D[]
+  /** per layer, which clusters took part in the update `[B, N]` (Eq. 10), null where no filtering ran */
+  keep: (tf.Tensor2D | null)[]
 }
 
 export class Smg {
@@ -206,28 +214,34 @@ export class Smg {
     }
   }
 
-  /** tau = null: no filtering (inference by default) */
-  apply(features: Map<number, tf.Tensor5D>, tau: number | null): SmgOutputs {
+  /** tau = null: no filtering; `trace` sees each layer's cluster indices and binarised previous mask */
+  apply(features: Map<number, tf.Tensor5D>, tau: number | null, trace?: ForwardTrace): SmgOutputs {
     const b = features.values().next().value!.shape[0]
     let queries = tf.tile(tf.expandDims(this.queries, 0), [b, 1, 1]) as tf.Tensor3D
     const masks: tf.Tensor5D[] = []
-    for (const {stride, layer} of this.layers) {
+    const keep: (tf.Tensor2D | null)[] = []
+    for (const [l, {stride, layer}] of this.layers.entries()) {
       const feature = features.get(stride)!
       const [, d, h, w, c] = feature.shape
       let previous: tf.Tensor3D | null = null
       if (tau !== null && masks.length > 0) {
         // binarise M^{l−1}: argmax over classes, one-hot, moved to this grid
         const last = masks[masks.length - 1]
-        const labels = tf.oneHot(tf.argMax(last, -1), this.numClasses + 1) as tf.Tensor5D
+        const source = tf.argMax(last, -1)
+        trace?.(`smg.layer.${l}.source`, source)
+        const labels = tf.oneHot(source, this.numClasses + 1) as tf.Tensor5D
         const onGrid = resizeGrid(tf.cast(labels, 'float32') as tf.Tensor5D, [d, h, w])
         // after block-mean shrinking, re-binarise by majority
-        const binary = tf.oneHot(tf.argMax(onGrid, -1), this.numClasses + 1)
-        previous = tf.reshape(tf.cast(binary, 'float32'), [b, d * h * w, this.numClasses + 1])
+        const classes = tf.argMax(onGrid, -1)
+        trace?.(`smg.layer.${l}.previous`, classes)
+        previous = tf.reshape(tf.cast(tf.oneHot(classes, this.numClasses + 1), 'float32'), [b, d * h * w, this.numClasses + 1])
       }
-      const out = layer.apply({pixels: tf.reshape(feature, [b, d * h * w, c]), queries, previous, tau: tau ?? 0})
+      const pixels = tf.reshape(feature, [b, d * h * w, c]) as tf.Tensor3D
+      const out = layer.apply({pixels, queries, previous, tau: tau ?? 0, trace: trace && {name: `smg.layer.${l}`, to: trace}})
       queries = out.queries
+      keep.push(out.keep)
       masks.push(tf.reshape(out.maskLogits, [b, d, h, w, this.numClasses + 1]))
     }
-    return {masks}
+    return {masks, keep}
   }
 }
