@@ -4,7 +4,8 @@ import {BACKENDS, type BackendName} from '../src/backend/select.js'
 import {runBench, unetRefNet, type BenchRow} from '../src/bench/bench.js'
 import {siplNetFactory} from '../src/bench/sipl-net.js'
 import {benchPreprocess, type PreprocessBenchResult} from '../bench/preprocess.js'
-import {addTorchRatios, torchBench} from '../src/bench/torch.js'
+import {addTorchRatios, torchBench, twinBench} from '../src/bench/torch.js'
+import {cpuDescription} from '../src/bench/cpu-info.js'
 import {environment} from '../src/paths.js'
 import {UserError} from '../src/errors.js'
 import {availableParallelism} from 'node:os'
@@ -15,13 +16,14 @@ const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
 export default class Bench extends BaseCommand<typeof Bench> {
   static override summary =
     'Time a training step and a sliding-window inference per backend, checking results against the reference cpu kernels'
-  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same unet-ref step in PyTorch (bench/unet_ref_torch.py, run by SIPL_PYTHON or python3) with the same thread count, and reports each backend's time as a multiple of PyTorch's (issue 7's target: ≤ 1). Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
+  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same step in PyTorch with the same thread count and reports each backend's time as a multiple of PyTorch's (target: ≤ 1): for unet-ref bench/unet_ref_torch.py; for --net sipl the PyTorch twin of the SIPL network (bench/sipl_twin.py) on the same weights and labelled batch, after checking that the twin and sipl agree on them (twinMaxRelErr), plus its sliding-window pass over the same windows. With --net sipl, cpu rows also count the tfjs kernel executions of one step (kernelCalls). Python: SIPL_PYTHON, default python3, with torch. Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
   static override examples = [
     '<%= config.bin %> bench --size 32',
     '<%= config.bin %> bench --size 64 --backend cpu --steps 5 --json',
     '<%= config.bin %> bench --size 32 --kernels reference --infer-size 0   # the tfjs kernels sipl replaces',
     '<%= config.bin %> bench --net sipl --config experiments/demo.yaml --size 32 --backend cpu',
     'SIPL_PYTHON=~/venv/bin/python <%= config.bin %> bench --size 64 --backend cpu --infer-size 0 --torch',
+    '<%= config.bin %> bench --net sipl -c experiments/demo.yaml --size 32 --backend cpu --no-check --torch --json',
   ]
   static override flags = {
     net: Flags.string({description: 'network to time', options: [...NETS], default: 'unet-ref'}),
@@ -48,7 +50,8 @@ export default class Bench extends BaseCommand<typeof Bench> {
     }),
     seed: Flags.integer({description: 'seed of weights and data', default: 1}),
     torch: Flags.boolean({
-      description: 'also time unet-ref in PyTorch (SIPL_PYTHON, default python3, with torch installed) and report ratios to it',
+      description:
+        'also time the same network in PyTorch (unet-ref, or the SIPL twin for --net sipl; SIPL_PYTHON, default python3, with torch) and report ratios to it',
       default: false,
     }),
     preprocess: Flags.boolean({
@@ -61,9 +64,8 @@ export default class Bench extends BaseCommand<typeof Bench> {
 
   async run(): Promise<{rows: BenchRow[]; preprocess?: PreprocessBenchResult}> {
     const f = this.flags
-    if (f.torch && f.net !== 'unet-ref')
-      throw new UserError('--torch: only unet-ref has a PyTorch twin; drop --torch or use --net unet-ref')
-    const factory = f.net === 'sipl' ? siplNetFactory(this.loadConfig().config, f.size) : unetRefNet
+    const config = f.net === 'sipl' ? this.loadConfig().config : undefined
+    const factory = config ? siplNetFactory(config, f.size) : unetRefNet
     const log = f.quiet ? () => undefined : (line: string) => process.stderr.write(line + '\n')
     const rows = await runBench({
       net: f.net,
@@ -81,11 +83,26 @@ export default class Bench extends BaseCommand<typeof Bench> {
     })
     if (f.torch) {
       const threads = environment().threads || availableParallelism()
+      const python = environment().python
       log(`pytorch: ${f.steps} steps at ${f.size}³ on ${threads} threads`)
-      const torch = torchBench({size: f.size, steps: f.steps, warmup: f.warmup, threads, python: environment().python})
-      rows.push(torch)
-      addTorchRatios(rows, torch)
+      const base = {size: f.size, steps: f.steps, warmup: f.warmup, threads, python}
+      if (config) {
+        const twin = await twinBench({...base, config, seed: f.seed, inferSize: f['infer-size'], inferBatch: f['infer-batch']})
+        log(
+          `twin agreement: max relative difference ${twin.twinMaxRelErr.toExponential(2)} (${twin.twinAgrees ? 'every quantity within its bound' : 'DISAGREES'})`,
+        )
+        for (const row of rows)
+          if (row.backend === 'cpu') Object.assign(row, {twinMaxRelErr: twin.twinMaxRelErr, twinAgrees: twin.twinAgrees})
+        rows.push(twin.row)
+        addTorchRatios(rows, twin.row)
+      } else {
+        const torch = torchBench(base)
+        rows.push(torch)
+        addTorchRatios(rows, torch)
+      }
     }
+    const cpu = cpuDescription()
+    for (const row of rows) row.cpu = cpu
     const preprocess = f.preprocess ? await benchPreprocess({log}) : undefined
     if (!this.jsonEnabled()) {
       const header = [
@@ -96,6 +113,8 @@ export default class Bench extends BaseCommand<typeof Bench> {
         'step ms (min)',
         '× torch',
         'infer ms',
+        '× torch (infer)',
+        'kernel calls',
         'max rel err',
         'peak MiB',
         'notes',
@@ -108,7 +127,13 @@ export default class Bench extends BaseCommand<typeof Bench> {
         r.stepMsMin === null ? '–' : r.stepMsMin.toFixed(0),
         r.vsTorch === undefined ? '–' : r.vsTorch.toFixed(2),
         r.inferMs === null ? '–' : `${r.inferMs.toFixed(0)} (${r.inferSize}³)`,
-        r.maxRelErr === null ? '–' : `${r.maxRelErr.toExponential(1)}${r.maxRelErr <= 1e-4 ? '' : ' FAIL'}`,
+        r.inferVsTorch === undefined ? '–' : r.inferVsTorch.toFixed(2),
+        r.kernelCalls === undefined ? '–' : `${r.kernelCalls}`,
+        r.twinMaxRelErr !== undefined
+          ? `${r.twinMaxRelErr.toExponential(1)} twin${r.twinAgrees ? '' : ' FAIL'}`
+          : r.maxRelErr === null
+            ? '–'
+            : `${r.maxRelErr.toExponential(1)}${r.maxRelErr <= 1e-4 ? '' : ' FAIL'}`,
         r.peakTensorBytes === undefined ? '–' : (r.peakTensorBytes / 2 ** 20).toFixed(0),
         r.torch
           ? `torch ${r.torch}, ${r.threads} threads`
@@ -118,6 +143,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
       ])
       const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
       for (const l of [header, ...lines]) this.log(l.map((c, i) => c.padEnd(widths[i])).join('  '))
+      this.log(`cpu: ${cpu}`)
       if (preprocess) {
         const t = preprocess.seconds
         this.log(

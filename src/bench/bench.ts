@@ -12,7 +12,7 @@ import {cpuConvKernels, useCpuConvKernels, type CpuConvKernels} from '../kernels
 import {existingRuntime} from '../kernels/cpu/runtime.js'
 import {UserError} from '../errors.js'
 import {Rng} from '../util/rng.js'
-import {AdamW} from '../train/optimizers.js'
+import {AdamW, type Optimizer} from '../train/optimizers.js'
 import {UnetRef, unetRefBatch, unetRefLoss, UNET_REF_CLASSES} from './unet-ref.js'
 
 export interface BenchRow {
@@ -41,16 +41,31 @@ export interface BenchRow {
   peakTensorBytes?: number
   /** with --torch: this row's median step time ÷ PyTorch's, measured in the same run */
   vsTorch?: number
+  /** with --torch: this row's sliding-window inference time ÷ PyTorch's on the same windows */
+  inferVsTorch?: number
   /** the pytorch row: torch's version */
   torch?: string
+  /** cpu, with a warm-up step: tfjs kernel executions in one training step */
+  kernelCalls?: number
+  /** --net sipl --torch: largest max |sipl − twin| / max |twin| over every compared quantity (bench/sipl_twin.py) */
+  twinMaxRelErr?: number
+  /** and whether each quantity met its bound (1e-4, or the twin's own spread under rounding-level noise) */
+  twinAgrees?: boolean
+  /** the machine: lscpu's model name and the vector extensions that matter for the kernels */
+  cpu?: string
 }
 
-/** What a benchmarked network provides: a loss for training and class probabilities for inference. */
+/** What a benchmarked network provides: its training batch and loss, and class probabilities for inference. */
 export interface BenchNet {
   classes: number
+  channels: number
   variables(): tf.Variable[]
-  loss(x: tf.Tensor5D, oneHot: tf.Tensor5D): tf.Scalar
+  /** the batch a training step sees: input `[B, n, n, n, C]` and the loss's target */
+  batch(size: number, seed: number): {x: tf.Tensor5D; target: tf.Tensor}
+  loss(x: tf.Tensor5D, target: tf.Tensor): tf.Scalar
   probabilities(x: tf.Tensor5D): tf.Tensor5D
+  /** the optimiser a training step uses */
+  optimizer(): Optimizer
   dispose(): void
 }
 
@@ -60,9 +75,16 @@ export function unetRefNet(seed: number): BenchNet {
   const net = new UnetRef(seed)
   return {
     classes: UNET_REF_CLASSES,
+    channels: 1,
     variables: () => net.variables(),
-    loss: (x, oneHot) => unetRefLoss(net.apply(x), oneHot),
+    batch: (size, batchSeed) => {
+      const {x, oneHot} = unetRefBatch(size, batchSeed)
+      return {x, target: oneHot}
+    },
+    loss: (x, oneHot) => unetRefLoss(net.apply(x), oneHot as tf.Tensor5D),
     probabilities: (x) => tf.softmax(net.apply(x)) as tf.Tensor5D,
+    // weight decay 0 makes it Adam (PyTorch's eps 1e-8), as bench/unet_ref_torch.py
+    optimizer: () => new AdamW(0.9, 0.999, 0),
     dispose: () => net.dispose(),
   }
 }
@@ -91,9 +113,9 @@ const median = (xs: number[]) => {
 }
 
 /** loss and the L2 norm of every variable's gradient at the initial weights (read asynchronously: webgpu in Node cannot dataSync) */
-async function lossAndGradNorms(net: BenchNet, x: tf.Tensor5D, oneHot: tf.Tensor5D): Promise<number[]> {
+async function lossAndGradNorms(net: BenchNet, x: tf.Tensor5D, target: tf.Tensor): Promise<number[]> {
   const all = tf.tidy(() => {
-    const {value, grads} = tf.variableGrads(() => net.loss(x, oneHot), net.variables())
+    const {value, grads} = tf.variableGrads(() => net.loss(x, target), net.variables())
     return tf.stack([value, ...net.variables().map((v) => tf.norm(grads[v.name]))])
   })
   const values = Array.from(await all.data())
@@ -108,14 +130,14 @@ function maxRelativeError(actual: number[], expected: number[]): number {
 async function inferenceMs(net: BenchNet, options: BenchOptions): Promise<number> {
   const n = options.inferSize
   const rng = new Rng(options.seed + 7)
-  const image = new Float32Array(n * n * n)
+  const image = new Float32Array(n * n * n * net.channels)
   for (let i = 0; i < image.length; i++) image[i] = rng.next()
   const patch = Math.min(options.size, n)
   const start = performance.now()
   await slidingWindow(
-    {image, shape: [n, n, n], channels: 1},
+    {image, shape: [n, n, n], channels: net.channels},
     async (batch, count) => {
-      const probs = tf.tidy(() => net.probabilities(tf.tensor5d(batch, [count, patch, patch, patch, 1])))
+      const probs = tf.tidy(() => net.probabilities(tf.tensor5d(batch, [count, patch, patch, patch, net.channels])))
       const values = (await probs.data()) as Float32Array
       probs.dispose()
       return values
@@ -136,14 +158,14 @@ export async function runBench(options: BenchOptions): Promise<BenchRow[]> {
     if (!ok) throw new Error('the cpu backend does not start')
     log(`reference: loss and gradient norms with tfjs's own cpu kernels at ${size}³ (slow: ~8 s at 32³, ~90 s at 64³)`)
     const net = options.factory(options.seed)
-    const {x, oneHot} = unetRefBatch(size, options.seed)
+    const {x, target} = net.batch(size, options.seed)
     const previous = cpuConvKernels()
     useCpuConvKernels('reference')
     try {
-      expected = await lossAndGradNorms(net, x, oneHot)
+      expected = await lossAndGradNorms(net, x, target)
     } finally {
       useCpuConvKernels(previous)
-      tf.dispose([x, oneHot])
+      tf.dispose([x, target])
       net.dispose()
     }
   }
@@ -171,11 +193,11 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
   await tf.setBackend(backend)
   if (backend === 'cpu') useCpuConvKernels(options.kernels)
   const net = options.factory(options.seed)
-  const {x, oneHot} = unetRefBatch(size, options.seed)
+  const {x, target} = net.batch(size, options.seed)
   try {
     let maxRelErr: number | null = null
     if (expected) {
-      maxRelErr = maxRelativeError(await lossAndGradNorms(net, x, oneHot), expected)
+      maxRelErr = maxRelativeError(await lossAndGradNorms(net, x, target), expected)
       log(`${backend}: loss and gradient norms vs reference cpu kernels: max relative error ${maxRelErr.toExponential(2)}`)
     }
     const row: BenchRow = {
@@ -193,13 +215,12 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
       log(`${backend}: not timed: it disagrees with the reference cpu kernels beyond ${AGREEMENT}`)
       return row
     }
-    // sipl's own optimiser, as in training; weight decay 0 makes it Adam (PyTorch's eps 1e-8)
-    const optimizer = new AdamW(0.9, 0.999, 0)
+    const optimizer = net.optimizer()
     const variables = new Map(net.variables().map((v) => [v.name, v]))
     const times: number[] = []
     try {
       const step = async () => {
-        const {value, grads} = tf.variableGrads(() => net.loss(x, oneHot), net.variables())
+        const {value, grads} = tf.variableGrads(() => net.loss(x, target), net.variables())
         optimizer.step(variables, new Map(Object.entries(grads)), 1e-3)
         await value.data()
         tf.dispose([value, ...Object.values(grads)])
@@ -207,8 +228,11 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
       for (let i = 0; i < options.warmup + options.steps; i++) {
         const start = performance.now()
         // the first warm-up step is profiled: it is not timed, and on cpu profiling costs little
-        if (i === 0 && options.warmup > 0 && backend === 'cpu') row.peakTensorBytes = (await tf.profile(step)).peakBytes
-        else await step()
+        if (i === 0 && options.warmup > 0 && backend === 'cpu') {
+          const profile = await tf.profile(step)
+          row.peakTensorBytes = profile.peakBytes
+          row.kernelCalls = profile.kernels.length
+        } else await step()
         const ms = performance.now() - start
         if (i >= options.warmup) times.push(ms)
         log(`${backend}: ${i < options.warmup ? 'warm-up' : 'step'} ${i + 1} ${ms.toFixed(0)} ms`)
@@ -233,7 +257,7 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
     }
     return row
   } finally {
-    tf.dispose([x, oneHot])
+    tf.dispose([x, target])
     net.dispose()
   }
 }

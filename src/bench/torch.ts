@@ -4,10 +4,15 @@
  * measured side by side in one run on one machine instead of against figures from elsewhere.
  */
 import {spawnSync} from 'node:child_process'
+import {mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import type {ExperimentConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import {PROJECT_ROOT} from '../experiments/layout.js'
 import type {BenchRow} from './bench.js'
+import {benchConfig, benchEpoch} from './sipl-net.js'
+import {compareTwin, runTwinCheck, TWIN_SCRIPT, writeTwinCase} from './twin.js'
 
 export interface TorchBenchOptions {
   size: number
@@ -57,8 +62,88 @@ export function torchBench(options: TorchBenchOptions): BenchRow & {torch: strin
   }
 }
 
-/** Adds each timed row's median step time over PyTorch's (vsTorch; issue 7's target is ≤ 1). */
+/** Adds each timed row's median step time and inference time over PyTorch's (vsTorch, inferVsTorch; the targets are ≤ 1). */
 export function addTorchRatios(rows: BenchRow[], torch: BenchRow): void {
-  for (const row of rows)
-    if (row !== torch && row.stepMsMedian !== null && torch.stepMsMedian) row.vsTorch = row.stepMsMedian / torch.stepMsMedian
+  for (const row of rows) {
+    if (row === torch) continue
+    if (row.stepMsMedian !== null && torch.stepMsMedian) row.vsTorch = row.stepMsMedian / torch.stepMsMedian
+    if (row.inferMs !== null && torch.inferMs) row.inferVsTorch = row.inferMs / torch.inferMs
+  }
+}
+
+export interface TwinBenchOptions extends TorchBenchOptions {
+  config: ExperimentConfig
+  seed: number
+  inferSize: number
+  inferBatch: number
+}
+
+interface TwinTiming {
+  torch: string
+  threads: number
+  stepMsMedian: number
+  stepMsMin: number
+  steps: number
+  inferMs: number | null
+}
+
+/**
+ * The SIPL network side by side (issue 16): the twin (bench/sipl_twin.py) gets the weights and the
+ * labelled batch sipl's `--net sipl` bench uses (same seed), checks its agreement with sipl on them,
+ * then times the same training step (forward, backward, the config's optimiser) and a
+ * sliding-window pass over the same windows, with the same thread count.
+ */
+export async function twinBench(
+  options: TwinBenchOptions,
+): Promise<{row: BenchRow & {torch: string}; twinMaxRelErr: number; twinAgrees: boolean}> {
+  const dir = mkdtempSync(join(tmpdir(), 'sipl-bench-twin-'))
+  try {
+    const config = benchConfig(options.config, options.size, options.seed)
+    await writeTwinCase(dir, {config, batch: config.train.batchSize, training: true, epoch: benchEpoch(config), dataSeed: options.seed})
+    const [report] = runTwinCheck(options.python, [dir])
+    const {errors, allowed} = compareTwin(dir, report)
+    const twinMaxRelErr = Math.max(...errors.values())
+    const twinAgrees = [...errors].every(([key, error]) => error <= allowed.get(key)!)
+    const args = [
+      TWIN_SCRIPT,
+      'bench',
+      dir,
+      '--steps',
+      `${options.steps}`,
+      '--warmup',
+      `${options.warmup}`,
+      '--threads',
+      `${options.threads}`,
+    ]
+    args.push('--infer-size', `${options.inferSize}`, '--infer-batch', `${options.inferBatch}`)
+    const threadsEnv = {
+      OMP_NUM_THREADS: `${options.threads}`,
+      OPENBLAS_NUM_THREADS: `${options.threads}`,
+      MKL_NUM_THREADS: `${options.threads}`,
+    }
+    const result = spawnSync(options.python, args, {encoding: 'utf8', env: {...process.env, ...threadsEnv}})
+    if (result.error || result.status !== 0) {
+      const why = result.error ? result.error.message : (result.stderr.trim().split('\n').pop() ?? `exit ${result.status}`)
+      throw new UserError(
+        `--torch: ${options.python} ${TWIN_SCRIPT} bench failed (${why}); set SIPL_PYTHON to a Python with torch installed`,
+      )
+    }
+    const timing = JSON.parse(result.stdout.trim().split('\n').pop()!) as TwinTiming
+    const row = {
+      net: 'sipl',
+      size: options.size,
+      backend: 'pytorch',
+      stepMsMedian: timing.stepMsMedian,
+      stepMsMin: timing.stepMsMin,
+      inferMs: timing.inferMs,
+      maxRelErr: null,
+      inferSize: options.inferSize,
+      steps: timing.steps,
+      threads: timing.threads,
+      torch: timing.torch,
+    }
+    return {row, twinMaxRelErr, twinAgrees}
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
 }
