@@ -115,7 +115,7 @@ function newRecord(): LockRecord {
     host: hostname(),
     machine: thisMachine(),
     processStart: processStartOf(process.pid),
-    command: ['sipl', ...process.argv.slice(2)].join(' ').slice(0, 300),
+    command: ['sipl', ...process.argv.slice(2)].join(' ').slice(0, 2000),
     started: new Date().toISOString(),
     ...(process.env.SLURM_JOB_ID ? {slurmJob: process.env.SLURM_JOB_ID, slurmRestart: Number.isFinite(restart) ? restart : 0} : {}),
     token: randomBytes(8).toString('hex'),
@@ -128,7 +128,13 @@ function newRecord(): LockRecord {
  */
 function createExclusive(file: string, content: string): boolean {
   const temp = tempName(file)
-  writeFileSync(temp, content)
+  try {
+    writeFileSync(temp, content)
+  } catch (error) {
+    rmSync(temp, {force: true})
+    // a read-only or full disk is reported with the lock's own name
+    throw Object.assign(error as Error, {path: file})
+  }
   try {
     linkSync(temp, file)
     return true
@@ -219,7 +225,9 @@ function removeIfUnchanged(file: string, judged: Found): boolean {
 function describeHolder(found: Found): string {
   const held = found.record
   if (held === undefined) return `an unreadable lock (${lockAge(found)})`
-  return `pid ${held.pid} on ${held.host} (${held.command}), since ${held.started}, ${lockAge(found)}`
+  // the start and the end of a long command line (its --set list) say which command it is
+  const command = held.command.length > 120 ? `${held.command.slice(0, 60)} … ${held.command.slice(-50)}` : held.command
+  return `pid ${held.pid} on ${held.host} (${command}), since ${held.started}, ${lockAge(found)}`
 }
 
 function lockAge(found: Found): string {
