@@ -179,6 +179,7 @@ async function evaluateCompareRun(
 ): Promise<void> {
   const dir = join(c.dir, 'eval')
   await withFolderLock(dir, {what: 'eval folder', log, breakLock: o.breakLock}, async () => {
+    removeStaleTemporaries(c.dir, (t) => t.base === 'eval')
     const stage = stagingDir(dir)
     try {
       const cfg = readRunConfig(c.dir)

@@ -146,3 +146,42 @@ test('an eval folder locked by a sipl on another host: exit 2 naming it, --break
     rmSync(root, {recursive: true, force: true})
   }
 })
+
+test('an experiment folder locked by another sipl: sweep and sweep collect exit 2 naming it and write nothing', () => {
+  const root = mkdtempSync(join(tmpdir(), 'sipl-sweeplock-'))
+  try {
+    const dir = join(root, 'demo-sweep')
+    const record = {
+      pid: 4242,
+      host: 'login-2',
+      machine: 'login-2|other|pid:[1]',
+      command: 'sipl sweep --out demo-sweep',
+      started: '2026-12-06T08:00:00.000Z',
+      token: 't',
+    }
+    writeFileSync(join(root, '.demo-sweep.sipl-lock'), JSON.stringify(record))
+    const sweep = sipl([
+      'sweep',
+      '-c',
+      'experiments/demo.yaml',
+      '--grid',
+      'model.queries=4,8',
+      '--out',
+      dir,
+      '--trial-command',
+      '/bin/false',
+    ])
+    assert.equal(sweep.code, 2, sweep.stderr)
+    assert.match(
+      oneLine(sweep.stderr),
+      /^Error: experiment folder \S+demo-sweep is being written by another sipl: pid 4242 on login-2 \(sipl sweep --out demo-sweep\)/,
+    )
+    assert.ok(!existsSync(dir), 'nothing written')
+    mkdirSync(dir)
+    const collect = sipl(['sweep', 'collect', dir])
+    assert.equal(collect.code, 2, collect.stderr)
+    assert.match(oneLine(collect.stderr), /is being written by another sipl: pid 4242 on login-2/)
+  } finally {
+    rmSync(root, {recursive: true, force: true})
+  }
+})
