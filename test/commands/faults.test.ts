@@ -14,6 +14,22 @@ import {TINY} from '../e2e/tiny.js'
 
 const QUICK = [...TINY, '--set', 'train.epochs=1', '--set', 'train.itersPerEpoch=1', '--set', 'train.valEvery=0', '--backend', 'cpu']
 
+/** A folder with one 4³ label map, to evaluate against itself. */
+function oneMaskFolder(dir: string): string {
+  const identity = [
+    [1, 0, 0, 0],
+    [0, 1, 0, 0],
+    [0, 0, 1, 0],
+    [0, 0, 0, 1],
+  ]
+  writeNifti(join(dir, 'case_1.nii.gz'), {
+    shape: [4, 4, 4],
+    data: new Uint8Array(64).fill(1),
+    geometry: geometryFromAffine(identity as never),
+  })
+  return dir
+}
+
 function oneLine(stderr: string): string {
   const lines = stderr.trim().split('\n')
   assert.equal(lines.length, 1, `one line: ${stderr}`)
@@ -59,18 +75,7 @@ test('--out naming a file: train and eval exit 2 with one line saying what is in
     assert.equal(below.code, 2, below.stderr)
     assert.match(oneLine(below.stderr), /part of this path is a file, not a folder/)
 
-    const masks = join(root, 'masks')
-    const affine = [
-      [1, 0, 0, 0],
-      [0, 1, 0, 0],
-      [0, 0, 1, 0],
-      [0, 0, 0, 1],
-    ]
-    writeNifti(join(masks, 'case_1.nii.gz'), {
-      shape: [4, 4, 4],
-      data: new Uint8Array(64).fill(1),
-      geometry: geometryFromAffine(affine as never),
-    })
+    const masks = oneMaskFolder(join(root, 'masks'))
     const e = sipl(['eval', '--pred', masks, '--labels', masks, '--out', file])
     assert.equal(e.code, 2, e.stderr)
     assert.equal(
@@ -105,18 +110,7 @@ test('a full disk (ENOSPC from the kernel: the run log is /dev/full) exits 2 wit
 test('an eval folder locked by a sipl on another host: exit 2 naming it, --break-lock takes it over with a warning', () => {
   const root = mkdtempSync(join(tmpdir(), 'sipl-evallock-'))
   try {
-    const masks = join(root, 'masks')
-    const affine = [
-      [1, 0, 0, 0],
-      [0, 1, 0, 0],
-      [0, 0, 1, 0],
-      [0, 0, 0, 1],
-    ]
-    writeNifti(join(masks, 'case_1.nii.gz'), {
-      shape: [4, 4, 4],
-      data: new Uint8Array(64).fill(1),
-      geometry: geometryFromAffine(affine as never),
-    })
+    const masks = oneMaskFolder(join(root, 'masks'))
     const out = join(root, 'eval')
     const lock = join(root, '.eval.sipl-lock')
     const record = {

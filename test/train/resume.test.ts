@@ -14,7 +14,7 @@ import {spawn} from 'node:child_process'
 import {cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
-import {readSafetensors} from '../../src/io/safetensors.js'
+import {sameTensors} from '../helpers/checkpoints.js'
 import {PROJECT_ROOT, sipl} from '../helpers/cli.js'
 import {TINY} from '../e2e/tiny.js'
 
@@ -37,13 +37,6 @@ const ARGS = (out: string) => [
 
 /** above any pid_max, so never a running process */
 const DEAD_PID = 99_999_999
-
-function sameTensors(a: string, b: string): void {
-  const x = readSafetensors(a).tensors
-  const y = readSafetensors(b).tensors
-  assert.deepEqual([...x.keys()].sort(), [...y.keys()].sort())
-  for (const [name, t] of x) assert.ok(Buffer.from(t.data.buffer).equals(Buffer.from(y.get(name)!.data.buffer)), `${name} differs`)
-}
 
 test('SIGKILL mid-epoch, then --resume: identical to an uninterrupted run', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sipl-resume-'))
