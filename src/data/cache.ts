@@ -263,6 +263,9 @@ export interface PreprocessOptions {
 export async function runPreprocess(config: ExperimentConfig, options: PreprocessOptions = {}): Promise<PreprocessSummary> {
   const log = options.log ?? silentLogger
   const cacheDir = cacheDirOf(config)
+  // the dataset first: the lock file goes beside the cache, in the dataset's folder, which a
+  // missing dataset must not get created
+  if (config.data.preset !== 'synthetic') listCases(config)
   return withFolderLock(cacheDir, {what: 'preprocessed cache', log, wait: true, breakLock: options.breakLock}, () => {
     const litter = removeStaleTemporaries(cacheDir)
     if (litter.length > 0) log.info({removed: litter.length}, 'removed temporaries left by an interrupted preprocess')
