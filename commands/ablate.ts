@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, backendFlag, configFlags} from '../src/cli/base-command.js'
+import {BaseCommand, backendFlag, configFlags, lockFlag} from '../src/cli/base-command.js'
 import {UserError} from '../src/errors.js'
 import {executorFlags, launchOptionsFromFlags} from '../src/experiments/cli-flags.js'
 import {launch, type LaunchResult} from '../src/experiments/launch.js'
@@ -32,6 +32,7 @@ export default class Ablate extends BaseCommand<typeof Ablate> {
     }),
     all: Flags.boolean({description: 'Tables 4 and 5: --remove ipl --remove smg --cpp-init onehot,biobert,clip,random', default: false}),
     ...executorFlags,
+    ...lockFlag,
   }
 
   async run(): Promise<LaunchResult> {

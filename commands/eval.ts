@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, backendFlag, configFlags} from '../src/cli/base-command.js'
+import {BaseCommand, backendFlag, configFlags, lockFlag} from '../src/cli/base-command.js'
 import {runEval, type EvalJson} from '../src/evaluate/eval-command.js'
 
 export default class Eval extends BaseCommand<typeof Eval> {
   static override summary = "Evaluate a run or any tool's predicted masks: Dice, HD95, surface Dice, paired tests, tables"
-  static override description = `--run DIR predicts the test split with the run's best checkpoint (sliding window), writes eval/predictions/*.nii.gz in the original geometry, eval/per-case.csv, eval/summary.json, tables (Markdown, CSV, LaTeX) and figures. --pred DIR --labels DIR scores any tool's masks, matched by case id in the file names. --compare NAME=DIR (a run directory or a folder of masks) adds methods for the paired tests.`
+  static override description = `--run DIR predicts the test split with the run's best checkpoint (sliding window), writes eval/predictions/*.nii.gz in the original geometry, eval/per-case.csv, eval/summary.json, tables (Markdown, CSV, LaTeX) and figures. --pred DIR --labels DIR scores any tool's masks, matched by case id in the file names. --compare NAME=DIR (a run directory or a folder of masks) adds methods for the paired tests. The outputs are built in a fresh folder that replaces the old one only when complete.`
   static override examples = [
     '<%= config.bin %> eval --run runs/demo',
     '<%= config.bin %> eval --run runs/btcv --compare nnunet=preds/nnunet --labels BTCV/labelsTs --paired-ttest --wilcoxon --holm',
@@ -13,6 +13,7 @@ export default class Eval extends BaseCommand<typeof Eval> {
   static override flags = {
     ...configFlags,
     ...backendFlag,
+    ...lockFlag,
     run: Flags.string({char: 'r', description: 'a run directory written by sipl train', helpValue: 'DIR', exclusive: ['pred']}),
     checkpoint: Flags.string({description: 'checkpoint of --run to use: best, last or epoch-N', default: 'best'}),
     pred: Flags.string({description: 'folder of predicted label maps (.nii/.nii.gz), any tool', helpValue: 'DIR'}),
@@ -53,6 +54,7 @@ export default class Eval extends BaseCommand<typeof Eval> {
       backend: this.backendRequest(),
       makeLogger: (file) => this.logger(file),
       quiet: f.quiet || this.jsonEnabled(),
+      breakLock: f['break-lock'],
     })
     if (!this.jsonEnabled()) this.log(result.text)
     return result.json

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, backendFlag, configFlags} from '../src/cli/base-command.js'
+import {BaseCommand, backendFlag, configFlags, lockFlag} from '../src/cli/base-command.js'
 import {executorFlags, launchOptionsFromFlags} from '../src/experiments/cli-flags.js'
 import {launch, type LaunchResult} from '../src/experiments/launch.js'
 import {parseAxis, parseIntList} from '../src/experiments/plan.js'
@@ -32,6 +32,7 @@ export default class Sweep extends BaseCommand<typeof Sweep> {
       helpValue: 'K',
     }),
     ...executorFlags,
+    ...lockFlag,
   }
 
   async run(): Promise<LaunchResult> {

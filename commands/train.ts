@@ -1,6 +1,6 @@
 import {join} from 'node:path'
 import {Flags} from '@oclif/core'
-import {BaseCommand, backendFlag, configFlags} from '../src/cli/base-command.js'
+import {BaseCommand, backendFlag, configFlags, lockFlag} from '../src/cli/base-command.js'
 import {loadConfig} from '../src/config/load.js'
 import {UserError} from '../src/errors.js'
 import {runDirFor, runPaths} from '../src/run/run-dir.js'
@@ -17,6 +17,7 @@ export default class Train extends BaseCommand<typeof Train> {
   static override flags = {
     ...configFlags,
     ...backendFlag,
+    ...lockFlag,
     resume: Flags.boolean({
       description: 'continue from <run>/checkpoints/last (same lr, τ, sampling stream, optimiser state)',
       default: false,
@@ -42,6 +43,7 @@ export default class Train extends BaseCommand<typeof Train> {
       backend: this.backendRequest(),
       log,
       quiet: flags.quiet || this.jsonEnabled(),
+      breakLock: flags['break-lock'],
     })
     if (!this.jsonEnabled()) {
       this.log(

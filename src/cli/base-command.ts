@@ -1,10 +1,11 @@
 /**
  * What every sipl command shares: --json, --verbose, --log-level, --quiet, and one error policy.
  * A UserError (something the user can fix) prints one line and exits 2; its stack only with
- * --verbose. Anything else is a bug: exit 1 with the stack.
+ * --verbose. File-system failures (full disk, quota, permissions, a file in the way) are user
+ * errors too. Anything else is a bug: exit 1 with the stack.
  */
 import {Command, Flags, Interfaces} from '@oclif/core'
-import {isUserError} from '../errors.js'
+import {fileSystemUserError, isUserError} from '../errors.js'
 import {createLogger, LOG_LEVELS, type Logger, type LogLevel} from '../log/logger.js'
 import {environment} from '../paths.js'
 import {BACKENDS, type BackendRequest} from '../backend/select.js'
@@ -28,6 +29,14 @@ export const backendFlag = {
     description: 'tfjs backend (env SIPL_BACKEND)',
     options: [...BACKENDS],
     helpValue: 'NAME',
+  }),
+}
+
+/** For commands that write a folder (src/util/lock.ts). */
+export const lockFlag = {
+  'break-lock': Flags.boolean({
+    description: "take over the output folder's lock from a sipl on another host that may still look alive (after that node failed)",
+    default: false,
   }),
 }
 
@@ -72,6 +81,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
     const verbose = this.argv.includes('--verbose')
+    // a full disk, a quota or a file in the way is for the user to fix, not a bug
+    const fileSystem = fileSystemUserError(error)
+    if (fileSystem) error = Object.assign(fileSystem, {stack: `${fileSystem.stack}\ncaused by ${error.stack}`})
     if (isUserError(error)) {
       process.exitCode = 2
       if (this.jsonEnabled()) this.logJson({error: {name: error.name, message: error.message, exitCode: 2}})

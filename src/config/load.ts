@@ -26,6 +26,8 @@ interface Override {
 
 type Json = null | boolean | number | string | Json[] | {[key: string]: Json}
 
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
 export function parseOverride(text: string): Override {
   const eq = text.indexOf('=')
   if (eq <= 0) throw new UserError(`--set ${text}: expected dotted.key=value, e.g. --set model.queries=16`)
@@ -34,6 +36,9 @@ export function parseOverride(text: string): Override {
   if (!/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(key)) {
     throw new UserError(`--set ${text}: '${key}' is not a dotted key like train.epochs`)
   }
+  // these would reach Object.prototype through the plain objects the overrides are merged into
+  const reserved = key.split('.').find((part) => RESERVED_KEYS.has(part))
+  if (reserved !== undefined) throw new UserError(`--set ${text}: '${reserved}' is not a config key (no section or key has that name)`)
   // YAML flow syntax types the value: 16 → number, true → boolean, [8, 16] → list, abc → string
   const doc = parseDocument(raw === '' ? '""' : raw)
   if (doc.errors.length > 0) throw new UserError(`--set ${text}: value is not valid YAML (${doc.errors[0].message.split('\n')[0]})`)
@@ -43,7 +48,7 @@ export function parseOverride(text: string): Override {
 function setIn(target: Record<string, unknown>, path: string[], value: unknown, override: Override): void {
   let node: Record<string, unknown> = target
   for (const [i, key] of path.slice(0, -1).entries()) {
-    const next = node[key]
+    const next = Object.hasOwn(node, key) ? node[key] : undefined
     if (next === undefined || next === null) {
       node[key] = {}
     } else if (typeof next !== 'object' || Array.isArray(next)) {

@@ -12,10 +12,10 @@ import {evalSchema} from './sections/eval.js'
 import {executorSchema} from './sections/executor.js'
 
 export const experimentSchema = section({
-  // run directory name under SIPL_RUNS_DIR
+  // run directory name under SIPL_RUNS_DIR: one path segment, so '..' or 'a/b' cannot leave that folder
   name: z
     .string()
-    .regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" or "-"')
+    .regex(/^(?!\.\.?$)[A-Za-z0-9._-]{1,200}$/, 'a run name is one folder name: letters, digits, ".", "_" or "-" (not "." or "..")')
     .default('experiment'),
   // one seed drives sampling, augmentation and initialisation
   seed: z.number().int().default(2023),

@@ -7,7 +7,8 @@
  *   <cache>/splits.json          {train, val, test}
  * Raw typed arrays load with one read and no parsing. Every file is written atomically and the
  * case's .json last, so a case counts as done only when its header exists with the current
- * settings hash; an interrupted run leaves nothing that looks finished.
+ * settings hash; an interrupted run leaves nothing that looks finished. One process writes a
+ * cache at a time (its lock, src/util/lock.ts); another one waits for it, then finds its cases done.
  */
 import {createHash} from 'node:crypto'
 import {existsSync, readFileSync, statSync} from 'node:fs'
@@ -18,7 +19,8 @@ import {writeNifti} from '../io/nifti-writer.js'
 import {progress} from '../log/progress.js'
 import {silentLogger, type Logger} from '../log/logger.js'
 import {environment} from '../paths.js'
-import {writeFileAtomic} from '../util/atomic.js'
+import {removeStaleTemporaries, writeFileAtomic} from '../util/atomic.js'
+import {withFolderLock} from '../util/lock.js'
 import {Rng} from '../util/rng.js'
 import {BRATS_REGIONS, dataRoot, listCases, type CaseSource} from './datasets.js'
 import {
@@ -136,10 +138,15 @@ function readTyped<T extends Float32Array | Uint8Array>(path: string, Type: {new
   return new Type(copy.buffer, 0, n)
 }
 
-export function loadCase(cacheDir: string, id: string): LoadedCase {
+/** A case's header alone (its grids and geometry), without the voxels. */
+export function loadCaseHeader(cacheDir: string, id: string): CaseHeader {
   const headerPath = file.header(cacheDir, id)
   if (!existsSync(headerPath)) throw new UserError(`${cacheDir}: case '${id}' is not in the cache; run 'sipl preprocess' or fix splits.json`)
-  const header = readJson<CaseHeader>(headerPath, `the header of case ${id}`)
+  return readJson<CaseHeader>(headerPath, `the header of case ${id}`)
+}
+
+export function loadCase(cacheDir: string, id: string): LoadedCase {
+  const header = loadCaseHeader(cacheDir, id)
   const voxels = header.shape[0] * header.shape[1] * header.shape[2]
   const image = readTyped(file.image(cacheDir, id), Float32Array, voxels * header.channels)
   const labelPath = file.label(cacheDir, id)
@@ -241,15 +248,34 @@ const median = (values: number[]) => {
   return s.length === 0 ? 0 : s[Math.floor((s.length - 1) / 2)]
 }
 
-/** `sipl preprocess`: (synthetic data if needed,) every case not yet done, then plan.json and splits.json. */
-export async function runPreprocess(
-  config: ExperimentConfig,
-  options: {force?: boolean; log?: Logger; quiet?: boolean} = {},
-): Promise<PreprocessSummary> {
+export interface PreprocessOptions {
+  force?: boolean
+  log?: Logger
+  quiet?: boolean
+  /** take over the cache's lock from another host (--break-lock) */
+  breakLock?: boolean
+}
+
+/**
+ * `sipl preprocess`: (synthetic data if needed,) every case not yet done, then plan.json and
+ * splits.json, holding the cache's lock; a live holder is waited for, since it makes the same cases.
+ */
+export async function runPreprocess(config: ExperimentConfig, options: PreprocessOptions = {}): Promise<PreprocessSummary> {
   const log = options.log ?? silentLogger
+  const cacheDir = cacheDirOf(config)
+  // the dataset first: the lock file goes beside the cache, in the dataset's folder, which a
+  // missing dataset must not get created
+  if (config.data.preset !== 'synthetic') listCases(config)
+  return withFolderLock(cacheDir, {what: 'preprocessed cache', log, wait: true, breakLock: options.breakLock}, () => {
+    const litter = removeStaleTemporaries(cacheDir)
+    if (litter.length > 0) log.info({removed: litter.length}, 'removed temporaries left by an interrupted preprocess')
+    return preprocessLocked(config, cacheDir, options, log)
+  })
+}
+
+async function preprocessLocked(config: ExperimentConfig, cacheDir: string, options: PreprocessOptions, log: Logger): Promise<PreprocessSummary> {
   const started = Date.now()
   if (config.data.preset === 'synthetic' && (options.force || !syntheticIsCurrent(config))) generateSynthetic(config, log)
-  const cacheDir = cacheDirOf(config)
   const hash = settingsHash(config)
   const cases = listCases(config)
   const ids = cases.map((c) => c.id)

@@ -9,8 +9,8 @@
  * included) is scored from its masks against those references, on their grid, so runs and
  * other tools' outputs are compared on identical terms.
  */
-import {existsSync, readFileSync} from 'node:fs'
-import {basename, join, resolve} from 'node:path'
+import {existsSync, readFileSync, rmSync} from 'node:fs'
+import {basename, dirname, join, resolve} from 'node:path'
 import type {BackendRequest} from '../backend/select.js'
 import {loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
@@ -18,9 +18,19 @@ import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {comparisonTable, perClassTable, render, type MethodRow} from '../report/tables.js'
 import {readRunConfig} from '../run/run-dir.js'
-import {writeFileAtomic} from '../util/atomic.js'
+import {isDirectory, removeStaleTemporaries, replaceDir, stagingDir, writeFileAtomic} from '../util/atomic.js'
+import {lockFolder, withFolderLock} from '../util/lock.js'
 import {compareMethods, type MethodScores, type TestResult} from './compare.js'
-import {evaluateFolders, summarize, writeEvalFiles, type CaseResult, type EvalSummary} from './evaluate.js'
+import {
+  checkFuturePredictions,
+  evaluateFolders,
+  listMasks,
+  matchCases,
+  summarize,
+  writeEvalFiles,
+  type CaseResult,
+  type EvalSummary,
+} from './evaluate.js'
 
 export interface EvalCommandOptions {
   run?: string
@@ -37,8 +47,11 @@ export interface EvalCommandOptions {
   configFile?: string
   set: string[]
   backend: BackendRequest
-  makeLogger: (file: string) => Logger
+  /** a logger to stderr, and to `file` when given */
+  makeLogger: (file?: string) => Logger
   quiet: boolean
+  /** take over the eval folder's lock from another host (--break-lock) */
+  breakLock?: boolean
 }
 
 export interface EvalJson {
@@ -78,7 +91,7 @@ function methodFrom(
 }
 
 export async function runEval(o: EvalCommandOptions): Promise<{text: string; json: EvalJson}> {
-  // 1. What is evaluated, with which config.
+  // 1. Every check of the inputs, before anything is predicted or written.
   if (!o.run && !o.pred)
     throw new UserError('say what to evaluate: --run DIR (a trained run) or --pred DIR --labels DIR (masks from any tool)')
   if (o.pred && !o.labels) throw new UserError('--pred needs --labels DIR (the reference masks, matched by case id in the file names)')
@@ -88,6 +101,8 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   const names = [o.name, ...compares.map((c) => c.name)]
   const dup = names.find((n, i) => names.indexOf(n) !== i)
   if (dup) throw new UserError(`method name '${dup}' is used twice; give every --compare (and --name) a distinct NAME`)
+  if (!/^(?!\.\.?$)[A-Za-z0-9._-]+$/.test(o.checkpoint))
+    throw new UserError(`--checkpoint ${o.checkpoint}: give the name of a folder under checkpoints/ (best, last or epoch-N)`)
 
   let config: ExperimentConfig | null = null
   if (o.run) {
@@ -97,11 +112,104 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
       )
     readRunConfig(o.run)
     config = loadConfig(join(o.run, 'config.yaml'), o.set).config
+    if (o.labels && !config.eval.savePredictions)
+      throw new UserError(
+        '--labels with --run scores the written predictions, but eval.savePredictions is false; drop --set eval.savePredictions=false',
+      )
   } else if (o.configFile) {
     config = loadConfig(o.configFile, o.set).config
   }
   const outDir = resolve(o.out ?? (o.run ? join(o.run, 'eval') : join(o.pred!, 'eval')))
-  const log = o.makeLogger(join(outDir, 'eval.log'))
+  if (existsSync(outDir) && !isDirectory(outDir))
+    throw new UserError(
+      `--out ${outDir} is a file, not a folder; give a folder for the evaluation's outputs (it is replaced when complete)`,
+    )
+  if (o.labels) listMasks(o.labels, '--labels')
+  if (o.pred) matchCases(listMasks(o.pred, '--pred'), listMasks(o.labels!, '--labels'), `--pred ${o.pred}`)
+  for (const c of compares) await checkCompare(c, o.labels)
+
+  // 2. One writer per eval folder: the new results are built in a fresh folder beside it, which
+  //    replaces it only when complete, so a kill or an error never mixes new files with old ones.
+  const lock = await lockFolder(outDir, {what: 'eval folder', log: o.makeLogger(), breakLock: o.breakLock, outFlag: '--out'})
+  let stage: string | undefined
+  try {
+    const litter = removeStaleTemporaries(dirname(outDir), (t) => t.base === basename(outDir))
+    stage = stagingDir(outDir)
+    const log = o.makeLogger(join(stage, 'eval.log'))
+    if (litter.length > 0) log.info({removed: litter.length}, 'removed the folders of interrupted evaluations')
+    const {text, json} = await evaluateInto({dir: stage, final: outDir}, o, config, compares, log)
+    replaceDir(stage, outDir)
+    const final = (path: string) => (path.startsWith(stage!) ? outDir + path.slice(stage!.length) : path)
+    return {text, json: {...json, files: json.files.map(final)}}
+  } catch (error) {
+    if (stage !== undefined) rmSync(stage, {recursive: true, force: true})
+    throw error
+  } finally {
+    lock.release()
+  }
+}
+
+/** The checks of one --compare NAME=DIR that need no predictions: its folder, and its case set against --labels. */
+async function checkCompare(c: {name: string; dir: string}, labels: string | undefined): Promise<void> {
+  if (!existsSync(c.dir)) throw new UserError(`--compare ${c.name}=${c.dir}: no such folder`)
+  if (isRunDir(c.dir)) {
+    if (labels) {
+      const preds = join(c.dir, 'eval', 'predictions')
+      if (!existsSync(preds)) throw new UserError(`--compare ${c.name}=${c.dir}: no eval/predictions; run 'sipl eval --run ${c.dir}' first`)
+      matchCases(listMasks(preds, `--compare ${c.name}`), listMasks(labels, '--labels'), `--compare ${c.name}`)
+    } else if (!existsSync(join(c.dir, 'eval', 'summary.json'))) {
+      // the checkpoint module brings tfjs, which mask-only evaluations never load
+      const {hasCheckpoint, readableCheckpoint} = await import('../train/checkpoint.js')
+      if (!hasCheckpoint(readableCheckpoint(join(c.dir, 'checkpoints', 'best'))))
+        throw new UserError(`--compare ${c.name}=${c.dir}: no eval/summary.json and no checkpoints/best to make one; train it first`)
+    }
+  } else {
+    if (!labels)
+      throw new UserError(`--compare ${c.name}=${c.dir} is a folder of masks; add --labels DIR with the reference masks to score it`)
+    matchCases(listMasks(c.dir, `--compare ${c.name}`), listMasks(labels, '--labels'), `--compare ${c.name}`)
+  }
+}
+
+/** Evaluates `run` with its best checkpoint into its own eval/ (for --compare), under that folder's lock, replaced when complete. */
+async function evaluateCompareRun(
+  c: {name: string; dir: string},
+  evaluateRun: typeof import('./run-eval.js').evaluateRun,
+  o: EvalCommandOptions,
+  log: Logger,
+): Promise<void> {
+  const dir = join(c.dir, 'eval')
+  await withFolderLock(dir, {what: 'eval folder', log, breakLock: o.breakLock}, async () => {
+    removeStaleTemporaries(c.dir, (t) => t.base === 'eval')
+    const stage = stagingDir(dir)
+    try {
+      const cfg = readRunConfig(c.dir)
+      const r = await evaluateRun({config: cfg, runDir: c.dir, checkpoint: 'best', outDir: stage, log, quiet: o.quiet, figures: 0})
+      const s = summarize(r.classes, r.results, cfg.eval.surfaceTolerance)
+      writeEvalFiles(stage, r.classes, r.results, {
+        ...s,
+        method: c.name,
+        run: c.dir,
+        checkpoint: 'best',
+        split: r.split,
+        grid: 'preprocessed',
+      })
+      replaceDir(stage, dir)
+    } catch (error) {
+      rmSync(stage, {recursive: true, force: true})
+      throw error
+    }
+  })
+}
+
+/** Steps 3–5 of an evaluation, writing every output into `out.dir` (the fresh folder that becomes `out.final`). */
+async function evaluateInto(
+  out: {dir: string; final: string},
+  o: EvalCommandOptions,
+  config: ExperimentConfig | null,
+  compares: {name: string; dir: string}[],
+  log: Logger,
+): Promise<{text: string; json: EvalJson}> {
+  const outDir = out.dir
   const tolerance = config?.eval.surfaceTolerance ?? 1
   const overlappingRegions = config?.data.overlappingRegions ?? false
   const files: string[] = []
@@ -111,14 +219,17 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
     backendSelected = true
   }
 
-  // 2. The main method.
+  // 3. The main method. With --run, the cases it will predict are known (and checked against
+  //    --labels) before the first is predicted.
   let classes: string[]
   let results: CaseResult[]
   let extra: Record<string, unknown> = {method: o.name}
   // the model stack (tfjs, the network, the data cache) loads only when a run is evaluated
-  const evaluateRun = async (...args: Parameters<typeof import('./run-eval.js').evaluateRun>) =>
-    (await import('./run-eval.js')).evaluateRun(...args)
+  const runEval = () => import('./run-eval.js')
   if (o.run) {
+    const {planRunEval, evaluateRun} = await runEval()
+    const plan = await planRunEval(config!, resolve(o.run), o.checkpoint, log)
+    if (o.labels) checkFuturePredictions(plan.ids, plan.originalShapes, o.labels, `--labels ${o.labels}`)
     await ensureBackend()
     const r = await evaluateRun({
       config: config!,
@@ -128,6 +239,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
       log,
       quiet: o.quiet,
       figures: o.figures,
+      plan,
     })
     classes = r.classes
     results = r.results
@@ -141,10 +253,6 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
     }
     files.push(...r.predictions, ...r.figures)
     if (o.labels) {
-      if (r.predictions.length === 0)
-        throw new UserError(
-          '--labels with --run scores the written predictions, but eval.savePredictions is false; drop --set eval.savePredictions=false',
-        )
       results = evaluateFolders(join(outDir, 'predictions'), o.labels, {numClasses: classes.length, overlappingRegions, tolerance}).results
       extra = {...extra, grid: 'labels', labels: resolve(o.labels)}
     }
@@ -159,14 +267,12 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   writeEvalFiles(outDir, classes, results, {...summary, ...extra})
   files.push(join(outDir, 'per-case.csv'), join(outDir, 'summary.json'))
 
-  // 3. The compared methods: runs (their own eval, or their predictions against --labels) or mask folders.
+  // 4. The compared methods: runs (their own eval, or their predictions against --labels) or mask folders.
   const methods: MethodScores[] = [main.scores]
   for (const c of compares) {
     if (isRunDir(c.dir)) {
       if (o.labels) {
         const preds = join(c.dir, 'eval', 'predictions')
-        if (!existsSync(preds))
-          throw new UserError(`--compare ${c.name}=${c.dir}: no eval/predictions; run 'sipl eval --run ${c.dir}' first`)
         methods.push(
           methodFrom(
             c.name,
@@ -178,29 +284,10 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
           ).scores,
         )
       } else {
-        let summaryFile = join(c.dir, 'eval', 'summary.json')
+        const summaryFile = join(c.dir, 'eval', 'summary.json')
         if (!existsSync(summaryFile)) {
           await ensureBackend()
-          const cfg = readRunConfig(c.dir)
-          const r = await evaluateRun({
-            config: cfg,
-            runDir: c.dir,
-            checkpoint: 'best',
-            outDir: join(c.dir, 'eval'),
-            log,
-            quiet: o.quiet,
-            figures: 0,
-          })
-          const s = summarize(r.classes, r.results, cfg.eval.surfaceTolerance)
-          writeEvalFiles(join(c.dir, 'eval'), r.classes, r.results, {
-            ...s,
-            method: c.name,
-            run: c.dir,
-            checkpoint: 'best',
-            split: r.split,
-            grid: 'preprocessed',
-          })
-          summaryFile = join(c.dir, 'eval', 'summary.json')
+          await evaluateCompareRun(c, (await runEval()).evaluateRun, o, log)
         }
         const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as EvalSummary
         methods.push({
@@ -212,14 +299,12 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
         })
       }
     } else {
-      if (!o.labels)
-        throw new UserError(`--compare ${c.name}=${c.dir} is a folder of masks; add --labels DIR with the reference masks to score it`)
       methods.push(
         methodFrom(
           c.name,
           c.dir,
           classes,
-          evaluateFolders(c.dir, o.labels, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
+          evaluateFolders(c.dir, o.labels!, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
             .results,
           tolerance,
         ).scores,
@@ -227,7 +312,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
     }
   }
 
-  // 4. Paired tests and the tables.
+  // 5. Paired tests and the tables.
   const tests = compareMethods(methods, {ttest: o.ttest, wilcoxon: o.wilcoxon, holm: o.holm})
   const write = (stem: string, rendered: {markdown: string; csv: string; latex: string}) => {
     for (const [ext, text] of [
@@ -244,7 +329,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   const table1 = render(perClassTable(rows, classes), `DSC (%) per class on ${summary.cases.length} cases`)
   write('table1', table1)
   const textParts = [
-    `${o.name}: mean Dice ${summary.meanDice.toFixed(4)}, mean HD95 ${summary.meanHd95 === null ? 'n/a' : summary.meanHd95.toFixed(2) + ' mm'}, mean surface Dice@${tolerance}mm ${summary.meanSurfaceDice.toFixed(4)} on ${summary.cases.length} cases → ${outDir}`,
+    `${o.name}: mean Dice ${summary.meanDice.toFixed(4)}, mean HD95 ${summary.meanHd95 === null ? 'n/a' : summary.meanHd95.toFixed(2) + ' mm'}, mean surface Dice@${tolerance}mm ${summary.meanSurfaceDice.toFixed(4)} on ${summary.cases.length} cases → ${out.final}`,
     '',
     table1.markdown,
   ]
@@ -267,7 +352,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   const undefinedHd = Object.entries(summary.perClass).filter(([, c]) => c.hd95Undefined > 0)
   if (undefinedHd.length > 0)
     textParts.push(
-      `HD95 undefined (one mask empty) for: ${undefinedHd.map(([k, c]) => `${k} ×${c.hd95Undefined}`).join(', ')} — see ${basename(outDir)}/per-case.csv`,
+      `HD95 undefined (one mask empty) for: ${undefinedHd.map(([k, c]) => `${k} ×${c.hd95Undefined}`).join(', ')} — see ${basename(out.final)}/per-case.csv`,
     )
 
   const json: EvalJson = {
@@ -276,7 +361,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
     ),
     tests,
     summary,
-    outDir,
+    outDir: out.final,
     files,
   }
   writeFileAtomic(join(outDir, 'comparison.json'), JSON.stringify({methods: json.methods, tests}, null, 2) + '\n')

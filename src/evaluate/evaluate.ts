@@ -13,7 +13,7 @@
 import {readdirSync, existsSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {UserError} from '../errors.js'
-import {isNiftiPath, niftiStem, readNifti, type NiftiImage} from '../io/nifti.js'
+import {isNiftiPath, niftiStem, readNifti, readNiftiHeader, type NiftiImage} from '../io/nifti.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {evaluateLabels, type ClassMetrics, type Shape3, type Spacing3} from './metrics.js'
 
@@ -187,6 +187,28 @@ export function readLabelMap(path: string): {labels: Uint8Array; shape: Shape3; 
     spacing: [image.header.zooms[0], image.header.zooms[1], image.header.zooms[2]] as Spacing3,
     image,
   }
+}
+
+/**
+ * Checks, before anything is predicted, that predictions named after `ids` will pair with the
+ * references in `labelsDir` (the same rule as matchCases) and lie on their grids; returns the pairs.
+ */
+export function checkFuturePredictions(
+  ids: string[],
+  shapes: Map<string, number[]>,
+  labelsDir: string,
+  what: string,
+): {id: string; pred: string; ref: string}[] {
+  const pairs = matchCases(new Map(ids.map((id) => [id, `${id}.nii.gz`])), listMasks(labelsDir, '--labels'), what)
+  for (const p of pairs) {
+    const ref = readNiftiHeader(p.ref).shape.slice(0, 3)
+    const pred = shapes.get(p.id)
+    if (pred !== undefined && pred.slice(0, 3).join() !== ref.join())
+      throw new UserError(
+        `${what}: case ${p.id} is predicted on its image's grid ${pred.slice(0, 3).join('×')}, but the reference ${p.ref} is ${ref.join('×')}; give the labels that belong to these images`,
+      )
+  }
+  return pairs
 }
 
 /** Scores every prediction in `predDir` against the reference with the same case id in `labelsDir`. */

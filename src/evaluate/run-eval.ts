@@ -7,14 +7,14 @@
  */
 import {join} from 'node:path'
 import type {ExperimentConfig} from '../config/schema.js'
-import {ensurePreprocessed, loadCase, loadPlan, loadSplits, restoreToOriginal} from '../data/cache.js'
+import {ensurePreprocessed, loadCase, loadCaseHeader, loadPlan, loadSplits, restoreToOriginal} from '../data/cache.js'
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {progress} from '../log/progress.js'
 import {inferenceEpoch, SiplNet} from '../model/sipl.js'
 import {qualitativePng} from '../report/figures.js'
 import {runPaths} from '../run/run-dir.js'
-import {hasCheckpoint, loadWeights, readLoopState} from '../train/checkpoint.js'
+import {hasCheckpoint, loadWeights, readableCheckpoint, readLoopState} from '../train/checkpoint.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {scoreCase, type CaseResult} from './evaluate.js'
 import type {Spacing3} from './metrics.js'
@@ -31,6 +31,8 @@ export interface RunEvalOptions {
   quiet?: boolean
   /** how many cases get a qualitative figure */
   figures: number
+  /** from planRunEval, when the caller checked its inputs against it first */
+  plan?: RunEvalPlan
 }
 
 export interface RunEvalResult {
@@ -43,31 +45,61 @@ export interface RunEvalResult {
   figures: string[]
 }
 
-export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResult> {
-  const {config, log} = options
-  const paths = runPaths(options.runDir)
-  const dir = paths.checkpoint(options.checkpoint)
+/** What an evaluation of a run will do, known before any case is predicted (so inputs can be checked against it). */
+export interface RunEvalPlan {
+  /** the folder the weights are read from (checkpoints/<name>, or its complete hidden copy after a kill) */
+  checkpointDir: string
+  checkpointEpoch: number
+  cacheDir: string
+  split: 'test' | 'val'
+  /** the cases that will be predicted */
+  ids: string[]
+  classes: string[]
+  /** each case's grid in its original image, where its prediction is written */
+  originalShapes: Map<string, number[]>
+}
+
+/** Checks the checkpoint, makes the preprocessed cache if needed, and lists the cases an evaluation predicts. */
+export async function planRunEval(config: ExperimentConfig, runDir: string, checkpoint: string, log: Logger): Promise<RunEvalPlan> {
+  const paths = runPaths(runDir)
+  const dir = readableCheckpoint(paths.checkpoint(checkpoint))
   if (!hasCheckpoint(dir))
     throw new UserError(
-      `${dir}: no such checkpoint; train the run first ('sipl train -c <config> --out ${options.runDir}') or pick --checkpoint last`,
+      `${paths.checkpoint(checkpoint)}: no such checkpoint; train the run first ('sipl train -c <config> --out ${runDir}') or pick --checkpoint last`,
     )
   const state = readLoopState(dir)
-
   const cacheDir = await ensurePreprocessed(config, log)
   const plan = loadPlan(cacheDir)
   const splits = loadSplits(config, cacheDir)
   const split = splits.test.length > 0 ? 'test' : 'val'
   const ids = splits[split]
   if (ids.length === 0) throw new UserError(`${cacheDir}/splits.json has no test or val cases to evaluate; fix data.splitFractions`)
-  const classes: string[] = plan.classes ?? config.data.classes
+  const originalShapes = new Map(ids.map((id) => [id, loadCaseHeader(cacheDir, id).original.shape]))
+  return {
+    checkpointDir: dir,
+    checkpointEpoch: state.epoch,
+    cacheDir,
+    split,
+    ids,
+    classes: plan.classes ?? config.data.classes,
+    originalShapes,
+  }
+}
+
+export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResult> {
+  const {config, log} = options
+  const prepared = options.plan ?? (await planRunEval(config, options.runDir, options.checkpoint, log))
+  const {cacheDir, split, ids, classes} = prepared
+  const plan = loadPlan(cacheDir)
   const numClasses = classes.length
   const channels: number = plan.channels ?? config.data.channels
   const patch = (plan.patch ?? config.preprocess.patch) as Triple
   const overlappingRegions = config.data.overlappingRegions
+  const epoch = prepared.checkpointEpoch
 
   const model = new SiplNet({model: config.model, smg: config.smg, inChannels: channels, numClasses, seed: config.seed, overlappingRegions})
-  loadWeights(dir, model.namedVariables())
-  log.info({checkpoint: options.checkpoint, epoch: state.epoch, cases: ids.length, split}, 'evaluating')
+  loadWeights(prepared.checkpointDir, model.namedVariables())
+  log.info({checkpoint: options.checkpoint, epoch, cases: ids.length, split}, 'evaluating')
 
   const results: CaseResult[] = []
   const predictions: string[] = []
@@ -81,7 +113,7 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
     const {labels} = await predictCase(
       model,
       {image: c.image, shape, channels: c.channels},
-      {patch, numClasses, overlappingRegions, eval: config.eval, epoch: inferenceEpoch(state.epoch)},
+      {patch, numClasses, overlappingRegions, eval: config.eval, epoch: inferenceEpoch(epoch)},
     )
     results.push(
       scoreCase(id, labels, c.label, shape, c.spacing as Spacing3, numClasses, {
@@ -100,8 +132,10 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
       figures.push(file)
     }
     bar.update(i + 1, {case: id, dice: results[results.length - 1].meanDice})
+    // a turn of the event loop: SIGTERM's handler (which releases the eval folder's lock) and the lock's refresh timer run
+    await new Promise((r) => setImmediate(r))
   }
   bar.stop()
   model.dispose()
-  return {results, classes, checkpoint: options.checkpoint, checkpointEpoch: state.epoch, split, predictions, figures}
+  return {results, classes, checkpoint: options.checkpoint, checkpointEpoch: epoch, split, predictions, figures}
 }

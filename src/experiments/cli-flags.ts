@@ -58,6 +58,7 @@ interface ExecutorFlagValues {
   backend?: string
   config?: string
   set?: string[]
+  'break-lock'?: boolean
 }
 
 export function launchOptionsFromFlags(flags: ExecutorFlagValues): Omit<LaunchOptions, 'kind'> {
@@ -85,5 +86,6 @@ export function launchOptionsFromFlags(flags: ExecutorFlagValues): Omit<LaunchOp
     // wherever they start (a cluster may start tasks with a clean environment)
     env: {SIPL_DATA_DIR: environment().dataDir, ...(flags.backend !== undefined ? {SIPL_BACKEND: flags.backend} : {})},
     collectSipl: defaultSipl(),
+    breakLock: flags['break-lock'] ?? false,
   }
 }

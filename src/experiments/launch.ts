@@ -6,7 +6,8 @@
 import {existsSync, rmSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {UserError} from '../errors.js'
-import {writeFileAtomic} from '../util/atomic.js'
+import {removeStaleTemporaries, writeFileAtomic} from '../util/atomic.js'
+import {lockFolder, type FolderLock} from '../util/lock.js'
 import type {Logger} from '../log/logger.js'
 import {configToYaml, loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
@@ -41,6 +42,8 @@ export interface LaunchOptions {
   collectSipl: string[]
   /** seconds between squeue polls with --wait */
   pollSeconds?: number
+  /** take over the experiment folder's lock from another host (--break-lock) */
+  breakLock?: boolean
 }
 
 export interface LaunchResult {
@@ -144,13 +147,43 @@ async function waitForJobs(jobIds: string[], pollSeconds: number, log: Logger): 
   }
 }
 
+/**
+ * One writer per experiment folder: its lock is held while this command writes it (a dry run
+ * writes nothing and takes none). A Slurm submission gives it back once submitted, so that the
+ * collect job can take it; --wait takes it again for the final collection.
+ */
 export async function launch(options: LaunchOptions, log: Logger): Promise<LaunchResult> {
+  const lock: {held?: FolderLock} = {}
+  const take = async (dir: string): Promise<void> => {
+    if (options.dryRun) return
+    lock.held = await lockFolder(dir, {what: 'experiment folder', log, breakLock: options.breakLock, outFlag: '--out'})
+    removeStaleTemporaries(dir)
+    removeStaleTemporaries(join(dir, 'plots'))
+  }
+  const giveBack = (): void => {
+    lock.held?.release()
+    lock.held = undefined
+  }
+  try {
+    return await launchLocked(options, log, take, giveBack)
+  } finally {
+    giveBack()
+  }
+}
+
+async function launchLocked(
+  options: LaunchOptions,
+  log: Logger,
+  take: (dir: string) => Promise<void>,
+  giveBack: () => void,
+): Promise<LaunchResult> {
   let record: ExperimentRecord
   let dir: string
   let indices: number[]
   if (options.retryFailed) {
     if (options.dir === undefined) throw new UserError('--retry-failed needs --out DIR, the experiment directory to retry')
     dir = resolve(options.dir)
+    await take(dir)
     record = readExperiment(dir)
     if (record.kind !== options.kind)
       throw new UserError(
@@ -183,6 +216,7 @@ export async function launch(options: LaunchOptions, log: Logger): Promise<Launc
     const plan = buildPlan(options)
     dir = plan.dir
     record = plan.record
+    await take(dir)
     if (existsSync(experimentFile(dir))) {
       const existing = readExperiment(dir)
       const same = samePlan(existing, record)
@@ -234,9 +268,12 @@ export async function launch(options: LaunchOptions, log: Logger): Promise<Launc
       {job: submission.jobId, collect: submission.collectJobId, trials: indices.length},
       `submitted; follow with: sipl sweep status ${dir}`,
     )
+    // the collect job takes the lock when it runs
+    giveBack()
     if (options.wait) {
       const jobs = [submission.jobId, ...(submission.collectJobId !== undefined ? [submission.collectJobId] : [])]
       await waitForJobs(jobs, options.pollSeconds ?? 5, log)
+      await take(dir)
       result.collected = collect(dir, record)
     }
     return result

@@ -176,7 +176,8 @@ run() {
 }
 state running null
 RESUME=()
-[ -e "$T/checkpoints/last" ] && RESUME=(--resume)
+# a kill between the two renames that replace checkpoints/last leaves only a complete hidden copy, which --resume puts back
+if [ -e "$T/checkpoints/last" ] || compgen -G "$T/checkpoints/.last.tmp-*/state.json" >/dev/null; then RESUME=(--resume); fi
 echo "== $(date -u +%FT%TZ) trial $INDEX \${TRIALS[$INDEX]} on $(hostname)\${JOB:+ (Slurm job $JOB)}\${RESUME[*]:+, resuming}" >>"$T/trial.log"
 # trials share the preprocessed cache: the first task makes it while the others wait on the lock,
 # then find it complete (preprocess skips finished cases), so no two trials write it at once

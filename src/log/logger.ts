@@ -61,7 +61,20 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (options.file) {
     mkdirSync(dirname(options.file), {recursive: true})
     // sync so that a SIGKILL loses at most the line being written
-    streams.push({level: 'debug', stream: pino.destination({dest: options.file, sync: true, append: true})})
+    const destination = pino.destination({dest: options.file, sync: true, append: true})
+    const file = options.file
+    const stream = {
+      write(line: string) {
+        try {
+          destination.write(line)
+        } catch (error) {
+          // a full disk is reported with the file it hit (a write error names no path)
+          if (error && typeof error === 'object' && 'code' in error) Object.assign(error, {path: file})
+          throw error
+        }
+      },
+    }
+    streams.push({level: 'debug', stream})
   }
   if (streams.length === 0) return pino({level: 'silent'})
   return pino({level: options.file ? 'debug' : level, base: undefined}, pino.multistream(streams))

@@ -1,6 +1,8 @@
 /**
  * Checkpoints (DESIGN §8): one folder per checkpoint, written whole under a temporary name and
- * renamed (writeDirAtomic), so a SIGKILL leaves the previous complete `last`.
+ * renamed (writeDirAtomic), so a SIGKILL leaves the previous complete `last`. Replacing a folder
+ * takes two renames; a kill between them leaves no `last` but two complete hidden copies, and
+ * recoverCheckpoints (train, under the run's lock) puts the newer back.
  *
  *   model.safetensors      the network's variables under their stable names (DHWIO conv kernels)
  *   optimizer.safetensors  optimiser state: '<variable>.exp_avg', '<variable>.exp_avg_sq' (AdamW)
@@ -8,12 +10,12 @@
  *   state.json             loop state: epochs done, global step, the sampling Rng state, τ, lr,
  *                          best validation Dice, the config hash, optimiser name and step count
  */
-import {existsSync, readFileSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
+import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {basename, join} from 'node:path'
 import {tf} from '../backend/tf.js'
 import {UserError} from '../errors.js'
 import {readSafetensors, writeSafetensors} from '../io/safetensors.js'
-import {writeDirAtomic} from '../util/atomic.js'
+import {listTemporaries, recoverableCopy, recoverDir, writeDirAtomic} from '../util/atomic.js'
 import type {RngState} from '../util/rng.js'
 import type {Optimizer} from './optimizers.js'
 
@@ -73,6 +75,44 @@ function writeJson(path: string, value: unknown): void {
 
 export function hasCheckpoint(dir: string): boolean {
   return existsSync(join(dir, 'state.json')) && existsSync(join(dir, 'model.safetensors'))
+}
+
+/** All three files, and a state.json that parses: what a kill can interrupt is then not this copy. */
+export function isCompleteCheckpoint(dir: string): boolean {
+  if (!hasCheckpoint(dir) || !existsSync(join(dir, 'optimizer.safetensors'))) return false
+  try {
+    const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as Partial<LoopState>
+    return typeof state.epoch === 'number'
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The folder to read checkpoint `dir` from: itself, or, while a kill between the two renames of
+ * its replacement has left it missing, the complete hidden copy that recoverCheckpoints would
+ * restore (readers such as eval do not hold the run's lock, so they read it where it is).
+ */
+export function readableCheckpoint(dir: string): string {
+  return recoverableCopy(dir, isCompleteCheckpoint) ?? dir
+}
+
+/**
+ * Puts back every checkpoint (last, best, epoch-N) whose replacement a kill interrupted between
+ * its two renames, from the newer complete copy. Call it holding the run's lock. Returns
+ * 'name ← copy' for each one restored.
+ */
+export function recoverCheckpoints(checkpointsDir: string): string[] {
+  if (!existsSync(checkpointsDir)) return []
+  const present = new Set(readdirSync(checkpointsDir))
+  const missing = new Set(listTemporaries(checkpointsDir).map((t) => t.base))
+  const restored: string[] = []
+  for (const name of missing) {
+    if (present.has(name)) continue
+    const copy = recoverDir(join(checkpointsDir, name), isCompleteCheckpoint)
+    if (copy !== undefined) restored.push(`${name} ← ${basename(copy)}`)
+  }
+  return restored
 }
 
 export function readLoopState(dir: string): LoopState {

@@ -15,7 +15,7 @@ import type {ExperimentConfig} from '../config/schema.js'
 import {ensurePreprocessed, loadCase, loadPlan, loadSplits} from '../data/cache.js'
 import {augment} from '../data/augment.js'
 import {patchesInStep, PatchSampler, stepsPerEpoch, type TrainCase, type Triple} from '../data/sampler.js'
-import {UserError} from '../errors.js'
+import {fileSystemUserError, UserError} from '../errors.js'
 import {dice, classMask} from '../evaluate/metrics.js'
 import {predictCase} from '../evaluate/predict.js'
 import type {Logger} from '../log/logger.js'
@@ -23,8 +23,19 @@ import {progress} from '../log/progress.js'
 import {SiplNet} from '../model/sipl.js'
 import {siplLoss, targetsFromLabels, tauAt} from '../model/losses.js'
 import {finishManifest, readRunConfig, runPaths, startManifest, writeResolvedConfig, type RunPaths} from '../run/run-dir.js'
+import {isDirectory, removeStaleTemporaries} from '../util/atomic.js'
+import {lockFolder} from '../util/lock.js'
 import {Rng} from '../util/rng.js'
-import {hasCheckpoint, loadOptimizer, loadWeights, readLoopState, saveCheckpoint, type LoopState} from './checkpoint.js'
+import {
+  hasCheckpoint,
+  loadOptimizer,
+  loadWeights,
+  readableCheckpoint,
+  readLoopState,
+  recoverCheckpoints,
+  saveCheckpoint,
+  type LoopState,
+} from './checkpoint.js'
 import {appendMetrics, rewriteMetrics, writeTrainingCurves, type EpochMetrics} from './metrics-log.js'
 import {clipByGlobalNorm, createOptimizer} from './optimizers.js'
 import {scheduleFor} from './schedule.js'
@@ -37,6 +48,8 @@ export interface TrainOptions {
   log: Logger
   /** no progress bar */
   quiet?: boolean
+  /** take over the run folder's lock from another host (--break-lock) */
+  breakLock?: boolean
 }
 
 export interface TrainResult {
@@ -72,18 +85,51 @@ async function validate(
   for (const c of cases) {
     const {labels} = await predictCase(model, c, {patch, numClasses, overlappingRegions: overlapping, eval: config.eval, epoch})
     for (let k = 1; k <= numClasses; k++) sums[k - 1] += dice(classMask(labels, k, overlapping), classMask(c.label, k, overlapping))
+    await new Promise((r) => setImmediate(r))
   }
   const perClass = sums.map((s) => s / cases.length)
   return {dice: perClass.reduce((a, b) => a + b, 0) / numClasses, perClass}
 }
 
+/** One writer per run folder: the run's lock is held from the first check to the last write. */
 export async function train(options: TrainOptions): Promise<TrainResult> {
+  const lock = await lockFolder(options.runDir, {what: 'run folder', log: options.log, breakLock: options.breakLock, outFlag: '--out'})
+  try {
+    return await trainLocked(options)
+  } catch (error) {
+    throw withCheckpointNote(error, runPaths(options.runDir))
+  } finally {
+    lock.release()
+  }
+}
+
+/** A full disk or a file in the way, with what is safe: the last complete checkpoint and how to continue from it. */
+function withCheckpointNote(error: unknown, paths: RunPaths): unknown {
+  const user = fileSystemUserError(error)
+  if (user === undefined) return error
+  const last = readableCheckpoint(paths.checkpoint('last'))
+  if (!hasCheckpoint(last)) return user
+  const note = new UserError(
+    `${user.message}; checkpoints/last (epoch ${readLoopState(last).epoch}) is intact: once that is fixed, continue with 'sipl train --out ${paths.dir} --resume'`,
+  )
+  note.cause = error
+  return note
+}
+
+async function trainLocked(options: TrainOptions): Promise<TrainResult> {
   const started = Date.now()
   const {log} = options
   const paths: RunPaths = runPaths(options.runDir)
 
-  // 1. The run directory: a fresh run refuses to overwrite a trained one; --resume needs `last`
-  //    and the same config the run was started with.
+  // 1. The run directory. First what interrupted commands left: a checkpoint whose replacement a
+  //    kill cut between its two renames is put back, and temporaries of dead processes go (the
+  //    top level's folders are left: an eval's folder in the making belongs to the eval's lock).
+  //    Then a fresh run refuses to overwrite a trained one; --resume needs `last` and the same
+  //    config the run was started with.
+  for (const restored of recoverCheckpoints(paths.checkpoints))
+    log.warn(`recovered checkpoints/${restored}: a kill had interrupted its replacement`)
+  const litter = [...removeStaleTemporaries(paths.dir, (t) => !isDirectory(t.path)), ...removeStaleTemporaries(paths.checkpoints)]
+  if (litter.length > 0) log.info({removed: litter.length}, 'removed temporaries left by interrupted commands')
   let config = options.config
   const last = paths.checkpoint('last')
   if (options.resume) {
@@ -247,6 +293,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       finalLoss = loss
       log.debug({epoch: epoch + 1, step: state.step, loss, lr, tau}, 'step')
       bar.update(state.step - firstStep, {epoch: epoch + 1, loss, lr, τ: tau})
+      // a turn of the event loop: SIGTERM's handler (which releases the run's lock) and the lock's refresh timer run
+      await new Promise((r) => setImmediate(r))
     }
 
     // 7. End of epoch: validation every valEvery epochs (and after the last), metrics, checkpoints.

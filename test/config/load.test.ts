@@ -122,3 +122,31 @@ test('a bad override names the --set argument', () => {
     /^--set novalue: expected dotted.key=value/,
   )
 })
+
+test('a run name is one folder name: "..", ".", "a/b", empty and control characters are refused, naming the allowed characters', () => {
+  for (const value of ['..', '.', 'a/b', '""', '"a\\tb"', '"a\\nb"', '../x']) {
+    const text = message(() => loadConfig('experiments/demo.yaml', [`name=${value}`]))
+    assert.match(text, /^--set name=.* name: a run name is one folder name: letters, digits, "\.", "_" or "-" \(not "\." or "\.\."\)$/)
+  }
+  assert.match(
+    message(() => loadConfig(tempYaml('name: ..\n'))),
+    /:1:7 name: a run name is one folder name/,
+  )
+  assert.equal(loadConfig('experiments/demo.yaml', ['name=run.2_a-b']).config.name, 'run.2_a-b')
+})
+
+test('--set keys __proto__, constructor and prototype are refused in one line, and nothing is polluted', () => {
+  for (const key of ['__proto__.x', 'model.__proto__.x', 'constructor.x', 'model.constructor', 'prototype', 'train.prototype.y']) {
+    const text = message(() => loadConfig('experiments/demo.yaml', [`${key}=1`]))
+    assert.match(text, /^--set [\w.]+=1: '(__proto__|constructor|prototype)' is not a config key/)
+    assert.doesNotMatch(text, /\n/)
+  }
+  assert.equal(({} as Record<string, unknown>).x, undefined, 'Object.prototype untouched')
+  assert.equal(({} as Record<string, unknown>).y, undefined, 'Object.prototype untouched')
+  // a YAML file's own __proto__ key is an ordinary unknown key
+  assert.match(
+    message(() => loadConfig(tempYaml('__proto__:\n  x: 1\n'))),
+    /:1:1 \(top level\): unknown key '__proto__'|__proto__: unknown key/,
+  )
+  assert.equal(({} as Record<string, unknown>).x, undefined)
+})

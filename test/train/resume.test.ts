@@ -1,7 +1,8 @@
 /**
  * Exact resume: a run SIGKILLed in the middle of an epoch and resumed with --resume ends with
  * the same weights, optimiser state and sampling Rng state, bit for bit, as an uninterrupted run
- * of the same length (cpu backend).
+ * of the same length (cpu backend). So does a run whose `last` a kill left between the two
+ * renames that replace it.
  *
  * SIPL_THREADS=2: the fast cpu kernels run on a worker pool, and their sums are taken in an order
  * that does not depend on which thread did what (docs/kernels.md "Numerical behaviour"); exact
@@ -10,10 +11,10 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
-import {readSafetensors} from '../../src/io/safetensors.js'
+import {sameTensors} from '../helpers/checkpoints.js'
 import {PROJECT_ROOT, sipl} from '../helpers/cli.js'
 import {TINY} from '../e2e/tiny.js'
 
@@ -34,12 +35,8 @@ const ARGS = (out: string) => [
   out,
 ]
 
-function sameTensors(a: string, b: string): void {
-  const x = readSafetensors(a).tensors
-  const y = readSafetensors(b).tensors
-  assert.deepEqual([...x.keys()].sort(), [...y.keys()].sort())
-  for (const [name, t] of x) assert.ok(Buffer.from(t.data.buffer).equals(Buffer.from(y.get(name)!.data.buffer)), `${name} differs`)
-}
+/** above any pid_max, so never a running process */
+const DEAD_PID = 99_999_999
 
 test('SIGKILL mid-epoch, then --resume: identical to an uninterrupted run', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sipl-resume-'))
@@ -86,6 +83,47 @@ test('SIGKILL mid-epoch, then --resume: identical to an uninterrupted run', asyn
     const again = sipl(ARGS(killed), {env})
     assert.equal(again.code, 2)
     assert.match(again.stderr, /already holds a trained run; add --resume/)
+
+    // A kill between the two renames that replace `last` (made on disk, with the names this sipl
+    // gave its temporaries before they carried the host): no `last`, the previous copy
+    // (epoch 1) moved aside, the new one (epoch 2) complete under its temporary name; beside them
+    // litter of dead processes. --resume puts epoch 2 back, removes the litter and ends bit for
+    // bit where the uninterrupted run ended.
+    const cut = join(root, 'cut')
+    cpSync(whole, cut, {recursive: true})
+    const ck = join(cut, 'checkpoints')
+    for (const name of ['last', 'best', 'epoch-3']) rmSync(join(ck, name), {recursive: true})
+    const swap = `.last.tmp-${DEAD_PID}-1700000000000`
+    cpSync(join(ck, 'epoch-1'), join(ck, `${swap}.old`), {recursive: true})
+    cpSync(join(ck, 'epoch-2'), join(ck, swap), {recursive: true})
+    mkdirSync(join(ck, `.best.tmp-${DEAD_PID}-1700000000001000`))
+    writeFileSync(join(ck, `.best.tmp-${DEAD_PID}-1700000000001000`, 'model.safetensors'), 'half')
+    writeFileSync(join(cut, `.metrics.jsonl.tmp-${DEAD_PID}-1700000000002000`), 'half')
+    const r3 = sipl(['train', '--out', cut, '--resume', '--backend', 'cpu', '--json'], {env})
+    assert.equal(r3.code, 0, r3.stderr)
+    assert.equal((JSON.parse(r3.stdout) as {resumedFrom: number}).resumedFrom, 2, 'resumed from the newer copy')
+    assert.match(
+      r3.stderr,
+      new RegExp(`recovered checkpoints/last ← ${swap.replace(/\./g, '\\.')}: a kill had interrupted its replacement`),
+    )
+    for (const file of ['model.safetensors', 'optimizer.safetensors'])
+      sameTensors(join(whole, 'checkpoints', 'last', file), join(ck, 'last', file))
+    const s3 = JSON.parse(readFileSync(join(ck, 'last', 'state.json'), 'utf8'))
+    assert.deepEqual([s3.epoch, s3.step, s3.rng, s3.lr, s3.tau], [s1.epoch, s1.step, s1.rng, s1.lr, s1.tau])
+    assert.deepEqual(
+      rows(cut).map((r) => [r.epoch, r.loss]),
+      rows(whole).map((r) => [r.epoch, r.loss]),
+    )
+    assert.deepEqual(
+      readdirSync(ck).filter((n) => n.startsWith('.')),
+      [],
+      'no temporaries left in checkpoints/',
+    )
+    assert.deepEqual(
+      readdirSync(cut).filter((n) => n.includes('.tmp-')),
+      [],
+      'no temporaries left in the run folder',
+    )
   } finally {
     rmSync(root, {recursive: true, force: true})
   }
