@@ -13,9 +13,20 @@
 import type {ExperimentConfig} from '../config/schema.js'
 import type {PreprocessConfig} from '../config/sections/preprocess.js'
 import {UserError} from '../errors.js'
-import {assertScalar, readNifti, scaledFloat32, type NiftiImage} from '../io/nifti.js'
+import {assertScalar, assertUsableGeometry, readNifti, scaledFloat32, type NiftiImage} from '../io/nifti.js'
 import {geometryOf, type NiftiGeometry} from '../io/nifti-writer.js'
-import {affineSpacing, axcodes, ioOrientation, matMul, reorient, reorientGeometry, type Mat4, type Vec3} from '../io/orientation.js'
+import {
+  AFFINE_TOLERANCE,
+  affineSpacing,
+  axcodes,
+  ioOrientation,
+  matMul,
+  maxAffineDifference,
+  reorient,
+  reorientGeometry,
+  type Mat4,
+  type Vec3,
+} from '../io/orientation.js'
 import {Rng} from '../util/rng.js'
 import type {CaseSource} from './datasets.js'
 import {resampleGrid, resampleLinear, resampleNearest} from './resample.js'
@@ -68,14 +79,11 @@ export interface PreprocessedCase {
   label?: Uint8Array
 }
 
+/** The largest preprocessed grid: one float32 channel of it is 8 GiB. */
+const MAX_GRID_VOXELS = 2 ** 31
+
 const spatialOf = (shape: number[]) => [shape[0], shape[1] ?? 1, shape[2] ?? 1] as Vec3
 const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i])
-
-function affineDifference(a: Mat4, b: Mat4): number {
-  let d = 0
-  for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) d = Math.max(d, Math.abs(a[r][c] - b[r][c]))
-  return d
-}
 
 export type NonFinitePolicy = PreprocessConfig['nonFinite']
 
@@ -127,6 +135,7 @@ export function readCaseImage(
   let nonFiniteReplaced = 0
   for (const image of images) {
     assertScalar(image, 'an image channel')
+    assertUsableGeometry(image)
     const s = spatialOf(image.header.shape)
     if (!sameShape(s, shape))
       throw new UserError(`case ${source.id}: channel files ${first.path} [${shape}] and ${image.path} [${s}] have different shapes`)
@@ -148,14 +157,15 @@ export function readCaseImage(
 export function readCaseLabel(source: CaseSource, image: NiftiImage, maxLabel: number): Uint8Array {
   const label = readNifti(source.label!)
   assertScalar(label, 'a label map')
+  assertUsableGeometry(label)
   const imageShape = spatialOf(image.header.shape)
   const labelShape = label.header.shape
   if (!sameShape(spatialOf(labelShape), imageShape) || labelShape.slice(3).some((d) => d !== 1))
     throw new UserError(
       `case ${source.id}: label ${label.path} has shape [${labelShape}] but image ${image.path} has [${image.header.shape}]; they must share one voxel grid`,
     )
-  const diff = affineDifference(label.header.affine, image.header.affine)
-  if (diff > 1e-3)
+  const diff = maxAffineDifference(label.header.affine, image.header.affine)
+  if (diff > AFFINE_TOLERANCE)
     throw new UserError(
       `case ${source.id}: label ${label.path} and image ${image.path} have different affines (max difference ${diff.toPrecision(3)}); resample the label onto the image grid`,
     )
@@ -315,6 +325,11 @@ export function preprocessCase(
   const spacing = affineSpacing(rasAffine)
   const target = config.preprocess.spacing as Vec3
   const grid = resampleGrid(rasShape, spacing, target)
+  const gridVoxels = grid.shape[0] * grid.shape[1] * grid.shape[2]
+  if (gridVoxels > MAX_GRID_VOXELS)
+    throw new UserError(
+      `case ${source.id}: resampling [${rasShape.join(', ')}] voxels of ${spacing.map((s) => +s.toPrecision(4)).join('×')} mm to ${target.join('×')} mm gives a ${grid.shape.join('×')} grid (${gridVoxels.toExponential(2)} voxels, over ${MAX_GRID_VOXELS}); check the image's voxel sizes or raise preprocess.spacing`,
+    )
   channels = channels.map((ch) => resampleLinear(ch, rasShape, grid))
   if (label) label = resampleNearest(label, rasShape, grid)
   const resampledAffine = matMul(rasAffine, grid.voxelTransform)

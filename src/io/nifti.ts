@@ -13,7 +13,7 @@ import {constants as bufferConstants} from 'node:buffer'
 import {constants as zlibConstants, gunzipSync} from 'node:zlib'
 import * as nifti from 'nifti-reader-js'
 import {UserError} from '../errors.js'
-import {identity4, quaternionToRotation, type Mat4} from './orientation.js'
+import {affineSpacing, det3, identity4, quaternionToRotation, type Mat4} from './orientation.js'
 
 export type NiftiDatatype =
   | 'uint8'
@@ -519,6 +519,41 @@ function decodeVoxels(stored: Uint8Array, info: DatatypeInfo, littleEndian: bool
     case 'uint64':
       return Float64Array.from(new BigUint64Array(buffer, 0, n), (v) => Number(v))
   }
+}
+
+/**
+ * Voxel sizes sipl computes with, in mm: outside [min, max) a header holds garbage, another unit
+ * (µm or m written as mm) or a broken writer's output, and resampling or distances would fail
+ * later ("singular matrix", a grid too large to allocate) or be silently wrong.
+ */
+export const VOXEL_SIZE_MM = {min: 1e-3, max: 1000}
+
+/**
+ * Refuses a volume whose geometry cannot be computed with: a spatial voxel size (pixdim, or the
+ * length of an affine column) that is 0, NaN, ±Inf or outside VOXEL_SIZE_MM, or an affine whose
+ * axes are (nearly) parallel. `sipl inspect` shows such files; preprocessing and eval refuse them.
+ */
+export function assertUsableGeometry(image: NiftiImage): void {
+  const h = image.header
+  const {min, max} = VOXEL_SIZE_MM
+  const usable = (v: number) => Number.isFinite(v) && v >= min && v < max
+  const fix = `sipl accepts ${min} mm to under ${max} mm; fix the header's pixdim and sform/qform (e.g. nibabel's img.set_sform / header.set_zooms)`
+  const axes = Math.min(3, h.shape.length)
+  for (let a = 0; a < axes; a++) {
+    const zoom = Math.abs(h.zooms[a])
+    if (!usable(zoom))
+      throw new UserError(`${image.path}: voxel size ${+h.zooms[a].toPrecision(6)} mm on axis ${a} (pixdim[${a + 1}]); ${fix}`)
+  }
+  const spacing = affineSpacing(h.affine)
+  for (let a = 0; a < 3; a++)
+    if (!usable(spacing[a]))
+      throw new UserError(`${image.path}: voxel size ${+spacing[a].toPrecision(6)} mm on axis ${a} of the ${h.affineSource} affine; ${fix}`)
+  // |det| = volume of a voxel; far below the product of the sizes means the axes are (nearly) parallel
+  const volume = Math.abs(det3(h.affine.slice(0, 3).map((row) => row.slice(0, 3))))
+  if (!(volume > 1e-6 * spacing[0] * spacing[1] * spacing[2]))
+    throw new UserError(
+      `${image.path}: the ${h.affineSource} affine's voxel axes are (nearly) parallel, so it maps no volume; fix the header's sform/qform`,
+    )
 }
 
 export function componentsOf(header: NiftiHeader): number {
