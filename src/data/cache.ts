@@ -268,6 +268,8 @@ export async function runPreprocess(
           {case: source.id, replaced: result.header.nonFiniteReplaced, with: config.preprocess.nonFinite},
           `case ${source.id}: ${result.header.nonFiniteReplaced} NaN/Inf image voxel(s) replaced (preprocess.nonFinite: ${config.preprocess.nonFinite})`,
         )
+      if (result.label && result.header.labelCounts.every((n, k) => k === 0 || n === 0))
+        log.warn({case: source.id, label: source.label}, `case ${source.id}: the label map is empty after preprocessing (${source.label})`)
       writeCase(cacheDir, result.header, result.channels, result.label)
       processed++
     }
