@@ -14,19 +14,11 @@ import {readLoopState} from '../../src/train/checkpoint.js'
 import {decodeSafetensors, encodeSafetensors} from '../../src/io/safetensors.js'
 import {UserError} from '../../src/errors.js'
 
-const valid = {
-  epoch: 3,
-  step: 30,
-  rng: [1, 2, 3, 4],
-  tau: 0.2,
-  lr: 0.001,
-  bestDice: null,
-  bestEpoch: null,
-  configHash: 'abc',
-  optimizer: {name: 'adamw', iterations: 1},
-  valSource: null,
-  savedAt: 'now',
-}
+/** state.json as saveCheckpoint writes it (the text of the file, as resume reads it) */
+const valid = JSON.parse(
+  '{"epoch": 3, "step": 30, "rng": [1, 2, 3, 4], "tau": 0.2, "lr": 0.001, "bestDice": null, "bestEpoch": null, ' +
+    '"configHash": "abc", "optimizer": {"name": "adamw", "iterations": 1}, "valSource": null, "savedAt": "now"}',
+) as Record<string, unknown>
 
 function stateDir(content: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'sipl-state-'))
