@@ -8,6 +8,7 @@
 import {createRequire} from 'node:module'
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
+import {threadsCapped} from '../paths.js'
 import {tf} from './tf.js'
 import {fastKernelsUnavailable} from '../kernels/register.js'
 import {conv3dSelfCheck, type SelfCheck} from './self-check.js'
@@ -135,6 +136,12 @@ export async function probeBackend(name: BackendName, runCheck = true): Promise<
 /** Starts the backend a command will use and says why it was chosen. */
 export async function selectBackend(request: BackendRequest, log?: Logger): Promise<BackendChoice> {
   if (!BACKENDS.includes(request)) throw new UserError(`--backend ${request}: unknown backend (use one of ${BACKENDS.join(', ')})`)
+  const capped = threadsCapped()
+  if (capped)
+    log?.warn(
+      capped,
+      `SIPL_THREADS=${capped.requested} is more than the ${capped.cores} cores; the cpu kernels use ${capped.cores} threads`,
+    )
   const probes: BackendProbe[] = []
   if (request !== 'auto') {
     const probe = await probeBackend(request)

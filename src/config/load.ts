@@ -5,7 +5,7 @@
  *   `--set model.queries=abc model.queries: Expected number, received string`
  */
 import {createHash} from 'node:crypto'
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync, statSync} from 'node:fs'
 import {isMap, isScalar, LineCounter, parseDocument, stringify, type Document, type Node} from 'yaml'
 import type {ZodIssue} from 'zod'
 import {UserError} from '../errors.js'
@@ -42,7 +42,22 @@ export function parseOverride(text: string): Override {
   // YAML flow syntax types the value: 16 → number, true → boolean, [8, 16] → list, abc → string
   const doc = parseDocument(raw === '' ? '""' : raw)
   if (doc.errors.length > 0) throw new UserError(`--set ${text}: value is not valid YAML (${doc.errors[0].message.split('\n')[0]})`)
-  return {text, path: key.split('.'), value: doc.toJS() as unknown}
+  return {text, path: key.split('.'), value: valuesOf(doc, `--set ${text}`)}
+}
+
+/**
+ * The document as plain values. The yaml package refuses aliases that would expand beyond a
+ * limit (a "billion laughs" document of a few hundred bytes that expands to gigabytes); that, and
+ * any other failure to build the values, is the user's file, not a bug.
+ */
+function valuesOf(doc: Document, where: string): unknown {
+  try {
+    return doc.toJS() as unknown
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0]
+    const fix = /alias/i.test(message) ? 'write the values out instead of nesting aliases' : 'fix the YAML'
+    throw new UserError(`${where}: the YAML cannot be turned into values (${message}); ${fix}`)
+  }
 }
 
 function setIn(target: Record<string, unknown>, path: string[], value: unknown, override: Override): void {
@@ -120,14 +135,25 @@ export function loadConfig(file: string | undefined, setArgs: string[] = []): Lo
   if (file !== undefined) {
     if (!existsSync(file))
       throw new UserError(`${file}: config file not found (give --config a path to a YAML file, e.g. experiments/demo.yaml)`)
-    const text = readFileSync(file, 'utf8')
+    const stat = statSync(file)
+    if (stat.isDirectory()) throw new UserError(`${file}: is a folder; give --config a YAML file, e.g. experiments/demo.yaml`)
+    // a device (/dev/zero) would be read until memory runs out; pipes (<(…)) are fine
+    if (!stat.isFile() && !stat.isFIFO()) throw new UserError(`${file}: not a regular file; give --config a YAML file`)
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (error) {
+      throw new UserError(
+        `${file}: cannot read the config (${(error as NodeJS.ErrnoException).code ?? String(error)}); check its permissions`,
+      )
+    }
     doc = parseDocument(text, {lineCounter: lines, prettyErrors: false})
     if (doc.errors.length > 0) {
       const error = doc.errors[0]
       const {line, col} = lines.linePos(error.pos[0])
       throw new UserError(`${file}:${line}:${col} YAML syntax error: ${error.message.split('\n')[0]}`)
     }
-    const value = doc.toJS() as unknown
+    const value = valuesOf(doc, file)
     if (value !== null && value !== undefined) {
       if (typeof value !== 'object' || Array.isArray(value))
         throw new UserError(`${file}:1:1 (top level): expected a mapping of sections (name, data, model, train, …)`)

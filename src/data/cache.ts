@@ -221,7 +221,7 @@ function computeFingerprint(config: ExperimentConfig, cases: CaseSource[], train
   const bar = progress(log, 'intensity statistics', used.length)
   for (const [i, source] of used.entries()) {
     // nnU-Net samples 10 000 foreground voxels per training case
-    const {image, channels} = readCaseImage(source, config.data.channels)
+    const {image, channels} = readCaseImage(source, config.data.channels, config.preprocess.nonFinite)
     const label = readCaseLabel(source, image, config.data.classes.length)
     for (const v of sampleForeground(channels[0], label, 10_000, rng)) samples.push(v)
     bar.update(i + 1)
@@ -289,6 +289,13 @@ async function preprocessLocked(config: ExperimentConfig, cacheDir: string, opti
     if (!options.force && caseIsDone(cacheDir, source.id, hash)) skipped++
     else {
       const result = preprocessCase(source, config, hash, fingerprint)
+      if (result.header.nonFiniteReplaced)
+        log.warn(
+          {case: source.id, replaced: result.header.nonFiniteReplaced, with: config.preprocess.nonFinite},
+          `case ${source.id}: ${result.header.nonFiniteReplaced} NaN/Inf image voxel(s) replaced (preprocess.nonFinite: ${config.preprocess.nonFinite})`,
+        )
+      if (result.label && result.header.labelCounts.every((n, k) => k === 0 || n === 0))
+        log.warn({case: source.id, label: source.label}, `case ${source.id}: the label map is empty after preprocessing (${source.label})`)
       writeCase(cacheDir, result.header, result.channels, result.label)
       processed++
     }

@@ -11,10 +11,22 @@
  * mapped back to the original one through world coordinates (see cache.ts restoreToOriginal).
  */
 import type {ExperimentConfig} from '../config/schema.js'
+import type {PreprocessConfig} from '../config/sections/preprocess.js'
 import {UserError} from '../errors.js'
-import {assertScalar, readNifti, scaledFloat32, type NiftiImage} from '../io/nifti.js'
+import {assertScalar, assertUsableGeometry, readNifti, scaledFloat32, type NiftiImage} from '../io/nifti.js'
 import {geometryOf, type NiftiGeometry} from '../io/nifti-writer.js'
-import {affineSpacing, axcodes, ioOrientation, matMul, reorient, reorientGeometry, type Mat4, type Vec3} from '../io/orientation.js'
+import {
+  AFFINE_TOLERANCE,
+  affineSpacing,
+  axcodes,
+  ioOrientation,
+  matMul,
+  maxAffineDifference,
+  reorient,
+  reorientGeometry,
+  type Mat4,
+  type Vec3,
+} from '../io/orientation.js'
 import {Rng} from '../util/rng.js'
 import type {CaseSource} from './datasets.js'
 import {resampleGrid, resampleLinear, resampleNearest} from './resample.js'
@@ -55,6 +67,8 @@ export interface CaseHeader {
   intensity: Record<string, unknown>
   /** voxels per label value 0..K in the preprocessed label map */
   labelCounts: number[]
+  /** NaN / ±Inf image voxels replaced under preprocess.nonFinite 'min' or 'zero' (absent: none) */
+  nonFiniteReplaced?: number
   settingsHash: string
 }
 
@@ -65,49 +79,93 @@ export interface PreprocessedCase {
   label?: Uint8Array
 }
 
+/** The largest preprocessed grid: one float32 channel of it is 8 GiB. */
+const MAX_GRID_VOXELS = 2 ** 31
+
 const spatialOf = (shape: number[]) => [shape[0], shape[1] ?? 1, shape[2] ?? 1] as Vec3
 const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i])
 
-function affineDifference(a: Mat4, b: Mat4): number {
-  let d = 0
-  for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) d = Math.max(d, Math.abs(a[r][c] - b[r][c]))
-  return d
+export type NonFinitePolicy = PreprocessConfig['nonFinite']
+
+/**
+ * NaN / ±Inf voxels of one image file, refused or replaced per `policy` (per channel: 'min' takes
+ * that channel's smallest finite value). Returns how many were replaced.
+ */
+export function checkFinite(channels: Float32Array[], policy: NonFinitePolicy, caseId: string, file: string): number {
+  const counts = {nan: 0, posInf: 0, negInf: 0}
+  for (const ch of channels)
+    for (let i = 0; i < ch.length; i++) {
+      const v = ch[i]
+      if (Number.isFinite(v)) continue
+      if (Number.isNaN(v)) counts.nan++
+      else if (v > 0) counts.posInf++
+      else counts.negInf++
+    }
+  const total = counts.nan + counts.posInf + counts.negInf
+  if (total === 0) return 0
+  const what = [`${counts.nan} NaN`, `${counts.posInf} +Inf`, `${counts.negInf} -Inf`].filter((t) => !t.startsWith('0 ')).join(', ')
+  const of = channels.length * channels[0].length
+  if (policy === 'error')
+    throw new UserError(
+      `case ${caseId}: image ${file} holds ${what} voxel(s) of ${of}; fix the file, or set preprocess.nonFinite: min (or zero) to replace them`,
+    )
+  for (const ch of channels) {
+    let fill = 0
+    if (policy === 'min') {
+      fill = Infinity
+      for (let i = 0; i < ch.length; i++) if (ch[i] < fill && Number.isFinite(ch[i])) fill = ch[i]
+      if (fill === Infinity)
+        throw new UserError(`case ${caseId}: image ${file} has a channel with no finite voxel at all; fix or leave out the file`)
+    }
+    for (let i = 0; i < ch.length; i++) if (!Number.isFinite(ch[i])) ch[i] = fill
+  }
+  return total
 }
 
 /** Reads the image channels of a case: one 3-D/4-D file, or one 3-D file per channel. */
-export function readCaseImage(source: CaseSource, expectedChannels: number): {image: NiftiImage; channels: Float32Array[]; shape: Vec3} {
+export function readCaseImage(
+  source: CaseSource,
+  expectedChannels: number,
+  nonFinite: NonFinitePolicy = 'error',
+): {image: NiftiImage; channels: Float32Array[]; shape: Vec3; nonFiniteReplaced: number} {
   const images = source.images.map((f) => readNifti(f))
   const first = images[0]
   const shape = spatialOf(first.header.shape)
   const channels: Float32Array[] = []
+  let nonFiniteReplaced = 0
   for (const image of images) {
     assertScalar(image, 'an image channel')
+    assertUsableGeometry(image)
     const s = spatialOf(image.header.shape)
     if (!sameShape(s, shape))
       throw new UserError(`case ${source.id}: channel files ${first.path} [${shape}] and ${image.path} [${s}] have different shapes`)
     const values = scaledFloat32(image)
     const n = shape[0] * shape[1] * shape[2]
-    for (let c = 0; c < values.length / n; c++) channels.push(values.subarray(c * n, (c + 1) * n))
+    const own: Float32Array[] = []
+    for (let c = 0; c < values.length / n; c++) own.push(values.subarray(c * n, (c + 1) * n))
+    nonFiniteReplaced += checkFinite(own, nonFinite, source.id, image.path)
+    channels.push(...own)
   }
   if (channels.length !== expectedChannels)
     throw new UserError(
       `case ${source.id}: ${source.images.join(', ')} hold ${channels.length} channel(s) but data.channels is ${expectedChannels}; set data.channels to match`,
     )
-  return {image: first, channels, shape}
+  return {image: first, channels, shape, nonFiniteReplaced}
 }
 
 /** Reads the label map and checks it is on the image grid and holds only 0..maxLabel. */
 export function readCaseLabel(source: CaseSource, image: NiftiImage, maxLabel: number): Uint8Array {
   const label = readNifti(source.label!)
   assertScalar(label, 'a label map')
+  assertUsableGeometry(label)
   const imageShape = spatialOf(image.header.shape)
   const labelShape = label.header.shape
   if (!sameShape(spatialOf(labelShape), imageShape) || labelShape.slice(3).some((d) => d !== 1))
     throw new UserError(
       `case ${source.id}: label ${label.path} has shape [${labelShape}] but image ${image.path} has [${image.header.shape}]; they must share one voxel grid`,
     )
-  const diff = affineDifference(label.header.affine, image.header.affine)
-  if (diff > 1e-3)
+  const diff = maxAffineDifference(label.header.affine, image.header.affine)
+  if (diff > AFFINE_TOLERANCE)
     throw new UserError(
       `case ${source.id}: label ${label.path} and image ${image.path} have different affines (max difference ${diff.toPrecision(3)}); resample the label onto the image grid`,
     )
@@ -253,7 +311,7 @@ export function preprocessCase(
   fingerprint?: IntensityFingerprint,
 ): PreprocessedCase {
   // 1. read
-  const {image, channels: raw, shape} = readCaseImage(source, config.data.channels)
+  const {image, channels: raw, shape, nonFiniteReplaced} = readCaseImage(source, config.data.channels, config.preprocess.nonFinite)
   const maxLabel = config.data.classes.length
   const rawLabel = source.label ? readCaseLabel(source, image, maxLabel) : undefined
   const originalAffine = image.header.affine
@@ -267,6 +325,11 @@ export function preprocessCase(
   const spacing = affineSpacing(rasAffine)
   const target = config.preprocess.spacing as Vec3
   const grid = resampleGrid(rasShape, spacing, target)
+  const gridVoxels = grid.shape[0] * grid.shape[1] * grid.shape[2]
+  if (gridVoxels > MAX_GRID_VOXELS)
+    throw new UserError(
+      `case ${source.id}: resampling [${rasShape.join(', ')}] voxels of ${spacing.map((s) => +s.toPrecision(4)).join('×')} mm to ${target.join('×')} mm gives a ${grid.shape.join('×')} grid (${gridVoxels.toExponential(2)} voxels, over ${MAX_GRID_VOXELS}); check the image's voxel sizes or raise preprocess.spacing`,
+    )
   channels = channels.map((ch) => resampleLinear(ch, rasShape, grid))
   if (label) label = resampleNearest(label, rasShape, grid)
   const resampledAffine = matMul(rasAffine, grid.voxelTransform)
@@ -321,6 +384,7 @@ export function preprocessCase(
     pad: {before, after},
     intensity: norm.stats,
     labelCounts,
+    ...(nonFiniteReplaced > 0 ? {nonFiniteReplaced} : {}),
     settingsHash,
   }
   return {header, channels, label}

@@ -13,7 +13,8 @@
 import {readdirSync, existsSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {UserError} from '../errors.js'
-import {isNiftiPath, niftiStem, readNifti, readNiftiHeader, type NiftiImage} from '../io/nifti.js'
+import {assertScalar, assertUsableGeometry, isNiftiPath, niftiStem, readNifti, readNiftiHeader, type NiftiImage} from '../io/nifti.js'
+import {AFFINE_TOLERANCE, formatAffine, maxAffineDifference} from '../io/orientation.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {evaluateLabels, type ClassMetrics, type Shape3, type Spacing3} from './metrics.js'
 
@@ -168,24 +169,36 @@ export function matchCases(preds: Map<string, string>, refs: Map<string, string>
   return [...refs].map(([id, ref]) => ({id, ref, pred: predById.get(id)!}))
 }
 
-/** A NIfTI label map as Uint8 labels (x-fastest), with its shape and voxel spacing. */
-export function readLabelMap(path: string): {labels: Uint8Array; shape: Shape3; spacing: Spacing3; image: NiftiImage} {
+/**
+ * A NIfTI label map as Uint8 labels (x-fastest), with its shape, voxel spacing and largest value.
+ * Every value must be an integer 0..255: a float map (probabilities, a resampled mask) would
+ * otherwise be rounded into classes it never said.
+ */
+export function readLabelMap(path: string): {labels: Uint8Array; shape: Shape3; spacing: Spacing3; image: NiftiImage; max: number} {
   const image = readNifti(path)
   const shape = image.header.shape
   if (shape.length < 3 || shape.slice(3).some((d) => d !== 1))
     throw new UserError(`${path}: a label map must be a 3-D volume, got shape ${shape.join('×')}`)
+  assertScalar(image, 'a label map')
+  assertUsableGeometry(image)
   const [slope, inter] = image.header.effectiveSlopeInter
   const labels = new Uint8Array(shape[0] * shape[1] * shape[2])
+  let max = 0
   for (let i = 0; i < labels.length; i++) {
-    const v = Math.round(Number(image.data[i]) * slope + inter)
-    if (v < 0 || v > 255) throw new UserError(`${path}: label value ${v} at voxel ${i} is not a class index 0..255`)
+    const v = Number(image.data[i]) * slope + inter
+    if (!(Number.isInteger(v) && v >= 0 && v <= 255))
+      throw new UserError(
+        `${path}: voxel ${i} holds ${v}, not a class index 0..255; label maps hold integers (threshold or argmax a probability map, and resample masks with nearest neighbour)`,
+      )
     labels[i] = v
+    if (v > max) max = v
   }
   return {
     labels,
     shape: [shape[0], shape[1], shape[2]],
     spacing: [image.header.zooms[0], image.header.zooms[1], image.header.zooms[2]] as Spacing3,
     image,
+    max,
   }
 }
 
@@ -220,15 +233,33 @@ export function evaluateFolders(
   const pairs = matchCases(listMasks(predDir, '--pred'), listMasks(labelsDir, '--labels'), options.what ?? `--pred ${predDir}`)
   const loaded = pairs.map((p) => ({id: p.id, pred: readLabelMap(p.pred), ref: readLabelMap(p.ref), predPath: p.pred, refPath: p.ref}))
   let K = options.numClasses ?? 0
-  if (!options.numClasses) for (const l of loaded) for (const v of l.ref.labels) if (v > K) K = v
+  if (!options.numClasses) for (const l of loaded) if (l.ref.max > K) K = l.ref.max
   if (K === 0)
     throw new UserError(
       `--labels ${labelsDir}: every reference is empty; give --config with data.classes to say how many classes there are`,
     )
+  const classesFrom = options.numClasses
+    ? `data.classes has ${K}`
+    : `the largest label in --labels is ${K}; give --config with data.classes if there are more classes`
   const results = loaded.map((l) => {
+    for (const [map, path] of [
+      [l.ref, l.refPath],
+      [l.pred, l.predPath],
+    ] as const)
+      if (map.max > K)
+        throw new UserError(
+          `${path}: holds label ${map.max}, but there are ${K} classes (${classesFrom}); scoring would ignore it, so fix the label numbering`,
+        )
     if (l.pred.shape.join() !== l.ref.shape.join())
       throw new UserError(
         `${l.predPath}: shape ${l.pred.shape.join('×')} differs from the reference ${l.refPath} (${l.ref.shape.join('×')}); predictions must be on the reference grid`,
+      )
+    const predAffine = l.pred.image.header.affine
+    const refAffine = l.ref.image.header.affine
+    const diff = maxAffineDifference(predAffine, refAffine)
+    if (diff > AFFINE_TOLERANCE)
+      throw new UserError(
+        `${l.predPath}: affine ${formatAffine(predAffine)} differs from the reference ${l.refPath} ${formatAffine(refAffine)} (max difference ${+diff.toPrecision(3)}, tolerance ${AFFINE_TOLERANCE}); predictions must be on the reference grid: resample them onto it, or save them with the reference's header`,
       )
     return scoreCase(l.id, l.pred.labels, l.ref.labels, l.ref.shape, l.ref.spacing, K, options)
   })

@@ -8,11 +8,12 @@
  *   - scaled value = stored · scl_slope + scl_inter, except slope 0 / NaN / ±inf = no scaling;
  *   - shape = dim[1 .. dim[0]], zooms = pixdim[1 .. dim[0]].
  */
-import {existsSync, readFileSync} from 'node:fs'
-import {gunzipSync} from 'node:zlib'
+import {closeSync, existsSync, fstatSync, openSync, readSync} from 'node:fs'
+import {constants as bufferConstants} from 'node:buffer'
+import {constants as zlibConstants, gunzipSync} from 'node:zlib'
 import * as nifti from 'nifti-reader-js'
 import {UserError} from '../errors.js'
-import {identity4, quaternionToRotation, type Mat4} from './orientation.js'
+import {affineSpacing, det3, identity4, quaternionToRotation, type Mat4} from './orientation.js'
 
 export type NiftiDatatype =
   | 'uint8'
@@ -120,19 +121,141 @@ export interface NiftiImage {
 
 const isGzip = (bytes: Uint8Array) => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b
 
-function readMaybeGzipped(path: string): Uint8Array {
-  let bytes: Uint8Array
-  try {
-    bytes = readFileSync(path)
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    throw new UserError(`${path}: cannot read (${code === 'ENOENT' ? 'file not found' : (code ?? String(error))}); check the path`)
+/** the fixed header and the 4-byte extension flag of NIfTI-2 (NIfTI-1 needs 348 + 4) */
+const HEADER_PREFIX = 544
+/** a .hdr of a pair holds the header and its extensions only */
+const HEADER_FILE_LIMIT = 16 * 1024 * 1024
+/** gzip's own header (file name, comment, extra field) before the deflate data */
+const GZIP_HEADER_LIMIT = 64 * 1024
+/** deflate expands at most 1032-fold, so inflating this prefix costs at most ~66 MiB even for a hostile file */
+const DEFLATE_PREFIX_LIMIT = 64 * 1024
+
+/**
+ * Reads a file front to back and never seeks, so pipes and devices (/dev/zero, process
+ * substitution) work as well as files; nothing beyond what is asked for is ever read.
+ */
+class FrontReader {
+  private readonly fd: number
+  private readonly size: number | undefined
+  private buffer = Buffer.alloc(0)
+  private filled = 0
+  private ended = false
+
+  constructor(readonly path: string) {
+    try {
+      this.fd = openSync(path, 'r')
+    } catch (error) {
+      throw cannotRead(path, error)
+    }
+    const stat = fstatSync(this.fd)
+    if (stat.isDirectory()) {
+      closeSync(this.fd)
+      throw new UserError(`${path}: is a folder, not a NIfTI file; give a .nii, .nii.gz or .hdr/.img file`)
+    }
+    // a regular file's size bounds every read; pipes and devices are read until they end or the limit
+    this.size = stat.isFile() ? stat.size : undefined
   }
-  if (!isGzip(bytes)) return bytes
+
+  /** The first `n` bytes, or all of them when the file is shorter. */
+  first(n: number): Uint8Array {
+    const want = this.size === undefined ? n : Math.min(n, this.size)
+    while (this.filled < want && !this.ended) {
+      if (this.buffer.length < want) {
+        const grown = Buffer.alloc(this.size === undefined ? Math.min(want, Math.max(2 * this.buffer.length, 65536)) : want)
+        this.buffer.copy(grown, 0, 0, this.filled)
+        this.buffer = grown
+      }
+      let read: number
+      try {
+        read = readSync(this.fd, this.buffer, this.filled, this.buffer.length - this.filled, null)
+      } catch (error) {
+        throw cannotRead(this.path, error)
+      }
+      if (read === 0) this.ended = true
+      this.filled += read
+    }
+    return this.buffer.subarray(0, Math.min(this.filled, n))
+  }
+
+  close(): void {
+    closeSync(this.fd)
+  }
+}
+
+function cannotRead(path: string, error: unknown): UserError {
+  const code = (error as NodeJS.ErrnoException).code
+  return new UserError(`${path}: cannot read (${code === 'ENOENT' ? 'file not found' : (code ?? String(error))}); check the path`)
+}
+
+/** Length of a gzip member's header (RFC 1952 §2.3): 10 bytes plus the optional extra field, name, comment and CRC. */
+function gzipHeaderLength(path: string, reader: FrontReader): number {
+  const bytes = reader.first(GZIP_HEADER_LIMIT)
+  const tooLong = () =>
+    new UserError(
+      `${path}: the gzip header (file name, comment or extra field) is longer than ${GZIP_HEADER_LIMIT} bytes; re-compress the file`,
+    )
+  if (bytes.length < 10) throw corruptGzip(path, 'shorter than a gzip header')
+  const flags = bytes[3]
+  let at = 10
+  if (flags & 4) {
+    if (at + 2 > bytes.length) throw tooLong()
+    at += 2 + (bytes[at] | (bytes[at + 1] << 8))
+  }
+  for (const flag of [8, 16]) {
+    if (!(flags & flag)) continue
+    while (at < bytes.length && bytes[at] !== 0) at++
+    if (at >= bytes.length) throw tooLong()
+    at++
+  }
+  if (flags & 2) at += 2
+  if (at > bytes.length) throw tooLong()
+  return at
+}
+
+const corruptGzip = (path: string, why: string) =>
+  new UserError(`${path}: gzip data is truncated or corrupt (${why}); re-download or re-export the file`)
+
+/**
+ * The bytes of a plain or gzipped file, at most `limitOf(head)` of them, where `head` is the
+ * first HEADER_PREFIX bytes (fewer for a shorter file). A gzip stream is inflated in two steps:
+ * a short prefix for the header, then the whole stream with its output capped at the limit, so
+ * no input (a gzip bomb, an endless device) makes sipl read or hold more than the header promises.
+ * Beyond the limit a gzip stream is refused; a plain file's further bytes are never read.
+ */
+function readBounded(path: string, limitOf: (head: Uint8Array) => number): Uint8Array {
+  const reader = new FrontReader(path)
   try {
-    return gunzipSync(bytes)
-  } catch (error) {
-    throw new UserError(`${path}: gzip data is truncated or corrupt (${(error as Error).message}); re-download or re-export the file`)
+    if (!isGzip(reader.first(2))) return reader.first(limitOf(reader.first(HEADER_PREFIX)))
+    const headerLength = gzipHeaderLength(path, reader)
+    let head = new Uint8Array(0)
+    for (let prefix = 4096; ; prefix *= 4) {
+      const compressed = reader.first(headerLength + prefix)
+      try {
+        head = gunzipSync(compressed, {finishFlush: zlibConstants.Z_SYNC_FLUSH})
+      } catch (error) {
+        throw corruptGzip(path, (error as Error).message)
+      }
+      if (head.length >= HEADER_PREFIX || compressed.length < headerLength + prefix || prefix >= DEFLATE_PREFIX_LIMIT) break
+    }
+    const limit = limitOf(head.subarray(0, HEADER_PREFIX))
+    // stored deflate blocks add 5 bytes per 64 KiB and each gzip member 18 or more: real files stay far below this
+    const compressedLimit = Math.ceil(limit * 1.01) + 1024 * 1024
+    const compressed = reader.first(compressedLimit + 1)
+    if (compressed.length > compressedLimit)
+      throw new UserError(
+        `${path}: more than ${compressedLimit} compressed bytes, more than any gzip encoding of the ${limit} bytes its header promises; the file is damaged or holds other data`,
+      )
+    try {
+      return gunzipSync(compressed, {maxOutputLength: limit})
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+        throw new UserError(
+          `${path}: the gzip stream inflates to more than the ${limit} bytes its header promises (vox_offset + shape × datatype); refusing a damaged or hostile file`,
+        )
+      throw corruptGzip(path, (error as Error).message)
+    }
+  } finally {
+    reader.close()
   }
 }
 
@@ -292,10 +415,41 @@ export function parseNiftiHeader(path: string, bytes: Uint8Array): NiftiHeader {
   }
 }
 
+/** Where the voxels start in the data file (the .img of a pair, else the file itself). */
+function dataOffset(header: NiftiHeader): number {
+  if (header.pair) return header.voxOffset
+  // some writers leave vox_offset 0 in single files; the data then follow the header and the extender
+  const afterHeader = header.version === 1 ? 352 : 544
+  return header.voxOffset < afterHeader ? afterHeader : header.voxOffset
+}
+
+/** Where the voxels end in the data file: the most sipl reads or inflates from it. */
+function dataEnd(path: string, header: NiftiHeader): number {
+  if (!(Number.isFinite(header.voxOffset) && header.voxOffset >= 0))
+    throw new UserError(`${path}: invalid NIfTI header (vox_offset ${header.voxOffset}); re-export the file`)
+  const info = DATATYPES[header.datatypeCode]
+  const end = dataOffset(header) + voxelCount(header) * info.components * info.bytes
+  if (end > bufferConstants.MAX_LENGTH)
+    throw new UserError(
+      `${path}: the header promises ${(end / 1024 ** 3).toFixed(1)} GiB of voxels (shape [${header.shape.join(', ')}], ${header.datatype}); sipl reads volumes up to ${bufferConstants.MAX_LENGTH / 1024 ** 3} GiB, so crop or split it`,
+    )
+  return end
+}
+
+/** The header and the bytes of its file: a single file up to the end of its voxels, the whole .hdr of a pair. */
+function readHeaderFile(path: string): {header: NiftiHeader; bytes: Uint8Array} {
+  const bytes = readBounded(path, (head) => {
+    const magic = magicOf(head)
+    if (!magic) throw notNifti(path, head)
+    const fixed = parseNiftiHeader(path, head.subarray(0, magic.version === 1 ? 348 : 540))
+    return fixed.pair ? HEADER_FILE_LIMIT : dataEnd(path, fixed)
+  })
+  return {header: parseNiftiHeader(path, bytes), bytes}
+}
+
 /** Header only (for a .hdr whose .img is absent, or to look before loading). */
 export function readNiftiHeader(path: string): NiftiHeader {
-  const headerPath = pairedHeaderPath(path) ?? path
-  return parseNiftiHeader(headerPath, readMaybeGzipped(headerPath))
+  return readHeaderFile(pairedHeaderPath(path) ?? path).header
 }
 
 export function voxelCount(header: NiftiHeader): number {
@@ -304,27 +458,23 @@ export function voxelCount(header: NiftiHeader): number {
 
 export function readNifti(path: string): NiftiImage {
   const headerPath = pairedHeaderPath(path) ?? path
-  const headerBytes = readMaybeGzipped(headerPath)
-  const header = parseNiftiHeader(headerPath, headerBytes)
+  const {header, bytes} = readHeaderFile(headerPath)
+  const offset = dataOffset(header)
+  const end = dataEnd(headerPath, header)
   let dataPath = headerPath
-  let source = headerBytes
-  let offset = header.voxOffset
+  let source = bytes
   if (header.pair) {
     dataPath = pairedImagePath(headerPath)
-    source = readMaybeGzipped(dataPath)
     // vox_offset is the offset into the .img file (usually 0)
-  } else if (offset < (header.version === 1 ? 352 : 544)) {
-    // some writers leave vox_offset 0 in single files; the data then follow the header and the extender
-    offset = header.version === 1 ? 352 : 544
+    source = readBounded(dataPath, () => end)
   }
   const info = DATATYPES[header.datatypeCode]
-  const scalars = voxelCount(header) * info.components
-  const byteLength = scalars * info.bytes
-  if (source.length < offset + byteLength)
+  const byteLength = end - offset
+  if (source.length < end)
     throw new UserError(
       `${dataPath}: truncated NIfTI file: ${byteLength} bytes of voxel data expected at offset ${offset} (shape [${header.shape.join(', ')}], ${header.datatype}), only ${Math.max(0, source.length - offset)} present`,
     )
-  const storedBytes = source.subarray(offset, offset + byteLength)
+  const storedBytes = source.subarray(offset, end)
   return {path, dataPath, header, data: decodeVoxels(storedBytes, info, header.littleEndian), storedBytes}
 }
 
@@ -369,6 +519,41 @@ function decodeVoxels(stored: Uint8Array, info: DatatypeInfo, littleEndian: bool
     case 'uint64':
       return Float64Array.from(new BigUint64Array(buffer, 0, n), (v) => Number(v))
   }
+}
+
+/**
+ * Voxel sizes sipl computes with, in mm: outside [min, max) a header holds garbage, another unit
+ * (µm or m written as mm) or a broken writer's output, and resampling or distances would fail
+ * later ("singular matrix", a grid too large to allocate) or be silently wrong.
+ */
+export const VOXEL_SIZE_MM = {min: 1e-3, max: 1000}
+
+/**
+ * Refuses a volume whose geometry cannot be computed with: a spatial voxel size (pixdim, or the
+ * length of an affine column) that is 0, NaN, ±Inf or outside VOXEL_SIZE_MM, or an affine whose
+ * axes are (nearly) parallel. `sipl inspect` shows such files; preprocessing and eval refuse them.
+ */
+export function assertUsableGeometry(image: NiftiImage): void {
+  const h = image.header
+  const {min, max} = VOXEL_SIZE_MM
+  const usable = (v: number) => Number.isFinite(v) && v >= min && v < max
+  const fix = `sipl accepts ${min} mm to under ${max} mm; fix the header's pixdim and sform/qform (e.g. nibabel's img.set_sform / header.set_zooms)`
+  const axes = Math.min(3, h.shape.length)
+  for (let a = 0; a < axes; a++) {
+    const zoom = Math.abs(h.zooms[a])
+    if (!usable(zoom))
+      throw new UserError(`${image.path}: voxel size ${+h.zooms[a].toPrecision(6)} mm on axis ${a} (pixdim[${a + 1}]); ${fix}`)
+  }
+  const spacing = affineSpacing(h.affine)
+  for (let a = 0; a < 3; a++)
+    if (!usable(spacing[a]))
+      throw new UserError(`${image.path}: voxel size ${+spacing[a].toPrecision(6)} mm on axis ${a} of the ${h.affineSource} affine; ${fix}`)
+  // |det| = volume of a voxel; far below the product of the sizes means the axes are (nearly) parallel
+  const volume = Math.abs(det3(h.affine.slice(0, 3).map((row) => row.slice(0, 3))))
+  if (!(volume > 1e-6 * spacing[0] * spacing[1] * spacing[2]))
+    throw new UserError(
+      `${image.path}: the ${h.affineSource} affine's voxel axes are (nearly) parallel, so it maps no volume; fix the header's sform/qform`,
+    )
 }
 
 export function componentsOf(header: NiftiHeader): number {

@@ -66,6 +66,20 @@ export function transpose3(m: number[][]): number[][] {
   return [0, 1, 2].map((i) => [0, 1, 2].map((j) => m[j][i]))
 }
 
+/**
+ * How far apart two voxel grids may be and still count as one: the largest difference of an
+ * affine element, in mm (translations) and mm per voxel (the 3×3 part). Far below a voxel, far
+ * above the float32 rounding of a stored sform (~3e-5 mm at 500 mm from the origin).
+ */
+export const AFFINE_TOLERANCE = 1e-3
+
+/** The largest difference between the top three rows of two affines. */
+export function maxAffineDifference(a: Mat4, b: Mat4): number {
+  let d = 0
+  for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) d = Math.max(d, Math.abs(a[r][c] - b[r][c]))
+  return Number.isNaN(d) ? Infinity : d
+}
+
 /** Voxel sizes: the length of each of the first three affine columns. */
 export function affineSpacing(a: Mat4): Vec3 {
   return [0, 1, 2].map((j) => Math.hypot(a[0][j], a[1][j], a[2][j])) as Vec3

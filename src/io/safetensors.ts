@@ -11,6 +11,7 @@
  * (docs/training.md lists them).
  */
 import {readFileSync} from 'node:fs'
+import {z} from 'zod'
 import {UserError} from '../errors.js'
 import {writeFileAtomic} from '../util/atomic.js'
 
@@ -68,18 +69,39 @@ export interface SafetensorsFile {
   metadata: Record<string, string>
 }
 
+const count = z.number().int().nonnegative()
+/** The header as the format defines it; anything else (null entries, string shapes, …) is a damaged file, not a bug. */
+const headerSchema = z.record(z.unknown()).superRefine((header, ctx) => {
+  for (const [name, entry] of Object.entries(header)) {
+    const schema =
+      name === '__metadata__'
+        ? z.record(z.string())
+        : z.object({dtype: z.string(), shape: z.array(count), data_offsets: z.tuple([count, count])}).strict()
+    const result = schema.safeParse(entry)
+    if (!result.success) {
+      const issue = result.error.issues[0]
+      ctx.addIssue({code: z.ZodIssueCode.custom, message: `${[name, ...issue.path].join('.')}: ${issue.message}`})
+      return
+    }
+  }
+})
+type Header = Record<string, {dtype: string; shape: number[]; data_offsets: [number, number]} | Record<string, string>>
+
 export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafetensorsFile {
   const bad = (why: string) => new UserError(`${source}: not a valid safetensors file (${why}); re-create it or point to the right file`)
   if (bytes.length < 8) throw bad('shorter than 8 bytes')
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const n = Number(view.getBigUint64(0, true))
   if (n > bytes.length - 8) throw bad(`header length ${n} exceeds the file`)
-  let header: Record<string, {dtype: string; shape: number[]; data_offsets: [number, number]} | Record<string, string>>
+  let json: unknown
   try {
-    header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8'))
+    json = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8'))
   } catch {
     throw bad('header is not JSON')
   }
+  const parsed = headerSchema.safeParse(json)
+  if (!parsed.success) throw bad(`header: ${parsed.error.issues[0].message}`)
+  const header = parsed.data as Header
   const body = bytes.subarray(8 + n)
   const tensors = new Map<string, NamedTensor>()
   for (const [name, entry] of Object.entries(header)) {
@@ -117,8 +139,13 @@ export function readSafetensors(path: string): SafetensorsFile {
   let bytes: Buffer
   try {
     bytes = readFileSync(path)
-  } catch {
-    throw new UserError(`${path}: file not found (is this a sipl checkpoint folder?)`)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    throw new UserError(
+      code === 'ENOENT'
+        ? `${path}: file not found (is this a sipl checkpoint folder?)`
+        : `${path}: cannot read (${code ?? String(error)}); check the checkpoint folder`,
+    )
   }
   return decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path)
 }

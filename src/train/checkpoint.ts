@@ -12,6 +12,7 @@
  */
 import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {basename, join} from 'node:path'
+import {z} from 'zod'
 import {tf} from '../backend/tf.js'
 import {UserError} from '../errors.js'
 import {readSafetensors, writeSafetensors} from '../io/safetensors.js'
@@ -77,12 +78,33 @@ export function hasCheckpoint(dir: string): boolean {
   return existsSync(join(dir, 'state.json')) && existsSync(join(dir, 'model.safetensors'))
 }
 
-/** All three files, and a state.json that parses: what a kill can interrupt is then not this copy. */
+const count = z.number().int().nonnegative()
+/**
+ * state.json as saveCheckpoint writes it. Resume trusts these numbers (the epoch to start at, the
+ * Rng words, the optimiser's step count), so a damaged or hand-edited file ("epoch": "two") is
+ * refused rather than half-used; keys added by later versions pass through.
+ */
+export const loopStateSchema: z.ZodType<LoopState> = z
+  .object({
+    epoch: count,
+    step: count,
+    rng: z.tuple([count, count, count, count]),
+    tau: z.number().nullable(),
+    lr: z.number(),
+    bestDice: z.number().nullable(),
+    bestEpoch: count.nullable(),
+    configHash: z.string(),
+    optimizer: z.object({name: z.string(), iterations: count}),
+    valSource: z.literal('val').nullable(),
+    savedAt: z.string(),
+  })
+  .passthrough()
+
+/** All three files, and a valid state.json: what a kill can interrupt is then not this copy. */
 export function isCompleteCheckpoint(dir: string): boolean {
   if (!hasCheckpoint(dir) || !existsSync(join(dir, 'optimizer.safetensors'))) return false
   try {
-    const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as Partial<LoopState>
-    return typeof state.epoch === 'number'
+    return loopStateSchema.safeParse(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'))).success
   } catch {
     return false
   }
@@ -118,7 +140,22 @@ export function recoverCheckpoints(checkpointsDir: string): string[] {
 export function readLoopState(dir: string): LoopState {
   const file = join(dir, 'state.json')
   if (!existsSync(file)) throw new UserError(`${dir}: no checkpoint here (state.json missing); train first, or drop --resume`)
-  return JSON.parse(readFileSync(file, 'utf8')) as LoopState
+  const damaged = (why: string) =>
+    new UserError(
+      `${file}: not a valid checkpoint state (${why}); the checkpoint is damaged or was edited: restore it from a copy (checkpoints/epoch-N holds earlier ones) or train into a new --out`,
+    )
+  let json: unknown
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (error) {
+    throw damaged((error as Error).message.split('\n')[0])
+  }
+  const result = loopStateSchema.safeParse(json)
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    throw damaged(`${issue.path.join('.') || 'top level'}: ${issue.message}`)
+  }
+  return result.data
 }
 
 /** Copies the checkpoint's weights into the model's variables; names and shapes must match. */

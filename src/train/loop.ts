@@ -71,6 +71,37 @@ function caseOf(loaded: {id: string; image: Float32Array; label?: Uint8Array; sh
   return {id: loaded.id, image: loaded.image, label: loaded.label, shape: loaded.shape as Triple, channels: loaded.channels}
 }
 
+/**
+ * Labels that cannot teach anything: a training case whose label map is all background gets a
+ * warning (it may be a true negative, or a wrong labels folder), a class no training case holds
+ * gets one too, and a training split where every label map is empty is refused: it trains to
+ * exit 0 and predicts background everywhere.
+ */
+function checkTrainingLabels(cases: TrainCase[], classes: string[], log: Logger): void {
+  const present = new Array<boolean>(classes.length + 1).fill(false)
+  const empty: string[] = []
+  for (const c of cases) {
+    let foreground = false
+    for (const v of c.label)
+      if (v > 0) {
+        present[v] = true
+        foreground = true
+      }
+    if (!foreground) {
+      empty.push(c.id)
+      log.warn({case: c.id}, `training case ${c.id} has an empty label map (background only)`)
+    }
+  }
+  if (empty.length === cases.length)
+    throw new UserError(
+      `every training case has an empty label map (${empty.slice(0, 5).join(', ')}${empty.length > 5 ? ', …' : ''}); check data.root / data.labelsDir and the label files, then 'sipl preprocess --force'`,
+    )
+  classes.forEach((name, k) => {
+    if (!present[k + 1])
+      log.warn({class: name}, `class '${name}' (label ${k + 1}) appears in no training case; the network cannot learn it`)
+  })
+}
+
 /** Mean Dice over the foreground classes and cases, on the preprocessed grid (validation only). */
 async function validate(
   model: SiplNet,
@@ -164,6 +195,7 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
   const channels = plan.channels ?? config.data.channels
   const patch = (plan.patch ?? config.preprocess.patch) as Triple
   log.info({cache: cacheDir, train: trainCases.length, val: valCases.length, classes: numClasses, patch: patch.join('x')}, 'data')
+  checkTrainingLabels(trainCases, classes, log)
 
   // 4. Model, optimiser, schedule. The model's initialisation uses the seed's first fork and
   //    sampling/augmentation the second, so the two streams never overlap.

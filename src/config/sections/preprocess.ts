@@ -20,6 +20,10 @@ export const preprocessSchema = section({
   spacing: triple(z.number().positive()).default([1.5, 1.5, 1.5]),
   intensity: intensitySchema.default({mode: 'ct-window', window: [-175, 250]}),
   cropForeground: z.boolean().default(true),
+  // NaN / ±Inf image voxels: 'error' refuses the case (one NaN poisons resampling, the intensity
+  // statistics and the loss), 'min' replaces them with the channel's smallest finite value in that
+  // case (the background of a CT or MR outside its field of view), 'zero' with 0
+  nonFinite: z.enum(['error', 'min', 'zero']).default('error'),
   // training patch in voxels (x, y, z); volumes smaller than this are padded
   patch: triple(positiveInt).default([96, 96, 96]),
 })
