@@ -5,16 +5,19 @@
  *   `--set model.queries=abc model.queries: Expected number, received string`
  */
 import {createHash} from 'node:crypto'
-import {existsSync, readFileSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {isMap, isScalar, LineCounter, parseDocument, stringify, type Document, type Node} from 'yaml'
 import type {ZodIssue} from 'zod'
 import {UserError} from '../errors.js'
 import {experimentSchema, type ExperimentConfig} from './schema.js'
+import {resolveConfigFile, type ShippedConfig} from './shipped.js'
 
 export interface LoadedConfig {
   config: ExperimentConfig
   /** the file it came from, or undefined for defaults only */
   source?: string
+  /** set when `source` is a shipped config found by its bare name (shipped.ts) */
+  shipped?: ShippedConfig
   overrides: string[]
 }
 
@@ -108,13 +111,13 @@ function formatIssue(
   return `${where} ${keyPath}: ${describe(issue)}`
 }
 
-export function loadConfig(file: string | undefined, setArgs: string[] = []): LoadedConfig {
+export function loadConfig(given: string | undefined, setArgs: string[] = []): LoadedConfig {
   const lines = new LineCounter()
   let doc: Document | undefined
   let raw: Record<string, unknown> = {}
+  const resolved = given === undefined ? undefined : resolveConfigFile(given)
+  const file = resolved?.path
   if (file !== undefined) {
-    if (!existsSync(file))
-      throw new UserError(`${file}: config file not found (give --config a path to a YAML file, e.g. experiments/demo.yaml)`)
     const text = readFileSync(file, 'utf8')
     doc = parseDocument(text, {lineCounter: lines, prettyErrors: false})
     if (doc.errors.length > 0) {
@@ -139,7 +142,7 @@ export function loadConfig(file: string | undefined, setArgs: string[] = []): Lo
       messages.length === 1 ? messages[0] : `${messages[0]} (and ${messages.length - 1} more: ${messages.slice(1).join('; ')})`,
     )
   }
-  return {config: deepFreeze(result.data), source: file, overrides: setArgs}
+  return {config: deepFreeze(result.data), source: file, overrides: setArgs, ...(resolved?.shipped ? {shipped: resolved.shipped} : {})}
 }
 
 export function deepFreeze<T>(value: T): T {
