@@ -154,11 +154,12 @@ const limit = (value: string | undefined, parse: (s: string) => number | undefin
 
 /**
  * The partition a job goes to (`name`, else the cluster's default) with its limits and nodes, read
- * from `scontrol show partition -o` and `sinfo -N`. undefined when those tools are not here; a
+ * from `scontrol -a -o show partition` and `sinfo -N`. undefined when those tools are not here; a
  * UserError when the named partition does not exist.
  */
 export function readPartition(name: string | undefined): PartitionInfo | undefined {
-  const shown = run('scontrol', ['show', 'partition', '-o'])
+  // -a: hidden partitions too, which a user may still be allowed to submit to by name
+  const shown = run('scontrol', ['-a', '-o', 'show', 'partition'])
   if (shown.missing || shown.status !== 0) return undefined
   const partitions = shown.stdout
     .split('\n')

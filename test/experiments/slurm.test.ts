@@ -5,11 +5,11 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join, resolve} from 'node:path'
-import {PROJECT_ROOT, sipl} from '../helpers/cli.js'
+import {join} from 'node:path'
+import {PROJECT_ROOT, sipl, siplInBackground} from '../helpers/cli.js'
 import {arraySpec} from '../../src/experiments/slurm.js'
 import {writeFakeSipl} from './fake-sipl.js'
 
@@ -302,10 +302,8 @@ test(
     const {cpus} = nodeSize()
     // submitted held (a fitting request), then grown past the node while held, as a changed node
     // or partition would leave it: Slurm then keeps it PENDING with reason PartitionConfig
-    const child = spawn(
-      process.execPath,
+    const sweep = siplInBackground(
       [
-        resolve(PROJECT_ROOT, 'bin/run.js'),
         'sweep',
         '--config',
         'experiments/demo.yaml',
@@ -322,11 +320,8 @@ test(
         out,
         '--wait',
       ],
-      {cwd: PROJECT_ROOT, env: {...process.env, FAKE_SIPL_CONTROL: control, SIPL_LOG_LEVEL: 'warn'}},
+      {env: {FAKE_SIPL_CONTROL: control}},
     )
-    let stderr = ''
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    const exited = new Promise<number | null>((r) => child.on('exit', r))
     const submissions = join(out, 'slurm', 'submissions.json')
     let job = ''
     try {
@@ -366,14 +361,15 @@ test(
         ),
       )
 
-      const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still waiting'), 60_000))])
+      const code = await Promise.race([sweep.exited, new Promise<string>((r) => setTimeout(() => r('still waiting'), 60_000))])
+      const {stderr} = sweep.output()
       assert.equal(code, 2, `--wait must give up on a task that never starts: ${stderr}`)
       assert.match(
         stderr,
         new RegExp(`^Error: Slurm will never start tasks ${job}_0, ${job}_1 \\(pending reason PartitionConfig\\): `, 'm'),
       )
     } finally {
-      child.kill()
+      sweep.child.kill()
       await cancelAndDrain(submittedJobs(out))
     }
   },
