@@ -5,7 +5,9 @@
  * reported with its reason; `tf.setBackend`'s return value is checked because after a failed
  * start `tf.getBackend()` still names the backend.
  */
+import {execFile} from 'node:child_process'
 import {createRequire} from 'node:module'
+import {pathToFileURL} from 'node:url'
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {threadsCapped} from '../paths.js'
@@ -54,11 +56,99 @@ async function loadTensorflow(): Promise<string> {
   )
 }
 
+/** What a separate process found when it asked Dawn for a WebGPU adapter. */
+export interface WebgpuAdapterProbe {
+  found: boolean
+  /** vendor, architecture, device, description */
+  name?: string
+  /** a software renderer on the CPU (lavapipe, SwiftShader) */
+  software?: boolean
+  /** what Dawn wrote to stderr, one entry per message, without its C++ source locations */
+  native: string[]
+  /** why the probe itself failed (package missing, process crashed or hung) */
+  failure?: string
+}
+
+// Runs in a child process: Dawn writes its loader failures ("Couldn't load Vulkan: libvulkan.so.1 …
+// BackendVk.cpp:368") from C++ straight to file descriptor 2, where no JavaScript can intercept them.
+const ADAPTER_PROBE_SCRIPT = `
+const {create} = await import(process.argv[1])
+const adapter = await create([]).requestAdapter()
+const info = (adapter && adapter.info) || {}
+const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown'
+const fallback = Boolean(adapter && (adapter.isFallbackAdapter || info.isFallbackAdapter))
+process.stdout.write(JSON.stringify(adapter ? {found: true, name, fallback} : {found: false}) + '\\n')
+process.exit(0)
+`
+
+/** Dawn's stderr as messages: "Warning: " and the "    at f (/path/File.cpp:368)" lines dropped. */
+export function nativeMessages(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^at .*:\d+\)?$/.test(l))
+    .map((l) => l.replace(/^(Warning|Error):\s*/, ''))
+}
+
+let adapterProbe: Promise<WebgpuAdapterProbe> | undefined
+
+/**
+ * Whether Dawn finds a WebGPU adapter here, asked once per process in a child process, so that Dawn's
+ * native messages are captured (they go into the probe's detail, and so into the log and `sipl doctor`)
+ * instead of reaching the terminal, and so that Dawn is only loaded into sipl when there is an adapter.
+ */
+export function probeWebgpuAdapter(): Promise<WebgpuAdapterProbe> {
+  adapterProbe ??= new Promise((done) => {
+    let entry: string
+    try {
+      entry = pathToFileURL(require.resolve('webgpu')).href
+    } catch {
+      done({found: false, native: [], failure: "the optional package 'webgpu' (Dawn) is not installed"})
+      return
+    }
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', ADAPTER_PROBE_SCRIPT, entry],
+      {timeout: 60_000, encoding: 'utf8'},
+      (error, stdout, stderr) => {
+        const native = nativeMessages(stderr)
+        const line = stdout.split('\n').find((l) => l.startsWith('{'))
+        if (line !== undefined) {
+          const r = JSON.parse(line) as {found: boolean; name?: string; fallback?: boolean}
+          done({
+            found: r.found,
+            native,
+            ...(r.found ? {name: r.name, software: Boolean(r.fallback) || SOFTWARE_ADAPTER.test(r.name ?? '')} : {}),
+          })
+          return
+        }
+        const how = error?.killed
+          ? 'did not answer within 60 s'
+          : error?.signal
+            ? `crashed (${error.signal})`
+            : `failed (exit ${error?.code ?? '?'})`
+        done({found: false, native, failure: `the WebGPU probe process ${how}`})
+      },
+    )
+  })
+  return adapterProbe
+}
+
+/** The probe's outcome in words, e.g. "no WebGPU adapter (Dawn: Couldn't load Vulkan: …; needs Vulkan: …)". */
+export function describeAdapterProbe(probe: WebgpuAdapterProbe): string {
+  const dawn = probe.native.length > 0 ? `Dawn: ${probe.native.join('; ')}` : ''
+  if (probe.found) return `adapter ${probe.name}${probe.software ? ' (software renderer on the CPU)' : ''}`
+  const parts = [probe.failure, dawn, 'needs Vulkan: a GPU driver, or Mesa ≥ 25 lavapipe on CPU'].filter((p) => p)
+  return `no WebGPU adapter (${parts.join('; ')})`
+}
+
 let webgpuInstalled = false
 async function loadWebgpu(): Promise<string> {
   if (!webgpuInstalled) {
     const nav = (globalThis as {navigator?: {gpu?: unknown}}).navigator
     if (!nav?.gpu) {
+      const probe = await probeWebgpuAdapter()
+      if (!probe.found) throw new Error(describeAdapterProbe(probe))
       let dawn: {create: (flags: string[]) => unknown; globals: Record<string, unknown>}
       try {
         dawn = (await tryImport('webgpu')) as typeof dawn
@@ -159,6 +249,14 @@ export async function selectBackend(request: BackendRequest, log?: Logger): Prom
     return choice
   }
   for (const name of ['tensorflow', 'webgpu', 'wasm'] as const) {
+    if (name === 'webgpu' && !webgpuInstalled) {
+      // auto does not choose a software adapter, so Dawn is not even loaded for one
+      const adapter = await probeWebgpuAdapter()
+      if (adapter.found && adapter.software) {
+        probes.push({name, loadable: true, detail: describeAdapterProbe(adapter)})
+        continue
+      }
+    }
     const probe = await probeBackend(name)
     probes.push(probe)
     if (name === 'webgpu' && probe.loadable && webgpuSoftware) continue

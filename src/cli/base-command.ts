@@ -10,6 +10,7 @@ import {createLogger, LOG_LEVELS, type Logger, type LogLevel} from '../log/logge
 import {environment} from '../paths.js'
 import {BACKENDS, type BackendRequest} from '../backend/select.js'
 import {loadConfig, type LoadedConfig} from '../config/load.js'
+import {resolveConfigFile} from '../config/shipped.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -60,6 +61,18 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       strict: this.ctor.strict,
     })
     this.flags = flags as BaseFlags<T>
+    // every command that takes --config finds a bare name (btcv.yaml) among the shipped configs when
+    // it is not in the working directory; the rest of the command sees the file actually read
+    const f = this.flags as unknown as {config?: string}
+    if (typeof f.config === 'string') {
+      const resolved = resolveConfigFile(f.config)
+      if (resolved.shipped)
+        this.logger().info(
+          {file: resolved.path},
+          `--config ${f.config}: not in the working directory, so the shipped config '${resolved.shipped.name}' is used`,
+        )
+      f.config = resolved.path
+    }
   }
 
   /** A logger writing JSON lines to `file` (if given) and human lines to stderr. */

@@ -10,11 +10,14 @@ import {isMap, isScalar, LineCounter, parseDocument, stringify, type Document, t
 import type {ZodIssue} from 'zod'
 import {UserError} from '../errors.js'
 import {experimentSchema, type ExperimentConfig} from './schema.js'
+import {resolveConfigFile, type ShippedConfig} from './shipped.js'
 
 export interface LoadedConfig {
   config: ExperimentConfig
   /** the file it came from, or undefined for defaults only */
   source?: string
+  /** set when `source` is a shipped config found by its bare name (shipped.ts) */
+  shipped?: ShippedConfig
   overrides: string[]
 }
 
@@ -128,10 +131,12 @@ function formatIssue(
   return `${where} ${keyPath}: ${describe(issue)}`
 }
 
-export function loadConfig(file: string | undefined, setArgs: string[] = []): LoadedConfig {
+export function loadConfig(given: string | undefined, setArgs: string[] = []): LoadedConfig {
   const lines = new LineCounter()
   let doc: Document | undefined
   let raw: Record<string, unknown> = {}
+  const resolved = given === undefined ? undefined : resolveConfigFile(given)
+  const file = resolved?.path
   if (file !== undefined) {
     if (!existsSync(file))
       throw new UserError(`${file}: config file not found (give --config a path to a YAML file, e.g. experiments/demo.yaml)`)
@@ -170,7 +175,7 @@ export function loadConfig(file: string | undefined, setArgs: string[] = []): Lo
       messages.length === 1 ? messages[0] : `${messages[0]} (and ${messages.length - 1} more: ${messages.slice(1).join('; ')})`,
     )
   }
-  return {config: deepFreeze(result.data), source: file, overrides: setArgs}
+  return {config: deepFreeze(result.data), source: file, overrides: setArgs, ...(resolved?.shipped ? {shipped: resolved.shipped} : {})}
 }
 
 export function deepFreeze<T>(value: T): T {

@@ -5,7 +5,7 @@
  */
 import {existsSync, rmSync} from 'node:fs'
 import {join, resolve} from 'node:path'
-import {UserError} from '../errors.js'
+import {isUserError, UserError} from '../errors.js'
 import {removeStaleTemporaries, writeFileAtomic} from '../util/atomic.js'
 import {lockFolder, type FolderLock} from '../util/lock.js'
 import type {Logger} from '../log/logger.js'
@@ -16,7 +16,8 @@ import {collect, type CollectResult} from './collect.js'
 import {experimentFile, readExperiment, trialDir, writeExperiment, type ExperimentRecord} from './layout.js'
 import {runLocal} from './local.js'
 import {ablationVariants, resolveTrials, sweepTrials, type AblationRequest, type SweepRequest, type TrialSpec} from './plan.js'
-import {arrayScript, queueStates, submitSlurm, type SlurmOptions, type Submission} from './slurm.js'
+import {arrayScript, arraySpec, queueStates, resourceLines, submitSlurm, type SlurmOptions, type Submission} from './slurm.js'
+import {checkRequestFits, pendingVerdict, runningJobsOfUser} from './slurm-check.js'
 import {isFailed, trialStatuses} from './status.js'
 
 export interface LaunchOptions {
@@ -132,18 +133,64 @@ function slurmSettings(options: LaunchOptions, configSlurm: SlurmOptions): Slurm
 
 const ACTIVE = /^(PENDING|RUNNING|CONFIGURING|COMPLETING|REQUEUED|RESIZING|SUSPENDED|STAGE_OUT|SIGNALING|REQUEUE_HOLD|REQUEUE_FED)/
 
-async function waitForJobs(jobIds: string[], pollSeconds: number, log: Logger): Promise<void> {
+async function waitForJobs(dir: string, jobIds: string[], pollSeconds: number, log: Logger): Promise<void> {
   let last = ''
+  let stuckBefore = ''
   for (;;) {
     const states = queueStates(jobIds)
     if (states === undefined)
       throw new UserError('squeue is not available here, so --wait cannot follow the jobs; use sipl sweep status DIR')
-    const active = [...states.entries()].filter(([, s]) => ACTIVE.test(s))
+    const active = [...states.entries()].filter(([, e]) => ACTIVE.test(e.state))
     if (active.length === 0) return
-    const summary = active.map(([id, s]) => `${id}:${s}`).join(' ')
+    // a task that Slurm will never start would keep --wait here for ever; seen twice in a row, so that
+    // a reason in the middle of changing is not taken for one that stays
+    let running: number | undefined | null = null
+    const userRunning = (): number => (running === null ? (running = runningJobsOfUser()) : running) ?? 1
+    const stuck = active
+      .filter(([, e]) => e.reason !== undefined && pendingVerdict(e.reason, /PerUser/.test(e.reason) ? userRunning() : 1).neverStarts)
+      .map(([id, e]) => ({id, reason: e.reason!}))
+    const key = stuck.map((t) => `${t.id}:${t.reason}`).join(',')
+    if (stuck.length > 0 && key === stuckBefore) {
+      const reason = stuck[0].reason
+      const ids = stuck.filter((t) => t.reason === reason).map((t) => t.id)
+      const why = pendingVerdict(reason, /PerUser/.test(reason) ? userRunning() : 1).explanation.replace(/^never starts: /, '')
+      throw new UserError(
+        `Slurm will never start ${ids.length === 1 ? 'task' : 'tasks'} ${ids.join(', ')} (pending reason ${reason}): ${why}; the other tasks go on (sipl sweep status ${dir})`,
+      )
+    }
+    stuckBefore = key
+    const summary = active.map(([id, e]) => `${id}:${e.state}${e.reason ? `(${e.reason})` : ''}`).join(' ')
     if (summary !== last) log.info({jobs: summary}, 'waiting for Slurm')
     last = summary
     await new Promise((r) => setTimeout(r, pollSeconds * 1000))
+  }
+}
+
+/**
+ * For the Slurm executor: the request compared with the partition and `sbatch --test-only` before
+ * submitting (slurm-check.ts). A dry run only warns, since it may be run away from the cluster it is for.
+ */
+function checkSlurmRequest(
+  options: LaunchOptions,
+  record: ExperimentRecord,
+  config: ExperimentConfig,
+  indices: number[],
+  log: Logger,
+): void {
+  if ((options.executor ?? record.executor?.kind ?? config.executor.kind) !== 'slurm' || indices.length === 0) return
+  const slurm = slurmSettings(options, record.executor?.slurm ?? config.executor.slurm)
+  const args = [
+    ...resourceLines(slurm),
+    ...slurm.extra.map((line) => line.replace(/^#SBATCH\s+/, '')),
+    `--array=${arraySpec(indices, options.parallel)}`,
+  ]
+  try {
+    const fit = checkRequestFits(slurm, args)
+    for (const warning of fit.warnings) log.warn(warning)
+    if (fit.testOnly) log.debug({sbatch: fit.testOnly}, 'sbatch --test-only accepts the request')
+  } catch (error) {
+    if (!(options.dryRun && isUserError(error))) throw error
+    log.warn(`on this cluster the submission would be refused: ${(error as Error).message}`)
   }
 }
 
@@ -211,6 +258,7 @@ async function launchLocked(
         collected: collect(dir, record),
       }
     }
+    checkSlurmRequest(options, record, loadConfig(record.base.config, record.base.sets).config, indices, log)
     if (!options.dryRun) for (const i of indices) rmSync(join(trialDir(dir, record.trials[i]), 'trial.json'), {force: true})
   } else {
     const plan = buildPlan(options)
@@ -226,12 +274,14 @@ async function launchLocked(
           `${dir} ${what}; see 'sipl sweep status ${dir}', rerun failed trials with --retry-failed --out ${dir}, or choose another --out`,
         )
     }
+    indices = record.trials.filter((t) => t.invalid === undefined).map((t) => t.index)
+    // refused before anything is written, so that the corrected command can use the same --out
+    checkSlurmRequest(options, record, plan.base, indices, log)
     // a dry run writes nothing: it prints what would be submitted, with the paths it would use
     if (!options.dryRun) {
       if ((record.folds ?? 0) > 0) await writeFoldFiles(dir, plan.base, record.folds!, log)
       writeExperiment(dir, record, plan.configs)
     }
-    indices = record.trials.filter((t) => t.invalid === undefined).map((t) => t.index)
     for (const t of record.trials.filter((t) => t.invalid !== undefined))
       log.warn({trial: t.name}, `trial recorded as failed, not run: invalid config (${t.invalid})`)
     for (const s of record.skipped ?? []) log.warn({variant: s.variant}, `skipped: ${s.reason}`)
@@ -272,7 +322,7 @@ async function launchLocked(
     giveBack()
     if (options.wait) {
       const jobs = [submission.jobId, ...(submission.collectJobId !== undefined ? [submission.collectJobId] : [])]
-      await waitForJobs(jobs, options.pollSeconds ?? 5, log)
+      await waitForJobs(dir, jobs, options.pollSeconds ?? 5, log)
       await take(dir)
       result.collected = collect(dir, record)
     }

@@ -141,7 +141,9 @@ export function trialScriptBody(dir: string, record: ExperimentRecord): string {
     .map(([k, v]) => `export ${k}=${shQuote(v)}\n`)
     .join('')
   return `set -uo pipefail
-${env}EXPERIMENT=${shQuote(resolve(dir))}
+${env}# use the CPUs Slurm gave the task, not every core of the node (SIPL_THREADS set by the user wins)
+if [ -n "\${SLURM_CPUS_PER_TASK:-}" ] && [ -z "\${SIPL_THREADS:-}" ]; then export SIPL_THREADS=$SLURM_CPUS_PER_TASK; fi
+EXPERIMENT=${shQuote(resolve(dir))}
 SIPL=(${siplWords(record.sipl)})
 TRIALS=(${runnable})
 INDEX=\${SLURM_ARRAY_TASK_ID:-\${1:-}}

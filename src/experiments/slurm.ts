@@ -35,7 +35,8 @@ function sbatchHeader(lines: string[]): string {
   return lines.map((l) => `#SBATCH ${l}`).join('\n')
 }
 
-function resourceLines(slurm: SlurmOptions): string[] {
+/** The #SBATCH options for the resources of one trial; also what `sbatch --test-only` checks before submitting. */
+export function resourceLines(slurm: SlurmOptions): string[] {
   const lines: string[] = []
   if (slurm.partition !== undefined) lines.push(`--partition=${slurm.partition}`)
   if (slurm.account !== undefined) lines.push(`--account=${slurm.account}`)
@@ -144,26 +145,31 @@ export function submitSlurm(
   return submission
 }
 
-export type QueueState = string
+export interface QueueEntry {
+  /** PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, … */
+  state: string
+  /** squeue's %r: why a pending task waits (Priority, Resources, PartitionConfig, …) */
+  reason?: string
+}
 
 /**
- * Slurm's view of the given jobs: `<jobid>_<task>` (and plain `<jobid>`) → state (PENDING, RUNNING,
- * COMPLETED, CANCELLED, TIMEOUT, …). undefined when squeue cannot be asked (not on a Slurm host).
- * Finished jobs stay visible only for MinJobAge (5 min by default); trial.json covers the rest.
+ * Slurm's view of the given jobs: `<jobid>_<task>` (and plain `<jobid>`) → state and pending reason.
+ * undefined when squeue cannot be asked (not on a Slurm host). Finished jobs stay visible only for
+ * MinJobAge (5 min by default); trial.json covers the rest.
  */
-export function queueStates(jobIds: string[]): Map<string, QueueState> | undefined {
+export function queueStates(jobIds: string[]): Map<string, QueueEntry> | undefined {
   if (jobIds.length === 0) return new Map()
-  const states = new Map<string, QueueState>()
+  const states = new Map<string, QueueEntry>()
   let answered = false
   // one id at a time: squeue rejects the whole list when any id has been purged
   for (const id of jobIds) {
-    const result = run('squeue', ['-h', '-r', '-t', 'all', '-j', id, '-o', '%i|%T'])
+    const result = run('squeue', ['-h', '-r', '-t', 'all', '-j', id, '-o', '%i|%T|%r'])
     if (result.missing) return undefined
     if (result.status === 0) answered = true
     else if (/Invalid job id/i.test(result.stderr)) answered = true
     for (const line of result.stdout.split('\n')) {
-      const [job, state] = line.trim().split('|')
-      if (job && state) states.set(job, state)
+      const [job, state, ...reason] = line.trim().split('|')
+      if (job && state) states.set(job, {state, ...(state === 'PENDING' && reason.length > 0 ? {reason: reason.join('|')} : {})})
     }
   }
   return answered ? states : undefined

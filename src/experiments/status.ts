@@ -7,7 +7,8 @@ import {existsSync, readFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {readTrialRecord, trialDir, type ExperimentRecord, type TrialRecord} from './layout.js'
-import {queueStates, readSubmissions, type Submission} from './slurm.js'
+import {queueStates, readSubmissions, type QueueEntry, type Submission} from './slurm.js'
+import {pendingVerdict, runningJobsOfUser} from './slurm-check.js'
 
 export type TrialState = 'pending' | 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
 
@@ -18,6 +19,10 @@ export interface TrialStatus {
   state: TrialState
   /** why it failed, or what Slurm says */
   detail?: string
+  /** Slurm's reason while the task is pending (squeue %r) */
+  pendingReason?: string
+  /** the pending reason is one that does not resolve on its own (slurm-check.ts pendingVerdict) */
+  neverStarts?: boolean
   job?: string
   exitCode?: number | null
   startedAt?: string
@@ -55,16 +60,33 @@ function submissionOf(submissions: Submission[], index: number): Submission | un
 
 const FINISHED_SLURM = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL|PREEMPTED|BOOT_FAIL|DEADLINE|REVOKED)/
 
+/** `Slurm: PENDING (PartitionConfig): never starts: …` and the flags that go with it. */
+function queuedDetail(
+  entry: QueueEntry,
+  userRunning: () => number | undefined,
+): Pick<TrialStatus, 'detail' | 'pendingReason' | 'neverStarts'> {
+  if (entry.state !== 'PENDING' || entry.reason === undefined) return {detail: `Slurm: ${entry.state}`}
+  const verdict = pendingVerdict(entry.reason, /PerUser/.test(entry.reason) ? (userRunning() ?? 1) : 1)
+  return {
+    detail: `Slurm: PENDING (${entry.reason}): ${verdict.explanation}`,
+    pendingReason: entry.reason,
+    ...(verdict.neverStarts ? {neverStarts: true} : {}),
+  }
+}
+
 export function trialStatuses(dir: string, record: ExperimentRecord): TrialStatus[] {
   const submissions = readSubmissions(dir)
-  const queue = submissions.length > 0 ? queueStates(submissions.map((s) => s.jobId)) : new Map<string, string>()
+  const queue = submissions.length > 0 ? queueStates(submissions.map((s) => s.jobId)) : new Map<string, QueueEntry>()
+  let running: number | undefined | null = null
+  const userRunning = (): number | undefined => (running === null ? (running = runningJobsOfUser()) : running)
   const here = hostname()
   return record.trials.map((trial) => {
     const base = {index: trial.index, name: trial.name, label: trial.label}
     const file: TrialRecord | undefined = readTrialRecord(dir, trial)
     const submission = submissionOf(submissions, trial.index)
     const taskId = submission ? `${submission.jobId}_${trial.index}` : undefined
-    const slurmState = taskId !== undefined ? queue?.get(taskId) : undefined
+    const entry = taskId !== undefined ? queue?.get(taskId) : undefined
+    const slurmState = entry?.state
     const log = join(trialDir(dir, trial), 'trial.log')
     const common = {...base, job: file?.job || taskId, exitCode: file?.exitCode, startedAt: file?.startedAt, updatedAt: file?.updatedAt}
 
@@ -78,13 +100,20 @@ export function trialStatuses(dir: string, record: ExperimentRecord): TrialStatu
           detail: `never started (Slurm: ${slurmState ?? 'no longer queued'}; cancelled or removed before it ran)`,
         }
       }
-      return {...common, state: slurmState === 'RUNNING' ? ('running' as const) : ('queued' as const), detail: `Slurm: ${slurmState}`}
+      if (slurmState === 'RUNNING') return {...common, state: 'running' as const, detail: `Slurm: ${slurmState}`}
+      return {...common, state: 'queued' as const, ...queuedDetail(entry!, userRunning)}
     }
     // a preempted task writes 'cancelled' on SIGTERM, and Slurm puts it back in the queue (--requeue):
     // while Slurm still holds it, it is waiting to resume, not finished
     if (file.state !== 'done' && file.job && file.job === taskId && slurmState !== undefined && !FINISHED_SLURM.test(slurmState)) {
       if (slurmState === 'RUNNING' || slurmState === 'COMPLETING') return {...common, state: 'running' as const}
-      return {...common, state: 'queued' as const, detail: `requeued (Slurm: ${slurmState}); will resume from its last checkpoint`}
+      const pending = queuedDetail(entry!, userRunning)
+      return {
+        ...common,
+        state: 'queued' as const,
+        ...pending,
+        detail: `requeued (${pending.detail}); will resume from its last checkpoint`,
+      }
     }
     switch (file.state) {
       case 'done':

@@ -10,6 +10,15 @@ export function statusLines(statuses: TrialStatus[]): string[] {
   )
 }
 
+/** One line when Slurm holds trials that it will never start, with the way out; undefined otherwise. */
+export function neverStartsLine(statuses: TrialStatus[], dir: string, kind: 'sweep' | 'ablate'): string | undefined {
+  const stuck = statuses.filter((s) => s.neverStarts)
+  if (stuck.length === 0) return undefined
+  const reasons = [...new Set(stuck.map((s) => s.pendingReason))].join(', ')
+  const jobs = [...new Set(stuck.map((s) => s.job?.split('_')[0]).filter((j) => j !== undefined))].join(' ')
+  return `${stuck.length} of ${statuses.length} trials will never start as submitted (Slurm: ${reasons}): scancel ${jobs}, then sipl ${kind} --out ${dir} --retry-failed with the request changed (see each trial above)`
+}
+
 export function collectLines(result: CollectResult): string[] {
   const c = result.counts
   const lines = [

@@ -6,25 +6,14 @@
  *    p-values with 4 decimals, as in the paper.
  */
 
-/** The paper's column abbreviations for the BTCV organs; other class names are used as given. */
-const ABBREVIATIONS: Record<string, string> = {
-  spleen: 'Spl',
-  right_kidney: 'RKid',
-  left_kidney: 'LKid',
-  gallbladder: 'Gal',
-  esophagus: 'Eso',
-  liver: 'Liv',
-  stomach: 'Sto',
-  aorta: 'Aor',
-  ivc: 'IVC',
-  portal_splenic_veins: 'PSV',
-  pancreas: 'Pan',
-  right_adrenal: 'RAG',
-  left_adrenal: 'LAG',
-}
-
+/**
+ * The header of a class column, in every table sipl writes (eval's Table 1, the ablation and sweep
+ * tables, the console): the class name exactly as configured in data.classes, the same key as in
+ * summary.json and per-case.csv. No abbreviations: a rule that shortens some names (the paper's "Spl",
+ * "RKid") leaves others whole and gives mixed headers such as `Liv | Spl | kidney` (docs/decisions.md).
+ */
 export function columnName(cls: string): string {
-  return ABBREVIATIONS[cls] ?? cls
+  return cls
 }
 
 export interface Table {

@@ -101,10 +101,10 @@ test('a YAML syntax error names the line and column', () => {
   )
 })
 
-test('a missing file names the file and the fix', () => {
+test('a missing file names the file, where it was looked for and the shipped configs', () => {
   assert.equal(
     message(() => loadConfig('no/such.yaml')),
-    'no/such.yaml: config file not found (give --config a path to a YAML file, e.g. experiments/demo.yaml)',
+    `no/such.yaml: config file not found in ${process.cwd()}; shipped configs: brats, btcv, demo, lungs (sipl config list shows them; sipl config init NAME copies one here to edit)`,
   )
 })
 

@@ -5,11 +5,11 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join, resolve} from 'node:path'
-import {PROJECT_ROOT, sipl} from '../helpers/cli.js'
+import {join} from 'node:path'
+import {sipl, siplInBackground} from '../helpers/cli.js'
 
 const data = mkdtempSync(join(tmpdir(), 'sipl-e2e-data-'))
 const ENV = {SIPL_DATA_DIR: data, SIPL_BACKEND: 'cpu', SIPL_LOG_LEVEL: 'warn'}
@@ -34,35 +34,18 @@ interface Collected {
 
 test('local 2×2 sweep with the real train + eval: table and plots; a trial that fails at run time is reported, the others complete', async () => {
   const out = join(mkdtempSync(join(tmpdir(), 'sipl-e2e-')), 'sweep')
-  const child = spawn(
-    process.execPath,
-    [
-      resolve(PROJECT_ROOT, 'bin/run.js'),
-      'sweep',
-      '--config',
-      'experiments/demo.yaml',
-      ...TINY,
-      ...GRID,
-      '--out',
-      out,
-      '--parallel',
-      '2',
-      '--json',
-    ],
-    {cwd: PROJECT_ROOT, env: {...process.env, ...ENV}},
+  const sweep = siplInBackground(
+    ['sweep', '--config', 'experiments/demo.yaml', ...TINY, ...GRID, '--out', out, '--parallel', '2', '--json'],
+    {env: ENV},
   )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-  const exited = new Promise<number | null>((r) => child.on('exit', r))
   // break the last trial while the first two run (it starts only when one of them ends), as a
   // crash at run time would: its train step fails on the config, the other three are unaffected
   const last = join(out, 'trials', 'queries=8_tau.end=0.5')
   for (let i = 0; i < 2400 && !existsSync(join(out, 'experiment.json')); i++) await new Promise((r) => setTimeout(r, 50))
   assert.ok(!existsSync(join(last, 'trial.json')), 'the last trial must not have started yet')
   writeFileSync(join(last, 'config.yaml'), 'name: demo\nmodel:\n  quereis: 8\n')
-  const code = await exited
+  const code = await sweep.exited
+  const {stdout, stderr} = sweep.output()
   assert.equal(code, 0, stderr)
   const result = JSON.parse(stdout) as {collected: Collected}
   const rows = result.collected.rows
@@ -116,14 +99,9 @@ test('Slurm: a 4-trial sweep with the real train + eval as a job array, collecte
       out,
       '--executor',
       'slurm',
-      '--gpus',
-      '0',
+      // GPUs, memory and time from experiments/demo.yaml's executor.slurm; one CPU each, so two run at once
       '--cpus-per-task',
       '1',
-      '--mem',
-      '3G',
-      '--time',
-      '00:15:00',
       '--wait',
       '--json',
     ],

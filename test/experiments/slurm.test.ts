@@ -9,7 +9,7 @@ import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {sipl} from '../helpers/cli.js'
+import {PROJECT_ROOT, sipl, siplInBackground} from '../helpers/cli.js'
 import {arraySpec} from '../../src/experiments/slurm.js'
 import {writeFakeSipl} from './fake-sipl.js'
 
@@ -72,7 +72,7 @@ test('sweep --executor slurm --dry-run prints a valid sbatch script with one arr
     '--time=12:00:00',
     '--gpus=2',
     '--mem=32G',
-    '--cpus-per-task=8',
+    '--cpus-per-task=2', // experiments/demo.yaml's executor.slurm
     '--qos=long',
     '--constraint=a100',
   ])
@@ -219,3 +219,204 @@ test(
 )
 
 const GRID_4 = ['--grid', 'model.queries=8,16', '--grid', 'smg.tau.end=0.3,0.5']
+
+/** The largest CPU count and memory (MB) of a node in the default partition, from sinfo. */
+function nodeSize(): {cpus: number; memMb: number} {
+  const lines = spawnSync('sinfo', ['-h', '-N', '-o', '%P|%c|%m'], {encoding: 'utf8'})
+    .stdout.split('\n')
+    .filter((l) => l.split('|')[0].endsWith('*'))
+  return {
+    cpus: Math.max(...lines.map((l) => Number(l.split('|')[1]))),
+    memMb: Math.max(...lines.map((l) => Number(l.split('|')[2]))),
+  }
+}
+
+/** The array and collect job ids of every submission of an experiment directory. */
+function submittedJobs(out: string): string[] {
+  const file = join(out, 'slurm', 'submissions.json')
+  if (!existsSync(file)) return []
+  return (JSON.parse(readFileSync(file, 'utf8')) as {jobId: string; collectJobId?: string}[]).flatMap((s) =>
+    s.collectJobId === undefined ? [s.jobId] : [s.jobId, s.collectJobId],
+  )
+}
+
+/** scancel the jobs, then wait until Slurm has let them go, so the next test finds the node free. */
+async function cancelAndDrain(jobs: string[]): Promise<void> {
+  if (jobs.length === 0) return
+  spawnSync('scancel', jobs)
+  await until('the cancelled jobs to leave the node', 60, () =>
+    spawnSync('squeue', ['-h', '-t', 'R,CG,PD', '-j', jobs.join(',')], {encoding: 'utf8'}).stdout.trim() === '' ? true : undefined,
+  )
+}
+
+test('slurm: a request the partition cannot run is refused before anything is submitted, naming the resource and the flag', {skip}, () => {
+  assert.equal(reason, undefined, `CI=true but no Slurm cluster: ${reason}`)
+  const {cpus, memMb} = nodeSize()
+  const out = join(mkdtempSync(join(tmpdir(), 'sipl-slurm-fit-')), 'sweep')
+  const sweep = (...flags: string[]) =>
+    sipl(['sweep', '--config', 'experiments/demo.yaml', '--grid', 'model.queries=4,8', '--executor', 'slurm', '--out', out, ...flags])
+  const cases: [string[], RegExp][] = [
+    // the issue's first failure: a GPU asked for on a cluster without GPU GRES (this one has none)
+    [['--gpus', '1'], /1 GPU per trial, but no node in partition '\w+' has a GPU: use --gpus 0 \(executor\.slurm\.gpus: 0\)/],
+    // and its second: more CPUs and memory than the node has
+    [
+      ['--cpus-per-task', String(cpus + 6)],
+      new RegExp(
+        `${cpus + 6} CPUs per trial, but partition '\\w+' gives a task at most ${cpus}: use --cpus-per-task ${cpus} \\(executor\\.slurm\\.cpusPerTask\\)`,
+      ),
+    ],
+    [
+      ['--mem', `${Math.ceil(memMb / 1024) + 40}G`],
+      /of memory per trial, but partition '\w+' gives a task at most \d+G: use --mem \d+G or less \(executor\.slurm\.mem\)/,
+    ],
+    [
+      ['--partition', 'nosuchpartition'],
+      /partition 'nosuchpartition' does not exist on this cluster \(partitions: .*\): use --partition NAME/,
+    ],
+  ]
+  const before = spawnSync('squeue', ['-h', '-o', '%A'], {encoding: 'utf8'}).stdout
+  for (const [flags, message] of cases) {
+    const run = sweep(...flags)
+    assert.equal(run.code, 2, `${flags.join(' ')}: ${run.stderr}`)
+    const lines = run.stderr.trim().split('\n')
+    assert.equal(lines.length, 1, run.stderr)
+    assert.match(lines[0], /^Error: /)
+    assert.match(lines[0], message)
+    assert.equal(existsSync(out), false, 'nothing written, so the corrected command can use the same --out')
+  }
+  assert.equal(spawnSync('squeue', ['-h', '-o', '%A'], {encoding: 'utf8'}).stdout, before, 'nothing submitted')
+  // --dry-run only warns: it may be run away from the cluster it is for
+  const dry = sweep('--gpus', '1', '--dry-run')
+  assert.equal(dry.code, 0, dry.stderr)
+  assert.match(dry.stderr, /WARN on this cluster the submission would be refused: .*--gpus 0/)
+})
+
+test(
+  'slurm: sweep status shows the pending reason of each task and marks one that never resolves; --wait stops on it instead of waiting for ever',
+  {skip},
+  async () => {
+    assert.equal(reason, undefined, `CI=true but no Slurm cluster: ${reason}`)
+    const dir = mkdtempSync(join(tmpdir(), 'sipl-slurm-stuck-'))
+    const {command, control} = writeFakeSipl(dir)
+    const out = join(dir, 'sweep')
+    const {cpus} = nodeSize()
+    // submitted held (a fitting request), then grown past the node while held, as a changed node
+    // or partition would leave it: Slurm then keeps it PENDING with reason PartitionConfig
+    const sweep = siplInBackground(
+      [
+        'sweep',
+        '--config',
+        'experiments/demo.yaml',
+        '--grid',
+        'model.queries=4,8',
+        '--executor',
+        'slurm',
+        '--cpus-per-task',
+        '1',
+        '--sbatch=--hold',
+        '--trial-command',
+        command,
+        '--out',
+        out,
+        '--wait',
+      ],
+      {env: {FAKE_SIPL_CONTROL: control}},
+    )
+    const submissions = join(out, 'slurm', 'submissions.json')
+    let job = ''
+    try {
+      job = await until('the array to be submitted', 60, () =>
+        existsSync(submissions) ? (JSON.parse(readFileSync(submissions, 'utf8')) as {jobId: string}[])[0]?.jobId : undefined,
+      )
+      const status = () =>
+        JSON.parse(sipl(['sweep', 'status', out, '--json']).stdout) as {
+          trials: {state: string; detail?: string; pendingReason?: string; neverStarts?: boolean}[]
+        }
+      const held = await until('the held tasks to show', 30, () => {
+        const t = status().trials
+        return t.every((x) => x.pendingReason === 'JobHeldUser') ? t : undefined
+      })
+      assert.ok(
+        held.every((t) => t.state === 'queued' && t.neverStarts === undefined),
+        'a held task waits for a release, it is not stuck',
+      )
+
+      spawnSync('scontrol', ['update', `JobId=${job}`, `NumCPUs=${cpus + 6}`])
+      spawnSync('scontrol', ['release', job])
+      const stuck = await until('PartitionConfig', 30, () => {
+        const t = status().trials
+        return t.every((x) => x.pendingReason === 'PartitionConfig') ? t : undefined
+      })
+      for (const t of stuck) {
+        assert.equal(t.state, 'queued')
+        assert.equal(t.neverStarts, true)
+        assert.match(t.detail ?? '', /^Slurm: PENDING \(PartitionConfig\): never starts: asks for more CPUs, memory or GPUs than any node/)
+      }
+      const text = sipl(['sweep', 'status', out])
+      assert.match(
+        text.stdout,
+        new RegExp(
+          `^2 of 2 trials will never start as submitted \\(Slurm: PartitionConfig\\): scancel ${job}, then sipl sweep --out `,
+          'm',
+        ),
+      )
+
+      const code = await Promise.race([sweep.exited, new Promise<string>((r) => setTimeout(() => r('still waiting'), 60_000))])
+      const {stderr} = sweep.output()
+      assert.equal(code, 2, `--wait must give up on a task that never starts: ${stderr}`)
+      assert.match(
+        stderr,
+        new RegExp(`^Error: Slurm will never start tasks ${job}_0, ${job}_1 \\(pending reason PartitionConfig\\): `, 'm'),
+      )
+    } finally {
+      sweep.child.kill()
+      await cancelAndDrain(submittedJobs(out))
+    }
+  },
+)
+
+/** The commands of the README's Slurm example, as written (the ```bash block under "On a Slurm cluster"). */
+function readmeSlurmExample(): string[][] {
+  const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('### On a Slurm cluster'))
+  const block = /```bash\n([\s\S]*?)```/.exec(section)
+  assert.ok(block, "README.md has a ```bash block under '### On a Slurm cluster'")
+  return block[1]
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter((l) => l.startsWith('sipl '))
+    .map((l) => l.split(/\s+/).slice(1))
+}
+
+test(
+  "slurm: the README's Slurm example works as written on this cluster: the demo's own request is accepted and its tasks start",
+  {skip},
+  async () => {
+    assert.equal(reason, undefined, `CI=true but no Slurm cluster: ${reason}`)
+    const [submit, status] = readmeSlurmExample()
+    assert.deepEqual(submit.slice(0, 3), ['sweep', '-c', 'experiments/demo.yaml'])
+    assert.ok(submit.includes('--executor') && !submit.includes('--dry-run') && !submit.includes('--gpus'), submit.join(' '))
+    assert.equal(status[0], 'sweep')
+    // as a user would: from their own folder (outside the repository), with the default runs/ and data/
+    const cwd = mkdtempSync(join(tmpdir(), 'sipl-readme-slurm-'))
+    const env = {SIPL_RUNS_DIR: '', SIPL_DATA_DIR: '', SIPL_BACKEND: ''}
+    try {
+      const run = sipl(submit, {cwd, env})
+      assert.equal(run.code, 0, run.stderr)
+      assert.match(run.stdout, /submitted 2 trials as Slurm job array \d+/)
+      const started = await until('a demo trial to run', 120, () => {
+        const r = sipl([...status, '--json'], {cwd, env})
+        assert.equal(r.code, 0, r.stderr)
+        const doc = JSON.parse(r.stdout) as {trials: {state: string; neverStarts?: boolean; detail?: string}[]}
+        assert.ok(!doc.trials.some((t) => t.neverStarts), JSON.stringify(doc.trials))
+        return doc.trials.some((t) => t.state === 'running') ? doc : undefined
+      })
+      assert.equal(started.trials.length, 2)
+      const text = sipl(status, {cwd, env})
+      assert.equal(text.code, 0, text.stderr)
+      assert.match(text.stdout, /queries=(4|8) +running/)
+    } finally {
+      await cancelAndDrain(submittedJobs(join(cwd, 'runs', 'demo-sweep')))
+    }
+  },
+)

@@ -2,7 +2,7 @@
  * Runs the real CLI (bin/run.js) in a child process, the way a user does, and captures
  * stdout, stderr and the exit code.
  */
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 import {dirname, resolve} from 'node:path'
 
@@ -27,4 +27,26 @@ export function sipl(
     input: options.input,
   })
   return {stdout: result.stdout, stderr: result.stderr, code: result.status}
+}
+
+export interface BackgroundCli {
+  child: ChildProcess
+  /** resolves with the exit code */
+  exited: Promise<number | null>
+  /** what it has written so far */
+  output: () => {stdout: string; stderr: string}
+}
+
+/** The real CLI started in the background, for tests that act while it runs (cancel, edit, inspect). */
+export function siplInBackground(args: string[], options: {cwd?: string; env?: Record<string, string>} = {}): BackgroundCli {
+  const child = spawn(process.execPath, [resolve(PROJECT_ROOT, 'bin/run.js'), ...args], {
+    cwd: options.cwd ?? PROJECT_ROOT,
+    env: {...process.env, SIPL_LOG_LEVEL: 'warn', ...options.env},
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const exited = new Promise<number | null>((r) => child.on('exit', r))
+  return {child, exited, output: () => ({stdout, stderr})}
 }
