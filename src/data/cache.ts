@@ -180,7 +180,7 @@ export function cacheIsComplete(config: ExperimentConfig, cacheDir = cacheDirOf(
 }
 
 /** Channel-planar → channels-last interleaved (the tensor layout [Z, Y, X, C]). */
-function interleave(channels: Float32Array[]): Float32Array {
+export function interleave(channels: Float32Array[]): Float32Array {
   if (channels.length === 1) return channels[0]
   const C = channels.length
   const n = channels[0].length
@@ -347,9 +347,14 @@ export function toOriginalGrid(header: CaseHeader, labelMap: Uint8Array): Uint8A
 
 /** Writes a prediction on the original grid with the original sform/qform and codes; returns the path. */
 export function restoreToOriginal(header: CaseHeader, labelMap: Uint8Array, outFile: string): string {
+  return writeOriginalGrid(header, toOriginalGrid(header, labelMap), outFile)
+}
+
+/** Writes a label map that is already on the original grid (toOriginalGrid) with the original geometry. */
+export function writeOriginalGrid(header: CaseHeader, original: Uint8Array, outFile: string): string {
   return writeNifti(outFile, {
     shape: header.original.shape,
-    data: toOriginalGrid(header, labelMap),
+    data: original,
     geometry: header.original.geometry,
     description: `sipl prediction for ${header.id}`,
   })

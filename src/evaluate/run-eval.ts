@@ -11,14 +11,11 @@ import {ensurePreprocessed, loadCase, loadPlan, loadSplits, restoreToOriginal} f
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {progress} from '../log/progress.js'
-import {SiplNet} from '../model/sipl.js'
 import {qualitativePng} from '../report/figures.js'
-import {runPaths} from '../run/run-dir.js'
-import {hasCheckpoint, loadWeights, readLoopState} from '../train/checkpoint.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {scoreCase, type CaseResult} from './evaluate.js'
 import type {Spacing3} from './metrics.js'
-import {predictCase} from './predict.js'
+import {loadRunModel, predictCase, requireCheckpoint} from './predict.js'
 import type {Triple} from './sliding-window.js'
 
 export interface RunEvalOptions {
@@ -45,14 +42,7 @@ export interface RunEvalResult {
 
 export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResult> {
   const {config, log} = options
-  const paths = runPaths(options.runDir)
-  const dir = paths.checkpoint(options.checkpoint)
-  if (!hasCheckpoint(dir))
-    throw new UserError(
-      `${dir}: no such checkpoint; train the run first ('sipl train -c <config> --out ${options.runDir}') or pick --checkpoint last`,
-    )
-  const state = readLoopState(dir)
-
+  requireCheckpoint(options.runDir, options.checkpoint)
   const cacheDir = await ensurePreprocessed(config, log)
   const plan = loadPlan(cacheDir)
   const splits = loadSplits(config, cacheDir)
@@ -65,9 +55,8 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
   const patch = (plan.patch ?? config.preprocess.patch) as Triple
   const overlappingRegions = config.data.overlappingRegions
 
-  const model = new SiplNet({model: config.model, smg: config.smg, inChannels: channels, numClasses, seed: config.seed, overlappingRegions})
-  loadWeights(dir, model.namedVariables())
-  log.info({checkpoint: options.checkpoint, epoch: state.epoch, cases: ids.length, split}, 'evaluating')
+  const {model, epoch} = loadRunModel(config, options.runDir, options.checkpoint, {channels, numClasses})
+  log.info({checkpoint: options.checkpoint, epoch, cases: ids.length, split}, 'evaluating')
 
   const results: CaseResult[] = []
   const predictions: string[] = []
@@ -81,7 +70,7 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
     const {labels} = await predictCase(
       model,
       {image: c.image, shape, channels: c.channels},
-      {patch, numClasses, overlappingRegions, eval: config.eval, epoch: state.epoch},
+      {patch, numClasses, overlappingRegions, eval: config.eval, epoch},
     )
     results.push(
       scoreCase(id, labels, c.label, shape, c.spacing as Spacing3, numClasses, {
@@ -103,5 +92,5 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
   }
   bar.stop()
   model.dispose()
-  return {results, classes, checkpoint: options.checkpoint, checkpointEpoch: state.epoch, split, predictions, figures}
+  return {results, classes, checkpoint: options.checkpoint, checkpointEpoch: epoch, split, predictions, figures}
 }
