@@ -23,6 +23,7 @@ import {Rng} from '../util/rng.js'
 import {BRATS_REGIONS, dataRoot, listCases, type CaseSource} from './datasets.js'
 import {
   fingerprintFrom,
+  labelMappingOf,
   preprocessCase,
   readCaseImage,
   readCaseLabel,
@@ -30,6 +31,7 @@ import {
   type CaseHeader,
   type IntensityFingerprint,
 } from './preprocess.js'
+import {addUnmapped, describeUnmapped} from './label-map.js'
 import {labelsToGrid} from './resample.js'
 import {readOrCreateSplits, type Splits} from './splits.js'
 import {generateSynthetic, syntheticIsCurrent, syntheticStamp} from './synthetic.js'
@@ -53,6 +55,9 @@ export interface Plan {
   overlappingRegions: boolean
   /** BraTS: region name → the exclusive label values it unites */
   regions?: Record<string, number[]>
+  /** data.labelMap as applied: class → source values, and the source values it left out → voxels over all cases */
+  labelMap?: Record<string, number[]>
+  unmappedLabels?: Record<string, number>
   orientation: 'RAS'
   cropForeground: boolean
   dataRoot: string
@@ -89,6 +94,7 @@ export function settingsHash(config: ExperimentConfig): string {
     imagesDir: config.data.imagesDir,
     labelsDir: config.data.labelsDir,
     classes: config.data.classes,
+    labelMap: config.data.labelMap,
     channels: config.data.channels,
     synthetic: config.data.preset === 'synthetic' ? syntheticStamp(config) : undefined,
     preprocess: config.preprocess,
@@ -215,7 +221,7 @@ function computeFingerprint(config: ExperimentConfig, cases: CaseSource[], train
   for (const [i, source] of used.entries()) {
     // nnU-Net samples 10 000 foreground voxels per training case
     const {image, channels} = readCaseImage(source, config.data.channels)
-    const label = readCaseLabel(source, image, config.data.classes.length)
+    const label = readCaseLabel(source, image, config.data.classes.length, labelMappingOf(config))
     for (const v of sampleForeground(channels[0], label, 10_000, rng)) samples.push(v)
     bar.update(i + 1)
   }
@@ -271,7 +277,15 @@ export async function runPreprocess(
     await new Promise((r) => setImmediate(r))
   }
   bar.stop()
-  const shapes = ids.map((id) => readJson<CaseHeader>(file.header(cacheDir, id), `the header of case ${id}`).shape)
+  const headers = ids.map((id) => readJson<CaseHeader>(file.header(cacheDir, id), `the header of case ${id}`))
+  const shapes = headers.map((h) => h.shape)
+  const unmapped = new Map<number, number>()
+  for (const h of headers) if (h.unmappedLabels) addUnmapped(unmapped, h.unmappedLabels)
+  if (unmapped.size > 0)
+    log.info(
+      {values: Object.fromEntries(unmapped), cases: headers.filter((h) => Object.keys(h.unmappedLabels ?? {}).length > 0).length},
+      `data.labelMap does not list the label values ${describeUnmapped(unmapped)}; they became background`,
+    )
   const medianShape = [0, 1, 2].map((a) => median(shapes.map((s) => s[a]))) as [number, number, number]
   const intensity = {...config.preprocess.intensity, ...(fingerprint ?? {})}
   const plan: Plan = {
@@ -286,6 +300,8 @@ export async function runPreprocess(
     cases: ids,
     overlappingRegions: config.data.overlappingRegions,
     regions: config.data.overlappingRegions ? regionsFor(config) : undefined,
+    labelMap: config.data.labelMap,
+    unmappedLabels: config.data.labelMap ? Object.fromEntries(unmapped) : undefined,
     orientation: 'RAS',
     cropForeground: config.preprocess.cropForeground,
     dataRoot: dataRoot(config),

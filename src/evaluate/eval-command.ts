@@ -14,6 +14,7 @@ import {basename, join, resolve} from 'node:path'
 import type {BackendRequest} from '../backend/select.js'
 import {loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
+import {describeUnmapped, LabelMapping, loadLabelMapFile} from '../data/label-map.js'
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {comparisonTable, perClassTable, render, type MethodRow} from '../report/tables.js'
@@ -35,6 +36,10 @@ export interface EvalCommandOptions {
   out?: string
   figures: number
   configFile?: string
+  /** the references' label map file (default: the config's data.labelMap) */
+  labelMap?: string
+  /** the predictions' label map file, or 'identity' (default: the references' map) */
+  predLabelMap?: string
   set: string[]
   backend: BackendRequest
   makeLogger: (file: string) => Logger
@@ -100,10 +105,55 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   } else if (o.configFile) {
     config = loadConfig(o.configFile, o.set).config
   }
+  // Label maps: the references' (--label-map, else the config's data.labelMap) and the predictions'
+  // (--pred-label-map, else the same one); a run's own predictions are class indices already.
+  const refMap = o.labelMap
+    ? loadLabelMapFile(o.labelMap, config?.data.classes)
+    : config?.data.labelMap
+      ? new LabelMapping(config.data.labelMap, config.data.classes)
+      : undefined
+  const predMap =
+    o.predLabelMap === 'identity'
+      ? undefined
+      : o.predLabelMap
+        ? loadLabelMapFile(o.predLabelMap, config?.data.classes ?? refMap?.classes, '--pred-label-map')
+        : refMap
+  if (predMap && refMap && predMap.classes.join() !== refMap.classes.join())
+    throw new UserError(
+      `--pred-label-map ${o.predLabelMap}: classes [${predMap.classes.join(', ')}] differ from the references' [${refMap.classes.join(', ')}]; list the same classes in the same order`,
+    )
+  const mappedClasses = config?.data.classes ?? refMap?.classes ?? predMap?.classes
+
   const outDir = resolve(o.out ?? (o.run ? join(o.run, 'eval') : join(o.pred!, 'eval')))
   const log = o.makeLogger(join(outDir, 'eval.log'))
   const tolerance = config?.eval.surfaceTolerance ?? 1
   const overlappingRegions = config?.data.overlappingRegions ?? false
+  // values a label map left out, said once per side (the references are read again for every method)
+  let refUnmappedSaid = false
+  const sayUnmapped = (method: string, unmapped: {pred: Map<number, number>; ref: Map<number, number>}) => {
+    if (!refUnmappedSaid && unmapped.ref.size > 0)
+      log.info(
+        {values: Object.fromEntries(unmapped.ref)},
+        `--labels: values not in the label map became background: ${describeUnmapped(unmapped.ref)}`,
+      )
+    refUnmappedSaid = true
+    if (unmapped.pred.size > 0)
+      log.info(
+        {method, values: Object.fromEntries(unmapped.pred)},
+        `${method}: predicted values not in the label map became background: ${describeUnmapped(unmapped.pred)}`,
+      )
+  }
+  const scoreFolder = (method: string, dir: string, what: string | undefined, predictions: 'run' | 'masks', numClasses?: number) => {
+    const scored = evaluateFolders(dir, o.labels!, {
+      numClasses,
+      overlappingRegions,
+      tolerance,
+      what,
+      labelMaps: {ref: refMap, pred: predictions === 'run' ? undefined : predMap},
+    })
+    sayUnmapped(method, scored.unmapped)
+    return scored
+  }
   const files: string[] = []
   let backendSelected = false
   const ensureBackend = async () => {
@@ -145,15 +195,20 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
         throw new UserError(
           '--labels with --run scores the written predictions, but eval.savePredictions is false; drop --set eval.savePredictions=false',
         )
-      results = evaluateFolders(join(outDir, 'predictions'), o.labels, {numClasses: classes.length, overlappingRegions, tolerance}).results
+      results = scoreFolder(o.name, join(outDir, 'predictions'), undefined, 'run', classes.length).results
       extra = {...extra, grid: 'labels', labels: resolve(o.labels)}
     }
   } else {
-    const scored = evaluateFolders(o.pred!, o.labels!, {numClasses: config?.data.classes.length, overlappingRegions, tolerance})
-    classes = config?.data.classes ?? Array.from({length: scored.numClasses}, (_, k) => `class${k + 1}`)
+    const scored = scoreFolder(o.name, o.pred!, undefined, 'masks', mappedClasses?.length)
+    classes = mappedClasses ?? Array.from({length: scored.numClasses}, (_, k) => `class${k + 1}`)
     results = scored.results
     extra = {...extra, pred: resolve(o.pred!), labels: resolve(o.labels!), grid: 'labels'}
   }
+  if (refMap || predMap)
+    extra = {
+      ...extra,
+      labelMap: {labels: refMap?.labelMap ?? null, predictions: o.run ? null : (predMap?.labelMap ?? null)},
+    }
   const main = methodFrom(o.name, o.run ? resolve(o.run) : resolve(o.pred!), classes, results, tolerance)
   const summary = main.summary
   writeEvalFiles(outDir, classes, results, {...summary, ...extra})
@@ -168,14 +223,8 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
         if (!existsSync(preds))
           throw new UserError(`--compare ${c.name}=${c.dir}: no eval/predictions; run 'sipl eval --run ${c.dir}' first`)
         methods.push(
-          methodFrom(
-            c.name,
-            c.dir,
-            classes,
-            evaluateFolders(preds, o.labels, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
-              .results,
-            tolerance,
-          ).scores,
+          methodFrom(c.name, c.dir, classes, scoreFolder(c.name, preds, `--compare ${c.name}`, 'run', classes.length).results, tolerance)
+            .scores,
         )
       } else {
         let summaryFile = join(c.dir, 'eval', 'summary.json')
@@ -215,14 +264,8 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
       if (!o.labels)
         throw new UserError(`--compare ${c.name}=${c.dir} is a folder of masks; add --labels DIR with the reference masks to score it`)
       methods.push(
-        methodFrom(
-          c.name,
-          c.dir,
-          classes,
-          evaluateFolders(c.dir, o.labels, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
-            .results,
-          tolerance,
-        ).scores,
+        methodFrom(c.name, c.dir, classes, scoreFolder(c.name, c.dir, `--compare ${c.name}`, 'masks', classes.length).results, tolerance)
+          .scores,
       )
     }
   }

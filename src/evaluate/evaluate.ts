@@ -13,6 +13,7 @@
 import {readdirSync, existsSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {UserError} from '../errors.js'
+import type {LabelMapping} from '../data/label-map.js'
 import {isNiftiPath, niftiStem, readNifti, type NiftiImage} from '../io/nifti.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {evaluateLabels, type ClassMetrics, type Shape3, type Spacing3} from './metrics.js'
@@ -168,19 +169,43 @@ export function matchCases(preds: Map<string, string>, refs: Map<string, string>
   return [...refs].map(([id, ref]) => ({id, ref, pred: predById.get(id)!}))
 }
 
-/** A NIfTI label map as Uint8 labels (x-fastest), with its shape and voxel spacing. */
-export function readLabelMap(path: string): {labels: Uint8Array; shape: Shape3; spacing: Spacing3; image: NiftiImage} {
+/**
+ * A NIfTI label map as Uint8 labels (x-fastest), with its shape and voxel spacing. With a
+ * `mapping` (data.labelMap, --label-map) the file's values become class indices and the values
+ * it does not list become background, counted in `unmapped`.
+ */
+export function readLabelMap(
+  path: string,
+  mapping?: LabelMapping,
+  unmapped: Map<number, number> = new Map(),
+): {labels: Uint8Array; shape: Shape3; spacing: Spacing3; image: NiftiImage} {
   const image = readNifti(path)
   const shape = image.header.shape
   if (shape.length < 3 || shape.slice(3).some((d) => d !== 1))
     throw new UserError(`${path}: a label map must be a 3-D volume, got shape ${shape.join('×')}`)
   const [slope, inter] = image.header.effectiveSlopeInter
   const labels = new Uint8Array(shape[0] * shape[1] * shape[2])
-  for (let i = 0; i < labels.length; i++) {
-    const v = Math.round(Number(image.data[i]) * slope + inter)
-    if (v < 0 || v > 255) throw new UserError(`${path}: label value ${v} at voxel ${i} is not a class index 0..255`)
-    labels[i] = v
-  }
+  if (mapping)
+    mapping.apply(
+      image.data,
+      slope,
+      inter,
+      labels,
+      unmapped,
+      (v, i) => {
+        throw new UserError(`${path}: label value ${v} at voxel ${i} is not a number`)
+      },
+      true,
+    )
+  else
+    for (let i = 0; i < labels.length; i++) {
+      const v = Math.round(Number(image.data[i]) * slope + inter)
+      if (v < 0 || v > 255)
+        throw new UserError(
+          `${path}: label value ${v} at voxel ${i} is not a class index 0..255; map the values to classes with --label-map`,
+        )
+      labels[i] = v
+    }
   return {
     labels,
     shape: [shape[0], shape[1], shape[2]],
@@ -189,15 +214,33 @@ export function readLabelMap(path: string): {labels: Uint8Array; shape: Shape3; 
   }
 }
 
-/** Scores every prediction in `predDir` against the reference with the same case id in `labelsDir`. */
+/**
+ * Scores every prediction in `predDir` against the reference with the same case id in `labelsDir`.
+ * `labelMaps` turn each side's values into class indices (data.labelMap); `unmapped` counts, per
+ * side, the values they did not list.
+ */
 export function evaluateFolders(
   predDir: string,
   labelsDir: string,
-  options: {numClasses?: number; overlappingRegions: boolean; tolerance: number; what?: string},
-): {results: CaseResult[]; numClasses: number} {
+  options: {
+    numClasses?: number
+    overlappingRegions: boolean
+    tolerance: number
+    what?: string
+    labelMaps?: {pred?: LabelMapping; ref?: LabelMapping}
+  },
+): {results: CaseResult[]; numClasses: number; unmapped: {pred: Map<number, number>; ref: Map<number, number>}} {
   const pairs = matchCases(listMasks(predDir, '--pred'), listMasks(labelsDir, '--labels'), options.what ?? `--pred ${predDir}`)
-  const loaded = pairs.map((p) => ({id: p.id, pred: readLabelMap(p.pred), ref: readLabelMap(p.ref), predPath: p.pred, refPath: p.ref}))
-  let K = options.numClasses ?? 0
+  const unmapped = {pred: new Map<number, number>(), ref: new Map<number, number>()}
+  const maps = options.labelMaps ?? {}
+  const loaded = pairs.map((p) => ({
+    id: p.id,
+    pred: readLabelMap(p.pred, maps.pred, unmapped.pred),
+    ref: readLabelMap(p.ref, maps.ref, unmapped.ref),
+    predPath: p.pred,
+    refPath: p.ref,
+  }))
+  let K = options.numClasses ?? maps.ref?.classes.length ?? 0
   if (!options.numClasses) for (const l of loaded) for (const v of l.ref.labels) if (v > K) K = v
   if (K === 0)
     throw new UserError(
@@ -210,5 +253,5 @@ export function evaluateFolders(
       )
     return scoreCase(l.id, l.pred.labels, l.ref.labels, l.ref.shape, l.ref.spacing, K, options)
   })
-  return {results, numClasses: K}
+  return {results, numClasses: K, unmapped}
 }
