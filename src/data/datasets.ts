@@ -97,13 +97,13 @@ function msdCases(root: string, preset: string): CaseSource[] {
   return fromJson(root, json, ['training'])
 }
 
-function folderCases(root: string, imagesDir: string, labelsDir: string, channels: number): CaseSource[] {
+function folderCases(root: string, imagesDir: string, labelsDir: string): CaseSource[] {
   requireRoot(root, 'folder', `${imagesDir}/ and ${labelsDir}/`)
   const images = join(root, imagesDir)
   const labels = join(root, labelsDir)
   if (!isDir(images)) throw new UserError(`${images}: images folder missing (data.imagesDir)`)
   if (!isDir(labels)) throw new UserError(`${labels}: labels folder missing (data.labelsDir)`)
-  const groups = caseFiles(images, niftiFiles(images), channels)
+  const groups = caseFiles(images, niftiFiles(images))
   const labelFiles = new Map(niftiFiles(labels).map((f) => [niftiStem(f), join(labels, f)]))
   return [...groups.entries()].flatMap(([id, paths]) => {
     const label = labelFiles.get(id)
@@ -113,13 +113,11 @@ function folderCases(root: string, imagesDir: string, labelsDir: string, channel
 
 /**
  * Case id → its image files (paths under `dir`, sorted): when every name ends in a 4-digit channel
- * suffix below `channels` (nnU-Net's `case_0000.nii.gz`, `case_0001.nii.gz`, …) the files of one
- * case are grouped as its channels; otherwise each file is one case, named by its stem (so
- * `img_0001.nii.gz`, `img_0002.nii.gz` of a one-channel dataset stay two cases).
+ * suffix (nnU-Net's `case_0000.nii.gz`, `case_0001.nii.gz`, …) the files of one case are grouped
+ * as its channels; otherwise each file is one case, named by its stem.
  */
-export function caseFiles(dir: string, names: string[], channels: number): Map<string, string[]> {
-  const suffix = (f: string) => /_(\d{4})$/.exec(niftiStem(f))
-  const channelSuffix = names.length > 0 && names.every((f) => Number(suffix(f)?.[1] ?? channels) < channels)
+export function caseFiles(dir: string, names: string[]): Map<string, string[]> {
+  const channelSuffix = names.length > 0 && names.every((f) => /_\d{4}$/.test(niftiStem(f)))
   const groups = new Map<string, string[]>()
   for (const f of names) {
     const id = channelSuffix ? niftiStem(f).slice(0, -5) : niftiStem(f)
@@ -136,7 +134,7 @@ export function listCases(config: ExperimentConfig): CaseSource[] {
     preset === 'btcv'
       ? btcvCases(root)
       : preset === 'folder'
-        ? folderCases(root, config.data.imagesDir, config.data.labelsDir, config.data.channels)
+        ? folderCases(root, config.data.imagesDir, config.data.labelsDir)
         : msdCases(root, preset)
   const seen = new Set<string>()
   for (const c of cases) {

@@ -85,15 +85,19 @@ export function listPredictInputs(input: string, channels: number): PredictInput
   if (statSync(path).isDirectory()) {
     const names = niftiFiles(path)
     if (names.length === 0) throw new UserError(`-i ${input}: no NIfTI files (.nii, .nii.gz, .hdr) in this folder`)
-    groups = caseFiles(path, names, channels)
+    groups = caseFiles(path, names)
   } else {
     if (!isNiftiPath(path)) throw new UserError(`-i ${input}: not a NIfTI file (.nii, .nii.gz, .hdr/.img)`)
     const dir = dirname(path)
     const name = basename(path)
-    // nnU-Net channel file: the case is every <case>_XXXX beside it
-    const channelFile = channels > 1 && /_\d{4}$/.test(niftiStem(name))
-    const siblings = channelFile ? niftiFiles(dir).filter((n) => niftiStem(n).slice(0, -5) === niftiStem(name).slice(0, -5)) : [name]
-    groups = caseFiles(dir, siblings, channels)
+    const stem = niftiStem(name)
+    // an nnU-Net channel file of a multi-channel run: the case is every <case>_XXXX beside it
+    if (channels > 1 && /_\d{4}$/.test(stem))
+      groups = caseFiles(
+        dir,
+        niftiFiles(dir).filter((n) => /_\d{4}$/.test(niftiStem(n)) && niftiStem(n).slice(0, -5) === stem.slice(0, -5)),
+      )
+    else groups = new Map([[stem.replace(/_0000$/, ''), [path]]])
   }
   const cases: PredictInput[] = []
   const byLowerId = new Map<string, string>()

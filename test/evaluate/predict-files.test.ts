@@ -8,7 +8,6 @@ import assert from 'node:assert/strict'
 import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {basename, join} from 'node:path'
-import {caseFiles} from '../../src/data/datasets.js'
 import {UserError} from '../../src/errors.js'
 import {listPredictInputs} from '../../src/evaluate/predict-files.js'
 import {geometryFromAffine, writeNifti} from '../../src/io/nifti-writer.js'
@@ -48,10 +47,10 @@ test('a folder of nnU-Net channel files becomes one case per id, channels in ord
     ])
     // one file of the case finds the others beside it
     assert.deepEqual(summary(listPredictInputs(join(dir, 'a_0001.nii.gz'), 2)), [['a', ['a_0000.nii.gz', 'a_0001.nii.gz']]])
-    // a one-channel run reads the same folder as four cases: _0001 is not a channel of a 1-channel case
-    assert.deepEqual(
-      listPredictInputs(dir, 1).map((c) => c.id),
-      ['a_0000', 'a_0001', 'b_0000', 'b_0001'],
+    // a one-channel run is told what it was given
+    assert.match(
+      userError(() => listPredictInputs(dir, 1)),
+      /^case a: a_0000\.nii\.gz, a_0001\.nii\.gz hold 2 channel\(s\) but the run was trained on 1 /,
     )
   } finally {
     rmSync(dir, {recursive: true, force: true})
@@ -74,6 +73,10 @@ test('one-channel cases: plain names, _0000 names, a single file, a 4-D file for
       ['ct1', 'ct2'],
     )
     assert.deepEqual(summary(listPredictInputs(join(dir, 'plain', 'ct2.nii.gz'), 1)), [['ct2', ['ct2.nii.gz']]])
+    assert.deepEqual(summary(listPredictInputs(join(dir, 'nnunet', 'ct2_0000.nii'), 1)), [['ct2', ['ct2_0000.nii']]])
+    // only _0000 is nnU-Net's suffix of a one-channel case: ct_0001.nii.gz is its own case
+    scan(join(dir, 'plain', 'ct_0001.nii.gz'))
+    assert.deepEqual(summary(listPredictInputs(join(dir, 'plain', 'ct_0001.nii.gz'), 1)), [['ct_0001', ['ct_0001.nii.gz']]])
     scan(join(dir, 'mri.nii.gz'), 4)
     assert.deepEqual(summary(listPredictInputs(join(dir, 'mri.nii.gz'), 4)), [['mri', ['mri.nii.gz']]])
   } finally {
@@ -111,16 +114,4 @@ test('channels that do not match the run, a missing input and an empty folder ar
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
-})
-
-test('caseFiles groups channel suffixes only when every one is a channel of the run', () => {
-  assert.deepEqual([...caseFiles('/d', ['x_0000.nii.gz', 'x_0001.nii.gz'], 2)], [['x', ['/d/x_0000.nii.gz', '/d/x_0001.nii.gz']]])
-  assert.deepEqual(
-    [...caseFiles('/d', ['x_0000.nii.gz', 'x_0002.nii.gz'], 2)].map(([id]) => id),
-    ['x_0000', 'x_0002'],
-  )
-  assert.deepEqual(
-    [...caseFiles('/d', ['x_0000.nii.gz', 'y.nii.gz'], 1)].map(([id]) => id),
-    ['x_0000', 'y'],
-  )
 })
