@@ -12,22 +12,13 @@ import {Writable} from 'node:stream'
 import {loadConfig} from '../../src/config/load.js'
 import {loadCase, loadPlan, runPreprocess} from '../../src/data/cache.js'
 import {describeUnmapped, LabelMapping, loadLabelMapFile} from '../../src/data/label-map.js'
-import {UserError} from '../../src/errors.js'
 import {geometryFromAffine, writeNifti} from '../../src/io/nifti-writer.js'
 import {createLogger} from '../../src/log/logger.js'
+import {userErrorMessage} from '../helpers/user-error.js'
 
 const CLASSES = ['spleen', 'kidney', 'liver']
 const TOTALSEG = {spleen: [1], kidney: [2, 3], liver: [5]}
 
-function userError(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    assert.ok(error instanceof UserError, `expected a UserError, got ${String(error)}`)
-    return error.message
-  }
-  assert.fail('expected an error')
-}
 
 const noFraction = (v: number): never => {
   throw new Error(`fraction ${v}`)
@@ -83,9 +74,9 @@ test('data.labelMap in a config: accepted forms, and every mistake names the key
     ['{spleen: 1, kidney: [], liver: 5}', /data\.labelMap\.kidney: give at least one label value/],
     ['{spleen: 1, kidney: [2, 3]}', /data\.labelMap: no label values for liver/],
   ]
-  for (const [map, message] of cases) assert.match(userError(() => loadConfig(configFile(map))), message, map)
+  for (const [map, message] of cases) assert.match(userErrorMessage(() => loadConfig(configFile(map))), message, map)
   assert.match(
-    userError(() => loadConfig(configFile('{spleen: 1, kidney: [2, 3], liver: 5}', '  overlappingRegions: true\n'))),
+    userErrorMessage(() => loadConfig(configFile('{spleen: 1, kidney: [2, 3], liver: 5}', '  overlappingRegions: true\n'))),
     /data\.labelMap: overlapping regions \(BraTS\)/,
   )
 })
@@ -102,14 +93,14 @@ test('a label map file (--label-map): its keys give the classes unless a config 
   const json = loadLabelMapFile(file('ts.json', '{"liver": [5], "spleen": 1, "kidney": [2, 3]}'), CLASSES)
   assert.deepEqual(json.classes, CLASSES)
   assert.deepEqual([1, 2, 3, 5].map((v) => json.classOf(v)), [1, 2, 2, 3])
-  assert.match(userError(() => loadLabelMapFile(file('a.yaml', 'spleen: 1\nkidney: [2.5]\n'))), /^--label-map .*a\.yaml kidney: label values are whole numbers$/)
+  assert.match(userErrorMessage(() => loadLabelMapFile(file('a.yaml', 'spleen: 1\nkidney: [2.5]\n'))), /^--label-map .*a\.yaml kidney: label values are whole numbers$/)
   assert.match(
-    userError(() => loadLabelMapFile(file('b.yaml', 'spleen: 1\nkidney: 1\n'))),
+    userErrorMessage(() => loadLabelMapFile(file('b.yaml', 'spleen: 1\nkidney: 1\n'))),
     /^--label-map .*b\.yaml kidney: label value 1 is mapped twice \(also spleen\)/,
   )
-  assert.match(userError(() => loadLabelMapFile(file('c.yaml', 'spleen: 1\nkidny: 2\n'), ['spleen', 'kidney'])), /c\.yaml kidny: 'kidny' is not one of data\.classes/)
-  assert.match(userError(() => loadLabelMapFile(file('d.yaml', '[1, 2]\n'))), /d\.yaml: expected a mapping of class names to label values/)
-  assert.match(userError(() => loadLabelMapFile(join(dir, 'missing.yaml'))), /missing\.yaml: no such file/)
+  assert.match(userErrorMessage(() => loadLabelMapFile(file('c.yaml', 'spleen: 1\nkidny: 2\n'), ['spleen', 'kidney'])), /c\.yaml kidny: 'kidny' is not one of data\.classes/)
+  assert.match(userErrorMessage(() => loadLabelMapFile(file('d.yaml', '[1, 2]\n'))), /d\.yaml: expected a mapping of class names to label values/)
+  assert.match(userErrorMessage(() => loadLabelMapFile(join(dir, 'missing.yaml'))), /missing\.yaml: no such file/)
   rmSync(dir, {recursive: true, force: true})
 })
 

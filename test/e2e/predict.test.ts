@@ -11,7 +11,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {readNifti} from '../../src/io/nifti.js'
 import {sipl} from '../helpers/cli.js'
-import {TINY} from './tiny.js'
+import {tinyTrainArgs} from './tiny.js'
 
 interface PredictJson {
   run: string
@@ -27,23 +27,8 @@ test('predict on the raw scans writes what eval --run wrote for the same case, b
   const env = {SIPL_DATA_DIR: join(root, 'data')}
   const run = join(root, 'run')
   try {
-    const settings = ['eval.tta=true', 'eval.largestComponent=true', 'eval.threshold=0.3'].flatMap((s) => ['--set', s])
-    const t = sipl(
-      [
-        'train',
-        '-c',
-        'experiments/demo.yaml',
-        ...TINY,
-        '--set',
-        'train.epochs=1',
-        '--set',
-        'train.itersPerEpoch=2',
-        ...settings,
-        '--out',
-        run,
-      ],
-      {env},
-    )
+    const settings = ['train.epochs=1', 'train.itersPerEpoch=2', 'eval.tta=true', 'eval.largestComponent=true', 'eval.threshold=0.3']
+    const t = sipl(tinyTrainArgs(run, settings), {env})
     assert.equal(t.code, 0, t.stderr)
     const e = sipl(['eval', '--run', run, '--json'], {env})
     assert.equal(e.code, 0, e.stderr)

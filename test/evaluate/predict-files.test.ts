@@ -8,9 +8,9 @@ import assert from 'node:assert/strict'
 import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {basename, join} from 'node:path'
-import {UserError} from '../../src/errors.js'
 import {listPredictInputs} from '../../src/evaluate/predict-files.js'
 import {geometryFromAffine, writeNifti} from '../../src/io/nifti-writer.js'
+import {userErrorMessage} from '../helpers/user-error.js'
 
 const identity = [
   [1, 0, 0, 0],
@@ -22,16 +22,6 @@ const identity = [
 function scan(path: string, channels = 1): void {
   const shape = channels === 1 ? [4, 3, 2] : [4, 3, 2, channels]
   writeNifti(path, {shape, data: new Int16Array(24 * channels), geometry: geometryFromAffine(identity as never)})
-}
-
-function userError(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    assert.ok(error instanceof UserError, `expected a UserError, got ${String(error)}`)
-    return error.message
-  }
-  assert.fail('expected an error')
 }
 
 const summary = (cases: {id: string; images: string[]}[]) => cases.map((c) => [c.id, c.images.map((f) => basename(f))])
@@ -49,7 +39,7 @@ test('a folder of nnU-Net channel files becomes one case per id, channels in ord
     assert.deepEqual(summary(listPredictInputs(join(dir, 'a_0001.nii.gz'), 2)), [['a', ['a_0000.nii.gz', 'a_0001.nii.gz']]])
     // a one-channel run is told what it was given
     assert.match(
-      userError(() => listPredictInputs(dir, 1)),
+      userErrorMessage(() => listPredictInputs(dir, 1)),
       /^case a: a_0000\.nii\.gz, a_0001\.nii\.gz hold 2 channel\(s\) but the run was trained on 1 /,
     )
   } finally {
@@ -89,26 +79,26 @@ test('channels that do not match the run, a missing input and an empty folder ar
   try {
     for (const name of ['a_0000', 'a_0001', 'c_0000']) scan(join(dir, `${name}.nii.gz`))
     assert.match(
-      userError(() => listPredictInputs(dir, 2)),
+      userErrorMessage(() => listPredictInputs(dir, 2)),
       /^case c: c_0000\.nii\.gz hold 1 channel\(s\) but the run was trained on 2 \(data\.channels\); give one 4-D file or nnU-Net channel files c_0000, c_0001$/,
     )
     scan(join(dir, 'mri.nii.gz'), 4)
     assert.match(
-      userError(() => listPredictInputs(join(dir, 'mri.nii.gz'), 1)),
+      userErrorMessage(() => listPredictInputs(join(dir, 'mri.nii.gz'), 1)),
       /^case mri: mri\.nii\.gz hold 4 channel\(s\) but the run was trained on 1 .*give one 3-D image per case$/,
     )
     assert.match(
-      userError(() => listPredictInputs(join(dir, 'nothing'), 1)),
+      userErrorMessage(() => listPredictInputs(join(dir, 'nothing'), 1)),
       /no such file or folder/,
     )
     mkdirSync(join(dir, 'empty'))
     assert.match(
-      userError(() => listPredictInputs(join(dir, 'empty'), 1)),
+      userErrorMessage(() => listPredictInputs(join(dir, 'empty'), 1)),
       /no NIfTI files/,
     )
     writeFileSync(join(dir, 'scan.txt'), '')
     assert.match(
-      userError(() => listPredictInputs(join(dir, 'scan.txt'), 1)),
+      userErrorMessage(() => listPredictInputs(join(dir, 'scan.txt'), 1)),
       /not a NIfTI file/,
     )
   } finally {

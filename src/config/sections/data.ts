@@ -16,6 +16,7 @@ const labelValue = z
   .number({invalid_type_error: 'label values are whole numbers'})
   .int('label values are whole numbers')
   .positive('label value 0 is background; list only the foreground values of the class')
+  .max(65535, 'label values above 65535 (uint16) are not supported')
 
 /** class name → the source label values it takes; one value may be written without brackets: {spleen: 1, kidney: [2, 3]} */
 export const labelMapSchema = z.record(
