@@ -71,6 +71,7 @@ test('data.labelMap in a config: accepted forms, and every mistake names the key
     ['{spleen: 1, kidney: [2, 3.5], liver: 5}', /totalseg\.yaml:\d+:\d+ data\.labelMap\.kidney\.1: label values are whole numbers/],
     ['{spleen: one, kidney: [2, 3], liver: 5}', /data\.labelMap\.spleen: expected a label value \(a whole number\) or a list of them/],
     ['{spleen: 0, kidney: [2, 3], liver: 5}', /data\.labelMap\.spleen\.0: label value 0 is background/],
+    ['{spleen: 1, kidney: [2, 70000], liver: 5}', /data\.labelMap\.kidney\.1: label values above 65535 \(uint16\) are not supported/],
     ['{spleen: 1, kidney: [], liver: 5}', /data\.labelMap\.kidney: give at least one label value/],
     ['{spleen: 1, kidney: [2, 3]}', /data\.labelMap: no label values for liver/],
   ]
