@@ -284,8 +284,8 @@ export function preprocessCase(
   const unmapped = new Map<number, number>()
   const rawLabel = source.label ? readCaseLabel(source, read.image, maxLabel, labelMappingOf(config), unmapped) : undefined
   const originalAffine = imageHeader.affine
-  // 2. RAS; the decoded file (stored bytes and voxels, as large as the float32 channels together)
-  //    is let go first, which lowers the peak memory of a large CT by about a third
+  // 2. RAS; the decoded file (its stored bytes and voxels) is let go first, so that it and the
+  //    reoriented copy need not be in memory together
   const orientation = ioOrientation(originalAffine)
   let channels = read.channels
   read = undefined
