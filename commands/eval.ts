@@ -9,6 +9,7 @@ export default class Eval extends BaseCommand<typeof Eval> {
     '<%= config.bin %> eval --run runs/demo',
     '<%= config.bin %> eval --run runs/btcv --compare nnunet=preds/nnunet --labels BTCV/labelsTs --paired-ttest --wilcoxon --holm',
     '<%= config.bin %> eval --pred preds/sipl --labels labelsTs --name SIPL --compare UNETR++=preds/unetrpp --paired-ttest --json',
+    '<%= config.bin %> eval --pred preds/totalseg --labels labelsTs -c experiments/mine.yaml --pred-label-map totalseg-map.yaml',
   ]
   static override flags = {
     ...configFlags,
@@ -18,6 +19,16 @@ export default class Eval extends BaseCommand<typeof Eval> {
     checkpoint: Flags.string({description: 'checkpoint of --run to use: best, last or epoch-N', default: 'best'}),
     pred: Flags.string({description: 'folder of predicted label maps (.nii/.nii.gz), any tool', helpValue: 'DIR'}),
     labels: Flags.string({description: 'folder of reference label maps, matched to predictions by case id', helpValue: 'DIR'}),
+    'label-map': Flags.string({
+      description:
+        "source label values → classes for --labels (and --pred, --compare masks): YAML/JSON {spleen: 1, kidney: [2, 3]}; default the config's data.labelMap",
+      helpValue: 'FILE',
+    }),
+    'pred-label-map': Flags.string({
+      description:
+        "the predictions' own label map when it differs from the references', or 'identity' for masks already 1..K (sipl predict's)",
+      helpValue: 'FILE|identity',
+    }),
     compare: Flags.string({
       description: 'another method: NAME=DIR, DIR a run directory or a folder of masks (repeatable)',
       multiple: true,
@@ -50,6 +61,8 @@ export default class Eval extends BaseCommand<typeof Eval> {
       out: f.out,
       figures: f.figures,
       configFile: f.config,
+      labelMap: f['label-map'],
+      predLabelMap: f['pred-label-map'],
       set: f.set,
       backend: this.backendRequest(),
       makeLogger: (file) => this.logger(file),

@@ -25,6 +25,7 @@ import {Rng} from '../util/rng.js'
 import {BRATS_REGIONS, dataRoot, listCases, type CaseSource} from './datasets.js'
 import {
   fingerprintFrom,
+  labelMappingOf,
   preprocessCase,
   readCaseImage,
   readCaseLabel,
@@ -32,6 +33,7 @@ import {
   type CaseHeader,
   type IntensityFingerprint,
 } from './preprocess.js'
+import {addUnmapped, describeUnmapped} from './label-map.js'
 import {labelsToGrid} from './resample.js'
 import {readOrCreateSplits, type Splits} from './splits.js'
 import {generateSynthetic, syntheticIsCurrent, syntheticStamp} from './synthetic.js'
@@ -55,6 +57,9 @@ export interface Plan {
   overlappingRegions: boolean
   /** BraTS: region name → the exclusive label values it unites */
   regions?: Record<string, number[]>
+  /** data.labelMap as applied: class → source values, and the source values it left out → voxels over all cases */
+  labelMap?: Record<string, number[]>
+  unmappedLabels?: Record<string, number>
   orientation: 'RAS'
   cropForeground: boolean
   dataRoot: string
@@ -91,6 +96,7 @@ export function settingsHash(config: ExperimentConfig): string {
     imagesDir: config.data.imagesDir,
     labelsDir: config.data.labelsDir,
     classes: config.data.classes,
+    labelMap: config.data.labelMap,
     channels: config.data.channels,
     synthetic: config.data.preset === 'synthetic' ? syntheticStamp(config) : undefined,
     preprocess: config.preprocess,
@@ -187,7 +193,7 @@ export function cacheIsComplete(config: ExperimentConfig, cacheDir = cacheDirOf(
 }
 
 /** Channel-planar → channels-last interleaved (the tensor layout [Z, Y, X, C]). */
-function interleave(channels: Float32Array[]): Float32Array {
+export function interleave(channels: Float32Array[]): Float32Array {
   if (channels.length === 1) return channels[0]
   const C = channels.length
   const n = channels[0].length
@@ -222,7 +228,7 @@ function computeFingerprint(config: ExperimentConfig, cases: CaseSource[], train
   for (const [i, source] of used.entries()) {
     // nnU-Net samples 10 000 foreground voxels per training case
     const {image, channels} = readCaseImage(source, config.data.channels, config.preprocess.nonFinite)
-    const label = readCaseLabel(source, image, config.data.classes.length)
+    const label = readCaseLabel(source, image, config.data.classes.length, labelMappingOf(config))
     for (const v of sampleForeground(channels[0], label, 10_000, rng)) samples.push(v)
     bar.update(i + 1)
   }
@@ -304,7 +310,15 @@ async function preprocessLocked(config: ExperimentConfig, cacheDir: string, opti
     await new Promise((r) => setImmediate(r))
   }
   bar.stop()
-  const shapes = ids.map((id) => readJson<CaseHeader>(file.header(cacheDir, id), `the header of case ${id}`).shape)
+  const headers = ids.map((id) => readJson<CaseHeader>(file.header(cacheDir, id), `the header of case ${id}`))
+  const shapes = headers.map((h) => h.shape)
+  const unmapped = new Map<number, number>()
+  for (const h of headers) if (h.unmappedLabels) addUnmapped(unmapped, h.unmappedLabels)
+  if (unmapped.size > 0)
+    log.info(
+      {values: Object.fromEntries(unmapped), cases: headers.filter((h) => Object.keys(h.unmappedLabels ?? {}).length > 0).length},
+      `data.labelMap does not list the label values ${describeUnmapped(unmapped)}; they became background`,
+    )
   const medianShape = [0, 1, 2].map((a) => median(shapes.map((s) => s[a]))) as [number, number, number]
   const intensity = {...config.preprocess.intensity, ...(fingerprint ?? {})}
   const plan: Plan = {
@@ -319,6 +333,8 @@ async function preprocessLocked(config: ExperimentConfig, cacheDir: string, opti
     cases: ids,
     overlappingRegions: config.data.overlappingRegions,
     regions: config.data.overlappingRegions ? regionsFor(config) : undefined,
+    labelMap: config.data.labelMap,
+    unmappedLabels: config.data.labelMap ? Object.fromEntries(unmapped) : undefined,
     orientation: 'RAS',
     cropForeground: config.preprocess.cropForeground,
     dataRoot: dataRoot(config),
@@ -380,9 +396,14 @@ export function toOriginalGrid(header: CaseHeader, labelMap: Uint8Array): Uint8A
 
 /** Writes a prediction on the original grid with the original sform/qform and codes; returns the path. */
 export function restoreToOriginal(header: CaseHeader, labelMap: Uint8Array, outFile: string): string {
+  return writeOriginalGrid(header, toOriginalGrid(header, labelMap), outFile)
+}
+
+/** Writes a label map that is already on the original grid (toOriginalGrid) with the original geometry. */
+export function writeOriginalGrid(header: CaseHeader, original: Uint8Array, outFile: string): string {
   return writeNifti(outFile, {
     shape: header.original.shape,
-    data: toOriginalGrid(header, labelMap),
+    data: original,
     geometry: header.original.geometry,
     description: `sipl prediction for ${header.id}`,
   })

@@ -28,7 +28,8 @@ export function dataRoot(config: ExperimentConfig): string {
 
 const visible = (name: string) => !name.startsWith('.') && !name.startsWith('._')
 
-function niftiFiles(dir: string): string[] {
+/** The NIfTI files of a folder (no hidden files, no `.img` halves of pairs), sorted by name. */
+export function niftiFiles(dir: string): string[] {
   return readdirSync(dir)
     .filter((n) => visible(n) && isNiftiPath(n) && !/\.img(\.gz)?$/i.test(n))
     .sort()
@@ -102,18 +103,27 @@ function folderCases(root: string, imagesDir: string, labelsDir: string): CaseSo
   const labels = join(root, labelsDir)
   if (!isDir(images)) throw new UserError(`${images}: images folder missing (data.imagesDir)`)
   if (!isDir(labels)) throw new UserError(`${labels}: labels folder missing (data.labelsDir)`)
-  const files = niftiFiles(images)
-  const channelSuffix = files.length > 0 && files.every((f) => /_\d{4}$/.test(niftiStem(f)))
-  const groups = new Map<string, string[]>()
-  for (const f of files) {
-    const id = channelSuffix ? niftiStem(f).slice(0, -5) : niftiStem(f)
-    groups.set(id, [...(groups.get(id) ?? []), join(images, f)])
-  }
+  const groups = caseFiles(images, niftiFiles(images))
   const labelFiles = new Map(niftiFiles(labels).map((f) => [niftiStem(f), join(labels, f)]))
   return [...groups.entries()].flatMap(([id, paths]) => {
     const label = labelFiles.get(id)
-    return label ? [{id, images: paths.sort(), label}] : []
+    return label ? [{id, images: paths, label}] : []
   })
+}
+
+/**
+ * Case id → its image files (paths under `dir`, sorted): when every name ends in a 4-digit channel
+ * suffix (nnU-Net's `case_0000.nii.gz`, `case_0001.nii.gz`, …) the files of one case are grouped
+ * as its channels; otherwise each file is one case, named by its stem.
+ */
+export function caseFiles(dir: string, names: string[]): Map<string, string[]> {
+  const channelSuffix = names.length > 0 && names.every((f) => /_\d{4}$/.test(niftiStem(f)))
+  const groups = new Map<string, string[]>()
+  for (const f of names) {
+    const id = channelSuffix ? niftiStem(f).slice(0, -5) : niftiStem(f)
+    groups.set(id, [...(groups.get(id) ?? []), join(dir, f)].sort())
+  }
+  return groups
 }
 
 /** The labelled cases of the configured dataset, sorted by id. */

@@ -29,6 +29,7 @@ import {
 } from '../io/orientation.js'
 import {Rng} from '../util/rng.js'
 import type {CaseSource} from './datasets.js'
+import {LabelMapping} from './label-map.js'
 import {resampleGrid, resampleLinear, resampleNearest} from './resample.js'
 
 /** Dataset-level intensity statistics (ct-percentile), computed once from the training cases. */
@@ -69,6 +70,8 @@ export interface CaseHeader {
   labelCounts: number[]
   /** NaN / ±Inf image voxels replaced under preprocess.nonFinite 'min' or 'zero' (absent: none) */
   nonFiniteReplaced?: number
+  /** data.labelMap: source label values it does not list (now background) → voxels in the original label file */
+  unmappedLabels?: Record<string, number>
   settingsHash: string
 }
 
@@ -153,8 +156,18 @@ export function readCaseImage(
   return {image: first, channels, shape, nonFiniteReplaced}
 }
 
-/** Reads the label map and checks it is on the image grid and holds only 0..maxLabel. */
-export function readCaseLabel(source: CaseSource, image: NiftiImage, maxLabel: number): Uint8Array {
+/**
+ * Reads the label map and checks it is on the image grid. Without a mapping it must hold only
+ * 0..maxLabel; with one (data.labelMap) its values become class indices, and the values the map
+ * does not list become background and are counted in `unmapped`.
+ */
+export function readCaseLabel(
+  source: CaseSource,
+  image: NiftiImage,
+  maxLabel: number,
+  mapping?: LabelMapping,
+  unmapped: Map<number, number> = new Map(),
+): Uint8Array {
   const label = readNifti(source.label!)
   assertScalar(label, 'a label map')
   assertUsableGeometry(label)
@@ -171,15 +184,26 @@ export function readCaseLabel(source: CaseSource, image: NiftiImage, maxLabel: n
     )
   const [slope, inter] = label.header.effectiveSlopeInter
   const out = new Uint8Array(label.data.length)
+  if (mapping) {
+    mapping.apply(label.data, slope, inter, out, unmapped, (v) => {
+      throw new UserError(`case ${source.id}: label ${label.path} holds the value ${v}; label values are whole numbers`)
+    })
+    return out
+  }
   for (let i = 0; i < out.length; i++) {
     const v = label.data[i] * slope + inter
     if (!(v >= 0 && v <= maxLabel && Number.isInteger(v)))
       throw new UserError(
-        `case ${source.id}: label ${label.path} holds the value ${v}; expected integers 0..${maxLabel} (background + ${maxLabel} classes in data.classes)`,
+        `case ${source.id}: label ${label.path} holds the value ${v}; expected integers 0..${maxLabel} (background + ${maxLabel} classes in data.classes), or map the dataset's values to the classes with data.labelMap`,
       )
     out[i] = v
   }
   return out
+}
+
+/** The label mapping of a config (data.labelMap), or undefined when the labels are already 0..K. */
+export function labelMappingOf(config: ExperimentConfig): LabelMapping | undefined {
+  return config.data.labelMap ? new LabelMapping(config.data.labelMap, config.data.classes) : undefined
 }
 
 /** Up to `perCase` foreground intensities of channel 0 (seeded), for ct-percentile statistics. */
@@ -311,13 +335,19 @@ export function preprocessCase(
   fingerprint?: IntensityFingerprint,
 ): PreprocessedCase {
   // 1. read
-  const {image, channels: raw, shape, nonFiniteReplaced} = readCaseImage(source, config.data.channels, config.preprocess.nonFinite)
+  let read: ReturnType<typeof readCaseImage> | undefined = readCaseImage(source, config.data.channels, config.preprocess.nonFinite)
+  const {shape, nonFiniteReplaced} = read
+  const imageHeader = read.image.header
   const maxLabel = config.data.classes.length
-  const rawLabel = source.label ? readCaseLabel(source, image, maxLabel) : undefined
-  const originalAffine = image.header.affine
-  // 2. RAS
+  const unmapped = new Map<number, number>()
+  const rawLabel = source.label ? readCaseLabel(source, read.image, maxLabel, labelMappingOf(config), unmapped) : undefined
+  const originalAffine = imageHeader.affine
+  // 2. RAS; the decoded file (its stored bytes and voxels) is let go first, so that it and the
+  //    reoriented copy need not be in memory together
   const orientation = ioOrientation(originalAffine)
-  let channels = raw.map((ch) => reorient(ch, shape, orientation).data)
+  let channels = read.channels
+  read = undefined
+  channels = channels.map((ch) => reorient(ch, shape, orientation).data)
   let label = rawLabel ? reorient(rawLabel, shape, orientation).data : undefined
   const {shape: rasShape, voxelTransform} = reorientGeometry(shape, orientation)
   const rasAffine = matMul(originalAffine, voxelTransform)
@@ -377,7 +407,7 @@ export function preprocessCase(
       spacing: affineSpacing(originalAffine),
       affine: originalAffine,
       axcodes: axcodes(originalAffine),
-      geometry: geometryOf(image.header),
+      geometry: geometryOf(imageHeader),
     },
     resampled: {shape: grid.shape, affine: resampledAffine},
     crop: {start, end},
@@ -385,6 +415,7 @@ export function preprocessCase(
     intensity: norm.stats,
     labelCounts,
     ...(nonFiniteReplaced > 0 ? {nonFiniteReplaced} : {}),
+    ...(config.data.labelMap && source.label ? {unmappedLabels: Object.fromEntries(unmapped)} : {}),
     settingsHash,
   }
   return {header, channels, label}

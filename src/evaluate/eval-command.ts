@@ -14,6 +14,7 @@ import {basename, dirname, join, resolve} from 'node:path'
 import type {BackendRequest} from '../backend/select.js'
 import {loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
+import {describeUnmapped, LabelMapping, loadLabelMapFile} from '../data/label-map.js'
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {comparisonTable, perClassTable, render, type MethodRow} from '../report/tables.js'
@@ -45,6 +46,10 @@ export interface EvalCommandOptions {
   out?: string
   figures: number
   configFile?: string
+  /** the references' label map file (default: the config's data.labelMap) */
+  labelMap?: string
+  /** the predictions' label map file, or 'identity' (default: the references' map) */
+  predLabelMap?: string
   set: string[]
   backend: BackendRequest
   /** a logger to stderr, and to `file` when given */
@@ -119,6 +124,25 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   } else if (o.configFile) {
     config = loadConfig(o.configFile, o.set).config
   }
+  // Label maps: the references' (--label-map, else the config's data.labelMap) and the predictions'
+  // (--pred-label-map, else the same one); a run's own predictions are class indices already.
+  const refMap = o.labelMap
+    ? loadLabelMapFile(o.labelMap, config?.data.classes)
+    : config?.data.labelMap
+      ? new LabelMapping(config.data.labelMap, config.data.classes)
+      : undefined
+  const predMap =
+    o.predLabelMap === 'identity'
+      ? undefined
+      : o.predLabelMap
+        ? loadLabelMapFile(o.predLabelMap, config?.data.classes ?? refMap?.classes, '--pred-label-map')
+        : refMap
+  if (predMap && refMap && predMap.classes.join() !== refMap.classes.join())
+    throw new UserError(
+      `--pred-label-map ${o.predLabelMap}: classes [${predMap.classes.join(', ')}] differ from the references' [${refMap.classes.join(', ')}]; list the same classes in the same order`,
+    )
+  const mappedClasses = config?.data.classes ?? refMap?.classes ?? predMap?.classes
+
   const outDir = resolve(o.out ?? (o.run ? join(o.run, 'eval') : join(o.pred!, 'eval')))
   if (existsSync(outDir) && !isDirectory(outDir))
     throw new UserError(
@@ -137,7 +161,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
     stage = stagingDir(outDir)
     const log = o.makeLogger(join(stage, 'eval.log'))
     if (litter.length > 0) log.info({removed: litter.length}, 'removed the folders of interrupted evaluations')
-    const {text, json} = await evaluateInto({dir: stage, final: outDir}, o, config, compares, log)
+    const {text, json} = await evaluateInto({dir: stage, final: outDir}, o, config, compares, {refMap, predMap, mappedClasses}, log)
     replaceDir(stage, outDir)
     const final = (path: string) => (path.startsWith(stage!) ? outDir + path.slice(stage!.length) : path)
     return {text, json: {...json, files: json.files.map(final)}}
@@ -207,11 +231,39 @@ async function evaluateInto(
   o: EvalCommandOptions,
   config: ExperimentConfig | null,
   compares: {name: string; dir: string}[],
+  labelMaps: {refMap?: LabelMapping; predMap?: LabelMapping; mappedClasses?: string[]},
   log: Logger,
 ): Promise<{text: string; json: EvalJson}> {
+  const {refMap, predMap, mappedClasses} = labelMaps
   const outDir = out.dir
   const tolerance = config?.eval.surfaceTolerance ?? 1
   const overlappingRegions = config?.data.overlappingRegions ?? false
+  // values a label map left out, said once per side (the references are read again for every method)
+  let refUnmappedSaid = false
+  const sayUnmapped = (method: string, unmapped: {pred: Map<number, number>; ref: Map<number, number>}) => {
+    if (!refUnmappedSaid && unmapped.ref.size > 0)
+      log.info(
+        {values: Object.fromEntries(unmapped.ref)},
+        `--labels: values not in the label map became background: ${describeUnmapped(unmapped.ref)}`,
+      )
+    refUnmappedSaid = true
+    if (unmapped.pred.size > 0)
+      log.info(
+        {method, values: Object.fromEntries(unmapped.pred)},
+        `${method}: predicted values not in the label map became background: ${describeUnmapped(unmapped.pred)}`,
+      )
+  }
+  const scoreFolder = (method: string, dir: string, what: string | undefined, predictions: 'run' | 'masks', numClasses?: number) => {
+    const scored = evaluateFolders(dir, o.labels!, {
+      numClasses,
+      overlappingRegions,
+      tolerance,
+      what,
+      labelMaps: {ref: refMap, pred: predictions === 'run' ? undefined : predMap},
+    })
+    sayUnmapped(method, scored.unmapped)
+    return scored
+  }
   const files: string[] = []
   let backendSelected = false
   const ensureBackend = async () => {
@@ -253,15 +305,20 @@ async function evaluateInto(
     }
     files.push(...r.predictions, ...r.figures)
     if (o.labels) {
-      results = evaluateFolders(join(outDir, 'predictions'), o.labels, {numClasses: classes.length, overlappingRegions, tolerance}).results
+      results = scoreFolder(o.name, join(outDir, 'predictions'), undefined, 'run', classes.length).results
       extra = {...extra, grid: 'labels', labels: resolve(o.labels)}
     }
   } else {
-    const scored = evaluateFolders(o.pred!, o.labels!, {numClasses: config?.data.classes.length, overlappingRegions, tolerance})
-    classes = config?.data.classes ?? Array.from({length: scored.numClasses}, (_, k) => `class${k + 1}`)
+    const scored = scoreFolder(o.name, o.pred!, undefined, 'masks', mappedClasses?.length)
+    classes = mappedClasses ?? Array.from({length: scored.numClasses}, (_, k) => `class${k + 1}`)
     results = scored.results
     extra = {...extra, pred: resolve(o.pred!), labels: resolve(o.labels!), grid: 'labels'}
   }
+  if (refMap || predMap)
+    extra = {
+      ...extra,
+      labelMap: {labels: refMap?.labelMap ?? null, predictions: o.run ? null : (predMap?.labelMap ?? null)},
+    }
   const main = methodFrom(o.name, o.run ? resolve(o.run) : resolve(o.pred!), classes, results, tolerance)
   const summary = main.summary
   writeEvalFiles(outDir, classes, results, {...summary, ...extra})
@@ -274,14 +331,8 @@ async function evaluateInto(
       if (o.labels) {
         const preds = join(c.dir, 'eval', 'predictions')
         methods.push(
-          methodFrom(
-            c.name,
-            c.dir,
-            classes,
-            evaluateFolders(preds, o.labels, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
-              .results,
-            tolerance,
-          ).scores,
+          methodFrom(c.name, c.dir, classes, scoreFolder(c.name, preds, `--compare ${c.name}`, 'run', classes.length).results, tolerance)
+            .scores,
         )
       } else {
         const summaryFile = join(c.dir, 'eval', 'summary.json')
@@ -300,14 +351,8 @@ async function evaluateInto(
       }
     } else {
       methods.push(
-        methodFrom(
-          c.name,
-          c.dir,
-          classes,
-          evaluateFolders(c.dir, o.labels!, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
-            .results,
-          tolerance,
-        ).scores,
+        methodFrom(c.name, c.dir, classes, scoreFolder(c.name, c.dir, `--compare ${c.name}`, 'masks', classes.length).results, tolerance)
+          .scores,
       )
     }
   }

@@ -13,6 +13,7 @@
 import {readdirSync, existsSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {UserError} from '../errors.js'
+import type {LabelMapping} from '../data/label-map.js'
 import {assertScalar, assertUsableGeometry, isNiftiPath, niftiStem, readNifti, readNiftiHeader, type NiftiImage} from '../io/nifti.js'
 import {AFFINE_TOLERANCE, formatAffine, maxAffineDifference} from '../io/orientation.js'
 import {writeFileAtomic} from '../util/atomic.js'
@@ -171,10 +172,16 @@ export function matchCases(preds: Map<string, string>, refs: Map<string, string>
 
 /**
  * A NIfTI label map as Uint8 labels (x-fastest), with its shape, voxel spacing and largest value.
- * Every value must be an integer 0..255: a float map (probabilities, a resampled mask) would
- * otherwise be rounded into classes it never said.
+ * Every value must be an integer: a float map (probabilities, a resampled mask) would otherwise be
+ * rounded into classes it never said. Without a `mapping` the values are the class indices 0..255;
+ * with one (data.labelMap, --label-map) the file's values become class indices and the values it
+ * does not list become background, counted in `unmapped`.
  */
-export function readLabelMap(path: string): {labels: Uint8Array; shape: Shape3; spacing: Spacing3; image: NiftiImage; max: number} {
+export function readLabelMap(
+  path: string,
+  mapping?: LabelMapping,
+  unmapped: Map<number, number> = new Map(),
+): {labels: Uint8Array; shape: Shape3; spacing: Spacing3; image: NiftiImage; max: number} {
   const image = readNifti(path)
   const shape = image.header.shape
   if (shape.length < 3 || shape.slice(3).some((d) => d !== 1))
@@ -183,16 +190,24 @@ export function readLabelMap(path: string): {labels: Uint8Array; shape: Shape3; 
   assertUsableGeometry(image)
   const [slope, inter] = image.header.effectiveSlopeInter
   const labels = new Uint8Array(shape[0] * shape[1] * shape[2])
-  let max = 0
-  for (let i = 0; i < labels.length; i++) {
-    const v = Number(image.data[i]) * slope + inter
-    if (!(Number.isInteger(v) && v >= 0 && v <= 255))
-      throw new UserError(
-        `${path}: voxel ${i} holds ${v}, not a class index 0..255; label maps hold integers (threshold or argmax a probability map, and resample masks with nearest neighbour)`,
-      )
-    labels[i] = v
-    if (v > max) max = v
+  const notInteger = (v: number, i: number): never => {
+    throw new UserError(
+      `${path}: voxel ${i} holds ${v}, not a whole class value; label maps hold integers (threshold or argmax a probability map, and resample masks with nearest neighbour)`,
+    )
   }
+  let max = 0
+  if (mapping) {
+    mapping.apply(image.data, slope, inter, labels, unmapped, notInteger)
+    for (const v of labels) if (v > max) max = v
+  } else
+    for (let i = 0; i < labels.length; i++) {
+      const v = Number(image.data[i]) * slope + inter
+      if (!Number.isInteger(v)) notInteger(v, i)
+      if (v < 0 || v > 255)
+        throw new UserError(`${path}: voxel ${i} holds ${v}, not a class index 0..255; map the values to classes with --label-map`)
+      labels[i] = v
+      if (v > max) max = v
+    }
   return {
     labels,
     shape: [shape[0], shape[1], shape[2]],
@@ -224,15 +239,33 @@ export function checkFuturePredictions(
   return pairs
 }
 
-/** Scores every prediction in `predDir` against the reference with the same case id in `labelsDir`. */
+/**
+ * Scores every prediction in `predDir` against the reference with the same case id in `labelsDir`.
+ * `labelMaps` turn each side's values into class indices (data.labelMap); `unmapped` counts, per
+ * side, the values they did not list.
+ */
 export function evaluateFolders(
   predDir: string,
   labelsDir: string,
-  options: {numClasses?: number; overlappingRegions: boolean; tolerance: number; what?: string},
-): {results: CaseResult[]; numClasses: number} {
+  options: {
+    numClasses?: number
+    overlappingRegions: boolean
+    tolerance: number
+    what?: string
+    labelMaps?: {pred?: LabelMapping; ref?: LabelMapping}
+  },
+): {results: CaseResult[]; numClasses: number; unmapped: {pred: Map<number, number>; ref: Map<number, number>}} {
   const pairs = matchCases(listMasks(predDir, '--pred'), listMasks(labelsDir, '--labels'), options.what ?? `--pred ${predDir}`)
-  const loaded = pairs.map((p) => ({id: p.id, pred: readLabelMap(p.pred), ref: readLabelMap(p.ref), predPath: p.pred, refPath: p.ref}))
-  let K = options.numClasses ?? 0
+  const unmapped = {pred: new Map<number, number>(), ref: new Map<number, number>()}
+  const maps = options.labelMaps ?? {}
+  const loaded = pairs.map((p) => ({
+    id: p.id,
+    pred: readLabelMap(p.pred, maps.pred, unmapped.pred),
+    ref: readLabelMap(p.ref, maps.ref, unmapped.ref),
+    predPath: p.pred,
+    refPath: p.ref,
+  }))
+  let K = options.numClasses ?? maps.ref?.classes.length ?? 0
   if (!options.numClasses) for (const l of loaded) if (l.ref.max > K) K = l.ref.max
   if (K === 0)
     throw new UserError(
@@ -263,5 +296,5 @@ export function evaluateFolders(
       )
     return scoreCase(l.id, l.pred.labels, l.ref.labels, l.ref.shape, l.ref.spacing, K, options)
   })
-  return {results, numClasses: K}
+  return {results, numClasses: K, unmapped}
 }

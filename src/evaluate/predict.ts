@@ -3,10 +3,45 @@
  * and whole-case prediction through the sliding window.
  */
 import {tf} from '../backend/tf.js'
-import type {EvalConfig} from '../config/schema.js'
-import type {SiplNet} from '../model/sipl.js'
+import type {EvalConfig, ExperimentConfig} from '../config/schema.js'
+import {UserError} from '../errors.js'
+import {SiplNet} from '../model/sipl.js'
+import {runPaths} from '../run/run-dir.js'
+import {hasCheckpoint, loadWeights, readableCheckpoint, readLoopState} from '../train/checkpoint.js'
 import {keepLargestComponent} from './postprocess.js'
-import {probabilitiesToLabels, slidingWindow, type Triple, type WindowPredictor} from './sliding-window.js'
+import {slidingWindowLabels, type Triple, type WindowPredictor} from './sliding-window.js'
+
+/** The folder of a run's checkpoint (best, last, epoch-N); a missing one is a UserError. */
+export function requireCheckpoint(runDir: string, checkpoint: string): string {
+  // after a kill between the two renames of a checkpoint's replacement, its complete hidden copy
+  const dir = readableCheckpoint(runPaths(runDir).checkpoint(checkpoint))
+  if (!hasCheckpoint(dir))
+    throw new UserError(
+      `${dir}: no such checkpoint; train the run first ('sipl train -c <config> --out ${runDir}') or pick --checkpoint last`,
+    )
+  return dir
+}
+
+/** A run's network with the weights of one of its checkpoints, and the epoch they were saved at (τ at inference follows it). */
+export function loadRunModel(
+  config: ExperimentConfig,
+  runDir: string,
+  checkpoint: string,
+  io: {channels: number; numClasses: number},
+): {model: SiplNet; epoch: number} {
+  const dir = requireCheckpoint(runDir, checkpoint)
+  const state = readLoopState(dir)
+  const model = new SiplNet({
+    model: config.model,
+    smg: config.smg,
+    inChannels: io.channels,
+    numClasses: io.numClasses,
+    seed: config.seed,
+    overlappingRegions: config.data.overlappingRegions,
+  })
+  loadWeights(dir, model.namedVariables())
+  return {model, epoch: state.epoch}
+}
 
 export function modelPredictor(model: SiplNet, patch: Triple, channels: number, epoch: number): WindowPredictor {
   const [px, py, pz] = patch
@@ -27,7 +62,7 @@ export interface CaseImage {
   channels: number
 }
 
-/** Class probabilities [Z, Y, X, K] and the label map (x-fastest) of one preprocessed case. */
+/** The label map (x-fastest) of one preprocessed case. */
 export async function predictCase(
   model: SiplNet,
   c: CaseImage,
@@ -39,8 +74,8 @@ export async function predictCase(
     epoch: number
     onProgress?: (done: number, total: number) => void
   },
-): Promise<{probabilities: Float32Array; labels: Uint8Array}> {
-  const probabilities = await slidingWindow(c, modelPredictor(model, options.patch, c.channels, options.epoch), {
+): Promise<{labels: Uint8Array}> {
+  let labels = await slidingWindowLabels(c, modelPredictor(model, options.patch, c.channels, options.epoch), {
     patch: options.patch,
     numClasses: options.numClasses,
     overlap: options.eval.overlap,
@@ -48,8 +83,9 @@ export async function predictCase(
     tta: options.eval.tta,
     batchSize: options.eval.batchSize,
     onProgress: options.onProgress,
+    threshold: options.eval.threshold,
+    overlappingRegions: options.overlappingRegions,
   })
-  let labels = probabilitiesToLabels(probabilities, options.numClasses, options.eval.threshold, options.overlappingRegions)
   if (options.eval.largestComponent && !options.overlappingRegions) labels = keepLargestComponent(labels, c.shape, options.numClasses)
-  return {probabilities, labels}
+  return {labels}
 }

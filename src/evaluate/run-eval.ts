@@ -11,14 +11,14 @@ import {ensurePreprocessed, loadCase, loadCaseHeader, loadPlan, loadSplits, rest
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {progress} from '../log/progress.js'
-import {inferenceEpoch, SiplNet} from '../model/sipl.js'
+import {inferenceEpoch} from '../model/sipl.js'
 import {qualitativePng} from '../report/figures.js'
 import {runPaths} from '../run/run-dir.js'
-import {hasCheckpoint, loadWeights, readableCheckpoint, readLoopState} from '../train/checkpoint.js'
+import {hasCheckpoint, readableCheckpoint, readLoopState} from '../train/checkpoint.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {scoreCase, type CaseResult} from './evaluate.js'
 import type {Spacing3} from './metrics.js'
-import {predictCase} from './predict.js'
+import {loadRunModel, predictCase} from './predict.js'
 import type {Triple} from './sliding-window.js'
 
 export interface RunEvalOptions {
@@ -97,8 +97,7 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
   const overlappingRegions = config.data.overlappingRegions
   const epoch = prepared.checkpointEpoch
 
-  const model = new SiplNet({model: config.model, smg: config.smg, inChannels: channels, numClasses, seed: config.seed, overlappingRegions})
-  loadWeights(prepared.checkpointDir, model.namedVariables())
+  const {model} = loadRunModel(config, options.runDir, options.checkpoint, {channels, numClasses})
   log.info({checkpoint: options.checkpoint, epoch, cases: ids.length, split}, 'evaluating')
 
   const results: CaseResult[] = []

@@ -5,7 +5,9 @@
  * that trusts the centre of a window more than its border, optional mirror test-time
  * augmentation over the 8 flips of the three axes. The accumulation buffers are plain
  * Float32Arrays on the CPU, so device memory is bounded by one batch of windows, whatever the
- * volume size.
+ * volume size. They hold one window's depth of z planes, not the volume: windows run in z order,
+ * and a plane is finished (and handed on) once no window still to come covers it, so host
+ * memory for the K class sums does not grow with the volume's depth either.
  *
  * Layouts: a volume's image is channels-last x-fastest, index c + C·(x + X·(y + Y·z)), which is
  * the memory of a row-major [Z, Y, X, C] array; a window batch is [n, pz, py, px, C] (NDHWC) and
@@ -89,6 +91,42 @@ interface Window {
 
 /** The volume's class probabilities, [Z, Y, X, K] (index k + K·(x + X·(y + Y·z))). */
 export async function slidingWindow(volume: VolumeInput, predict: WindowPredictor, options: SlidingWindowOptions): Promise<Float32Array> {
+  const [X, Y, Z] = volume.shape
+  const planeValues = X * Y * options.numClasses
+  const out = new Float32Array(planeValues * Z)
+  await slidingWindowPlanes(volume, predict, options, (z, plane) => out.set(plane, z * planeValues))
+  return out
+}
+
+/**
+ * The volume's label map (x-fastest, probabilitiesToLabels of each plane), without ever holding
+ * the whole volume's class probabilities.
+ */
+export async function slidingWindowLabels(
+  volume: VolumeInput,
+  predict: WindowPredictor,
+  options: SlidingWindowOptions & {threshold: number; overlappingRegions: boolean},
+): Promise<Uint8Array> {
+  const [X, Y, Z] = volume.shape
+  const labels = new Uint8Array(X * Y * Z)
+  await slidingWindowPlanes(volume, predict, options, (z, plane) =>
+    labels.set(probabilitiesToLabels(plane, options.numClasses, options.threshold, options.overlappingRegions), z * X * Y),
+  )
+  return labels
+}
+
+/**
+ * Sliding-window inference streamed along z: `emit(z, plane)` receives the class probabilities of
+ * plane z ([Y, X, K], index k + K·(x + X·y)) in z order, as soon as no window still to come
+ * covers it. `plane` is reused for the next plane: copy what you keep. Every voxel sees the same
+ * float32 operations in the same order as a whole-volume accumulation would do.
+ */
+export async function slidingWindowPlanes(
+  volume: VolumeInput,
+  predict: WindowPredictor,
+  options: SlidingWindowOptions,
+  emit: (z: number, plane: Float32Array) => void,
+): Promise<void> {
   const C = volume.channels
   const K = options.numClasses
   const [X, Y, Z] = volume.shape
@@ -96,8 +134,30 @@ export async function slidingWindow(volume: VolumeInput, predict: WindowPredicto
   // a volume smaller than the window is padded with zeros at its far end and cropped back after
   const [PX, PY, PZ] = [Math.max(X, px), Math.max(Y, py), Math.max(Z, pz)]
   const weights = gaussianImportance(options.patch, options.sigmaScale)
-  const acc = new Float32Array(PX * PY * PZ * K)
-  const norm = new Float32Array(PX * PY * PZ)
+  // planes [held, held + pz) of the padded volume: one window's depth
+  const planeVoxels = PX * PY
+  const acc = new Float32Array(pz * planeVoxels * K)
+  const norm = new Float32Array(pz * planeVoxels)
+  let held = 0
+  const plane = new Float32Array(X * Y * K)
+  /** planes below `z` are complete (windows come in z order): hand them on and slide the buffers up */
+  const finishBelow = (z: number) => {
+    const n = Math.min(z, PZ) - held
+    for (let p = 0; p < n && held + p < Z; p++) {
+      for (let y = 0; y < Y; y++)
+        for (let x = 0; x < X; x++) {
+          const vi = x + PX * (y + PY * p)
+          const oi = x + X * y
+          for (let k = 0; k < K; k++) plane[oi * K + k] = acc[vi * K + k] / norm[vi]
+        }
+      emit(held + p, plane)
+    }
+    acc.copyWithin(0, n * planeVoxels * K)
+    acc.fill(0, (pz - n) * planeVoxels * K)
+    norm.copyWithin(0, n * planeVoxels)
+    norm.fill(0, (pz - n) * planeVoxels)
+    held += n
+  }
   const windows: Window[] = []
   for (const z of windowStarts(PZ, pz, options.overlap))
     for (const y of windowStarts(PY, py, options.overlap))
@@ -143,12 +203,13 @@ export async function slidingWindow(volume: VolumeInput, predict: WindowPredicto
     }
     group.forEach((w, i) => {
       const [x0, y0, z0] = w.start
+      if (z0 > held) finishBelow(z0)
       const sum = summed[i]
       for (let z = 0; z < pz; z++)
         for (let y = 0; y < py; y++)
           for (let x = 0; x < px; x++) {
             const wi = x + px * (y + py * z)
-            const vi = x0 + x + PX * (y0 + y + PY * (z0 + z))
+            const vi = x0 + x + PX * (y0 + y + PY * z)
             const g = weights[wi]
             norm[vi] += g
             for (let k = 0; k < K; k++) acc[vi * K + k] += (g * sum[wi * K + k]) / flips.length
@@ -157,16 +218,7 @@ export async function slidingWindow(volume: VolumeInput, predict: WindowPredicto
     done += group.length
     options.onProgress?.(done, windows.length)
   }
-
-  const out = new Float32Array(X * Y * Z * K)
-  for (let z = 0; z < Z; z++)
-    for (let y = 0; y < Y; y++)
-      for (let x = 0; x < X; x++) {
-        const vi = x + PX * (y + PY * z)
-        const oi = x + X * (y + Y * z)
-        for (let k = 0; k < K; k++) out[oi * K + k] = acc[vi * K + k] / norm[vi]
-      }
-  return out
+  finishBelow(PZ)
 }
 
 /** Summed importance of every window at each voxel of a padded [X, Y, Z] grid (for tests and diagnostics). */

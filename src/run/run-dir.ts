@@ -3,6 +3,7 @@
  * to repeat the run from its own folder.
  *
  *   <run>/config.yaml        the resolved config (load it again and get the same config)
+ *   <run>/plan.json          the preprocessing plan of the cache it was trained on (sipl predict reads it)
  *   <run>/manifest.json      sipl version, git commit, backend + reason, seed, config hash,
  *                            Node version, start/end (updated at the end of each command)
  *   <run>/train.log          pino JSON lines
@@ -66,6 +67,7 @@ export interface Manifest {
 export const runPaths = (dir: string) => ({
   dir,
   config: join(dir, 'config.yaml'),
+  plan: join(dir, 'plan.json'),
   manifest: join(dir, 'manifest.json'),
   log: join(dir, 'train.log'),
   metricsJsonl: join(dir, 'metrics.jsonl'),

@@ -23,7 +23,7 @@ import {progress} from '../log/progress.js'
 import {SiplNet} from '../model/sipl.js'
 import {siplLoss, targetsFromLabels, tauAt} from '../model/losses.js'
 import {finishManifest, readRunConfig, runPaths, startManifest, writeResolvedConfig, type RunPaths} from '../run/run-dir.js'
-import {isDirectory, removeStaleTemporaries} from '../util/atomic.js'
+import {isDirectory, removeStaleTemporaries, writeFileAtomic} from '../util/atomic.js'
 import {lockFolder} from '../util/lock.js'
 import {Rng} from '../util/rng.js'
 import {
@@ -186,6 +186,8 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
   // 3. Data: the preprocessed cache (generated/preprocessed on first use) and the split.
   const cacheDir = await ensurePreprocessed(config, log)
   const plan = loadPlan(cacheDir)
+  // the plan travels with the run, so `sipl predict` preprocesses new scans as these were, without the cache
+  writeFileAtomic(paths.plan, JSON.stringify(plan, null, 2) + '\n')
   const splits = loadSplits(config, cacheDir)
   if (splits.train.length === 0) throw new UserError(`${cacheDir}/splits.json has no training cases; fix data.split / data.splitFractions`)
   const trainCases = splits.train.map((id) => caseOf(loadCase(cacheDir, id)))

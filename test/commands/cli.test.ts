@@ -7,14 +7,14 @@ import {sipl} from '../helpers/cli.js'
 
 const STAGES = ['preprocess', 'train', 'eval', 'ablate', 'sweep']
 
-test('sipl --help lists the five stages and doctor', () => {
+test('sipl --help lists the five stages, doctor and predict', () => {
   const {stdout, code} = sipl(['--help'])
   assert.equal(code, 0)
-  for (const id of [...STAGES, 'doctor']) assert.match(stdout, new RegExp(`^  ${id}\\s`, 'm'), `${id} missing from --help`)
+  for (const id of [...STAGES, 'doctor', 'predict']) assert.match(stdout, new RegExp(`^  ${id}\\s`, 'm'), `${id} missing from --help`)
 })
 
 test('every command has working --help', () => {
-  for (const id of [...STAGES, 'doctor']) {
+  for (const id of [...STAGES, 'doctor', 'predict']) {
     const {stdout, code} = sipl([id, '--help'])
     assert.equal(code, 0, `${id} --help exit code`)
     assert.match(stdout, new RegExp(`\\$ sipl ${id}`), `${id} --help shows usage`)

@@ -4,7 +4,7 @@ import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {configHash, configToYaml, loadConfig} from '../../src/config/load.js'
-import {UserError} from '../../src/errors.js'
+import {userErrorMessage} from '../helpers/user-error.js'
 
 function tempYaml(text: string): string {
   const file = join(mkdtempSync(join(tmpdir(), 'sipl-cfg-')), 'exp.yaml')
@@ -12,15 +12,7 @@ function tempYaml(text: string): string {
   return file
 }
 
-function message(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    assert.ok(error instanceof UserError, `expected a UserError, got ${String(error)}`)
-    return error.message
-  }
-  assert.fail('expected an error')
-}
+const message = userErrorMessage
 
 test('every shipped experiment config is valid and round-trips through its resolved YAML', () => {
   for (const name of ['demo', 'btcv', 'lungs', 'brats']) {

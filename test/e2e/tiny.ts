@@ -16,3 +16,14 @@ export const TINY = [
   'train.valEvery=1',
   'train.schedule.warmupEpochs=1',
 ].flatMap((s) => ['--set', s])
+
+/** `sipl train` arguments for a tiny demo run into `run`, with more `--set` overrides. */
+export const tinyTrainArgs = (run: string, sets: string[] = []): string[] => [
+  'train',
+  '-c',
+  'experiments/demo.yaml',
+  ...TINY,
+  ...sets.flatMap((s) => ['--set', s]),
+  '--out',
+  run,
+]

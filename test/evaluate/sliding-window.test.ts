@@ -6,6 +6,8 @@ import {
   importanceSum,
   probabilitiesToLabels,
   slidingWindow,
+  slidingWindowLabels,
+  slidingWindowPlanes,
   windowStarts,
   type Triple,
 } from '../../src/evaluate/sliding-window.js'
@@ -68,6 +70,156 @@ test('a voxelwise model gives the same result through overlapping windows, paddi
       batchSize: 3,
     })
     for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - direct[i]) < 1e-5, `tta ${tta} voxel ${i}: ${got[i]} vs ${direct[i]}`)
+  }
+})
+
+/**
+ * The accumulation as it was before it was streamed along z: whole-volume Float32Array sums
+ * (K per voxel + the weights), divided at the end. The oracle for the streamed version.
+ */
+async function wholeVolumeReference(
+  image: Float32Array,
+  shape: Triple,
+  C: number,
+  K: number,
+  patch: Triple,
+  predict: (batch: Float32Array, n: number) => Promise<Float32Array>,
+  o: {overlap: number; sigmaScale: number; tta: boolean; batchSize: number},
+): Promise<Float32Array> {
+  const [X, Y, Z] = shape
+  const [px, py, pz] = patch
+  const [PX, PY, PZ] = [Math.max(X, px), Math.max(Y, py), Math.max(Z, pz)]
+  const weights = gaussianImportance(patch, o.sigmaScale)
+  const acc = new Float32Array(PX * PY * PZ * K)
+  const norm = new Float32Array(PX * PY * PZ)
+  const starts: Triple[] = []
+  for (const z of windowStarts(PZ, pz, o.overlap))
+    for (const y of windowStarts(PY, py, o.overlap)) for (const x of windowStarts(PX, px, o.overlap)) starts.push([x, y, z])
+  const flips = o.tta ? [0, 1, 2, 3, 4, 5, 6, 7] : [0]
+  const wv = px * py * pz
+  for (let b = 0; b < starts.length; b += o.batchSize) {
+    const group = starts.slice(b, b + o.batchSize)
+    const blocks = group.map(([x0, y0, z0]) => {
+      const block = new Float32Array(wv * C)
+      for (let z = 0; z < pz; z++)
+        for (let y = 0; y < py; y++)
+          for (let x = 0; x < px; x++)
+            for (let c = 0; c < C; c++) {
+              const [vx, vy, vz] = [x0 + x, y0 + y, z0 + z]
+              if (vx < X && vy < Y && vz < Z) block[c + C * (x + px * (y + py * z))] = image[c + C * (vx + X * (vy + Y * vz))]
+            }
+      return block
+    })
+    const summed = group.map(() => new Float32Array(wv * K))
+    for (const flip of flips) {
+      const batch = new Float32Array(group.length * wv * C)
+      blocks.forEach((block, i) => batch.set(flipBlock(block, patch, C, flip), i * wv * C))
+      const probs = await predict(batch, group.length)
+      for (let i = 0; i < group.length; i++) {
+        const back = flipBlock(probs.subarray(i * wv * K, (i + 1) * wv * K), patch, K, flip)
+        for (let j = 0; j < back.length; j++) summed[i][j] += back[j]
+      }
+    }
+    group.forEach(([x0, y0, z0], i) => {
+      for (let z = 0; z < pz; z++)
+        for (let y = 0; y < py; y++)
+          for (let x = 0; x < px; x++) {
+            const wi = x + px * (y + py * z)
+            const vi = x0 + x + PX * (y0 + y + PY * (z0 + z))
+            norm[vi] += weights[wi]
+            for (let k = 0; k < K; k++) acc[vi * K + k] += (weights[wi] * summed[i][wi * K + k]) / flips.length
+          }
+    })
+  }
+  const out = new Float32Array(X * Y * Z * K)
+  for (let z = 0; z < Z; z++)
+    for (let y = 0; y < Y; y++)
+      for (let x = 0; x < X; x++)
+        for (let k = 0; k < K; k++) out[(x + X * (y + Y * z)) * K + k] = acc[(x + PX * (y + PY * z)) * K + k] / norm[x + PX * (y + PY * z)]
+  return out
+}
+
+/** A model whose output at a voxel depends on its neighbours and on where it sits in the window, so windows disagree. */
+function contextual(C: number, K: number, patch: Triple) {
+  const [px, py, pz] = patch
+  return async (batch: Float32Array, n: number): Promise<Float32Array> => {
+    const wv = px * py * pz
+    const out = new Float32Array(n * wv * K)
+    for (let b = 0; b < n; b++)
+      for (let v = 0; v < wv; v++) {
+        const next = b * wv + ((v + 1) % wv)
+        for (let k = 0; k < K; k++) {
+          let s = (k - 1) * 0.3 + 0.05 * ((v % px) - px / 2)
+          for (let c = 0; c < C; c++) s += batch[(b * wv + v) * C + c] * (k + 1) - batch[next * C + c] * (c + 0.5)
+          out[(b * wv + v) * K + k] = 1 / (1 + Math.exp(-3 * s))
+        }
+      }
+    return out
+  }
+}
+
+test('streamed along z, the probabilities and labels equal a whole-volume accumulation bit for bit', async () => {
+  // several window rows in z (patch 4 of 13 planes, with 0.5 and 0.25 overlap), batches that
+  // straddle rows, padding in x (5 < 6), TTA on and off
+  const shape: Triple = [5, 7, 13]
+  const patch: Triple = [6, 4, 4]
+  for (const [C, K, overlap, tta, batchSize] of [
+    [1, 3, 0.5, false, 1],
+    [2, 2, 0.25, true, 4],
+    [1, 4, 0.5, true, 3],
+  ] as const) {
+    const image = randomVolume(shape, C, 5 + K)
+    const predict = contextual(C, K, patch)
+    const options = {patch, numClasses: K, overlap, sigmaScale: 0.125, tta, batchSize}
+    const expected = await wholeVolumeReference(image, shape, C, K, patch, predict, options)
+    const got = await slidingWindow({image, shape, channels: C}, predict, options)
+    assert.equal(got.length, expected.length)
+    const firstDiff = got.findIndex((v, i) => !Object.is(v, expected[i]))
+    assert.equal(firstDiff, -1, `C ${C} K ${K} tta ${tta}: value ${firstDiff} ${got[firstDiff]} vs ${expected[firstDiff]}`)
+    for (const overlappingRegions of [false, true]) {
+      const labels = await slidingWindowLabels({image, shape, channels: C}, predict, {...options, threshold: 0.5, overlappingRegions})
+      const want = probabilitiesToLabels(expected, K, 0.5, overlappingRegions)
+      assert.deepEqual([...labels], [...want])
+      assert.ok(new Set(want).size > 1, 'the labels are not all one class')
+    }
+  }
+})
+
+test('planes are handed on as soon as no later window covers them, so only one window depth is held', async () => {
+  // z: 20 planes, patch 4, overlap 0.5 → window rows start at 0, 2, …, 16 (9 rows of 1 window)
+  const shape: Triple = [4, 4, 20]
+  const patch: Triple = [4, 4, 4]
+  const starts = windowStarts(20, 4, 0.5)
+  let calls = 0
+  const inner = voxelwise(1, 2)
+  const predict = async (batch: Float32Array, n: number) => {
+    calls++
+    return inner(batch, n)
+  }
+  const emitted: {z: number; calls: number}[] = []
+  await slidingWindowPlanes(
+    {image: randomVolume(shape, 1, 2), shape, channels: 1},
+    predict,
+    {
+      patch,
+      numClasses: 2,
+      overlap: 0.5,
+      sigmaScale: 0.125,
+      tta: false,
+      batchSize: 1,
+    },
+    (z) => emitted.push({z, calls}),
+  )
+  assert.deepEqual(
+    emitted.map((e) => e.z),
+    Array.from({length: 20}, (_, z) => z),
+  )
+  // plane z is emitted when the first window starting above z is accumulated, i.e. after exactly
+  // the windows that start at or below z have run (plus that one)
+  for (const {z, calls: seen} of emitted) {
+    const covering = starts.filter((s) => s <= z).length
+    const expected = covering === starts.length ? starts.length : covering + 1
+    assert.equal(seen, expected, `plane ${z}`)
   }
 })
 
