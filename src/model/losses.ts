@@ -114,12 +114,20 @@ export function auxLoss(maskLogits: tf.Tensor5D, classTargets: tf.Tensor5D, loss
   return diceCrossEntropy(maskLogits, classTargets, {activation: 'softmax', squared: true, smooth: loss.diceSmooth})
 }
 
-/** Eq. 13: L = L_seg + α Σ_l L_aux^l. Call inside tf.tidy / optimizer.minimize. */
-export function siplLoss(out: SiplOutputs, t: Targets, loss: LossConfig): {total: tf.Scalar; seg: tf.Scalar; aux: tf.Scalar} {
+/**
+ * Eq. 13: L = L_seg + α Σ_l L_aux^l, with each L_aux^l (in out.aux's order) for the logs.
+ * Call inside tf.tidy / optimizer.minimize.
+ */
+export function siplLoss(
+  out: SiplOutputs,
+  t: Targets,
+  loss: LossConfig,
+): {total: tf.Scalar; seg: tf.Scalar; aux: tf.Scalar; auxPerLayer: tf.Scalar[]} {
   const seg = segLoss(out.logits, t.regions, loss)
   const full = oneHotLabels(t.labels, out.aux[0]?.shape[4] ?? t.regions.shape[4] + 1)
   const byGrid = new Map<string, tf.Tensor5D>()
   let aux: tf.Scalar = tf.scalar(0)
+  const auxPerLayer: tf.Scalar[] = []
   for (const mask of out.aux) {
     const grid = mask.shape.slice(1, 4)
     const key = grid.join('x')
@@ -127,8 +135,9 @@ export function siplLoss(out: SiplOutputs, t: Targets, loss: LossConfig): {total
       const factor = full.shape.slice(1, 4).map((s, i) => s / grid[i]) as [number, number, number]
       byGrid.set(key, downsampleMean(full, factor))
     }
-    aux = tf.add(aux, auxLoss(mask, byGrid.get(key)!, loss))
+    auxPerLayer.push(auxLoss(mask, byGrid.get(key)!, loss))
+    aux = tf.add(aux, auxPerLayer[auxPerLayer.length - 1])
   }
   const total = tf.add(seg, tf.mul(aux, loss.alpha)) as tf.Scalar
-  return {total, seg, aux}
+  return {total, seg, aux, auxPerLayer}
 }

@@ -52,7 +52,7 @@ test('Eq. 13: total = L_seg + α Σ_l L_aux^l, each aux target block-averaged to
   const logits = tf.randomNormal([1, 2, 2, 2, 2]) as tf.Tensor5D
   const fine = tf.randomNormal([1, 2, 2, 2, 3]) as tf.Tensor5D
   const coarse = tf.randomNormal([1, 1, 1, 1, 3]) as tf.Tensor5D
-  const {total, seg, aux} = siplLoss({logits, aux: [fine, coarse]}, targets, lossConfig)
+  const {total, seg, aux, auxPerLayer} = siplLoss({logits, aux: [fine, coarse]}, targets, lossConfig)
   near(seg.dataSync()[0], segLoss(logits, targets.regions, lossConfig).dataSync()[0])
   const fullTarget = tf
     .oneHot(tf.reshape(labels, [-1]), 3)
@@ -62,5 +62,9 @@ test('Eq. 13: total = L_seg + α Σ_l L_aux^l, each aux target block-averaged to
   const coarseTarget = tf.tensor5d([3 / 8, 2 / 8, 3 / 8], [1, 1, 1, 1, 3])
   const expectedAux = auxLoss(fine, fullTarget, lossConfig).dataSync()[0] + auxLoss(coarse, coarseTarget, lossConfig).dataSync()[0]
   near(aux.dataSync()[0], expectedAux)
+  // the per-layer terms (logged to TensorBoard) are the two layers' own losses, in order
+  assert.equal(auxPerLayer.length, 2)
+  near(auxPerLayer[0].dataSync()[0], auxLoss(fine, fullTarget, lossConfig).dataSync()[0])
+  near(auxPerLayer[1].dataSync()[0], auxLoss(coarse, coarseTarget, lossConfig).dataSync()[0])
   near(total.dataSync()[0], seg.dataSync()[0] + 0.05 * expectedAux)
 })
