@@ -12,6 +12,7 @@ import {configToYaml, loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {foldFile, writeFoldFiles} from './folds.js'
 import {collect, type CollectResult} from './collect.js'
+import {writeHParams} from './hparams.js'
 import {experimentFile, readExperiment, trialDir, writeExperiment, type ExperimentRecord} from './layout.js'
 import {runLocal} from './local.js'
 import {ablationVariants, resolveTrials, sweepTrials, type AblationRequest, type SweepRequest, type TrialSpec} from './plan.js'
@@ -196,6 +197,7 @@ export async function launch(options: LaunchOptions, log: Logger): Promise<Launc
     if (!options.dryRun) {
       if ((record.folds ?? 0) > 0) await writeFoldFiles(dir, plan.base, record.folds!, log)
       writeExperiment(dir, record, plan.configs)
+      writeHParams(dir, record)
     }
     indices = record.trials.filter((t) => t.invalid === undefined).map((t) => t.index)
     for (const t of record.trials.filter((t) => t.invalid !== undefined))
