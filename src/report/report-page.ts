@@ -17,8 +17,10 @@ import {basename, join, resolve} from 'node:path'
 import {UserError} from '../errors.js'
 import type {TestResult} from '../evaluate/compare.js'
 import type {EvalSummary} from '../evaluate/evaluate.js'
+import type {AblationRow, CollectResult, SettingRow, TrialResult} from '../experiments/collect.js'
 import type {ExperimentRecord} from '../experiments/layout.js'
-import type {EpochMetrics} from '../train/metrics-log.js'
+import {runPaths} from '../run/run-dir.js'
+import {lossCurveSvg, readMetrics} from '../train/metrics-log.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {escapeHtml, factsHtml, imageHtml, pageHtml, preHtml, tableHtml, type Section} from './html.js'
 import {linePlotSvg} from './line-plot.js'
@@ -46,6 +48,13 @@ function readJson<T>(file: string): T | undefined {
 }
 
 const readText = (file: string): string | undefined => (existsSync(file) ? readFileSync(file, 'utf8') : undefined)
+/** the files of `folder` ending in `ext`, sorted; none when it does not exist */
+const filesIn = (folder: string, ext: string): string[] =>
+  existsSync(folder)
+    ? readdirSync(folder)
+        .filter((f) => f.endsWith(ext))
+        .sort()
+    : []
 const pct = (v: number | null | undefined, digits = 2): string =>
   v === null || v === undefined || !Number.isFinite(v) ? '–' : (100 * v).toFixed(digits)
 const num = (v: number | null | undefined, digits = 2): string =>
@@ -71,16 +80,7 @@ export function reportKind(dir: string): ReportKind {
 function runSections(dir: string): Section[] {
   const sections: Section[] = []
   const manifest = readJson<Record<string, unknown> & {result?: Record<string, unknown>}>(join(dir, 'manifest.json'))
-  const rows = (readText(join(dir, 'metrics.jsonl')) ?? '')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as EpochMetrics]
-      } catch {
-        return []
-      }
-    })
+  const rows = readMetrics(runPaths(dir))
   const last = rows[rows.length - 1]
   const val = rows.filter((r) => r.valDice !== null)
   const best = val.length > 0 ? val.reduce((a, b) => ((b.valDice as number) > (a.valDice as number) ? b : a)) : undefined
@@ -104,22 +104,7 @@ function runSections(dir: string): Section[] {
 
   if (rows.length > 0) {
     const x = rows.map((r) => r.epoch)
-    const figures = [
-      svgImage(
-        linePlotSvg({
-          ...CURVE,
-          title: 'Training loss (mean over each epoch)',
-          xLabel: 'epoch',
-          yLabel: 'loss',
-          series: [
-            {name: 'total', x, y: rows.map((r) => r.loss)},
-            {name: 'L_seg', x, y: rows.map((r) => r.segLoss)},
-            {name: 'Σ L_aux', x, y: rows.map((r) => r.auxLoss)},
-          ],
-        }),
-        'training loss per epoch',
-      ),
-    ]
+    const figures = [svgImage(lossCurveSvg(rows, CURVE), 'training loss per epoch')]
     if (val.length > 0) {
       const classes = Object.keys(val[val.length - 1].valPerClass ?? {})
       figures.push(
@@ -294,11 +279,7 @@ function evalSections(dir: string, prefix = ''): Section[] {
   sections.push({id: `${prefix}tables`, title: 'Paper tables', body})
 
   const figuresDir = join(dir, 'figures')
-  const pngs = existsSync(figuresDir)
-    ? readdirSync(figuresDir)
-        .filter((f) => f.endsWith('.png'))
-        .sort()
-    : []
+  const pngs = filesIn(figuresDir, '.png')
   if (pngs.length > 0)
     sections.push({
       id: `${prefix}figures`,
@@ -319,22 +300,11 @@ function evalSections(dir: string, prefix = ''): Section[] {
 
 // ---------------------------------------------------------------- sweep and ablation
 
+/** results.json as collection writes it (per-case scores left out) */
 interface CollectedJson {
-  counts: Record<string, number>
-  rows: {
-    name: string
-    label: string
-    params: Record<string, unknown>
-    state: string
-    detail?: string
-    meanDice: number | null
-    dice: Record<string, number | null>
-    meanHd95: number | null
-    delta?: number | null
-    p?: number | null
-    pairedCases?: number
-  }[]
-  settings?: {params: Record<string, unknown>; trials: number; done: number; meanDice: number | null; sdDice: number | null}[]
+  counts: CollectResult['counts']
+  rows: (Omit<TrialResult, 'perCase'> & Partial<Pick<AblationRow, 'delta' | 'p' | 'pairedCases'>>)[]
+  settings?: SettingRow[]
   notes: string[]
 }
 
@@ -422,11 +392,7 @@ function experimentSections(dir: string, record: ExperimentRecord): Section[] {
         })
     sections.push({id: 'results', title: 'Results', body})
     const plotsDir = join(dir, 'plots')
-    const plots = existsSync(plotsDir)
-      ? readdirSync(plotsDir)
-          .filter((f) => f.endsWith('.svg'))
-          .sort()
-      : []
+    const plots = filesIn(plotsDir, '.svg')
     if (plots.length > 0)
       sections.push({
         id: 'plots',
@@ -442,11 +408,7 @@ function experimentSections(dir: string, record: ExperimentRecord): Section[] {
   // each finished trial's first qualitative figure
   const figures = record.trials.flatMap((t) => {
     const figuresDir = join(dir, 'trials', t.name, 'eval', 'figures')
-    const first = existsSync(figuresDir)
-      ? readdirSync(figuresDir)
-          .filter((f) => f.endsWith('.png'))
-          .sort()[0]
-      : undefined
+    const first = filesIn(figuresDir, '.png')[0]
     return first
       ? [
           imageHtml(

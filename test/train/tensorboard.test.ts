@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import {mkdtempSync, readdirSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import type {EpochMetrics} from '../../src/train/metrics-log.js'
 import {sipl} from '../helpers/cli.js'
 import {all, bytes, decodeRaw, double, float, int, message, one, protocMissing, readRecords, text, type Field} from '../helpers/tfevents.js'
 import {TINY} from '../e2e/tiny.js'
@@ -15,19 +16,7 @@ import {TINY} from '../e2e/tiny.js'
 const CLASSES = ['liver', 'spleen', 'kidney']
 const AUX_LAYERS = 6 // smg.scales [16, 8, 4], two kMaX layers each
 
-interface Row {
-  epoch: number
-  step: number
-  lr: number
-  tau: number
-  loss: number
-  segLoss: number
-  auxLoss: number
-  gradNorm: number
-  valDice: number
-  valPerClass: Record<string, number>
-  seconds: number
-}
+type Row = EpochMetrics & {valDice: number; valPerClass: Record<string, number>}
 
 /** a float32 simple_value against the float64 it was made from (or a mean of them) */
 function close(actual: number, expected: number, what: string, rel = 2e-7): void {
