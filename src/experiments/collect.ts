@@ -7,13 +7,15 @@
  *           and plots/<key>.svg, mean Dice against each numeric swept key (paper Fig. 5);
  * - ablate: results.{csv,md,json} with the full model first, then each variant: per-class Dice,
  *           mean, difference to the full model and a paired t-test p-value on per-case mean Dice
- *           (paper Tables 4–5).
+ *           (paper Tables 4–5);
+ * - both:   TensorBoard's HParams data for the finished trials (hparams.ts).
  */
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {writeFileAtomic} from '../util/atomic.js'
 import {pairedTTest} from '../evaluate/stats.js'
 import {linePlotSvg} from '../report/line-plot.js'
+import {writeHParams} from './hparams.js'
 import {trialDir, type ExperimentRecord} from './layout.js'
 import type {ParamValue, TrialSpec} from './plan.js'
 import {isFailed, stateCounts, trialStatuses, type TrialState, type TrialStatus} from './status.js'
@@ -266,6 +268,7 @@ export function collect(dir: string, record: ExperimentRecord): CollectResult {
     )
     const json = {kind: record.kind, name: record.name, classes, counts, rows: rows.map(({perCase: _, ...r}) => r), notes}
     write('results.json', JSON.stringify(json, null, 2) + '\n')
+    writeHParams(dir, record, rows)
     return {dir, kind: record.kind, counts, rows, files, plots: [], notes}
   }
 
@@ -321,5 +324,6 @@ export function collect(dir: string, record: ExperimentRecord): CollectResult {
     notes,
   }
   write('results.json', JSON.stringify(json, null, 2) + '\n')
+  writeHParams(dir, record, results)
   return {dir, kind: record.kind, counts, rows: results, settings: settingRows, files, plots, notes}
 }

@@ -13,6 +13,7 @@ import {configToYaml, loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {foldFile, writeFoldFiles} from './folds.js'
 import {collect, type CollectResult} from './collect.js'
+import {writeHParams} from './hparams.js'
 import {experimentFile, readExperiment, trialDir, writeExperiment, type ExperimentRecord} from './layout.js'
 import {runLocal} from './local.js'
 import {ablationVariants, resolveTrials, sweepTrials, type AblationRequest, type SweepRequest, type TrialSpec} from './plan.js'
@@ -281,6 +282,7 @@ async function launchLocked(
     if (!options.dryRun) {
       if ((record.folds ?? 0) > 0) await writeFoldFiles(dir, plan.base, record.folds!, log)
       writeExperiment(dir, record, plan.configs)
+      writeHParams(dir, record)
     }
     for (const t of record.trials.filter((t) => t.invalid !== undefined))
       log.warn({trial: t.name}, `trial recorded as failed, not run: invalid config (${t.invalid})`)

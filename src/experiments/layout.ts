@@ -9,6 +9,7 @@
  *   <dir>/slurm/array-<k>.sbatch   the k-th submitted job array; collect.sbatch; submissions.json
  *   <dir>/logs/                    Slurm output files
  *   <dir>/results.{csv,md,json}, <dir>/plots/*.svg   written by collection
+ *   <dir>/events.out.tfevents.*, trials/<name>/events.out.tfevents.*.sipl-session-*   TensorBoard HParams (hparams.ts)
  */
 import {existsSync, mkdirSync, readFileSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'

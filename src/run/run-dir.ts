@@ -8,6 +8,8 @@
  *                            Node version, start/end (updated at the end of each command)
  *   <run>/train.log          pino JSON lines
  *   <run>/metrics.jsonl|csv  one row per epoch
+ *   <run>/events.out.tfevents.<time>.<host>  TensorBoard, one file per invocation (src/log/tensorboard.ts)
+ *   <run>/validation-overlay.png  the last validation's overlay figure
  *   <run>/checkpoints/{last,best,epoch-N}/  model.safetensors, optimizer.safetensors, state.json
  *   <run>/eval/…             written by `sipl eval --run`
  */

@@ -8,9 +8,10 @@
  * deterministic. So a run killed at any point and resumed with --resume ends with the same
  * weights as an uninterrupted run (test/train/resume.test.ts checks it bit for bit).
  */
+import {join} from 'node:path'
 import {tf} from '../backend/tf.js'
 import {selectBackend, type BackendChoice, type BackendRequest} from '../backend/select.js'
-import {configHash} from '../config/load.js'
+import {configHash, configToYaml} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {ensurePreprocessed, loadCase, loadPlan, loadSplits} from '../data/cache.js'
 import {augment} from '../data/augment.js'
@@ -20,8 +21,10 @@ import {dice, classMask} from '../evaluate/metrics.js'
 import {predictCase} from '../evaluate/predict.js'
 import type {Logger} from '../log/logger.js'
 import {progress} from '../log/progress.js'
+import {EventFileWriter} from '../log/tensorboard.js'
 import {SiplNet} from '../model/sipl.js'
 import {siplLoss, targetsFromLabels, tauAt} from '../model/losses.js'
+import {qualitativePng} from '../report/figures.js'
 import {finishManifest, readRunConfig, runPaths, startManifest, writeResolvedConfig, type RunPaths} from '../run/run-dir.js'
 import {isDirectory, removeStaleTemporaries, writeFileAtomic} from '../util/atomic.js'
 import {lockFolder} from '../util/lock.js'
@@ -102,7 +105,10 @@ function checkTrainingLabels(cases: TrainCase[], classes: string[], log: Logger)
   })
 }
 
-/** Mean Dice over the foreground classes and cases, on the preprocessed grid (validation only). */
+/**
+ * Mean Dice over the foreground classes and cases, on the preprocessed grid (validation only),
+ * and the first case's overlay figure (image | reference | prediction, as eval's figures).
+ */
 async function validate(
   model: SiplNet,
   cases: TrainCase[],
@@ -110,16 +116,18 @@ async function validate(
   patch: Triple,
   numClasses: number,
   epoch: number,
-): Promise<{dice: number; perClass: number[]}> {
+): Promise<{dice: number; perClass: number[]; overlay: Buffer}> {
   const overlapping = config.data.overlappingRegions
   const sums = new Array<number>(numClasses).fill(0)
+  let overlay: Buffer | undefined
   for (const c of cases) {
     const {labels} = await predictCase(model, c, {patch, numClasses, overlappingRegions: overlapping, eval: config.eval, epoch})
     for (let k = 1; k <= numClasses; k++) sums[k - 1] += dice(classMask(labels, k, overlapping), classMask(c.label, k, overlapping))
+    overlay ??= qualitativePng({image: c.image, channels: c.channels, shape: c.shape, reference: c.label, prediction: labels}).png
     await new Promise((r) => setImmediate(r))
   }
   const perClass = sums.map((s) => s / cases.length)
-  return {dice: perClass.reduce((a, b) => a + b, 0) / numClasses, perClass}
+  return {dice: perClass.reduce((a, b) => a + b, 0) / numClasses, perClass, overlay: overlay!}
 }
 
 /** One writer per run folder: the run's lock is held from the first check to the last write. */
@@ -253,6 +261,11 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
   } else {
     rewriteMetrics(paths, 0)
   }
+  // TensorBoard: a new events file per invocation; a resume first drops what the interrupted
+  // process logged after the checkpoint, as TensorBoard's restart marker does
+  const board = new EventFileWriter(paths.dir)
+  if (options.resume) board.sessionStart(state.step)
+  board.text(state.step, 'config', '```yaml\n' + configToYaml(config) + '```\n')
 
   const sampler = new PatchSampler(
     trainCases,
@@ -284,6 +297,7 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
     const sums = {loss: 0, seg: 0, aux: 0, gradNorm: 0}
     let lr = 0
     for (let iter = 0; iter < itersPerEpoch; iter++) {
+      const stepStart = performance.now()
       lr = lrAt(state.step)
       const batchSize = patchesInStep(config.train, trainCases.length, iter)
       const x = new Float32Array(batchSize * voxels * channels)
@@ -295,6 +309,7 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
       }
       let seg!: tf.Scalar
       let aux!: tf.Scalar
+      let auxPerLayer!: tf.Scalar[]
       const {value, grads} = tf.tidy(() => {
         const input = tf.tensor5d(x, [batchSize, pz, py, px, channels]) // [B, D, H, W, C]
         const labels = tf.tensor4d(y, [batchSize, pz, py, px], 'int32') // [B, D, H, W]
@@ -304,6 +319,7 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
           const losses = siplLoss(out, targets, config.loss)
           seg = tf.keep(losses.seg)
           aux = tf.keep(losses.aux)
+          auxPerLayer = losses.auxPerLayer.map((l) => tf.keep(l))
           return losses.total
         }, trainable)
       })
@@ -311,10 +327,10 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
       for (const [tfName, g] of Object.entries(grads)) named.set(byTfName.get(tfName)!, g)
       const clipped = await clipByGlobalNorm(named, config.train.gradClip)
       optimizer.step(variables, clipped.grads, lr)
-      const loss = (await value.data())[0]
-      const segValue = (await seg.data())[0]
-      const auxValue = (await aux.data())[0]
-      tf.dispose([value, seg, aux, ...clipped.grads.values(), ...named.values()])
+      // one read for all the logged losses (each read is a sync point on a GPU backend)
+      const lossesT = tf.stack([value, seg, aux, ...auxPerLayer])
+      const [loss, segValue, auxValue, ...auxLayerValues] = await lossesT.data()
+      tf.dispose([lossesT, value, seg, aux, ...auxPerLayer, ...clipped.grads.values(), ...named.values()])
       if (!Number.isFinite(loss))
         throw new UserError(
           `training diverged: loss ${loss} at epoch ${epoch + 1} step ${state.step + 1} (lower train.optimizer.lr or train.gradClip, and train into a new --out)`,
@@ -325,6 +341,16 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
       sums.gradNorm += clipped.norm
       state.step++
       finalLoss = loss
+      board.scalars(state.step, {
+        'loss/total': loss,
+        'loss/seg': segValue,
+        'loss/aux_sum': auxValue,
+        ...Object.fromEntries(auxLayerValues.map((v, l) => [`loss/aux/layer_${l + 1}`, v])),
+        'train/lr': lr,
+        'train/tau': tau,
+        'train/grad_norm': clipped.norm,
+        'train/step_seconds': (performance.now() - stepStart) / 1000,
+      })
       log.debug({epoch: epoch + 1, step: state.step, loss, lr, tau}, 'step')
       bar.update(state.step - firstStep, {epoch: epoch + 1, loss, lr, τ: tau})
       // a turn of the event loop: SIGTERM's handler (which releases the run's lock) and the lock's refresh timer run
@@ -351,6 +377,12 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
       const val = await validate(model, valCases, config, patch, numClasses, epoch)
       row.valDice = val.dice
       row.valPerClass = Object.fromEntries(classes.map((name, k) => [name, val.perClass[k]]))
+      board.scalars(state.step, {
+        'val/mean_dice': val.dice,
+        ...Object.fromEntries(classes.map((name, k) => [`val/dice/${name}`, val.perClass[k]])),
+      })
+      board.image(state.step, 'val/overlay', val.overlay)
+      writeFileAtomic(join(paths.dir, 'validation-overlay.png'), val.overlay)
       improved = state.bestDice === null || val.dice > state.bestDice
       if (improved) {
         state.bestDice = val.dice
@@ -378,6 +410,7 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
     log.info({epoch: done, loss: row.loss, lr, tau, valDice: row.valDice ?? undefined, seconds: row.seconds}, 'epoch')
   }
   bar.stop()
+  board.close()
   // a run resumed after its last epoch still needs a best checkpoint
   if (!hasCheckpoint(paths.checkpoint('best')) && hasCheckpoint(last)) {
     loadWeights(last, variables)

@@ -62,22 +62,25 @@ export function appendMetrics(paths: RunPaths, row: EpochMetrics): void {
   writeAll(paths, [...readMetrics(paths).filter((r) => r.epoch < row.epoch), row])
 }
 
+/** total, L_seg and Σ L_aux per epoch (training-curve.svg, and the report page) */
+export function lossCurveSvg(rows: EpochMetrics[], size: {width?: number; height?: number} = {}): string {
+  const x = rows.map((r) => r.epoch)
+  return linePlotSvg({
+    ...size,
+    title: 'Training loss',
+    xLabel: 'epoch',
+    yLabel: 'loss (mean over the epoch)',
+    series: [
+      {name: 'total', x, y: rows.map((r) => r.loss)},
+      {name: 'L_seg', x, y: rows.map((r) => r.segLoss)},
+      {name: 'Σ L_aux', x, y: rows.map((r) => r.auxLoss)},
+    ],
+  })
+}
+
 export function writeTrainingCurves(paths: RunPaths): void {
   const rows = readMetrics(paths)
-  const x = rows.map((r) => r.epoch)
-  writeFileAtomic(
-    paths.curve,
-    linePlotSvg({
-      title: 'Training loss',
-      xLabel: 'epoch',
-      yLabel: 'loss (mean over the epoch)',
-      series: [
-        {name: 'total', x, y: rows.map((r) => r.loss)},
-        {name: 'L_seg', x, y: rows.map((r) => r.segLoss)},
-        {name: 'Σ L_aux', x, y: rows.map((r) => r.auxLoss)},
-      ],
-    }),
-  )
+  writeFileAtomic(paths.curve, lossCurveSvg(rows))
   const val = rows.filter((r) => r.valDice !== null)
   if (val.length > 0)
     writeFileAtomic(
