@@ -24,7 +24,12 @@ export function randomize(config: AugmentConfig, rng: Rng, patch: Triple): Augme
   // a non-square x–y patch can only turn by 180° and keep its shape
   const quarter = 1 + rng.int(3)
   const rot90 = !rotate ? 0 : patch[0] === patch[1] ? quarter : 2
-  const flips = [rng.next() < config.flip, rng.next() < config.flip, rng.next() < config.flip] as [boolean, boolean, boolean]
+  // three draws whatever flipAxes says, so that restricting the axes leaves the rest of the stream alone
+  const flips = (['x', 'y', 'z'] as const).map((axis) => rng.next() < config.flip && config.flipAxes.includes(axis)) as [
+    boolean,
+    boolean,
+    boolean,
+  ]
   const doShift = rng.next() < config.intensityShiftProb
   const shiftValue = rng.uniform(-config.intensityShift, config.intensityShift)
   const doScale = rng.next() < config.intensityScaleProb

@@ -8,6 +8,12 @@
  * against the cached labels. With --labels, every method (the run's written predictions
  * included) is scored from its masks against those references, on their grid, so runs and
  * other tools' outputs are compared on identical terms.
+ *
+ * Every method is scored under one protocol (--protocol / eval.protocol), and summary.json
+ * records everything that determined the scores (settings.ts). A compared run's existing
+ * eval/ is reused only when it was made the same way and its checkpoint has not been saved
+ * again since; otherwise the command stops, names the setting and prints the command that
+ * re-scores it.
  */
 import {existsSync, readFileSync} from 'node:fs'
 import {basename, join, resolve} from 'node:path'
@@ -20,7 +26,23 @@ import {comparisonTable, perClassTable, render, type MethodRow} from '../report/
 import {readRunConfig} from '../run/run-dir.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {compareMethods, type MethodScores, type TestResult} from './compare.js'
-import {evaluateFolders, summarize, writeEvalFiles, type CaseResult, type EvalSummary} from './evaluate.js'
+import {
+  evaluateFolders,
+  PROTOCOL_DESCRIPTIONS,
+  summarize,
+  writeEvalFiles,
+  type CaseResult,
+  type EvalSummary,
+  type Protocol,
+} from './evaluate.js'
+import {
+  differentSettingsError,
+  predictionDifferences,
+  rescoreCommand,
+  settingDifferences,
+  type PredictionSettings,
+  type ScoringSettings,
+} from './settings.js'
 
 export interface EvalCommandOptions {
   run?: string
@@ -29,6 +51,8 @@ export interface EvalCommandOptions {
   labels?: string
   compare: string[]
   name: string
+  /** --protocol; default eval.protocol of the config (strict without one) */
+  protocol?: Protocol
   ttest: boolean
   wilcoxon: boolean
   holm: boolean
@@ -42,7 +66,7 @@ export interface EvalCommandOptions {
 }
 
 export interface EvalJson {
-  methods: Record<string, {meanDice: number; perCase: Record<string, number>; perClass: Record<string, number>; source: string}>
+  methods: Record<string, {meanDice: number; perCase: Record<string, number>; perClass: Record<string, number | null>; source: string}>
   tests: TestResult[]
   summary: EvalSummary
   outDir: string
@@ -57,14 +81,48 @@ function parseCompare(spec: string): {name: string; dir: string} {
 
 const isRunDir = (dir: string) => existsSync(join(dir, 'config.yaml')) && existsSync(join(dir, 'checkpoints'))
 
+/** state.json's savedAt of a run's checkpoint, or null when the checkpoint is gone. */
+function checkpointSavedAt(runDir: string, checkpoint: string): string | null {
+  const file = join(runDir, 'checkpoints', checkpoint, 'state.json')
+  if (!existsSync(file)) return null
+  try {
+    return String((JSON.parse(readFileSync(file, 'utf8')) as {savedAt?: unknown}).savedAt ?? '')
+  } catch {
+    return null
+  }
+}
+
+type RecordedSummary = EvalSummary & {settings?: ScoringSettings}
+
+/**
+ * A compared run's recorded eval: its summary and settings, refused (with the re-scoring
+ * command) when it predates the settings record or when its checkpoint was saved again since.
+ */
+function recordedEval(name: string, dir: string, wanted: ScoringSettings): {summary: RecordedSummary; settings: ScoringSettings} {
+  const file = join(dir, 'eval', 'summary.json')
+  const summary = JSON.parse(readFileSync(file, 'utf8')) as RecordedSummary
+  const settings = summary.settings
+  if (!settings || !settings.prediction)
+    throw new UserError(
+      `--compare ${name}=${dir}: ${file} does not record how it was scored (made by an older sipl); re-score it: ${rescoreCommand(dir, wanted)}`,
+    )
+  const now = checkpointSavedAt(dir, settings.prediction.checkpoint)
+  if (now !== settings.prediction.checkpointSavedAt)
+    throw new UserError(
+      `--compare ${name}=${dir}: checkpoints/${settings.prediction.checkpoint} has changed since ${file} was written (trained further or replaced); re-score it: ${rescoreCommand(dir, wanted)}`,
+    )
+  return {summary, settings}
+}
+
 function methodFrom(
   name: string,
   source: string,
   classes: string[],
   results: CaseResult[],
   tolerance: number,
+  protocol: Protocol,
 ): {scores: MethodScores; summary: EvalSummary} {
-  const summary = summarize(classes, results, tolerance)
+  const summary = summarize(classes, results, tolerance, protocol)
   return {
     scores: {
       name,
@@ -89,6 +147,8 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   const dup = names.find((n, i) => names.indexOf(n) !== i)
   if (dup) throw new UserError(`method name '${dup}' is used twice; give every --compare (and --name) a distinct NAME`)
 
+  // --protocol is eval.protocol, applied last so that it wins over the config and --set
+  const sets = o.protocol ? [...o.set, `eval.protocol=${o.protocol}`] : o.set
   let config: ExperimentConfig | null = null
   if (o.run) {
     if (o.configFile)
@@ -96,14 +156,17 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
         '--run uses the config the run was trained with (its config.yaml); drop --config (eval.* can still be changed with --set)',
       )
     readRunConfig(o.run)
-    config = loadConfig(join(o.run, 'config.yaml'), o.set).config
+    config = loadConfig(join(o.run, 'config.yaml'), sets).config
   } else if (o.configFile) {
-    config = loadConfig(o.configFile, o.set).config
+    config = loadConfig(o.configFile, sets).config
   }
+  const protocol: Protocol = config?.eval.protocol ?? o.protocol ?? 'strict'
   const outDir = resolve(o.out ?? (o.run ? join(o.run, 'eval') : join(o.pred!, 'eval')))
   const log = o.makeLogger(join(outDir, 'eval.log'))
   const tolerance = config?.eval.surfaceTolerance ?? 1
   const overlappingRegions = config?.data.overlappingRegions ?? false
+  const scoring = {overlappingRegions, tolerance, protocol}
+  const grid: ScoringSettings['grid'] = o.labels ? 'labels' : 'preprocessed'
   const files: string[] = []
   let backendSelected = false
   const ensureBackend = async () => {
@@ -115,6 +178,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   let classes: string[]
   let results: CaseResult[]
   let extra: Record<string, unknown> = {method: o.name}
+  let mainPrediction: PredictionSettings | null = null
   // the model stack (tfjs, the network, the data cache) loads only when a run is evaluated
   const evaluateRun = async (...args: Parameters<typeof import('./run-eval.js').evaluateRun>) =>
     (await import('./run-eval.js')).evaluateRun(...args)
@@ -131,6 +195,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
     })
     classes = r.classes
     results = r.results
+    mainPrediction = r.prediction
     extra = {
       ...extra,
       run: resolve(o.run),
@@ -145,64 +210,106 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
         throw new UserError(
           '--labels with --run scores the written predictions, but eval.savePredictions is false; drop --set eval.savePredictions=false',
         )
-      results = evaluateFolders(join(outDir, 'predictions'), o.labels, {numClasses: classes.length, overlappingRegions, tolerance}).results
+      results = evaluateFolders(join(outDir, 'predictions'), o.labels, {numClasses: classes.length, ...scoring}).results
       extra = {...extra, grid: 'labels', labels: resolve(o.labels)}
     }
   } else {
-    const scored = evaluateFolders(o.pred!, o.labels!, {numClasses: config?.data.classes.length, overlappingRegions, tolerance})
+    const scored = evaluateFolders(o.pred!, o.labels!, {numClasses: config?.data.classes.length, ...scoring})
     classes = config?.data.classes ?? Array.from({length: scored.numClasses}, (_, k) => `class${k + 1}`)
     results = scored.results
     extra = {...extra, pred: resolve(o.pred!), labels: resolve(o.labels!), grid: 'labels'}
   }
-  const main = methodFrom(o.name, o.run ? resolve(o.run) : resolve(o.pred!), classes, results, tolerance)
+  const settings: ScoringSettings = {protocol, grid, surfaceTolerance: tolerance, prediction: mainPrediction}
+  const main = methodFrom(o.name, o.run ? resolve(o.run) : resolve(o.pred!), classes, results, tolerance, protocol)
   const summary = main.summary
-  writeEvalFiles(outDir, classes, results, {...summary, ...extra})
+  writeEvalFiles(outDir, classes, results, {...summary, ...extra, settings})
   files.push(join(outDir, 'per-case.csv'), join(outDir, 'summary.json'))
 
-  // 3. The compared methods: runs (their own eval, or their predictions against --labels) or mask folders.
+  // 3. The compared methods: runs (their own eval, or their predictions against --labels) or mask
+  //    folders, all scored under this protocol. Runs must have been predicted like the first run
+  //    of the comparison (the evaluated one when it is a run).
   const methods: MethodScores[] = [main.scores]
+  let reference: {name: string; prediction: PredictionSettings} | null = mainPrediction ? {name: o.name, prediction: mainPrediction} : null
+  const checkPrediction = (name: string, dir: string, prediction: PredictionSettings) => {
+    if (!reference) {
+      reference = {name, prediction}
+      return
+    }
+    const differences = predictionDifferences(reference.prediction, prediction)
+    if (differences.length > 0)
+      throw differentSettingsError(
+        `--compare ${name}=${dir}`,
+        reference.name,
+        differences,
+        rescoreCommand(dir, {...settings, prediction: reference.prediction}),
+      )
+  }
   for (const c of compares) {
     if (isRunDir(c.dir)) {
+      const wanted: ScoringSettings = {...settings, prediction: reference?.prediction ?? null}
       if (o.labels) {
         const preds = join(c.dir, 'eval', 'predictions')
-        if (!existsSync(preds))
-          throw new UserError(`--compare ${c.name}=${c.dir}: no eval/predictions; run 'sipl eval --run ${c.dir}' first`)
+        if (!existsSync(preds) || !existsSync(join(c.dir, 'eval', 'summary.json')))
+          throw new UserError(`--compare ${c.name}=${c.dir}: no eval/predictions; run '${rescoreCommand(c.dir, wanted)}' first`)
+        checkPrediction(c.name, c.dir, recordedEval(c.name, c.dir, wanted).settings.prediction!)
         methods.push(
           methodFrom(
             c.name,
             c.dir,
             classes,
-            evaluateFolders(preds, o.labels, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
-              .results,
+            evaluateFolders(preds, o.labels, {numClasses: classes.length, ...scoring, what: `--compare ${c.name}`}).results,
             tolerance,
+            protocol,
           ).scores,
         )
       } else {
-        let summaryFile = join(c.dir, 'eval', 'summary.json')
-        if (!existsSync(summaryFile)) {
+        const summaryFile = join(c.dir, 'eval', 'summary.json')
+        let recorded: {summary: RecordedSummary; settings: ScoringSettings}
+        if (existsSync(summaryFile)) {
+          recorded = recordedEval(c.name, c.dir, wanted)
+          const differences = settingDifferences({...settings, prediction: reference?.prediction ?? null}, recorded.settings)
+          if (differences.length > 0)
+            throw differentSettingsError(
+              `--compare ${c.name}=${c.dir}`,
+              reference?.name ?? o.name,
+              differences,
+              rescoreCommand(c.dir, wanted),
+            )
+        } else {
+          // never evaluated: predict it now with the same protocol, checkpoint choice and --set
           await ensureBackend()
-          const cfg = readRunConfig(c.dir)
+          const cfg = loadConfig(join(c.dir, 'config.yaml'), sets).config
+          const checkpoint = reference?.prediction.checkpoint ?? o.checkpoint
           const r = await evaluateRun({
             config: cfg,
             runDir: c.dir,
-            checkpoint: 'best',
+            checkpoint,
             outDir: join(c.dir, 'eval'),
             log,
             quiet: o.quiet,
             figures: 0,
           })
-          const s = summarize(r.classes, r.results, cfg.eval.surfaceTolerance)
+          const s = summarize(r.classes, r.results, cfg.eval.surfaceTolerance, protocol)
+          const own: ScoringSettings = {
+            protocol,
+            grid: 'preprocessed',
+            surfaceTolerance: cfg.eval.surfaceTolerance,
+            prediction: r.prediction,
+          }
           writeEvalFiles(join(c.dir, 'eval'), r.classes, r.results, {
             ...s,
             method: c.name,
             run: c.dir,
-            checkpoint: 'best',
+            checkpoint,
+            checkpointEpoch: r.checkpointEpoch,
             split: r.split,
             grid: 'preprocessed',
+            settings: own,
           })
-          summaryFile = join(c.dir, 'eval', 'summary.json')
+          recorded = {summary: {...s, settings: own}, settings: own}
         }
-        const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as EvalSummary
+        checkPrediction(c.name, c.dir, recorded.settings.prediction!)
+        const s = recorded.summary
         methods.push({
           name: c.name,
           meanDice: s.meanDice,
@@ -219,9 +326,9 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
           c.name,
           c.dir,
           classes,
-          evaluateFolders(c.dir, o.labels, {numClasses: classes.length, overlappingRegions, tolerance, what: `--compare ${c.name}`})
-            .results,
+          evaluateFolders(c.dir, o.labels, {numClasses: classes.length, ...scoring, what: `--compare ${c.name}`}).results,
           tolerance,
+          protocol,
         ).scores,
       )
     }
@@ -241,10 +348,11 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   }
   // the evaluated method last, as the paper puts "SIPL (ours)"
   const rows: MethodRow[] = [...methods.slice(1), methods[0]].map((m) => ({name: m.name, meanDice: m.meanDice, perClass: m.perClass}))
-  const table1 = render(perClassTable(rows, classes), `DSC (%) per class on ${summary.cases.length} cases`)
+  const scoredOn = `${grid === 'labels' ? 'the --labels grid' : 'the preprocessed grid'}; ${PROTOCOL_DESCRIPTIONS[protocol]}`
+  const table1 = render(perClassTable(rows, classes), `DSC (%) per class on ${summary.cases.length} cases, ${scoredOn}`)
   write('table1', table1)
   const textParts = [
-    `${o.name}: mean Dice ${summary.meanDice.toFixed(4)}, mean HD95 ${summary.meanHd95 === null ? 'n/a' : summary.meanHd95.toFixed(2) + ' mm'}, mean surface Dice@${tolerance}mm ${summary.meanSurfaceDice.toFixed(4)} on ${summary.cases.length} cases → ${outDir}`,
+    `${o.name}: mean Dice ${summary.meanDice.toFixed(4)}, mean HD95 ${summary.meanHd95 === null ? 'n/a' : summary.meanHd95.toFixed(2) + ' mm'}, mean surface Dice@${tolerance}mm ${summary.meanSurfaceDice.toFixed(4)} on ${summary.cases.length} cases (protocol ${protocol}) → ${outDir}`,
     '',
     table1.markdown,
   ]
@@ -260,7 +368,10 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
       o.name,
       label,
     )
-    const rendered = render(table, `${label}, ${o.name} against each method, per-case mean Dice, n = ${summary.cases.length}`)
+    const rendered = render(
+      table,
+      `${label}, ${o.name} against each method, per-case mean Dice, n = ${Object.keys(summary.perCase).length}, ${scoredOn}`,
+    )
     write(`comparison-${test}`, rendered)
     textParts.push(rendered.markdown)
   }

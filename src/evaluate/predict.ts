@@ -5,6 +5,8 @@
 import {tf} from '../backend/tf.js'
 import type {EvalConfig} from '../config/schema.js'
 import type {SiplNet} from '../model/sipl.js'
+import type {MirrorAxis} from './mirroring.js'
+import {largestComponentFor} from './evaluate.js'
 import {keepLargestComponent} from './postprocess.js'
 import {probabilitiesToLabels, slidingWindow, type Triple, type WindowPredictor} from './sliding-window.js'
 
@@ -36,6 +38,8 @@ export async function predictCase(
     numClasses: number
     overlappingRegions: boolean
     eval: EvalConfig
+    /** test-time mirror axes: ttaMirrorAxes(config), never more than the training mirrored */
+    mirrorAxes: MirrorAxis[]
     epoch: number
     onProgress?: (done: number, total: number) => void
   },
@@ -45,11 +49,11 @@ export async function predictCase(
     numClasses: options.numClasses,
     overlap: options.eval.overlap,
     sigmaScale: options.eval.sigmaScale,
-    tta: options.eval.tta,
+    mirrorAxes: options.mirrorAxes,
     batchSize: options.eval.batchSize,
     onProgress: options.onProgress,
   })
   let labels = probabilitiesToLabels(probabilities, options.numClasses, options.eval.threshold, options.overlappingRegions)
-  if (options.eval.largestComponent && !options.overlappingRegions) labels = keepLargestComponent(labels, c.shape, options.numClasses)
+  if (largestComponentFor(options.eval) && !options.overlappingRegions) labels = keepLargestComponent(labels, c.shape, options.numClasses)
   return {probabilities, labels}
 }

@@ -2,8 +2,9 @@
  * `sipl eval --run DIR`: the run's checkpoint (best by default) predicts every test case of the
  * preprocessed cache with the sliding window; predictions are written back in the original
  * geometry as `eval/predictions/<case>.nii.gz`; metrics are computed on the preprocessed grid
- * against the cached labels (the grid the network was trained and validated on); a few cases
- * get a qualitative PNG in `eval/figures/`.
+ * against the cached labels (the grid the network was trained and validated on) under
+ * eval.protocol; a few cases get a qualitative PNG in `eval/figures/`. Test-time mirroring uses
+ * only the axes the training mirrored (mirroring.ts), and says so in the log.
  */
 import {join} from 'node:path'
 import type {ExperimentConfig} from '../config/schema.js'
@@ -18,7 +19,9 @@ import {hasCheckpoint, loadWeights, readLoopState} from '../train/checkpoint.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {scoreCase, type CaseResult} from './evaluate.js'
 import type {Spacing3} from './metrics.js'
+import {describeMirroring} from './mirroring.js'
 import {predictCase} from './predict.js'
+import {predictionSettings, type PredictionSettings} from './settings.js'
 import type {Triple} from './sliding-window.js'
 
 export interface RunEvalOptions {
@@ -38,6 +41,8 @@ export interface RunEvalResult {
   classes: string[]
   checkpoint: string
   checkpointEpoch: number
+  /** how the masks were predicted (recorded in summary.json) */
+  prediction: PredictionSettings
   split: 'test' | 'val'
   predictions: string[]
   figures: string[]
@@ -52,6 +57,8 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
       `${dir}: no such checkpoint; train the run first ('sipl train -c <config> --out ${options.runDir}') or pick --checkpoint last`,
     )
   const state = readLoopState(dir)
+  // refuses an impossible eval config (eval.ttaAxes beyond the trained mirror axes, largestComponent off under sipl) before any work
+  const prediction = predictionSettings(config, {name: options.checkpoint, epoch: state.epoch, savedAt: state.savedAt})
 
   const cacheDir = await ensurePreprocessed(config, log)
   const plan = loadPlan(cacheDir)
@@ -67,7 +74,10 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
 
   const model = new SiplNet({model: config.model, smg: config.smg, inChannels: channels, numClasses, seed: config.seed, overlappingRegions})
   loadWeights(dir, model.namedVariables())
-  log.info({checkpoint: options.checkpoint, epoch: state.epoch, cases: ids.length, split}, 'evaluating')
+  log.info({checkpoint: options.checkpoint, epoch: state.epoch, cases: ids.length, split, protocol: config.eval.protocol}, 'evaluating')
+  const mirroring = describeMirroring(config, prediction.ttaAxes)
+  if (mirroring)
+    log.info({ttaAxes: prediction.ttaAxes, flip: config.train.augment.flip, flipAxes: config.train.augment.flipAxes}, mirroring)
 
   const results: CaseResult[] = []
   const predictions: string[] = []
@@ -81,12 +91,13 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
     const {labels} = await predictCase(
       model,
       {image: c.image, shape, channels: c.channels},
-      {patch, numClasses, overlappingRegions, eval: config.eval, epoch: state.epoch},
+      {patch, numClasses, overlappingRegions, eval: config.eval, mirrorAxes: prediction.ttaAxes, epoch: state.epoch},
     )
     results.push(
       scoreCase(id, labels, c.label, shape, c.spacing as Spacing3, numClasses, {
         overlappingRegions,
         tolerance: config.eval.surfaceTolerance,
+        protocol: config.eval.protocol,
       }),
     )
     if (config.eval.savePredictions) {
@@ -99,9 +110,9 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
       writeFileAtomic(file, png)
       figures.push(file)
     }
-    bar.update(i + 1, {case: id, dice: results[results.length - 1].meanDice})
+    bar.update(i + 1, {case: id, dice: results[results.length - 1].meanDice ?? NaN})
   }
   bar.stop()
   model.dispose()
-  return {results, classes, checkpoint: options.checkpoint, checkpointEpoch: state.epoch, split, predictions, figures}
+  return {results, classes, checkpoint: options.checkpoint, checkpointEpoch: state.epoch, prediction, split, predictions, figures}
 }

@@ -17,6 +17,7 @@ import {augment} from '../data/augment.js'
 import {PatchSampler, type TrainCase, type Triple} from '../data/sampler.js'
 import {UserError} from '../errors.js'
 import {dice, classMask} from '../evaluate/metrics.js'
+import {ttaMirrorAxes} from '../evaluate/mirroring.js'
 import {predictCase} from '../evaluate/predict.js'
 import type {Logger} from '../log/logger.js'
 import {progress} from '../log/progress.js'
@@ -70,7 +71,14 @@ async function validate(
   const overlapping = config.data.overlappingRegions
   const sums = new Array<number>(numClasses).fill(0)
   for (const c of cases) {
-    const {labels} = await predictCase(model, c, {patch, numClasses, overlappingRegions: overlapping, eval: config.eval, epoch})
+    const {labels} = await predictCase(model, c, {
+      patch,
+      numClasses,
+      overlappingRegions: overlapping,
+      eval: config.eval,
+      mirrorAxes: ttaMirrorAxes(config),
+      epoch,
+    })
     for (let k = 1; k <= numClasses; k++) sums[k - 1] += dice(classMask(labels, k, overlapping), classMask(c.label, k, overlapping))
   }
   const perClass = sums.map((s) => s / cases.length)

@@ -3,12 +3,14 @@ import assert from 'node:assert/strict'
 import {
   flipBlock,
   gaussianImportance,
+  mirrorMasks,
   importanceSum,
   probabilitiesToLabels,
   slidingWindow,
   windowStarts,
   type Triple,
 } from '../../src/evaluate/sliding-window.js'
+import type {MirrorAxis} from '../../src/evaluate/mirroring.js'
 
 /** A position-dependent "model": p_k(voxel) = sigmoid of a fixed function of the input and k. */
 function voxelwise(C: number, K: number) {
@@ -44,7 +46,7 @@ test('one window covering the volume reproduces the direct whole-volume predicti
     numClasses: 3,
     overlap: 0.5,
     sigmaScale: 0.125,
-    tta: false,
+    mirrorAxes: [],
     batchSize: 1,
   })
   assert.equal(got.length, direct.length)
@@ -58,16 +60,17 @@ test('a voxelwise model gives the same result through overlapping windows, paddi
   const image = randomVolume(shape, 1, 11)
   const predict = voxelwise(1, 2)
   const direct = await predict(image, 1)
-  for (const tta of [false, true]) {
+  for (const mirrorAxes of [[], ['x', 'y', 'z'], ['z']] as MirrorAxis[][]) {
     const got = await slidingWindow({image, shape, channels: 1}, predict, {
       patch: [4, 8, 4],
       numClasses: 2,
       overlap: 0.5,
       sigmaScale: 0.125,
-      tta,
+      mirrorAxes,
       batchSize: 3,
     })
-    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - direct[i]) < 1e-5, `tta ${tta} voxel ${i}: ${got[i]} vs ${direct[i]}`)
+    for (let i = 0; i < got.length; i++)
+      assert.ok(Math.abs(got[i] - direct[i]) < 1e-5, `mirror [${mirrorAxes}] voxel ${i}: ${got[i]} vs ${direct[i]}`)
   }
 })
 
@@ -101,6 +104,13 @@ test('flipBlock mirrors over the requested axes and is its own inverse', () => {
   // voxel (0,0,0) takes (2,0,0): channels 4, 5
   assert.deepEqual([...fx.subarray(0, 2)], [4, 5])
   for (let f = 0; f < 8; f++) assert.deepEqual([...flipBlock(flipBlock(src, dims, 2, f), dims, 2, f)], [...src])
+})
+
+test('mirrorMasks: every combination of the given axes, identity first', () => {
+  assert.deepEqual(mirrorMasks([]), [0])
+  assert.deepEqual(mirrorMasks(['x']), [0, 1])
+  assert.deepEqual(mirrorMasks(['z', 'x']), [0, 1, 4, 5])
+  assert.deepEqual(mirrorMasks(['x', 'y', 'z']), [0, 1, 2, 3, 4, 5, 6, 7])
 })
 
 test('probabilities become labels: argmax above threshold, or nested regions', () => {

@@ -17,9 +17,18 @@ export const optimizerSchema = z.discriminatedUnion('name', [
   }),
 ])
 
+export const mirrorAxis = z.enum(['x', 'y', 'z'])
+
 export const augmentSchema = section({
   rot90: probability.default(0.1),
+  // probability of mirroring along each of flipAxes, drawn per axis (nnU-Net: 0.5 on all three);
+  // 0 = the model never sees mirrored anatomy, so test-time mirroring is off too (eval.tta)
   flip: probability.default(0),
+  // the axes `flip` may mirror (nnU-Net mirror_axes); eval.tta mirrors only along these
+  flipAxes: z
+    .array(mirrorAxis)
+    .default(['x', 'y', 'z'])
+    .refine((axes) => new Set(axes).size === axes.length, 'list each axis once'),
   intensityShift: z.number().nonnegative().default(0.1),
   intensityShiftProb: probability.default(0.2),
   intensityScale: z.number().nonnegative().default(0),
