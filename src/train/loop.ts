@@ -14,7 +14,7 @@ import {configHash} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {ensurePreprocessed, loadCase, loadPlan, loadSplits} from '../data/cache.js'
 import {augment} from '../data/augment.js'
-import {PatchSampler, type TrainCase, type Triple} from '../data/sampler.js'
+import {PatchSampler, samplerOptions, type TrainCase, type Triple} from '../data/sampler.js'
 import {UserError} from '../errors.js'
 import {dice, classMask} from '../evaluate/metrics.js'
 import {ttaMirrorAxes} from '../evaluate/mirroring.js'
@@ -175,11 +175,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     rewriteMetrics(paths, 0)
   }
 
-  const sampler = new PatchSampler(
-    trainCases,
-    {patch, posNegRatio: config.train.posNegRatio, samplesPerVolume: config.train.samplesPerVolume},
-    rng,
-  )
+  const sampler = new PatchSampler(trainCases, samplerOptions(config.train, patch), rng)
   const {epochs, itersPerEpoch, batchSize} = config.train
   const [px, py, pz] = patch
   const voxels = px * py * pz
