@@ -278,7 +278,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
         } else {
           // never evaluated: predict it now with the same protocol, checkpoint choice and --set
           await ensureBackend()
-          const cfg = loadConfig(join(c.dir, 'config.yaml'), sets).config
+          const cfg = loadConfig(join(c.dir, 'config.yaml'), [...sets, `eval.protocol=${protocol}`]).config
           const checkpoint = reference?.prediction.checkpoint ?? o.checkpoint
           const r = await evaluateRun({
             config: cfg,

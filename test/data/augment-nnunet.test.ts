@@ -26,7 +26,7 @@ import {
 import {PatchSampler, type Patch, type TrainCase, type Triple} from '../../src/data/sampler.js'
 import {Rng} from '../../src/util/rng.js'
 import {sipl} from '../helpers/cli.js'
-import {TINY} from '../e2e/tiny.js'
+import {sets, TINY} from '../e2e/tiny.js'
 
 const near = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) => {
   assert.equal(a.length, b.length, what)
@@ -264,29 +264,9 @@ test('sipl train with nnU-Net sampling and the whole nnU-Net augmentation set ru
   const root = mkdtempSync(join(tmpdir(), 'sipl-nnunet-aug-'))
   try {
     const on = ['rotation', 'scaling', 'gaussianNoise', 'gaussianBlur', 'brightness', 'contrast', 'lowResolution', 'gammaInverted', 'gamma']
+    const training = sets('train.epochs=1', 'train.itersPerEpoch=3', 'train.batchSize=2', 'train.sampling=nnunet', 'train.augment.flip=0.5')
     const r = sipl(
-      [
-        'train',
-        '-c',
-        'experiments/demo.yaml',
-        ...TINY,
-        '--set',
-        'train.epochs=1',
-        '--set',
-        'train.itersPerEpoch=3',
-        '--set',
-        'train.batchSize=2',
-        '--set',
-        'train.sampling=nnunet',
-        '--set',
-        'train.augment.flip=0.5',
-        ...on.flatMap((k) => ['--set', `train.augment.${k}.p=1`]),
-        '--set',
-        'train.valEvery=0',
-        '--out',
-        join(root, 'run'),
-        '--json',
-      ],
+      ['train', '-c', 'experiments/demo.yaml', ...TINY, ...training, ...sets(...on.map((k) => `train.augment.${k}.p=1`), 'train.valEvery=0'), '--out', join(root, 'run'), '--json'],
       {env: {SIPL_DATA_DIR: join(root, 'data')}},
     )
     assert.equal(r.code, 0, r.stderr)

@@ -16,3 +16,6 @@ export const TINY = [
   'train.valEvery=1',
   'train.schedule.warmupEpochs=1',
 ].flatMap((s) => ['--set', s])
+
+/** `--set` arguments for each `key=value`. */
+export const sets = (...overrides: string[]) => overrides.flatMap((s) => ['--set', s])

@@ -9,18 +9,14 @@ import assert from 'node:assert/strict'
 import {cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {writeNifti, geometryFromAffine} from '../../src/io/nifti-writer.js'
+import {writeNifti} from '../../src/io/nifti-writer.js'
 import {rescoreCommand, settingDifferences, type ScoringSettings} from '../../src/evaluate/settings.js'
 import {sipl} from '../helpers/cli.js'
-import {TINY} from '../e2e/tiny.js'
+import {sets, TINY} from '../e2e/tiny.js'
+import {IDENTITY_GEOMETRY} from '../helpers/geometry.js'
 
 const SHAPE: [number, number, number] = [6, 4, 2]
-const geometry = geometryFromAffine([
-  [1, 0, 0, 0],
-  [0, 1, 0, 0],
-  [0, 0, 1, 0],
-  [0, 0, 0, 1],
-] as never)
+const geometry = IDENTITY_GEOMETRY
 
 function mask(shift: number): Uint8Array {
   const out = new Uint8Array(6 * 4 * 2)
@@ -132,25 +128,10 @@ test('--run --compare RUN: a recorded eval is reused only when made alike; mirro
   const env = {SIPL_DATA_DIR: join(root, 'data')}
   try {
     const run = join(root, 'run')
-    const t = sipl(
-      [
-        'train',
-        '-c',
-        'experiments/demo.yaml',
-        ...TINY,
-        '--set',
-        'train.epochs=1',
-        '--set',
-        'train.itersPerEpoch=2',
-        '--set',
-        'eval.overlap=0',
-        '--out',
-        run,
-      ],
-      {env},
-    )
+    const training = sets('train.epochs=1', 'train.itersPerEpoch=2', 'train.augment.flip=0', 'eval.overlap=0')
+    const t = sipl(['train', '-c', 'experiments/demo.yaml', ...TINY, ...training, '--out', run], {env})
     assert.equal(t.code, 0, t.stderr)
-    // trained without flips (demo: train.augment.flip 0), evaluated with eval.tta: no mirroring, logged
+    // trained without flips, evaluated with eval.tta: no mirroring, logged
     const e = sipl(['eval', '--run', run, '--set', 'eval.tta=true', '--figures', '0'], {env})
     assert.equal(e.code, 0, e.stderr)
     const summary = JSON.parse(readFileSync(join(run, 'eval', 'summary.json'), 'utf8')) as {

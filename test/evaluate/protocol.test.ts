@@ -18,7 +18,8 @@ import assert from 'node:assert/strict'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {writeNifti, geometryFromAffine} from '../../src/io/nifti-writer.js'
+import {writeNifti} from '../../src/io/nifti-writer.js'
+import {IDENTITY_GEOMETRY} from '../helpers/geometry.js'
 import {scoreCase, summarize} from '../../src/evaluate/evaluate.js'
 import {keepLargestComponent} from '../../src/evaluate/postprocess.js'
 import {sipl} from '../helpers/cli.js'
@@ -100,12 +101,7 @@ test('a protocol that scores nothing is a one-line error, not a NaN', () => {
 test('sipl eval --protocol: per-case.csv, summary.json "protocol" and the table captions, for both protocols', () => {
   const root = mkdtempSync(join(tmpdir(), 'sipl-protocol-'))
   try {
-    const geometry = geometryFromAffine([
-      [1, 0, 0, 0],
-      [0, 1, 0, 0],
-      [0, 0, 1, 0],
-      [0, 0, 0, 1],
-    ] as never)
+    const geometry = IDENTITY_GEOMETRY
     for (const [id, [ref, pred]] of Object.entries(CASES)) {
       writeNifti(join(root, 'labels', `${id}.nii.gz`), {shape: SHAPE, data: row(ref), geometry})
       writeNifti(join(root, 'pred', `${id}.nii.gz`), {shape: SHAPE, data: row(pred), geometry})
