@@ -1,6 +1,9 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, backendFlag, configFlags, lockFlag} from '../src/cli/base-command.js'
 import {runEval, type EvalJson} from '../src/evaluate/eval-command.js'
+import {PROTOCOLS} from '../src/evaluate/evaluate.js'
+
+type EvalCommandProtocol = (typeof PROTOCOLS)[number] | undefined
 
 export default class Eval extends BaseCommand<typeof Eval> {
   static override summary = "Evaluate a run or any tool's predicted masks: Dice, HD95, surface Dice, paired tests, tables"
@@ -8,6 +11,7 @@ export default class Eval extends BaseCommand<typeof Eval> {
   static override examples = [
     '<%= config.bin %> eval --run runs/demo',
     '<%= config.bin %> eval --run runs/btcv --compare nnunet=preds/nnunet --labels BTCV/labelsTs --paired-ttest --wilcoxon --holm',
+    '<%= config.bin %> eval --run runs/demo --protocol sipl',
     '<%= config.bin %> eval --pred preds/sipl --labels labelsTs --name SIPL --compare UNETR++=preds/unetrpp --paired-ttest --json',
     '<%= config.bin %> eval --pred preds/totalseg --labels labelsTs -c experiments/mine.yaml --pred-label-map totalseg-map.yaml',
   ]
@@ -36,6 +40,11 @@ export default class Eval extends BaseCommand<typeof Eval> {
       helpValue: 'NAME=DIR',
     }),
     name: Flags.string({description: 'name of the evaluated method in tables and --json', default: 'main'}),
+    protocol: Flags.string({
+      description:
+        "scoring protocol (eval.protocol): 'sipl' = the official SIPL test (a class absent from a case's reference is not scored there; largest component per class), 'strict' = every class in every case (both empty 1, a false positive on an absent class 0)",
+      options: [...PROTOCOLS],
+    }),
     'paired-ttest': Flags.boolean({
       description: 'two-sided paired t-test on per-case mean Dice against every --compare method',
       default: false,
@@ -55,6 +64,7 @@ export default class Eval extends BaseCommand<typeof Eval> {
       labels: f.labels,
       compare: f.compare,
       name: f.name,
+      protocol: f.protocol as EvalCommandProtocol,
       ttest: f['paired-ttest'],
       wilcoxon: f.wilcoxon,
       holm: f.holm,

@@ -142,7 +142,7 @@ async function inferenceMs(net: BenchNet, options: BenchOptions): Promise<number
       probs.dispose()
       return values
     },
-    {patch: [patch, patch, patch], numClasses: net.classes, overlap: 0.5, sigmaScale: 1 / 8, tta: false, batchSize: options.inferBatch},
+    {patch: [patch, patch, patch], numClasses: net.classes, overlap: 0.5, sigmaScale: 1 / 8, mirrorAxes: [], batchSize: options.inferBatch},
   )
   return performance.now() - start
 }

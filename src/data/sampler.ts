@@ -3,7 +3,8 @@
  * take `samplesPerVolume` crops from it; each crop is centred on a random foreground voxel with
  * probability pos/(pos+neg) (default 2:1) and on a random background voxel otherwise, and moved
  * inside the volume. Volumes smaller than the patch are zero-padded (label 0) at the far end.
- * All draws come from the one seeded Rng whose state a checkpoint saves.
+ * All draws come from the one seeded Rng whose state a checkpoint saves. `mode: 'nnunet'` draws as
+ * nnU-Net's DataLoader3D does instead (train.sampling; see nnunetPatch).
  *
  * Which volume comes next (`volumeOrder`):
  * - `permutation`: every training volume once per epoch, in a shuffled order, without
@@ -15,6 +16,7 @@
  * Layouts: case image c + C·(x + X·(y + Y·z)) (channels-last, x fastest), label x + X·(y + Y·z);
  * a patch has the same layout with the patch size, i.e. a row-major [pz, py, px, C] block.
  */
+import type {TrainConfig} from '../config/schema.js'
 import type {Rng} from '../util/rng.js'
 
 export type Triple = [number, number, number]
@@ -37,6 +39,8 @@ export interface Patch {
   /** crop origin in the volume (x, y, z); may be negative never, padding is at the far end */
   origin: Triple
   positive: boolean
+  /** the volume it was cropped from, so that rotation and scaling can resample from beyond the crop */
+  source?: TrainCase
 }
 
 export type VolumeOrder = 'permutation' | 'random'
@@ -45,7 +49,26 @@ export interface SamplerOptions {
   patch: Triple
   posNegRatio: [number, number]
   samplesPerVolume: number
-  volumeOrder: VolumeOrder
+  /** 'permutation' or 'random' (default) */
+  volumeOrder?: VolumeOrder
+  /** 'monai' (default): samplesPerVolume crops per drawn volume; 'nnunet': one volume per batch element (train.sampling) */
+  mode?: 'monai' | 'nnunet'
+  /** 'nnunet': the batch size and the share of each batch centred on foreground */
+  batchSize?: number
+  oversampleForeground?: number
+}
+
+/** The sampler options a training config asks for. */
+export function samplerOptions(train: TrainConfig, patch: Triple): SamplerOptions {
+  return {
+    patch,
+    posNegRatio: train.posNegRatio,
+    samplesPerVolume: train.samplesPerVolume,
+    volumeOrder: train.volumeOrder,
+    mode: train.sampling,
+    batchSize: train.batchSize,
+    oversampleForeground: train.oversampleForeground,
+  }
 }
 
 /**
@@ -96,9 +119,12 @@ export function cropCase(c: TrainCase, origin: Triple, patch: Triple): {image: F
 
 export class PatchSampler {
   private readonly foreground = new Map<string, Int32Array>()
+  private readonly byClass = new Map<string, Map<number, Int32Array>>()
   private queue: Patch[] = []
   /** permutation order: the volumes of this epoch not yet visited, next last */
   private unvisited: TrainCase[] = []
+  /** 'nnunet': the position of the next patch in its batch */
+  private slot = 0
 
   constructor(
     private readonly cases: TrainCase[],
@@ -150,20 +176,70 @@ export class PatchSampler {
         const size = c.shape[axis]
         return Math.max(0, Math.min(v - Math.floor(p / 2), size - p))
       }) as Triple
-      out.push({caseId: c.id, origin, positive, ...cropCase(c, origin, this.options.patch)})
+      out.push(this.cropAt(c, origin, positive))
     }
     return out
   }
 
   private nextVolume(): TrainCase {
-    if (this.options.volumeOrder === 'random') return this.cases[this.rng.int(this.cases.length)]
+    if (this.options.volumeOrder !== 'permutation') return this.cases[this.rng.int(this.cases.length)]
     // a permutation epoch that asks for more crops than it holds starts another pass
     if (this.unvisited.length === 0) this.unvisited = this.rng.shuffle([...this.cases])
     return this.unvisited.pop()!
   }
 
-  /** The next patch; the next volume is taken when the crops of the last one are used up. */
+  /** Foreground voxel indices of each label value present in the case (nnU-Net's class_locations). */
+  private classVoxels(c: TrainCase): Map<number, Int32Array> {
+    let classes = this.byClass.get(c.id)
+    if (!classes) {
+      const counts = new Map<number, number>()
+      for (let i = 0; i < c.label.length; i++) if (c.label[i] > 0) counts.set(c.label[i], (counts.get(c.label[i]) ?? 0) + 1)
+      classes = new Map([...counts.keys()].sort((a, b) => a - b).map((k) => [k, new Int32Array(counts.get(k)!)]))
+      const filled = new Map([...classes.keys()].map((k) => [k, 0]))
+      for (let i = 0; i < c.label.length; i++) {
+        const k = c.label[i]
+        if (k > 0) {
+          classes.get(k)![filled.get(k)!] = i
+          filled.set(k, filled.get(k)! + 1)
+        }
+      }
+      this.byClass.set(c.id, classes)
+    }
+    return classes
+  }
+
+  private cropAt(c: TrainCase, origin: Triple, positive: boolean): Patch {
+    return {caseId: c.id, origin, positive, source: c, ...cropCase(c, origin, this.options.patch)}
+  }
+
+  /**
+   * nnU-Net DataLoader3D: a volume drawn for this batch element alone (with replacement); the last
+   * round(B · oversampleForeground) elements of each batch are centred on a random voxel of a
+   * random foreground class present in the volume, the others placed uniformly at random. The
+   * patch stays inside the volume where it fits (nnU-Net lets it reach past the edge by the
+   * rotation margin of its larger crop).
+   */
+  private nnunetPatch(): Patch {
+    const batch = this.options.batchSize ?? 1
+    const forced = this.slot >= Math.round(batch * (1 - (this.options.oversampleForeground ?? 0.33)))
+    this.slot = (this.slot + 1) % batch
+    const c = this.cases[this.rng.int(this.cases.length)]
+    const classes = [...this.classVoxels(c).values()]
+    if (forced && classes.length > 0) {
+      const voxels = classes[this.rng.int(classes.length)]
+      const i = voxels[this.rng.int(voxels.length)]
+      const [X, Y] = c.shape
+      const at: Triple = [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))]
+      const origin = at.map((v, axis) => Math.max(0, Math.min(v - Math.floor(this.options.patch[axis] / 2), c.shape[axis] - this.options.patch[axis]))) as Triple
+      return this.cropAt(c, origin, true)
+    }
+    const origin = c.shape.map((size, axis) => this.rng.int(Math.max(0, size - this.options.patch[axis]) + 1)) as Triple
+    return this.cropAt(c, origin, false)
+  }
+
+  /** The next patch; the next volume is taken when the crops of the last one are used up ('nnunet': for every patch). */
   next(): Patch {
+    if (this.options.mode === 'nnunet') return this.nnunetPatch()
     if (this.queue.length === 0) this.queue = this.crops(this.nextVolume())
     return this.queue.shift()!
   }
@@ -177,5 +253,6 @@ export class PatchSampler {
   startEpoch(): void {
     this.queue = []
     this.unvisited = []
+    this.slot = 0
   }
 }

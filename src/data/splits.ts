@@ -17,9 +17,35 @@ export interface Splits {
 }
 
 const btcv = (numbers: number[]) => numbers.map((n) => `img${String(n).padStart(4, '0')}`)
+const lung = (numbers: number[]) => numbers.map((n) => `lung_${String(n).padStart(3, '0')}`)
+const brats = (numbers: number[]) => numbers.map((n) => `BRATS_${String(n).padStart(3, '0')}`)
+
+// MSD Task06_Lung and Task01_BrainTumour as UNETR++ split them (Amshaker/unetr_plus_plus @ dcba1c6e,
+// last changed in d896dd5b: unetr_pp_trainer_lung.py and unetr_pp_trainer_tumor.py, do_split(),
+// which overwrite fold 0 with fixed lists). UNETR++ trains on 'train' and scores its 'val' fold
+// after training (evaluation_scripts/run_evaluation_lung.sh runs the trainer with -val), so that
+// fold is the test set here; there is no validation split, and the final epoch is the model, as
+// UNETR++ evaluates model_final_checkpoint.
+const UNETRPP_LUNG_TEST = [1, 3, 25, 27, 44, 46, 48, 58, 62, 70, 81, 83, 93]
+const UNETRPP_LUNG_TRAIN = [
+  4, 5, 6, 9, 10, 14, 15, 16, 18, 20, 22, 23, 26, 28, 29, 31, 33, 34, 36, 37, 38, 41, 42, 43, 45, 47, 49, 51, 53, 54, 55, 57, 59, 61, 64,
+  65, 66, 69, 71, 73, 74, 75, 78, 79, 80, 84, 86, 92, 95, 96,
+]
+const UNETRPP_BRATS_TEST = [
+  11, 12, 18, 20, 21, 28, 29, 32, 34, 36, 41, 47, 49, 53, 56, 57, 69, 71, 89, 90, 92, 95, 103, 105, 106, 107, 109, 118, 145, 147, 156, 161,
+  172, 176, 181, 194, 196, 198, 204, 205, 209, 220, 221, 227, 234, 235, 245, 250, 256, 257, 260, 269, 270, 271, 281, 282, 287, 289, 291,
+  292, 310, 314, 323, 327, 330, 333, 337, 346, 350, 352, 361, 382, 397,
+]
+// the 24 of the 484 cases that UNETR++'s lists leave out (the paper's "5 %" of 80:5:15): unused
+// there, unused here (put them in a splits.json 'val' list to get model selection)
+const UNETRPP_BRATS_UNUSED = [58, 59, 76, 77, 99, 113, 114, 124, 139, 151, 152, 157, 190, 240, 242, 295, 305, 325, 331, 362, 389, 425, 432, 450]
+// UNETR++'s 387 training cases are every other case of BRATS_001 … BRATS_484
+const UNETRPP_BRATS_TRAIN = Array.from({length: 484}, (_, i) => i + 1).filter(
+  (n) => !UNETRPP_BRATS_TEST.includes(n) && !UNETRPP_BRATS_UNUSED.includes(n),
+)
 
 /**
- * Published BTCV splits of the 30 labelled training scans (the 20 official test scans have no
+ * Named splits, per preset. Published BTCV splits of the 30 labelled training scans (the 20 official test scans have no
  * public labels). Both lists were read from the authors' repositories:
  *  - 'sipl': banbooliang/SIPL-MIS @ 8c30320e, dataset/dataset_list/PAOT_BTCV_{train,test}.txt
  *    (24 / 6; the official code also validates on the 6 test scans — here val stays empty).
@@ -39,6 +65,9 @@ export const NAMED_SPLITS: Record<string, Record<string, Splits>> = {
       test: btcv([1, 2, 3, 4, 8, 22, 25, 29, 32, 35, 36, 38]),
     },
   },
+  // 'unetrpp': UNETR++'s fixed lists (above), which the paper's Lungs and BraTS baselines share
+  lungs: {unetrpp: {train: lung(UNETRPP_LUNG_TRAIN), val: [], test: lung(UNETRPP_LUNG_TEST)}},
+  brats: {unetrpp: {train: brats(UNETRPP_BRATS_TRAIN), val: [], test: brats(UNETRPP_BRATS_TEST)}},
 }
 
 /** A new split of `ids` for this config: named (checked against the data) or seeded random. */

@@ -11,7 +11,8 @@ export interface MethodScores {
   name: string
   meanDice: number
   perCase: Record<string, number>
-  perClass: Record<string, number>
+  /** null for a class the protocol scored in no case */
+  perClass: Record<string, number | null>
   source: string
 }
 

@@ -8,6 +8,12 @@
  * against the cached labels. With --labels, every method (the run's written predictions
  * included) is scored from its masks against those references, on their grid, so runs and
  * other tools' outputs are compared on identical terms.
+ *
+ * Every method is scored under one protocol (--protocol / eval.protocol), and summary.json
+ * records everything that determined the scores (settings.ts). A compared run's existing
+ * eval/ is reused only when it was made the same way and its checkpoint has not been saved
+ * again since; otherwise the command stops, names the setting and prints the command that
+ * re-scores it.
  */
 import {existsSync, readFileSync, rmSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
@@ -27,11 +33,21 @@ import {
   evaluateFolders,
   listMasks,
   matchCases,
+  PROTOCOL_DESCRIPTIONS,
   summarize,
   writeEvalFiles,
   type CaseResult,
   type EvalSummary,
+  type Protocol,
 } from './evaluate.js'
+import {
+  differentSettingsError,
+  predictionDifferences,
+  rescoreCommand,
+  settingDifferences,
+  type PredictionSettings,
+  type ScoringSettings,
+} from './settings.js'
 
 export interface EvalCommandOptions {
   run?: string
@@ -40,6 +56,8 @@ export interface EvalCommandOptions {
   labels?: string
   compare: string[]
   name: string
+  /** --protocol; default eval.protocol of the config (strict without one) */
+  protocol?: Protocol
   ttest: boolean
   wilcoxon: boolean
   holm: boolean
@@ -60,7 +78,7 @@ export interface EvalCommandOptions {
 }
 
 export interface EvalJson {
-  methods: Record<string, {meanDice: number; perCase: Record<string, number>; perClass: Record<string, number>; source: string}>
+  methods: Record<string, {meanDice: number; perCase: Record<string, number>; perClass: Record<string, number | null>; source: string}>
   tests: TestResult[]
   summary: EvalSummary
   outDir: string
@@ -75,14 +93,48 @@ function parseCompare(spec: string): {name: string; dir: string} {
 
 const isRunDir = (dir: string) => existsSync(join(dir, 'config.yaml')) && existsSync(join(dir, 'checkpoints'))
 
+/** state.json's savedAt of a run's checkpoint, or null when the checkpoint is gone. */
+function checkpointSavedAt(runDir: string, checkpoint: string): string | null {
+  const file = join(runDir, 'checkpoints', checkpoint, 'state.json')
+  if (!existsSync(file)) return null
+  try {
+    return String((JSON.parse(readFileSync(file, 'utf8')) as {savedAt?: unknown}).savedAt ?? '')
+  } catch {
+    return null
+  }
+}
+
+type RecordedSummary = EvalSummary & {settings?: ScoringSettings}
+
+/**
+ * A compared run's recorded eval: its summary and settings, refused (with the re-scoring
+ * command) when it predates the settings record or when its checkpoint was saved again since.
+ */
+function recordedEval(name: string, dir: string, wanted: ScoringSettings): {summary: RecordedSummary; settings: ScoringSettings} {
+  const file = join(dir, 'eval', 'summary.json')
+  const summary = JSON.parse(readFileSync(file, 'utf8')) as RecordedSummary
+  const settings = summary.settings
+  if (!settings || !settings.prediction)
+    throw new UserError(
+      `--compare ${name}=${dir}: ${file} does not record how it was scored (made by an older sipl); re-score it: ${rescoreCommand(dir, wanted)}`,
+    )
+  const now = checkpointSavedAt(dir, settings.prediction.checkpoint)
+  if (now !== settings.prediction.checkpointSavedAt)
+    throw new UserError(
+      `--compare ${name}=${dir}: checkpoints/${settings.prediction.checkpoint} has changed since ${file} was written (trained further or replaced); re-score it: ${rescoreCommand(dir, wanted)}`,
+    )
+  return {summary, settings}
+}
+
 function methodFrom(
   name: string,
   source: string,
   classes: string[],
   results: CaseResult[],
   tolerance: number,
+  protocol: Protocol,
 ): {scores: MethodScores; summary: EvalSummary} {
-  const summary = summarize(classes, results, tolerance)
+  const summary = summarize(classes, results, tolerance, protocol)
   return {
     scores: {
       name,
@@ -109,6 +161,8 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
   if (!/^(?!\.\.?$)[A-Za-z0-9._-]+$/.test(o.checkpoint))
     throw new UserError(`--checkpoint ${o.checkpoint}: give the name of a folder under checkpoints/ (best, last or epoch-N)`)
 
+  // --protocol is eval.protocol, applied last so that it wins over the config and --set
+  const sets = o.protocol ? [...o.set, `eval.protocol=${o.protocol}`] : o.set
   let config: ExperimentConfig | null = null
   if (o.run) {
     if (o.configFile)
@@ -116,13 +170,13 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
         '--run uses the config the run was trained with (its config.yaml); drop --config (eval.* can still be changed with --set)',
       )
     readRunConfig(o.run)
-    config = loadConfig(join(o.run, 'config.yaml'), o.set).config
+    config = loadConfig(join(o.run, 'config.yaml'), sets).config
     if (o.labels && !config.eval.savePredictions)
       throw new UserError(
         '--labels with --run scores the written predictions, but eval.savePredictions is false; drop --set eval.savePredictions=false',
       )
   } else if (o.configFile) {
-    config = loadConfig(o.configFile, o.set).config
+    config = loadConfig(o.configFile, sets).config
   }
   // Label maps: the references' (--label-map, else the config's data.labelMap) and the predictions'
   // (--pred-label-map, else the same one); a run's own predictions are class indices already.
@@ -161,7 +215,7 @@ export async function runEval(o: EvalCommandOptions): Promise<{text: string; jso
     stage = stagingDir(outDir)
     const log = o.makeLogger(join(stage, 'eval.log'))
     if (litter.length > 0) log.info({removed: litter.length}, 'removed the folders of interrupted evaluations')
-    const {text, json} = await evaluateInto({dir: stage, final: outDir}, o, config, compares, {refMap, predMap, mappedClasses}, log)
+    const {text, json} = await evaluateInto({dir: stage, final: outDir}, o, config, sets, compares, {refMap, predMap, mappedClasses}, log)
     replaceDir(stage, outDir)
     const final = (path: string) => (path.startsWith(stage!) ? outDir + path.slice(stage!.length) : path)
     return {text, json: {...json, files: json.files.map(final)}}
@@ -194,30 +248,44 @@ async function checkCompare(c: {name: string; dir: string}, labels: string | und
   }
 }
 
-/** Evaluates `run` with its best checkpoint into its own eval/ (for --compare), under that folder's lock, replaced when complete. */
+/**
+ * Evaluates a --compare run that has no eval/ yet into its own eval/, under that folder's lock,
+ * replaced when complete: with the evaluated run's protocol, checkpoint choice and --set, so that
+ * it is predicted and scored the same way. Returns its summary and the settings it recorded.
+ */
 async function evaluateCompareRun(
   c: {name: string; dir: string},
   evaluateRun: typeof import('./run-eval.js').evaluateRun,
   o: EvalCommandOptions,
+  how: {sets: string[]; protocol: Protocol; checkpoint: string},
   log: Logger,
-): Promise<void> {
+): Promise<{summary: RecordedSummary; settings: ScoringSettings}> {
   const dir = join(c.dir, 'eval')
-  await withFolderLock(dir, {what: 'eval folder', log, breakLock: o.breakLock}, async () => {
+  return withFolderLock(dir, {what: 'eval folder', log, breakLock: o.breakLock}, async () => {
     removeStaleTemporaries(c.dir, (t) => t.base === 'eval')
     const stage = stagingDir(dir)
     try {
-      const cfg = readRunConfig(c.dir)
-      const r = await evaluateRun({config: cfg, runDir: c.dir, checkpoint: 'best', outDir: stage, log, quiet: o.quiet, figures: 0})
-      const s = summarize(r.classes, r.results, cfg.eval.surfaceTolerance)
+      const cfg = loadConfig(join(c.dir, 'config.yaml'), [...how.sets, `eval.protocol=${how.protocol}`]).config
+      const r = await evaluateRun({config: cfg, runDir: c.dir, checkpoint: how.checkpoint, outDir: stage, log, quiet: o.quiet, figures: 0})
+      const s = summarize(r.classes, r.results, cfg.eval.surfaceTolerance, how.protocol)
+      const settings: ScoringSettings = {
+        protocol: how.protocol,
+        grid: 'preprocessed',
+        surfaceTolerance: cfg.eval.surfaceTolerance,
+        prediction: r.prediction,
+      }
       writeEvalFiles(stage, r.classes, r.results, {
         ...s,
         method: c.name,
         run: c.dir,
-        checkpoint: 'best',
+        checkpoint: how.checkpoint,
+        checkpointEpoch: r.checkpointEpoch,
         split: r.split,
         grid: 'preprocessed',
+        settings,
       })
       replaceDir(stage, dir)
+      return {summary: {...s, settings}, settings}
     } catch (error) {
       rmSync(stage, {recursive: true, force: true})
       throw error
@@ -230,6 +298,7 @@ async function evaluateInto(
   out: {dir: string; final: string},
   o: EvalCommandOptions,
   config: ExperimentConfig | null,
+  sets: string[],
   compares: {name: string; dir: string}[],
   labelMaps: {refMap?: LabelMapping; predMap?: LabelMapping; mappedClasses?: string[]},
   log: Logger,
@@ -238,6 +307,8 @@ async function evaluateInto(
   const outDir = out.dir
   const tolerance = config?.eval.surfaceTolerance ?? 1
   const overlappingRegions = config?.data.overlappingRegions ?? false
+  const protocol: Protocol = config?.eval.protocol ?? o.protocol ?? 'strict'
+  const grid: ScoringSettings['grid'] = o.labels ? 'labels' : 'preprocessed'
   // values a label map left out, said once per side (the references are read again for every method)
   let refUnmappedSaid = false
   const sayUnmapped = (method: string, unmapped: {pred: Map<number, number>; ref: Map<number, number>}) => {
@@ -258,6 +329,7 @@ async function evaluateInto(
       numClasses,
       overlappingRegions,
       tolerance,
+      protocol,
       what,
       labelMaps: {ref: refMap, pred: predictions === 'run' ? undefined : predMap},
     })
@@ -276,6 +348,7 @@ async function evaluateInto(
   let classes: string[]
   let results: CaseResult[]
   let extra: Record<string, unknown> = {method: o.name}
+  let mainPrediction: PredictionSettings | null = null
   // the model stack (tfjs, the network, the data cache) loads only when a run is evaluated
   const runEval = () => import('./run-eval.js')
   if (o.run) {
@@ -295,6 +368,7 @@ async function evaluateInto(
     })
     classes = r.classes
     results = r.results
+    mainPrediction = r.prediction
     extra = {
       ...extra,
       run: resolve(o.run),
@@ -319,28 +393,69 @@ async function evaluateInto(
       ...extra,
       labelMap: {labels: refMap?.labelMap ?? null, predictions: o.run ? null : (predMap?.labelMap ?? null)},
     }
-  const main = methodFrom(o.name, o.run ? resolve(o.run) : resolve(o.pred!), classes, results, tolerance)
+  const settings: ScoringSettings = {protocol, grid, surfaceTolerance: tolerance, prediction: mainPrediction}
+  const main = methodFrom(o.name, o.run ? resolve(o.run) : resolve(o.pred!), classes, results, tolerance, protocol)
   const summary = main.summary
-  writeEvalFiles(outDir, classes, results, {...summary, ...extra})
+  writeEvalFiles(outDir, classes, results, {...summary, ...extra, settings})
   files.push(join(outDir, 'per-case.csv'), join(outDir, 'summary.json'))
 
-  // 4. The compared methods: runs (their own eval, or their predictions against --labels) or mask folders.
+  // 4. The compared methods: runs (their own eval, or their predictions against --labels) or mask
+  //    folders, all scored under this protocol. Runs must have been predicted like the first run
+  //    of the comparison (the evaluated one when it is a run).
   const methods: MethodScores[] = [main.scores]
+  let reference: {name: string; prediction: PredictionSettings} | null = mainPrediction ? {name: o.name, prediction: mainPrediction} : null
+  const checkPrediction = (name: string, dir: string, prediction: PredictionSettings) => {
+    if (!reference) {
+      reference = {name, prediction}
+      return
+    }
+    const differences = predictionDifferences(reference.prediction, prediction)
+    if (differences.length > 0)
+      throw differentSettingsError(
+        `--compare ${name}=${dir}`,
+        reference.name,
+        differences,
+        rescoreCommand(dir, {...settings, prediction: reference.prediction}),
+      )
+  }
   for (const c of compares) {
     if (isRunDir(c.dir)) {
+      const wanted: ScoringSettings = {...settings, prediction: reference?.prediction ?? null}
       if (o.labels) {
         const preds = join(c.dir, 'eval', 'predictions')
+        if (!existsSync(join(c.dir, 'eval', 'summary.json')))
+          throw new UserError(`--compare ${c.name}=${c.dir}: no eval/summary.json; run '${rescoreCommand(c.dir, wanted)}' first`)
+        checkPrediction(c.name, c.dir, recordedEval(c.name, c.dir, wanted).settings.prediction!)
         methods.push(
-          methodFrom(c.name, c.dir, classes, scoreFolder(c.name, preds, `--compare ${c.name}`, 'run', classes.length).results, tolerance)
-            .scores,
+          methodFrom(
+            c.name,
+            c.dir,
+            classes,
+            scoreFolder(c.name, preds, `--compare ${c.name}`, 'run', classes.length).results,
+            tolerance,
+            protocol,
+          ).scores,
         )
       } else {
-        const summaryFile = join(c.dir, 'eval', 'summary.json')
-        if (!existsSync(summaryFile)) {
+        let recorded: {summary: RecordedSummary; settings: ScoringSettings}
+        if (existsSync(join(c.dir, 'eval', 'summary.json'))) {
+          recorded = recordedEval(c.name, c.dir, wanted)
+          const differences = settingDifferences(wanted, recorded.settings)
+          if (differences.length > 0)
+            throw differentSettingsError(
+              `--compare ${c.name}=${c.dir}`,
+              reference?.name ?? o.name,
+              differences,
+              rescoreCommand(c.dir, wanted),
+            )
+        } else {
+          // never evaluated: predict it now with the same protocol, checkpoint choice and --set
           await ensureBackend()
-          await evaluateCompareRun(c, (await runEval()).evaluateRun, o, log)
+          const checkpoint = reference?.prediction.checkpoint ?? o.checkpoint
+          recorded = await evaluateCompareRun(c, (await runEval()).evaluateRun, o, {sets, protocol, checkpoint}, log)
         }
-        const s = JSON.parse(readFileSync(summaryFile, 'utf8')) as EvalSummary
+        checkPrediction(c.name, c.dir, recorded.settings.prediction!)
+        const s = recorded.summary
         methods.push({
           name: c.name,
           meanDice: s.meanDice,
@@ -351,8 +466,14 @@ async function evaluateInto(
       }
     } else {
       methods.push(
-        methodFrom(c.name, c.dir, classes, scoreFolder(c.name, c.dir, `--compare ${c.name}`, 'masks', classes.length).results, tolerance)
-          .scores,
+        methodFrom(
+          c.name,
+          c.dir,
+          classes,
+          scoreFolder(c.name, c.dir, `--compare ${c.name}`, 'masks', classes.length).results,
+          tolerance,
+          protocol,
+        ).scores,
       )
     }
   }
@@ -371,10 +492,11 @@ async function evaluateInto(
   }
   // the evaluated method last, as the paper puts "SIPL (ours)"
   const rows: MethodRow[] = [...methods.slice(1), methods[0]].map((m) => ({name: m.name, meanDice: m.meanDice, perClass: m.perClass}))
-  const table1 = render(perClassTable(rows, classes), `DSC (%) per class on ${summary.cases.length} cases`)
+  const scoredOn = `${grid === 'labels' ? 'the --labels grid' : 'the preprocessed grid'}; ${PROTOCOL_DESCRIPTIONS[protocol]}`
+  const table1 = render(perClassTable(rows, classes), `DSC (%) per class on ${summary.cases.length} cases, ${scoredOn}`)
   write('table1', table1)
   const textParts = [
-    `${o.name}: mean Dice ${summary.meanDice.toFixed(4)}, mean HD95 ${summary.meanHd95 === null ? 'n/a' : summary.meanHd95.toFixed(2) + ' mm'}, mean surface Dice@${tolerance}mm ${summary.meanSurfaceDice.toFixed(4)} on ${summary.cases.length} cases → ${out.final}`,
+    `${o.name}: mean Dice ${summary.meanDice.toFixed(4)}, mean HD95 ${summary.meanHd95 === null ? 'n/a' : summary.meanHd95.toFixed(2) + ' mm'}, mean surface Dice@${tolerance}mm ${summary.meanSurfaceDice.toFixed(4)} on ${summary.cases.length} cases (protocol ${protocol}) → ${out.final}`,
     '',
     table1.markdown,
   ]
@@ -390,7 +512,10 @@ async function evaluateInto(
       o.name,
       label,
     )
-    const rendered = render(table, `${label}, ${o.name} against each method, per-case mean Dice, n = ${summary.cases.length}`)
+    const rendered = render(
+      table,
+      `${label}, ${o.name} against each method, per-case mean Dice, n = ${Object.keys(summary.perCase).length}, ${scoredOn}`,
+    )
     write(`comparison-${test}`, rendered)
     textParts.push(rendered.markdown)
   }

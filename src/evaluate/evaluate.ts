@@ -7,42 +7,97 @@
  *  - a folder of predicted masks from any tool against a folder of reference masks, matched by
  *    case id (file name), metrics on the reference's grid with the reference's voxel spacing.
  *
- * Per-case mean Dice = mean over the K foreground classes (both-empty classes count as 1, see
- * metrics.ts); it is the score the paired tests compare.
+ * Every score is made under a named protocol (docs/evaluation.md):
+ *  - `strict`: every class is scored in every case (both empty = 1, a false positive on an absent
+ *    class = 0, metrics.ts);
+ *  - `sipl`: the official SIPL test.py — a class absent from a case's reference is left out of
+ *    that class's mean and of that case's mean, and the largest connected component of each class
+ *    is kept in every scored prediction. Its Dice has no `+1` in the denominator (test.py's
+ *    dice_score adds one, which pulls small organs down).
+ * Per-case mean Dice = mean over the case's scored classes; it is the score the paired tests
+ * compare. The overall mean is the mean of the per-class means (test.py's "average"; under
+ * `strict` it equals the mean of the per-case means).
  */
 import {readdirSync, existsSync, statSync} from 'node:fs'
 import {join} from 'node:path'
+import type {EvalConfig} from '../config/schema.js'
+import {protocolSchema} from '../config/sections/eval.js'
 import {UserError} from '../errors.js'
 import type {LabelMapping} from '../data/label-map.js'
 import {assertScalar, assertUsableGeometry, isNiftiPath, niftiStem, readNifti, readNiftiHeader, type NiftiImage} from '../io/nifti.js'
 import {AFFINE_TOLERANCE, formatAffine, maxAffineDifference} from '../io/orientation.js'
 import {writeFileAtomic} from '../util/atomic.js'
-import {evaluateLabels, type ClassMetrics, type Shape3, type Spacing3} from './metrics.js'
+import {evaluateLabels, type Shape3, type Spacing3} from './metrics.js'
+import {keepLargestComponent} from './postprocess.js'
+
+export const PROTOCOLS = protocolSchema.options
+export type Protocol = EvalConfig['protocol']
+
+/** One line per protocol, for summary.json and the table captions. */
+export const PROTOCOL_DESCRIPTIONS: Record<Protocol, string> = {
+  strict: 'protocol strict: every class scored in every case (both empty = 1, a false positive on an absent class = 0)',
+  sipl: 'protocol sipl: a class absent from the reference is left out of its class and case means; largest connected component per class; Dice without +1',
+}
+
+/** Whether the protocol keeps only the largest component of each class in every scored prediction. */
+export const protocolKeepsLargestComponent = (protocol: Protocol) => protocol === 'sipl'
+
+/**
+ * Whether the run's own predictions keep only the largest component of each class: the
+ * protocol's choice unless eval.largestComponent says otherwise; turning it off under sipl is a
+ * UserError (the protocol is defined with it).
+ */
+export function largestComponentFor(evalConfig: EvalConfig): boolean {
+  if (evalConfig.largestComponent === false && protocolKeepsLargestComponent(evalConfig.protocol))
+    throw new UserError(
+      'eval.largestComponent=false contradicts eval.protocol sipl, which keeps the largest component of each class; score raw outputs with --protocol strict',
+    )
+  return evalConfig.largestComponent ?? protocolKeepsLargestComponent(evalConfig.protocol)
+}
+
+export interface ScoredClass {
+  /** null when the protocol leaves the class out of this case (sipl: absent from the reference) */
+  dice: number | null
+  /** null when left out, or when exactly one of prediction and reference is empty */
+  hd95: number | null
+  surfaceDice: number | null
+  refEmpty: boolean
+  predEmpty: boolean
+  scored: boolean
+}
 
 export interface CaseResult {
   id: string
-  classes: ClassMetrics[]
-  meanDice: number
+  classes: ScoredClass[]
+  /** mean over the scored classes; null when the protocol scores no class of this case */
+  meanDice: number | null
 }
 
 export interface ClassSummary {
-  dice: number
+  /** mean over the cases where the class is scored (null when it is scored in none) */
+  dice: number | null
   /** mean over the cases where it is defined (null when it is defined for none) */
   hd95: number | null
-  surfaceDice: number
-  /** cases whose HD95 is undefined (exactly one of prediction and reference empty) */
+  surfaceDice: number | null
+  /** cases where the class is scored */
+  scored: number
+  /** scored cases whose HD95 is undefined (exactly one of prediction and reference empty) */
   hd95Undefined: number
   refEmpty: number
   predEmpty: number
 }
 
 export interface EvalSummary {
+  protocol: Protocol
   meanDice: number
   meanHd95: number | null
   meanSurfaceDice: number
   perClass: Record<string, ClassSummary>
   cases: string[]
+  /** per-case mean Dice of the cases with a scored class (all of them under strict) */
   perCase: Record<string, number>
+  /** cases without any scored class (sipl: no reference foreground at all); not in perCase */
+  unscoredCases: string[]
   classes: string[]
   surfaceTolerance: number
   conventions: string
@@ -51,6 +106,19 @@ export interface EvalSummary {
 export const EMPTY_MASK_CONVENTION =
   'both empty: Dice 1, surface Dice 1, HD95 0; exactly one empty: Dice 0, surface Dice 0, HD95 undefined (blank in per-case.csv, null in JSON, left out of HD95 means and counted in hd95Undefined)'
 
+const CONVENTIONS: Record<Protocol, string> = {
+  strict: EMPTY_MASK_CONVENTION,
+  sipl:
+    'a class whose reference is empty is not scored in that case (blank in per-case.csv, left out of its class and case means, whatever was predicted); ' +
+    'reference present and prediction empty: Dice 0, surface Dice 0, HD95 undefined (counted in hd95Undefined)',
+}
+
+export interface ScoreOptions {
+  overlappingRegions: boolean
+  tolerance: number
+  protocol: Protocol
+}
+
 export function scoreCase(
   id: string,
   pred: Uint8Array,
@@ -58,49 +126,61 @@ export function scoreCase(
   shape: Shape3,
   spacing: Spacing3,
   numClasses: number,
-  options: {overlappingRegions: boolean; tolerance: number},
+  options: ScoreOptions,
 ): CaseResult {
-  const classes = evaluateLabels(pred, ref, shape, spacing, numClasses, options)
-  return {id, classes, meanDice: classes.reduce((s, c) => s + c.dice, 0) / numClasses}
+  const classes: ScoredClass[] = evaluateLabels(pred, ref, shape, spacing, numClasses, options).map((c) => {
+    const scored = options.protocol === 'strict' || !c.refEmpty
+    return scored ? {...c, scored} : {dice: null, hd95: null, surfaceDice: null, refEmpty: c.refEmpty, predEmpty: c.predEmpty, scored}
+  })
+  const dices = classes.filter((c) => c.scored).map((c) => c.dice as number)
+  return {id, classes, meanDice: dices.length === 0 ? null : mean(dices)}
 }
 
 const mean = (xs: number[]) => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length)
+const defined = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null)
 
-export function summarize(classNames: string[], results: CaseResult[], tolerance: number): EvalSummary {
+export function summarize(classNames: string[], results: CaseResult[], tolerance: number, protocol: Protocol): EvalSummary {
   const perClass: Record<string, ClassSummary> = {}
   classNames.forEach((name, k) => {
-    const rows = results.map((r) => r.classes[k])
-    const hds = rows.map((r) => r.hd95).filter((h): h is number => h !== null)
+    const rows = results.map((r) => r.classes[k]).filter((r) => r.scored)
+    const hds = defined(rows.map((r) => r.hd95))
     perClass[name] = {
-      dice: mean(rows.map((r) => r.dice)),
+      dice: rows.length > 0 ? mean(rows.map((r) => r.dice as number)) : null,
       hd95: hds.length > 0 ? mean(hds) : null,
-      surfaceDice: mean(rows.map((r) => r.surfaceDice)),
+      surfaceDice: rows.length > 0 ? mean(rows.map((r) => r.surfaceDice as number)) : null,
+      scored: rows.length,
       hd95Undefined: rows.length - hds.length,
-      refEmpty: rows.filter((r) => r.refEmpty).length,
-      predEmpty: rows.filter((r) => r.predEmpty).length,
+      refEmpty: results.filter((r) => r.classes[k].refEmpty).length,
+      predEmpty: results.filter((r) => r.classes[k].predEmpty).length,
     }
   })
-  const classHd = Object.values(perClass)
-    .map((c) => c.hd95)
-    .filter((h): h is number => h !== null)
+  const classDice = defined(Object.values(perClass).map((c) => c.dice))
+  if (classDice.length === 0)
+    throw new UserError(
+      `protocol ${protocol} scores no class in any of the ${results.length} case(s): every reference is empty; check --labels, or score with --protocol strict`,
+    )
+  const classHd = defined(Object.values(perClass).map((c) => c.hd95))
   return {
-    meanDice: mean(results.map((r) => r.meanDice)),
+    protocol,
+    meanDice: mean(classDice),
     meanHd95: classHd.length > 0 ? mean(classHd) : null,
-    meanSurfaceDice: mean(Object.values(perClass).map((c) => c.surfaceDice)),
+    meanSurfaceDice: mean(defined(Object.values(perClass).map((c) => c.surfaceDice))),
     perClass,
     cases: results.map((r) => r.id),
-    perCase: Object.fromEntries(results.map((r) => [r.id, r.meanDice])),
+    perCase: Object.fromEntries(results.filter((r) => r.meanDice !== null).map((r) => [r.id, r.meanDice as number])),
+    unscoredCases: results.filter((r) => r.meanDice === null).map((r) => r.id),
     classes: classNames,
     surfaceTolerance: tolerance,
-    conventions: EMPTY_MASK_CONVENTION,
+    conventions: CONVENTIONS[protocol],
   }
 }
 
 export function perCaseCsv(classNames: string[], results: CaseResult[]): string {
   const lines = ['case,class,dice,hd95,surfaceDice,refEmpty,predEmpty']
+  const cell = (v: number | null) => (v === null ? '' : v)
   for (const r of results)
     r.classes.forEach((c, k) =>
-      lines.push([r.id, classNames[k], c.dice, c.hd95 === null ? '' : c.hd95, c.surfaceDice, c.refEmpty, c.predEmpty].join(',')),
+      lines.push([r.id, classNames[k], cell(c.dice), cell(c.hd95), cell(c.surfaceDice), c.refEmpty, c.predEmpty].join(',')),
     )
   return lines.join('\n') + '\n'
 }
@@ -241,19 +321,15 @@ export function checkFuturePredictions(
 
 /**
  * Scores every prediction in `predDir` against the reference with the same case id in `labelsDir`.
+ * Under protocol sipl every prediction first keeps only the largest component of each class (not
+ * for nested regions), whichever tool made it, so that all methods are scored on equal terms.
  * `labelMaps` turn each side's values into class indices (data.labelMap); `unmapped` counts, per
  * side, the values they did not list.
  */
 export function evaluateFolders(
   predDir: string,
   labelsDir: string,
-  options: {
-    numClasses?: number
-    overlappingRegions: boolean
-    tolerance: number
-    what?: string
-    labelMaps?: {pred?: LabelMapping; ref?: LabelMapping}
-  },
+  options: {numClasses?: number; what?: string; labelMaps?: {pred?: LabelMapping; ref?: LabelMapping}} & ScoreOptions,
 ): {results: CaseResult[]; numClasses: number; unmapped: {pred: Map<number, number>; ref: Map<number, number>}} {
   const pairs = matchCases(listMasks(predDir, '--pred'), listMasks(labelsDir, '--labels'), options.what ?? `--pred ${predDir}`)
   const unmapped = {pred: new Map<number, number>(), ref: new Map<number, number>()}
@@ -294,7 +370,11 @@ export function evaluateFolders(
       throw new UserError(
         `${l.predPath}: affine ${formatAffine(predAffine)} differs from the reference ${l.refPath} ${formatAffine(refAffine)} (max difference ${+diff.toPrecision(3)}, tolerance ${AFFINE_TOLERANCE}); predictions must be on the reference grid: resample them onto it, or save them with the reference's header`,
       )
-    return scoreCase(l.id, l.pred.labels, l.ref.labels, l.ref.shape, l.ref.spacing, K, options)
+    const pred =
+      protocolKeepsLargestComponent(options.protocol) && !options.overlappingRegions
+        ? keepLargestComponent(l.pred.labels, l.ref.shape, K)
+        : l.pred.labels
+    return scoreCase(l.id, pred, l.ref.labels, l.ref.shape, l.ref.spacing, K, options)
   })
   return {results, numClasses: K, unmapped}
 }

@@ -26,6 +26,8 @@ import {progress, type Progress} from '../log/progress.js'
 import {inferenceEpoch} from '../model/sipl.js'
 import {readRunConfig, runPaths} from '../run/run-dir.js'
 import {writeFileAtomic} from '../util/atomic.js'
+import {largestComponentFor} from './evaluate.js'
+import {ttaMirrorAxes, type MirrorAxis} from './mirroring.js'
 import {loadRunModel, predictCase, requireCheckpoint} from './predict.js'
 import type {Triple} from './sliding-window.js'
 
@@ -57,7 +59,7 @@ export interface PredictSummary {
   classes: string[]
   /** where the preprocessing statistics came from: the run's plan.json, the cache's, or the config alone */
   plan: string
-  eval: {tta: boolean; largestComponent: boolean; overlap: number; threshold: number}
+  eval: {tta: boolean; mirrorAxes: MirrorAxis[]; largestComponent: boolean; overlap: number; threshold: number}
   outDir: string
   cases: PredictedCase[]
   seconds: number
@@ -219,6 +221,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictSummary> {
           numClasses,
           overlappingRegions,
           eval: config.eval,
+          mirrorAxes: ttaMirrorAxes(config),
           epoch: inferenceEpoch(epoch),
           onProgress: (done, total) => {
             bar ??= progress(log, `predict ${input.id}`, total, {quiet: o.quiet})
@@ -251,7 +254,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictSummary> {
     model.dispose()
   }
 
-  const {tta, largestComponent, overlap, threshold} = config.eval
+  const {tta, overlap, threshold} = config.eval
   const summary: PredictSummary = {
     run: runDir,
     checkpoint: o.checkpoint,
@@ -259,7 +262,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictSummary> {
     backend: backend.name,
     classes,
     plan: source,
-    eval: {tta, largestComponent, overlap, threshold},
+    eval: {tta, mirrorAxes: ttaMirrorAxes(config), largestComponent: largestComponentFor(config.eval), overlap, threshold},
     outDir,
     cases,
     seconds: (Date.now() - started) / 1000,

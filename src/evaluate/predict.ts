@@ -8,6 +8,8 @@ import {UserError} from '../errors.js'
 import {SiplNet} from '../model/sipl.js'
 import {runPaths} from '../run/run-dir.js'
 import {hasCheckpoint, loadWeights, readableCheckpoint, readLoopState} from '../train/checkpoint.js'
+import {largestComponentFor} from './evaluate.js'
+import type {MirrorAxis} from './mirroring.js'
 import {keepLargestComponent} from './postprocess.js'
 import {slidingWindowLabels, type Triple, type WindowPredictor} from './sliding-window.js'
 
@@ -71,6 +73,8 @@ export async function predictCase(
     numClasses: number
     overlappingRegions: boolean
     eval: EvalConfig
+    /** test-time mirror axes: ttaMirrorAxes(config), never more than the training mirrored */
+    mirrorAxes: MirrorAxis[]
     epoch: number
     onProgress?: (done: number, total: number) => void
   },
@@ -80,12 +84,12 @@ export async function predictCase(
     numClasses: options.numClasses,
     overlap: options.eval.overlap,
     sigmaScale: options.eval.sigmaScale,
-    tta: options.eval.tta,
+    mirrorAxes: options.mirrorAxes,
     batchSize: options.eval.batchSize,
     onProgress: options.onProgress,
     threshold: options.eval.threshold,
     overlappingRegions: options.overlappingRegions,
   })
-  if (options.eval.largestComponent && !options.overlappingRegions) labels = keepLargestComponent(labels, c.shape, options.numClasses)
+  if (largestComponentFor(options.eval) && !options.overlappingRegions) labels = keepLargestComponent(labels, c.shape, options.numClasses)
   return {labels}
 }

@@ -2,8 +2,9 @@
  * `sipl eval --run DIR`: the run's checkpoint (best by default) predicts every test case of the
  * preprocessed cache with the sliding window; predictions are written back in the original
  * geometry as `eval/predictions/<case>.nii.gz`; metrics are computed on the preprocessed grid
- * against the cached labels (the grid the network was trained and validated on); a few cases
- * get a qualitative PNG in `eval/figures/`.
+ * against the cached labels (the grid the network was trained and validated on) under
+ * eval.protocol; a few cases get a qualitative PNG in `eval/figures/`. Test-time mirroring uses
+ * only the axes the training mirrored (mirroring.ts), and says so in the log.
  */
 import {join} from 'node:path'
 import type {ExperimentConfig} from '../config/schema.js'
@@ -18,7 +19,9 @@ import {hasCheckpoint, readableCheckpoint, readLoopState} from '../train/checkpo
 import {writeFileAtomic} from '../util/atomic.js'
 import {scoreCase, type CaseResult} from './evaluate.js'
 import type {Spacing3} from './metrics.js'
+import {describeMirroring} from './mirroring.js'
 import {loadRunModel, predictCase} from './predict.js'
+import {predictionSettings, type PredictionSettings} from './settings.js'
 import type {Triple} from './sliding-window.js'
 
 export interface RunEvalOptions {
@@ -40,6 +43,8 @@ export interface RunEvalResult {
   classes: string[]
   checkpoint: string
   checkpointEpoch: number
+  /** how the masks were predicted (recorded in summary.json) */
+  prediction: PredictionSettings
   split: 'test' | 'val'
   predictions: string[]
   figures: string[]
@@ -50,6 +55,8 @@ export interface RunEvalPlan {
   /** the folder the weights are read from (checkpoints/<name>, or its complete hidden copy after a kill) */
   checkpointDir: string
   checkpointEpoch: number
+  /** how the masks will be predicted (checked against what the run was trained with) */
+  prediction: PredictionSettings
   cacheDir: string
   split: 'test' | 'val'
   /** the cases that will be predicted */
@@ -68,6 +75,8 @@ export async function planRunEval(config: ExperimentConfig, runDir: string, chec
       `${paths.checkpoint(checkpoint)}: no such checkpoint; train the run first ('sipl train -c <config> --out ${runDir}') or pick --checkpoint last`,
     )
   const state = readLoopState(dir)
+  // refuses an impossible eval config (eval.ttaAxes beyond the trained mirror axes, largestComponent off under sipl) before any work
+  const prediction = predictionSettings(config, {name: checkpoint, epoch: state.epoch, savedAt: state.savedAt})
   const cacheDir = await ensurePreprocessed(config, log)
   const plan = loadPlan(cacheDir)
   const splits = loadSplits(config, cacheDir)
@@ -78,6 +87,7 @@ export async function planRunEval(config: ExperimentConfig, runDir: string, chec
   return {
     checkpointDir: dir,
     checkpointEpoch: state.epoch,
+    prediction,
     cacheDir,
     split,
     ids,
@@ -97,8 +107,12 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
   const overlappingRegions = config.data.overlappingRegions
   const epoch = prepared.checkpointEpoch
 
+  const {prediction} = prepared
   const {model} = loadRunModel(config, options.runDir, options.checkpoint, {channels, numClasses})
-  log.info({checkpoint: options.checkpoint, epoch, cases: ids.length, split}, 'evaluating')
+  log.info({checkpoint: options.checkpoint, epoch, cases: ids.length, split, protocol: config.eval.protocol}, 'evaluating')
+  const mirroring = describeMirroring(config, prediction.ttaAxes)
+  if (mirroring)
+    log.info({ttaAxes: prediction.ttaAxes, flip: config.train.augment.flip, flipAxes: config.train.augment.flipAxes}, mirroring)
 
   const results: CaseResult[] = []
   const predictions: string[] = []
@@ -112,12 +126,13 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
     const {labels} = await predictCase(
       model,
       {image: c.image, shape, channels: c.channels},
-      {patch, numClasses, overlappingRegions, eval: config.eval, epoch: inferenceEpoch(epoch)},
+      {patch, numClasses, overlappingRegions, eval: config.eval, mirrorAxes: prediction.ttaAxes, epoch: inferenceEpoch(epoch)},
     )
     results.push(
       scoreCase(id, labels, c.label, shape, c.spacing as Spacing3, numClasses, {
         overlappingRegions,
         tolerance: config.eval.surfaceTolerance,
+        protocol: config.eval.protocol,
       }),
     )
     if (config.eval.savePredictions) {
@@ -130,11 +145,11 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
       writeFileAtomic(file, png)
       figures.push(file)
     }
-    bar.update(i + 1, {case: id, dice: results[results.length - 1].meanDice})
+    bar.update(i + 1, {case: id, dice: results[results.length - 1].meanDice ?? NaN})
     // a turn of the event loop: SIGTERM's handler (which releases the eval folder's lock) and the lock's refresh timer run
     await new Promise((r) => setImmediate(r))
   }
   bar.stop()
   model.dispose()
-  return {results, classes, checkpoint: options.checkpoint, checkpointEpoch: epoch, split, predictions, figures}
+  return {results, classes, checkpoint: options.checkpoint, checkpointEpoch: epoch, prediction, split, predictions, figures}
 }

@@ -3,7 +3,8 @@
  * training patch size, neighbours sharing `overlap` of the window, each window's class
  * probabilities weighted by a Gaussian importance map (σ = patch · sigmaScale, nnU-Net: 1/8)
  * that trusts the centre of a window more than its border, optional mirror test-time
- * augmentation over the 8 flips of the three axes. The accumulation buffers are plain
+ * augmentation over every combination of flips along the given axes (only the axes the training
+ * mirrored: src/evaluate/mirroring.ts). The accumulation buffers are plain
  * Float32Arrays on the CPU, so device memory is bounded by one batch of windows, whatever the
  * volume size. They hold one window's depth of z planes, not the volume: windows run in z order,
  * and a plane is finished (and handed on) once no window still to come covers it, so host
@@ -13,6 +14,8 @@
  * the memory of a row-major [Z, Y, X, C] array; a window batch is [n, pz, py, px, C] (NDHWC) and
  * the predictor returns [n, pz, py, px, K] probabilities. The result is [Z, Y, X, K].
  */
+
+import type {MirrorAxis} from './mirroring.js'
 
 export type Triple = [number, number, number]
 
@@ -32,7 +35,8 @@ export interface SlidingWindowOptions {
   numClasses: number
   overlap: number
   sigmaScale: number
-  tta: boolean
+  /** test-time mirroring: every combination of flips along these axes is predicted and averaged ([] = none) */
+  mirrorAxes: MirrorAxis[]
   batchSize: number
   /** called after each batch with (windows done, windows total) */
   onProgress?: (done: number, total: number) => void
@@ -63,6 +67,12 @@ export function gaussianImportance(patch: Triple, sigmaScale: number): Float32Ar
   for (let z = 0; z < pz; z++)
     for (let y = 0; y < py; y++) for (let x = 0; x < px; x++) out[x + px * (y + py * z)] = axes[0][x] * axes[1][y] * axes[2][z]
   return out
+}
+
+/** The flipBlock masks (bit 0 = x, 1 = y, 2 = z) of every combination of mirrors along `axes`, identity first. */
+export function mirrorMasks(axes: MirrorAxis[]): number[] {
+  const bits = axes.reduce((m, a) => m | (a === 'x' ? 1 : a === 'y' ? 2 : 4), 0)
+  return [0, 1, 2, 3, 4, 5, 6, 7].filter((mask) => (mask & ~bits) === 0)
 }
 
 /** Mirrors a [pz, py, px, C] block (channels-last, x fastest after C) over the axes in `flip` (bit 0 = x, 1 = y, 2 = z). */
@@ -162,7 +172,7 @@ export async function slidingWindowPlanes(
   for (const z of windowStarts(PZ, pz, options.overlap))
     for (const y of windowStarts(PY, py, options.overlap))
       for (const x of windowStarts(PX, px, options.overlap)) windows.push({start: [x, y, z]})
-  const flips = options.tta ? [0, 1, 2, 3, 4, 5, 6, 7] : [0]
+  const flips = mirrorMasks(options.mirrorAxes)
   const windowVoxels = px * py * pz
   const batchSize = Math.max(1, options.batchSize)
 

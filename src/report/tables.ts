@@ -38,11 +38,14 @@ function latexCell(s: string): string {
     .replace(/</g, '$<$')
 }
 
+/** Markdown gets the caption under the table (pandoc's `Table:` line), LaTeX in \\caption; CSV stays plain data. */
 export function render(table: Table, caption: string): Rendered {
   const md = [
     `| ${table.header.join(' | ')} |`,
     `| ${table.header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
     ...table.rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+    `Table: ${caption}`,
   ].join('\n')
   const csv = [table.header, ...table.rows].map((r) => r.map(csvCell).join(',')).join('\n')
   const latex = [
@@ -73,7 +76,7 @@ export function formatP(p: number | null | undefined): string {
 export interface MethodRow {
   name: string
   meanDice: number
-  perClass: Record<string, number>
+  perClass: Record<string, number | null>
 }
 
 /** Table 1: per-class DSC (%) and the average, one row per method in the given order. */

@@ -15,9 +15,10 @@ import {configHash, configToYaml} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {ensurePreprocessed, loadCase, loadPlan, loadSplits} from '../data/cache.js'
 import {augment} from '../data/augment.js'
-import {patchesInStep, PatchSampler, stepsPerEpoch, type TrainCase, type Triple} from '../data/sampler.js'
+import {patchesInStep, PatchSampler, samplerOptions, stepsPerEpoch, type TrainCase, type Triple} from '../data/sampler.js'
 import {fileSystemUserError, UserError} from '../errors.js'
 import {dice, classMask} from '../evaluate/metrics.js'
+import {ttaMirrorAxes} from '../evaluate/mirroring.js'
 import {predictCase} from '../evaluate/predict.js'
 import type {Logger} from '../log/logger.js'
 import {progress} from '../log/progress.js'
@@ -121,7 +122,14 @@ async function validate(
   const sums = new Array<number>(numClasses).fill(0)
   let overlay: Buffer | undefined
   for (const c of cases) {
-    const {labels} = await predictCase(model, c, {patch, numClasses, overlappingRegions: overlapping, eval: config.eval, epoch})
+    const {labels} = await predictCase(model, c, {
+      patch,
+      numClasses,
+      overlappingRegions: overlapping,
+      eval: config.eval,
+      mirrorAxes: ttaMirrorAxes(config),
+      epoch,
+    })
     for (let k = 1; k <= numClasses; k++) sums[k - 1] += dice(classMask(labels, k, overlapping), classMask(c.label, k, overlapping))
     overlay ??= qualitativePng({image: c.image, channels: c.channels, shape: c.shape, reference: c.label, prediction: labels}).png
     await new Promise((r) => setImmediate(r))
@@ -267,16 +275,7 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
   if (options.resume) board.sessionStart(state.step)
   board.text(state.step, 'config', '```yaml\n' + configToYaml(config) + '```\n')
 
-  const sampler = new PatchSampler(
-    trainCases,
-    {
-      patch,
-      posNegRatio: config.train.posNegRatio,
-      samplesPerVolume: config.train.samplesPerVolume,
-      volumeOrder: config.train.volumeOrder,
-    },
-    rng,
-  )
+  const sampler = new PatchSampler(trainCases, samplerOptions(config.train, patch), rng)
   const {epochs} = config.train
   const [px, py, pz] = patch
   const voxels = px * py * pz

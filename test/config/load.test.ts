@@ -36,6 +36,26 @@ test('the paper settings reach the resolved config', () => {
   assert.equal(brats.data.channels, 4)
   assert.equal(brats.data.overlappingRegions, true)
   assert.equal(brats.train.optimizer.name, 'sgd')
+  // the paper's configs score with the official SIPL protocol; BTCV's AdamW recipe does not clip
+  for (const c of [btcv, brats]) assert.equal(c.eval.protocol, 'sipl')
+  assert.equal(btcv.train.gradClip, 0)
+  // Lungs and BraTS as UNETR++ ran them: its split, nnU-Net sampling, augmentation and clipping
+  const lungs = loadConfig('experiments/lungs.yaml').config
+  for (const c of [lungs, brats]) {
+    assert.equal(c.eval.protocol, 'sipl')
+    assert.equal(c.data.split, 'unetrpp')
+    assert.deepEqual([c.train.sampling, c.train.oversampleForeground, c.train.gradClip], ['nnunet', 0.33, 12])
+    const a = c.train.augment
+    assert.deepEqual(
+      [a.rotation.p, a.rotation.maxDegrees, a.scaling.p, a.scaling.range, a.gaussianNoise.p, a.gaussianBlur.p, a.brightness.p],
+      [0.2, 30, 0.2, [0.7, 1.4], 0.1, 0.2, 0.15],
+    )
+    assert.deepEqual(
+      [a.contrast.p, a.lowResolution.p, a.gammaInverted.p, a.gamma.p, a.flip, a.flipAxes],
+      [0.15, 0.25, 0.1, 0.3, 0.5, ['x', 'y', 'z']],
+    )
+    assert.deepEqual([a.rot90, a.intensityShiftProb], [0, 0])
+  }
 })
 
 test('--set overrides are typed: numbers, booleans, lists, strings', () => {

@@ -88,6 +88,27 @@ test('named BTCV splits: 24/6 (sipl) and 18/12 (synapse), disjoint, covering the
   assert.throws(() => makeSplits(labelled, config('data.preset=lungs', 'data.split=sipl')), /not a named split/)
 })
 
+test("named Lungs and BraTS splits: UNETR++'s fixed lists (50/13 and 387/73, 24 BraTS cases unused)", () => {
+  const lungs = NAMED_SPLITS.lungs.unetrpp
+  assert.deepEqual([lungs.train.length, lungs.val.length, lungs.test.length], [50, 0, 13])
+  assert.equal(new Set([...lungs.train, ...lungs.test]).size, 63, 'the 63 labelled MSD lung cases, each once')
+  // spot checks against unetr_pp_trainer_lung.py: its first train entry and its first and last val entries
+  assert.ok(lungs.train.includes('lung_053'))
+  assert.ok(lungs.test.includes('lung_058') && lungs.test.includes('lung_003'))
+  const brats = NAMED_SPLITS.brats.unetrpp
+  assert.deepEqual([brats.train.length, brats.val.length, brats.test.length], [387, 0, 73])
+  const all = Array.from({length: 484}, (_, i) => `BRATS_${String(i + 1).padStart(3, '0')}`)
+  const used = new Set([...brats.train, ...brats.test])
+  assert.equal(used.size, 460)
+  assert.ok([...used].every((id) => all.includes(id)))
+  // unetr_pp_trainer_tumor.py: 'BRATS_011' opens its val list, 'BRATS_484' closes its train list; 'BRATS_058' is in neither
+  assert.ok(brats.test.includes('BRATS_011') && brats.train.includes('BRATS_484') && !used.has('BRATS_058'))
+  const splits = makeSplits(all, config('data.preset=brats', 'data.split=unetrpp'))
+  assert.equal(splits.train.length, 387)
+  assert.throws(() => makeSplits(all.slice(1), config('data.preset=brats', 'data.split=unetrpp')), /BRATS_001/)
+  assert.throws(() => makeSplits(all, config('data.preset=btcv', 'data.split=unetrpp')), /not a named split/)
+})
+
 test('random splits are seeded, follow the fractions, and a present splits.json is respected', () => {
   const ids = Array.from({length: 20}, (_, i) => `case_${i}`)
   const a = makeSplits(ids, config('seed=1', 'data.splitFractions=[0.7, 0.1, 0.2]'))

@@ -27,3 +27,6 @@ export const tinyTrainArgs = (run: string, sets: string[] = []): string[] => [
   '--out',
   run,
 ]
+
+/** `--set` arguments for each `key=value`. */
+export const sets = (...overrides: string[]) => overrides.flatMap((s) => ['--set', s])

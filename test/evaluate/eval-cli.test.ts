@@ -123,7 +123,9 @@ test('eval --pred --labels --compare with paired tests writes every output and t
     // Table 1 layout: Methods | class columns | Avg, ours last
     const md = readFileSync(join(out, 'table1.md'), 'utf8').split('\n')
     assert.equal(md[0], '| Methods | class1 | class2 | Avg |')
-    assert.match(md[md.length - 2], /^\| SIPL \|/)
+    // the evaluated method's row, then the caption (pandoc's Table: line) naming the grid and protocol
+    assert.match(md[md.length - 4], /^\| SIPL \|/)
+    assert.match(md[md.length - 2], /^Table: DSC \(%\) per class on 6 cases, the --labels grid; protocol strict/)
     assert.match(readFileSync(join(out, 'comparison-ttest.tex'), 'utf8'), /\\toprule/)
 
     // a missing case is a user error that lists it

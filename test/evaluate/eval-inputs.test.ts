@@ -56,7 +56,7 @@ test('within the documented tolerance (1e-3) the grids count as one and the case
   const nearly = diagonal(2, 2, 2)
   nearly[1][3] = 4e-4
   const dirs = folders({data: cube(), affine: nearly})
-  const {results} = evaluateFolders(dirs.pred, dirs.labels, {overlappingRegions: false, tolerance: 1})
+  const {results} = evaluateFolders(dirs.pred, dirs.labels, {overlappingRegions: false, tolerance: 1, protocol: 'strict' as const})
   assert.equal(results[0].meanDice, 1)
 })
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import {
   flipBlock,
   gaussianImportance,
+  mirrorMasks,
   importanceSum,
   probabilitiesToLabels,
   slidingWindow,
@@ -11,6 +12,7 @@ import {
   windowStarts,
   type Triple,
 } from '../../src/evaluate/sliding-window.js'
+import type {MirrorAxis} from '../../src/evaluate/mirroring.js'
 
 /** A position-dependent "model": p_k(voxel) = sigmoid of a fixed function of the input and k. */
 function voxelwise(C: number, K: number) {
@@ -46,7 +48,7 @@ test('one window covering the volume reproduces the direct whole-volume predicti
     numClasses: 3,
     overlap: 0.5,
     sigmaScale: 0.125,
-    tta: false,
+    mirrorAxes: [],
     batchSize: 1,
   })
   assert.equal(got.length, direct.length)
@@ -60,16 +62,17 @@ test('a voxelwise model gives the same result through overlapping windows, paddi
   const image = randomVolume(shape, 1, 11)
   const predict = voxelwise(1, 2)
   const direct = await predict(image, 1)
-  for (const tta of [false, true]) {
+  for (const mirrorAxes of [[], ['x', 'y', 'z'], ['z']] as MirrorAxis[][]) {
     const got = await slidingWindow({image, shape, channels: 1}, predict, {
       patch: [4, 8, 4],
       numClasses: 2,
       overlap: 0.5,
       sigmaScale: 0.125,
-      tta,
+      mirrorAxes,
       batchSize: 3,
     })
-    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - direct[i]) < 1e-5, `tta ${tta} voxel ${i}: ${got[i]} vs ${direct[i]}`)
+    for (let i = 0; i < got.length; i++)
+      assert.ok(Math.abs(got[i] - direct[i]) < 1e-5, `mirror [${mirrorAxes}] voxel ${i}: ${got[i]} vs ${direct[i]}`)
   }
 })
 
@@ -170,7 +173,15 @@ test('streamed along z, the probabilities and labels equal a whole-volume accumu
   ] as const) {
     const image = randomVolume(shape, C, 5 + K)
     const predict = contextual(C, K, patch)
-    const options = {patch, numClasses: K, overlap, sigmaScale: 0.125, tta, batchSize}
+    const options = {
+      patch,
+      numClasses: K,
+      overlap,
+      sigmaScale: 0.125,
+      tta,
+      mirrorAxes: (tta ? ['x', 'y', 'z'] : []) as MirrorAxis[],
+      batchSize,
+    }
     const expected = await wholeVolumeReference(image, shape, C, K, patch, predict, options)
     const got = await slidingWindow({image, shape, channels: C}, predict, options)
     assert.equal(got.length, expected.length)
@@ -205,7 +216,7 @@ test('planes are handed on as soon as no later window covers them, so only one w
       numClasses: 2,
       overlap: 0.5,
       sigmaScale: 0.125,
-      tta: false,
+      mirrorAxes: [],
       batchSize: 1,
     },
     (z) => emitted.push({z, calls}),
@@ -253,6 +264,13 @@ test('flipBlock mirrors over the requested axes and is its own inverse', () => {
   // voxel (0,0,0) takes (2,0,0): channels 4, 5
   assert.deepEqual([...fx.subarray(0, 2)], [4, 5])
   for (let f = 0; f < 8; f++) assert.deepEqual([...flipBlock(flipBlock(src, dims, 2, f), dims, 2, f)], [...src])
+})
+
+test('mirrorMasks: every combination of the given axes, identity first', () => {
+  assert.deepEqual(mirrorMasks([]), [0])
+  assert.deepEqual(mirrorMasks(['x']), [0, 1])
+  assert.deepEqual(mirrorMasks(['z', 'x']), [0, 1, 4, 5])
+  assert.deepEqual(mirrorMasks(['x', 'y', 'z']), [0, 1, 2, 3, 4, 5, 6, 7])
 })
 
 test('probabilities become labels: argmax above threshold, or nested regions', () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import {Rng} from '../../src/util/rng.js'
 import {PatchSampler, cropCase, patchesInStep, stepsPerEpoch, type TrainCase, type Triple} from '../../src/data/sampler.js'
 import {applyAugment, randomize} from '../../src/data/augment.js'
+import {augmentSchema} from '../../src/config/sections/train.js'
 
 function phantom(id: string): TrainCase {
   const shape: Triple = [20, 16, 12]
@@ -155,10 +156,27 @@ test('rot90 and flips move voxels as worked out by hand; intensity shift/scale; 
   // image and label move together
   const both = applyAugment(patch, {...none, rot90: 2, flips: [false, true, false]}, dims, 1)
   assert.deepEqual([...both.image], [...both.label].map(Number))
-  const config = {rot90: 0.5, flip: 0.5, intensityShift: 0.1, intensityShiftProb: 0.5, intensityScale: 0.1, intensityScaleProb: 0.5}
+  const config = augmentSchema.parse({
+    rot90: 0.5,
+    flip: 0.5,
+    intensityShift: 0.1,
+    intensityShiftProb: 0.5,
+    intensityScale: 0.1,
+    intensityScaleProb: 0.5,
+  })
   const r1 = new Rng(1)
   const r2 = new Rng(1)
   randomize(config, r1, [4, 4, 4])
   randomize({...config, rot90: 0, flip: 0, intensityShiftProb: 0}, r2, [4, 6, 4])
   assert.deepEqual(r1.getState(), r2.getState(), 'the same number of draws whatever the outcome')
+})
+
+test('flips mirror only along train.augment.flipAxes, with the same draws whatever the axes', () => {
+  const always = augmentSchema.parse({rot90: 0, flip: 1, intensityShiftProb: 0, flipAxes: ['z']})
+  const r1 = new Rng(4)
+  assert.deepEqual(randomize(always, r1, [4, 4, 4]).flips, [false, false, true])
+  const r2 = new Rng(4)
+  assert.deepEqual(randomize({...always, flipAxes: ['x', 'y', 'z']}, r2, [4, 4, 4]).flips, [true, true, true])
+  assert.deepEqual(r1.getState(), r2.getState())
+  assert.deepEqual(randomize(augmentSchema.parse({flip: 0}), new Rng(4), [4, 4, 4]).flips, [false, false, false])
 })

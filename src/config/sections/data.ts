@@ -78,7 +78,7 @@ export const dataSchema = section({
   channels: positiveInt.default(1),
   // BraTS predicts overlapping regions (WT, TC, ET) with sigmoids; aux masks use exclusive labels
   overlappingRegions: z.boolean().default(false),
-  // named split (btcv: 'sipl' 24/6, 'synapse' 18/12) or 'random' with the fractions below
+  // named split (btcv: 'sipl' 24/6, 'synapse' 18/12; lungs: 'unetrpp' 50/13; brats: 'unetrpp' 387/73) or 'random' with the fractions below
   split: z.string().default('random'),
   splitFractions: z.tuple([z.number().min(0), z.number().min(0), z.number().min(0)]).default([0.75, 0, 0.25]),
   // a splits.json written here when absent (default <cache>/splits.json); a user file wins
