@@ -45,10 +45,10 @@ const SPIN = 200_000
 
 export function wasmFiles(): {relaxed: string; simd: string} {
   const dir = wasmDir()
-  return {relaxed: join(dir, 'conv3d.relaxed.wasm'), simd: join(dir, 'conv3d.simd.wasm')}
+  return {relaxed: join(dir, 'kernels.relaxed.wasm'), simd: join(dir, 'kernels.simd.wasm')}
 }
 
-/** True when `npm run build` produced the kernels (build/conv3d.*.wasm). */
+/** True when `npm run build` produced the kernels (build/kernels.*.wasm). */
 export function wasmBuilt(): boolean {
   return existsSync(wasmFiles().simd)
 }
