@@ -4,6 +4,7 @@ import {copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync} from 'node:fs
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {SHARED, sipl} from '../helpers/cli.js'
+import {needsShared} from '../helpers/needs.js'
 import {loadConfig} from '../../src/config/load.js'
 import {cacheIsComplete, ensurePreprocessed, loadCase, loadPlan, loadSplits, restoreToOriginal, runPreprocess, toOriginalGrid} from '../../src/data/cache.js'
 import {readNifti} from '../../src/io/nifti.js'
@@ -11,6 +12,7 @@ import {geometryFromAffine, writeNifti} from '../../src/io/nifti-writer.js'
 import {UserError} from '../../src/errors.js'
 
 const SCT = join(SHARED, 'data/labelled/sct/t2')
+const skip = needsShared('the preprocessing tests on the spine MRI', 'data/labelled/sct/t2')
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `sipl-pre-${tag}-`))
 
 function folderDataset(files: {id: string; image: string; label: string}[]): string {
@@ -24,7 +26,7 @@ function folderDataset(files: {id: string; image: string; label: string}[]): str
   return root
 }
 
-test('sct t2 (PSR, 1 mm): 1.5 mm preprocessing keeps the cord volume within 2 %, and the inverse mapping puts ≥ 99 % of voxels back', async () => {
+test('sct t2 (PSR, 1 mm): 1.5 mm preprocessing keeps the cord volume within 2 %, and the inverse mapping puts ≥ 99 % of voxels back', {skip}, async () => {
   const root = folderDataset([{id: 't2', image: join(SCT, 't2.nii.gz'), label: join(SCT, 't2_seg-manual.nii.gz')}])
   const {config} = loadConfig(undefined, [
     'data.preset=folder',
@@ -64,7 +66,7 @@ test('sct t2 (PSR, 1 mm): 1.5 mm preprocessing keeps the cord volume within 2 %,
   assert.deepEqual(Array.from(written.data), Array.from(back))
 })
 
-test('at the source spacing the whole chain (RAS, crop, pad, inverse) is exact', async () => {
+test('at the source spacing the whole chain (RAS, crop, pad, inverse) is exact', {skip}, async () => {
   const root = folderDataset([{id: 't2', image: join(SCT, 't2.nii.gz'), label: join(SCT, 't2_seg-manual_labeled.nii.gz')}])
   const {config} = loadConfig(undefined, [
     'data.preset=folder',
