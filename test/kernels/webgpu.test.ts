@@ -1,6 +1,6 @@
 // sipl's webgpu kernels against the cpu backend (tfjs's reference kernels). Needs a WebGPU
 // adapter: a GPU, or Mesa ≥ 25 lavapipe on a CPU-only machine (docs/gpu.md); without one every
-// test here is skipped with the reason.
+// test here is skipped with the reason, except under CI=true, where .ci/run installs lavapipe.
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../../src/backend/tf.js'
@@ -8,11 +8,11 @@ import {probeBackend} from '../../src/backend/select.js'
 import {relError} from '../../src/backend/self-check.js'
 import {installWebgpuKernels, setWebgpuConv3dKernels} from '../../src/kernels/webgpu/index.js'
 import {Conv3DBackpropFilterTiledProgram} from '../../src/kernels/webgpu/programs.js'
+import {skipUnless} from '../helpers/needs.js'
 
 const probe = await probeBackend('webgpu', false)
-const skip = probe.loadable ? false : `no WebGPU adapter here (${probe.detail})`
-if (skip) console.log(`# skipping webgpu kernel tests: ${skip}`)
-else installWebgpuKernels()
+const skip = skipUnless('webgpu kernel tests', probe.loadable ? undefined : `no WebGPU adapter here (${probe.detail})`)
+if (!skip) installWebgpuKernels()
 await tf.setBackend('cpu')
 
 const TOLERANCE = 1e-4
