@@ -311,5 +311,7 @@ test('cross-backend: forward pass and gradients agree with cpu on every other us
   }
   await tf.setBackend('cpu')
   if (skipped.length > 0) console.log(`# not compared: ${skipped.join('; ')}`)
+  // .ci/run installs lavapipe, so CI always has a WebGPU adapter
+  if (process.env.CI === 'true') assert.ok(compared.includes('webgpu'), `CI=true but webgpu was not compared: ${skipped.join('; ')}`)
   if (compared.length === 0) t.skip(`no backend besides cpu is usable here (${skipped.join('; ')})`)
 })
