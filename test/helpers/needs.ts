@@ -32,6 +32,8 @@ export function needsShared(what: string, ...paths: string[]): false | string {
   const absent = paths.map((path) => join(SHARED, path)).find((path) => !existsSync(path))
   return skipUnless(
     what,
-    absent === undefined ? undefined : `${relative(PROJECT_ROOT, absent)} is missing (../shared holds the project's real data beside a development checkout)`,
+    absent === undefined
+      ? undefined
+      : `${relative(PROJECT_ROOT, absent)} is missing (../shared holds the project's real data beside a development checkout)`,
   )
 }

@@ -27,3 +27,11 @@ test('expectNoLeakedTensors: passes a call that disposes what it made, fails one
   )
   tf.dispose([x, y])
 })
+
+test('expectNoLeakedTensors: a backend buffer that no tensor owns is a leak too', () => {
+  const backend = tf.backend()
+  assert.throws(
+    () => expectNoLeakedTensors(() => backend.write(new Float32Array(4), [4], 'float32')),
+    /1 new backend buffers left alive, for 0 new tensors/,
+  )
+})
