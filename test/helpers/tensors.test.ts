@@ -2,7 +2,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../../src/backend/tf.js'
-import {expectNoLeakedTensors} from './tensors.js'
+import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from './tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -34,4 +34,12 @@ test('expectNoLeakedTensors: a backend buffer that no tensor owns is a leak too'
     () => expectNoLeakedTensors(() => backend.write(new Float32Array(4), [4], 'float32')),
     /1 new backend buffers left alive, for 0 new tensors/,
   )
+})
+
+test('expectNoLeakedTensorsInTidy: only what the op returns survives; a tensor kept past the tidy is a leak', () => {
+  const x = tf.ones([2])
+  const {a, b} = expectNoLeakedTensorsInTidy(() => ({a: tf.add(tf.mul(x, 2), 1), b: tf.sub(x, 1)}), 2)
+  assert.deepEqual([...a.dataSync(), ...b.dataSync()], [3, 3, 0, 0])
+  assert.throws(() => expectNoLeakedTensorsInTidy(() => tf.keep(tf.mul(x, 2)) && tf.add(x, 1)), /2 new tensors left alive, expected 1/)
+  tf.dispose([x, a, b])
 })

@@ -29,3 +29,12 @@ export function expectNoLeakedTensors<T>(fn: () => T | Promise<T>, newTensors = 
   const result = fn()
   return result instanceof Promise ? result.then(check) : check(result)
 }
+
+/**
+ * The check for a model op (a layer's apply, a loss): runs `fn` inside tf.tidy, as a forward pass
+ * does, and fails unless only the `newTensors` tensors it returns (a tensor, or an object or array
+ * of them) survive.
+ */
+export function expectNoLeakedTensorsInTidy<T>(fn: () => T, newTensors = 1): T {
+  return expectNoLeakedTensors(() => tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as T, newTensors)
+}
