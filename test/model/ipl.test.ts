@@ -11,7 +11,7 @@ import {ParamStore} from '../../src/model/init.js'
 import {headMasks, Ipl, readNpyMatrix} from '../../src/model/ipl.js'
 import {buildNet} from '../../src/model/summary.js'
 import {Rng} from '../../src/util/rng.js'
-import {expectNoLeakedTensors} from '../helpers/tensors.js'
+import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -42,7 +42,7 @@ test('Eq. 2: IPP_k is the voxel mean of softmax(M)_k · F', () => {
   const m = Array.from({length: 8 * 3}, () => 2 * rng.normal())
   const features = tf.tensor5d(f, [1, 2, 2, 2, 3])
   const masks = tf.tensor5d(m, [1, 2, 2, 2, 3])
-  const ipp = expectNoLeakedTensors(() => tf.tidy(() => ipl.instanceProposals(features, masks)), 1).dataSync()
+  const ipp = expectNoLeakedTensorsInTidy(() => ipl.instanceProposals(features, masks)).dataSync()
   for (let k = 1; k <= 2; k++) {
     for (let c = 0; c < 3; c++) {
       let sum = 0
@@ -56,7 +56,7 @@ test('Eq. 2: IPP_k is the voxel mean of softmax(M)_k · F', () => {
   }
   // BraTS regions from exclusive class probabilities: WT = p1+p2+p3, TC = p2+p3, ET = p3
   const probabilities = tf.tensor5d([0.1, 0.2, 0.3, 0.4], [1, 1, 1, 1, 4])
-  const regions = expectNoLeakedTensors(() => tf.tidy(() => headMasks(probabilities, 3, true)), 1).dataSync()
+  const regions = expectNoLeakedTensorsInTidy(() => headMasks(probabilities, 3, true)).dataSync()
   ;[0.9, 0.7, 0.4].forEach((v, i) => assert.ok(Math.abs(regions[i] - v) < 1e-6))
   ipl.dispose()
   store.dispose()

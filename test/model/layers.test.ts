@@ -7,7 +7,7 @@ import {ParamStore} from '../../src/model/init.js'
 import {conv3d, downsampleMean, gelu, metered, resizeGrid, SpatialNorm, upsampleNearest} from '../../src/model/layers.js'
 import {Rng} from '../../src/util/rng.js'
 import {useCpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
-import {expectNoLeakedTensors} from '../helpers/tensors.js'
+import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -31,7 +31,7 @@ test('downsampleMean is the block mean; upsampleNearest repeats voxels', () => {
   const values = Float32Array.from({length: shape.reduce((a, b) => a * b)}, () => rng.normal())
   const x = tf.tensor5d(values, shape as [number, number, number, number, number])
   const [fd, fh, fw] = [2, 3, 1]
-  const down = expectNoLeakedTensors(() => tf.tidy(() => downsampleMean(x, [fd, fh, fw])), 1)
+  const down = expectNoLeakedTensorsInTidy(() => downsampleMean(x, [fd, fh, fw]))
   const dshape = [2, 2, 2, 3, 2]
   assert.deepEqual(down.shape, dshape)
   const expected: number[] = []
@@ -45,7 +45,7 @@ test('downsampleMean is the block mean; upsampleNearest repeats voxels', () => {
             expected.push(sum / (fd * fh))
           }
   close(down.dataSync(), expected)
-  const up = expectNoLeakedTensors(() => tf.tidy(() => upsampleNearest(down, [fd, fh, fw])), 1)
+  const up = expectNoLeakedTensorsInTidy(() => upsampleNearest(down, [fd, fh, fw]))
   assert.deepEqual(up.shape, shape)
   const upValues = up.dataSync()
   const downValues = down.dataSync()
@@ -53,7 +53,7 @@ test('downsampleMean is the block mean; upsampleNearest repeats voxels', () => {
     for (let h = 0; h < 6; h++)
       assert.equal(upValues[idx(shape, 1, d, h, 2, 1)], downValues[idx(dshape, 1, Math.floor(d / fd), Math.floor(h / fh), 2, 1)])
   // resizeGrid picks the direction per axis
-  assert.deepEqual(expectNoLeakedTensors(() => tf.tidy(() => resizeGrid(x, [2, 12, 3])), 1).shape, [2, 2, 12, 3, 2])
+  assert.deepEqual(expectNoLeakedTensorsInTidy(() => resizeGrid(x, [2, 12, 3])).shape, [2, 2, 12, 3, 2])
 })
 
 test('instance and group norm equal the textbook formulas, per sample (the fused cpu kernels and the op composition)', () => {
@@ -87,7 +87,7 @@ test('instance and group norm equal the textbook formulas, per sample (the fused
         }
       }
     }
-    close(expectNoLeakedTensors(() => tf.tidy(() => layer.apply(x)), 1).dataSync(), expected, 1e-3)
+    close(expectNoLeakedTensorsInTidy(() => layer.apply(x)).dataSync(), expected, 1e-3)
 
     // the written-out backward pass against tfjs autodiff through tf.moments
     const r = tf.randomNormal(shape, 0, 1, 'float32', 2)
@@ -139,7 +139,7 @@ test('GELU (tanh approximation): hand-computed values and a finite-difference gr
   const at = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))
   const xs = [-3, -1, -0.25, 0, 0.5, 1, 2.5]
   const x = tf.tensor1d(xs)
-  close(expectNoLeakedTensors(() => tf.tidy(() => gelu(x)), 1).dataSync(), xs.map(at), 1e-6)
+  close(expectNoLeakedTensorsInTidy(() => gelu(x)).dataSync(), xs.map(at), 1e-6)
   // GELU(1) = 0.841192 (Hendrycks & Gimpel's tanh form)
   assert.ok(Math.abs(at(1) - 0.841192) < 1e-6)
   const grad = expectNoLeakedTensors(() => tf.grad((t: tf.Tensor) => tf.sum(gelu(t)) as tf.Scalar)(x), 1).dataSync()
