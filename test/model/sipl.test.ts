@@ -8,6 +8,7 @@ import {metered} from '../../src/model/layers.js'
 import {targetsFromLabels} from '../../src/model/losses.js'
 import {buildNet, dryForwardMacs, outputShapes, summarizeModel} from '../../src/model/summary.js'
 import {configOf, expectedParameterCount, phantom, trainingStep} from './sipl-fixtures.js'
+import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -16,13 +17,14 @@ test('demo config: real forward shapes and parameter count, with each ablation',
     const config = configOf('demo', sets)
     const net = buildNet(config)
     assert.equal(net.parameterCount(), expectedParameterCount(config), sets.join(' '))
-    const before = tf.memory().numTensors
-    const shapes = tf.tidy(() => {
-      const out = net.apply(tf.randomNormal([1, 32, 32, 32, 1]) as tf.Tensor5D, {training: true, epoch: 1})
-      assert.ok(out.logits.dataSync().every(Number.isFinite))
-      return [out.logits.shape, ...out.aux.map((a) => a.shape)]
-    })
-    assert.equal(tf.memory().numTensors, before, 'forward inside tidy leaves no tensors behind')
+    // forward inside tidy leaves no tensors behind
+    const shapes = expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const out = net.apply(tf.randomNormal([1, 32, 32, 32, 1]) as tf.Tensor5D, {training: true, epoch: 1})
+        assert.ok(out.logits.dataSync().every(Number.isFinite))
+        return [out.logits.shape, ...out.aux.map((a) => a.shape)]
+      }),
+    )
     const expected = outputShapes(config, [32, 32, 32])
     assert.deepEqual(shapes, [
       expected.logits,
@@ -37,10 +39,13 @@ test('demo config: real forward shapes and parameter count, with each ablation',
 test('FLOP estimate: the affine extrapolation in voxels is exact, and dry and real passes count the same', () => {
   const config = configOf('demo')
   const net = buildNet(config)
-  const real = tf.tidy(
-    () => metered(false, () => net.apply(tf.randomNormal([1, 32, 32, 32, 1]) as tf.Tensor5D, {training: true, epoch: 0})).macs,
+  const real = expectNoLeakedTensors(() =>
+    tf.tidy(() => metered(false, () => net.apply(tf.randomNormal([1, 32, 32, 32, 1]) as tf.Tensor5D, {training: true, epoch: 0})).macs),
   )
-  assert.equal(dryForwardMacs(net, [32, 32, 32]), real)
+  assert.equal(
+    expectNoLeakedTensors(() => dryForwardMacs(net, [32, 32, 32])),
+    real,
+  )
   const a = dryForwardMacs(net, [32, 32, 32])
   const b = dryForwardMacs(net, [64, 32, 32])
   const perVoxel = (b - a) / 32 ** 3
@@ -57,9 +62,9 @@ test('one training step: every trainable variable receives a finite, non-zero gr
     const config = configOf('demo', sets)
     const net = buildNet(config)
     const targets = targetsFromLabels(labels, 3, false)
-    const tensorsBefore = tf.memory().numTensors
     const started = Date.now()
-    const {value, grads} = trainingStep(net, config, image, targets, 1)
+    // a training step leaves only the loss and one gradient per trainable variable
+    const {value, grads} = expectNoLeakedTensors(() => trainingStep(net, config, image, targets, 1), 1 + net.trainableVariables().length)
     if (sets.length === 0) console.log(`# one demo training step on cpu: ${Date.now() - started} ms`)
     const names = new Map([...net.namedVariables()].map(([name, v]) => [v.name, name]))
     const bad: string[] = []
@@ -70,7 +75,6 @@ test('one training step: every trainable variable receives a finite, non-zero gr
     }
     assert.deepEqual(bad, [], `${sets.join(' ') || 'full model'}: variables without a finite non-zero gradient`)
     tf.dispose([value, ...Object.values(grads)])
-    assert.equal(tf.memory().numTensors, tensorsBefore, 'a training step leaks no tensors')
     tf.dispose([targets.regions, targets.labels])
     net.dispose()
   }
