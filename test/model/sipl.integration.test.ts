@@ -10,6 +10,7 @@ import {metered} from '../../src/model/layers.js'
 import {targetsFromLabels} from '../../src/model/losses.js'
 import {buildNet, outputShapes} from '../../src/model/summary.js'
 import {configOf, expectedParameterCount, phantom, trainingStep} from './sipl-fixtures.js'
+import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -22,12 +23,14 @@ test('btcv, lungs, brats configs: parameter counts, and shapes of a dry forward 
     assert.equal(counts[name], expectedParameterCount(config), name)
     // a dry pass skips the convolution/matmul arithmetic but runs every reshape, so the shapes are real
     const [x, y, z] = config.preprocess.patch
-    const shapes = tf.tidy(() => {
-      const out = metered(true, () =>
-        net.apply(tf.zeros([1, z, y, x, config.data.channels]) as tf.Tensor5D, {training: true, epoch: 0}),
-      ).value
-      return [out.logits.shape, ...out.aux.map((a) => a.shape)]
-    })
+    const shapes = expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const out = metered(true, () =>
+          net.apply(tf.zeros([1, z, y, x, config.data.channels]) as tf.Tensor5D, {training: true, epoch: 0}),
+        ).value
+        return [out.logits.shape, ...out.aux.map((a) => a.shape)]
+      }),
+    )
     const expected = outputShapes(config, config.preprocess.patch)
     assert.deepEqual(shapes[0], expected.logits)
     assert.equal(shapes.length - 1, config.smg.scales.length * config.smg.layersPerScale)
@@ -43,7 +46,9 @@ test('btcv, lungs, brats configs: parameter counts, and shapes of a dry forward 
 
 test('btcv widths on a 32³ input: the real forward pass works with group norm and is refused with instance norm', () => {
   const grouped = buildNet(configOf('btcv', ['model.backbone.norm=group', 'smg.scales=[16,8,4]']))
-  const shape = tf.tidy(() => grouped.apply(tf.randomNormal([1, 32, 32, 32, 1]) as tf.Tensor5D, {training: false, epoch: 0}).logits.shape)
+  const shape = expectNoLeakedTensors(() =>
+    tf.tidy(() => grouped.apply(tf.randomNormal([1, 32, 32, 32, 1]) as tf.Tensor5D, {training: false, epoch: 0}).logits.shape),
+  )
   assert.deepEqual(shape, [1, 32, 32, 32, 13])
   grouped.dispose()
   const instance = buildNet(configOf('btcv'))
@@ -86,10 +91,16 @@ test('overfit: the demo model fits one fixed phantom patch to Dice > 0.9 within 
   const started = Date.now()
   let step = 0
   for (; step < 80; step++) {
-    const {value, grads} = trainingStep(net, config, image, targets, step)
-    optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({name, tensor})))
-    losses.push(value.dataSync()[0])
-    tf.dispose([value, ...Object.values(grads)])
+    // after the first step (which creates Adam's moments), a step leaves nothing behind
+    expectNoLeakedTensors(
+      () => {
+        const {value, grads} = trainingStep(net, config, image, targets, step)
+        optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({name, tensor})))
+        losses.push(value.dataSync()[0])
+        tf.dispose([value, ...Object.values(grads)])
+      },
+      step === 0 ? 2 * net.trainableVariables().length : 0,
+    )
     if (step % 5 === 4) {
       scores = dice()
       if (Math.min(...scores) > 0.9) break
@@ -121,7 +132,7 @@ test('cross-backend: forward pass and gradients agree with cpu on every other us
     net.dispose()
     return {logits, gradientValues}
   }
-  const reference = await compute()
+  const reference = await expectNoLeakedTensors(compute)
   const skipped: string[] = []
   const compared: string[] = []
   for (const name of ['tensorflow', 'webgpu', 'wasm'] as const) {
