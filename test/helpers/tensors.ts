@@ -38,3 +38,12 @@ export function expectNoLeakedTensors<T>(fn: () => T | Promise<T>, newTensors = 
 export function expectNoLeakedTensorsInTidy<T>(fn: () => T, newTensors = 1): T {
   return expectNoLeakedTensors(() => tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as T, newTensors)
 }
+
+/**
+ * A variable made as src/model/init.ts makes them: the tensor it starts from is disposed, so the
+ * variable alone holds that buffer and an assign frees it (a live initial tensor would keep it,
+ * which the buffer count above reports).
+ */
+export function variableOf(initial: () => tf.Tensor, trainable = true): tf.Variable {
+  return tf.tidy(() => tf.variable(initial(), trainable))
+}
