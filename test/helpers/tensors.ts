@@ -44,6 +44,6 @@ export function expectNoLeakedTensorsInTidy<T>(fn: () => T, newTensors = 1): T {
  * variable alone holds that buffer and an assign frees it (a live initial tensor would keep it,
  * which the buffer count above reports).
  */
-export function variableOf(initial: () => tf.Tensor, trainable = true): tf.Variable {
-  return tf.tidy(() => tf.variable(initial(), trainable))
+export function variableOf(initial: () => tf.Tensor, trainable = true, name?: string): tf.Variable {
+  return tf.tidy(() => tf.variable(initial(), trainable, name))
 }
