@@ -48,7 +48,10 @@ abstract class Stateful {
 
   loadState(tensors: Map<string, tf.Tensor>, iterations: number): void {
     this.dispose()
-    for (const [key, value] of tensors) this.slots.set(key, tf.tidy(() => tf.variable(value.clone(), false)))
+    for (const [key, value] of tensors) {
+      const slot = tf.tidy(() => tf.variable(value.clone(), false))
+      this.slots.set(key, slot)
+    }
     this.iterations = iterations
   }
 
