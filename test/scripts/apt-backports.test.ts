@@ -23,31 +23,18 @@ const {backportsSource, readAptSources} = (await import(pathToFileURL(SCRIPT).hr
 }
 
 const derive = (dir: string, codename = 'bookworm') => backportsSource(readAptSources(join(FIXTURES, dir)), codename)
+/** the deb822 stanza expected for bookworm-backports on `uri` */
+const expected = (uri: string, signedBy: string) =>
+  `Types: deb\nURIs: ${uri}\nSuites: bookworm-backports\nComponents: main\nSigned-By: ${signedBy}\n`
 
 test('deb822 (.sources): the URI and Signed-By of the stanza that serves the codename; disabled stanzas and other suites are skipped', () => {
   assert.deepEqual(derive('deb822'), {
-    stanza: [
-      'Types: deb',
-      'URIs: http://mirror.example.org/debian',
-      'Suites: bookworm-backports',
-      'Components: main',
-      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg',
-      '',
-    ].join('\n'),
+    stanza: expected('http://mirror.example.org/debian', '/usr/share/keyrings/debian-archive-keyring.gpg'),
   })
 })
 
 test('one-line (.list): options in brackets, trailing comments, deb-src and commented-out cdrom lines', () => {
-  assert.deepEqual(derive('one-line'), {
-    stanza: [
-      'Types: deb',
-      'URIs: https://mirror.example.net/debian/',
-      'Suites: bookworm-backports',
-      'Components: main',
-      'Signed-By: /etc/apt/keyrings/site.gpg',
-      '',
-    ].join('\n'),
-  })
+  assert.deepEqual(derive('one-line'), {stanza: expected('https://mirror.example.net/debian/', '/etc/apt/keyrings/site.gpg')})
 })
 
 test('a configured backports source is left as it is', () => {
