@@ -1,13 +1,16 @@
 /**
- * Per-channel passes over row-major `[rows, C]` arrays, for the group / instance norm of
- * src/kernels/cpu/group-norm.ts: column sums (Σ a and Σ a·b per channel) and a per-channel
- * affine map of one or two arrays. Channels go 4 to a vector, the last C mod 4 one at a time.
+ * Per-channel passes over row-major `[rows, C]` arrays: for the group / instance norm of
+ * src/kernels/cpu/group-norm.ts, column sums (Σ a and Σ a·b per channel) and a per-channel
+ * affine map of one or two arrays; for a decoder convolution over `[x, skip]`
+ * (src/kernels/cpu/conv3d.ts), the channel concatenation and its inverse. Channels go 4 to a
+ * vector, the last C mod 4 one at a time.
  *
  * The sums are deterministic with any thread count: rows go in chunks of J_ROWS_PER_CHUNK, each
  * summed in float32 and added (in float64) into slot chunk mod J_SLOTS in order; the caller adds
  * the slots in order.
  */
 import {clearedSlot, J_BIAS, J_CHUNKS, J_COUT, J_DY, J_ROWS, J_ROWS_PER_CHUNK, J_SLOTS, J_W, J_X, nextItem, word} from './job'
+import {copyFloats} from './floats'
 
 /** four float64 sums at `at` += the four lanes of `v` */
 function addPromoted(at: usize, v: v128): void {
@@ -104,5 +107,30 @@ export function channelAffine(job: usize): void {
       }
       row += rowBytes
     }
+  }
+}
+
+/**
+ * dst = the channel concatenation of a [voxels, ca] and b [voxels, cb]: the input of a decoder
+ * convolution built in the heap, instead of a concat tensor in JS that is then copied in.
+ */
+export function concatChannels(dst: usize, a: usize, ca: i32, b: usize, cb: i32, voxels: i32): void {
+  const aBytes = (<usize>ca) << 2
+  const bBytes = (<usize>cb) << 2
+  for (let v = 0; v < voxels; v++) {
+    copyFloats(dst, a + <usize>v * aBytes, ca)
+    copyFloats(dst + aBytes, b + <usize>v * bBytes, cb)
+    dst += aBytes + bBytes
+  }
+}
+
+/** The inverse of concatChannels: src [voxels, ca + cb] → a [voxels, ca], b [voxels, cb] (the gradient of the concatenation). */
+export function splitChannels(src: usize, a: usize, ca: i32, b: usize, cb: i32, voxels: i32): void {
+  const aBytes = (<usize>ca) << 2
+  const bBytes = (<usize>cb) << 2
+  for (let v = 0; v < voxels; v++) {
+    copyFloats(a + <usize>v * aBytes, src, ca)
+    copyFloats(b + <usize>v * bBytes, src + aBytes, cb)
+    src += aBytes + bBytes
   }
 }

@@ -1,13 +1,12 @@
 /**
- * 3-D convolution building blocks for sipl's `cpu` tfjs backend, compiled by AssemblyScript to
- * WebAssembly SIMD (two builds: plain SIMD and relaxed SIMD, chosen at load time). Design and
- * measurements: docs/kernels.md.
+ * 3-D convolution by im2col + GEMM for sipl's `cpu` tfjs backend: the forward, filter-gradient
+ * and input-gradient jobs (run through runJob in ./index.ts) and the filter packing and reduction
+ * that src/kernels/cpu/conv3d.ts calls directly. Design and measurements: docs/kernels.md.
  *
  * Everything is raw pointer arithmetic on one shared memory that all threads import; nothing is
  * allocated here (stub runtime, no static data), so every thread can run the same functions at
- * once. A job descriptor (i32 words, layout in JOB_* below and mirrored in
- * src/kernels/cpu/job.ts) says what to compute; threads take row chunks from an atomic counter,
- * so a thread slowed down by the shared machine simply takes fewer chunks.
+ * once. The job descriptor (./job.ts) says what to compute; threads take row chunks from an
+ * atomic counter, so a thread slowed down by the shared machine simply takes fewer chunks.
  */
 
 import {gemm} from './gemm'
@@ -31,7 +30,6 @@ import {
   J_IN_H,
   J_IN_W,
   J_K,
-  J_KIND,
   J_KP,
   J_K_D,
   J_K_H,
@@ -44,8 +42,6 @@ import {
   J_PAD_T,
   J_RELU,
   J_ROWS_PER_CHUNK,
-  J_SCRATCH,
-  J_SCRATCH_STRIDE,
   J_SLOTS,
   J_SUB_ROWS,
   J_S_D,
@@ -53,38 +49,11 @@ import {
   J_S_W,
   J_W,
   J_X,
-  KIND_FILTER_GRAD,
-  KIND_FORWARD,
-  KIND_BIAS_ACT_GRAD,
-  KIND_DICE_CE,
-  KIND_DICE_CE_GRAD,
-  KIND_ADAMW,
-  KIND_WINOGRAD_PACK_FILTER,
-  KIND_WINOGRAD_FILTER_GRAD_REDUCE,
-  KIND_SUM_SLOTS,
-  KIND_COLUMN_SUMS,
-  KIND_CHANNEL_AFFINE,
-  sumSlots,
-  KIND_INPUT_GRAD,
-  KIND_WINOGRAD_FILTER_GRAD,
-  KIND_WINOGRAD_FORWARD,
-  nextItem,
   clearedSlot,
+  nextItem,
   word,
 } from './job'
-import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradPackFilter} from './winograd'
-import {biasActGrad} from './bias-act'
-import {diceCe, diceCeGrad} from './dice-ce'
-import {adamw} from './adamw'
-import {channelAffine, columnSums} from './channels'
-export {gemm}
-
-/** Copies n floats (unaligned), 4 at a time. */
-function copyFloats(dst: usize, src: usize, n: i32): void {
-  let i = 0
-  for (; i + 4 <= n; i += 4) v128.store(dst + ((<usize>i) << 2), v128.load(src + ((<usize>i) << 2)))
-  for (; i < n; i++) store<f32>(dst + ((<usize>i) << 2), load<f32>(src + ((<usize>i) << 2)))
-}
+import {copyFloats} from './floats'
 
 function addFloats(dst: usize, src: usize, n: i32): void {
   let i = 0
@@ -297,31 +266,6 @@ function biasActivation(y: usize, rows: i32, cout: i32, bias: usize, relu: bool)
   }
 }
 
-/**
- * dst = the channel concatenation of a [voxels, ca] and b [voxels, cb]: the input of a decoder
- * convolution built in the heap, instead of a concat tensor in JS that is then copied in.
- */
-export function concatChannels(dst: usize, a: usize, ca: i32, b: usize, cb: i32, voxels: i32): void {
-  const aBytes = (<usize>ca) << 2
-  const bBytes = (<usize>cb) << 2
-  for (let v = 0; v < voxels; v++) {
-    copyFloats(dst, a + <usize>v * aBytes, ca)
-    copyFloats(dst + aBytes, b + <usize>v * bBytes, cb)
-    dst += aBytes + bBytes
-  }
-}
-
-/** The inverse of concatChannels: src [voxels, ca + cb] → a [voxels, ca], b [voxels, cb] (the gradient of the concatenation). */
-export function splitChannels(src: usize, a: usize, ca: i32, b: usize, cb: i32, voxels: i32): void {
-  const aBytes = (<usize>ca) << 2
-  const bBytes = (<usize>cb) << 2
-  for (let v = 0; v < voxels; v++) {
-    copyFloats(a + <usize>v * aBytes, src, ca)
-    copyFloats(b + <usize>v * bBytes, src + aBytes, cb)
-    src += aBytes + bBytes
-  }
-}
-
 /** Packs the filter [K, Cout] (row-major) into panels of 8 output channels: [ceil(Cout/8)][Kp][8], zero padded. */
 export function packFilter(w: usize, K: i32, cout: i32, Kp: i32, dst: usize): void {
   const panels = (cout + 7) >> 3
@@ -410,60 +354,25 @@ function filterGradSlots(job: usize, cols: usize, tmp: usize): void {
   }
 }
 
-/** Runs thread `t`'s share of the job at `job`. Every thread of the pool calls this with the same job. */
-export function runJob(job: usize, t: i32): void {
-  const kind = word(job, J_KIND)
-  const scratch = <usize>word(job, J_SCRATCH) + <usize>t * <usize>word(job, J_SCRATCH_STRIDE)
-  if (kind == KIND_WINOGRAD_FORWARD) {
-    winogradForward(job, scratch)
-    return
-  }
-  if (kind == KIND_WINOGRAD_FILTER_GRAD) {
-    winogradFilterGrad(job, scratch)
-    return
-  }
-  if (kind == KIND_BIAS_ACT_GRAD) {
-    biasActGrad(job)
-    return
-  }
-  if (kind == KIND_DICE_CE) {
-    diceCe(job, scratch)
-    return
-  }
-  if (kind == KIND_DICE_CE_GRAD) {
-    diceCeGrad(job, scratch)
-    return
-  }
-  if (kind == KIND_ADAMW) {
-    adamw(job)
-    return
-  }
-  if (kind == KIND_WINOGRAD_PACK_FILTER) {
-    winogradPackFilter(job, scratch)
-    return
-  }
-  if (kind == KIND_COLUMN_SUMS) {
-    columnSums(job)
-    return
-  }
-  if (kind == KIND_CHANNEL_AFFINE) {
-    channelAffine(job)
-    return
-  }
-  if (kind == KIND_SUM_SLOTS) {
-    sumSlots(job)
-    return
-  }
-  if (kind == KIND_WINOGRAD_FILTER_GRAD_REDUCE) {
-    winogradFilterGradReduce(job, scratch)
-    return
-  }
+/** The filter gradient job (KIND_FILTER_GRAD): this thread's slots, in its `scratch`. */
+export function convFilterGrad(job: usize, scratch: usize): void {
+  filterGradSlots(job, scratch + 256, scratch)
+}
+
+/** The forward job (KIND_FORWARD): y = im2col(x) · W (+ bias, ReLU) over this thread's row chunks. */
+export function convForward(job: usize, scratch: usize): void {
+  convRows(job, scratch, true)
+}
+
+/** The input gradient job (KIND_INPUT_GRAD): dx += col2im(dy · Wᵀ) over this thread's row chunks. */
+export function convInputGrad(job: usize, scratch: usize): void {
+  convRows(job, scratch, false)
+}
+
+/** The forward or the input gradient over the job's row chunks that this thread takes. */
+function convRows(job: usize, scratch: usize, forward: bool): void {
   const tmp = scratch // 256 bytes for edge tiles
   const cols = scratch + 256
-  if (kind == KIND_FILTER_GRAD) {
-    filterGradSlots(job, cols, tmp)
-    return
-  }
   const chunks = word(job, J_CHUNKS)
   const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
   const M = word(job, J_BATCH) * word(job, J_OUT_D) * word(job, J_OUT_H) * word(job, J_OUT_W)
@@ -485,7 +394,7 @@ export function runJob(job: usize, t: i32): void {
     for (let m0 = c * rowsPerChunk; m0 < end; m0 += sub) {
       const m1 = min(end, m0 + sub)
       const rows = m1 - m0
-      if (kind == KIND_FORWARD) {
+      if (forward) {
         // y[m0:m1, :] = im2col(x)[m0:m1, :] · W
         im2col(job, m0, m1, cols)
         gemm(
@@ -506,7 +415,7 @@ export function runJob(job: usize, t: i32): void {
         )
         const bias = <usize>word(job, J_BIAS)
         if (bias != 0) biasActivation(dy + ((<usize>m0 * <usize>cout) << 2), rows, cout, bias, word(job, J_RELU) != 0)
-      } else if (kind == KIND_INPUT_GRAD) {
+      } else {
         // cols = dy[m0:m1, :] · Wᵀ, then scattered back onto the input grid
         gemm(
           rows,

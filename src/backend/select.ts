@@ -207,7 +207,7 @@ export function webgpuIsSoftware(): boolean {
   return webgpuSoftware
 }
 
-/** Loads and starts one backend, then runs the conv3d check against cpu. Never throws. */
+/** Loads and starts one backend, then runs the conv3d check against cpu. Throws only the UserError of a broken install. */
 export async function probeBackend(name: BackendName, runCheck = true): Promise<BackendProbe> {
   let detail: string
   try {

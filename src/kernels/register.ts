@@ -77,7 +77,7 @@ export function cpuConvKernels(): CpuConvKernels {
 
 /** Why the fast kernels are not available, or undefined when they are. */
 export function fastKernelsUnavailable(): string | undefined {
-  if (!wasmBuilt()) return "build/conv3d.*.wasm is missing (run 'npm run build')"
+  if (!wasmBuilt()) return "build/kernels.*.wasm is missing (run 'npm run build')"
   if (reference.size !== REPLACED_KERNELS.length) return 'the cpu backend has no reference conv3d kernels to replace'
   return undefined
 }

@@ -101,20 +101,26 @@ export class SiplNet {
     this.inChannels = inChannels
     // initialisation is the first consumer of the seed's stream; a fork keeps it independent of sampling
     this.store = new ParamStore(new Rng(args.seed).fork())
-    this.backbone = new Backbone(this.store, model.backbone, inChannels)
-    this.maxStride = this.backbone.strides.at(-1)!
-    const channelsAtStride = new Map(this.backbone.strides.map((s, i) => [s, model.backbone.widths[i]]))
-    if (model.smg) {
-      this.smg = new Smg(this.store, smg, model.queries, channelsAtStride, numClasses)
-      this.maskHead = null
-    } else {
-      const stride = Math.min(...smg.scales)
-      this.smg = null
-      this.maskHead = {stride, dense: new Dense(this.store, 'maskHead', channelsAtStride.get(stride)!, numClasses + 1)}
+    // a part that refuses its settings (a bad CPP file) throws after others made their variables
+    try {
+      this.backbone = new Backbone(this.store, model.backbone, inChannels)
+      this.maxStride = this.backbone.strides.at(-1)!
+      const channelsAtStride = new Map(this.backbone.strides.map((s, i) => [s, model.backbone.widths[i]]))
+      if (model.smg) {
+        this.smg = new Smg(this.store, smg, model.queries, channelsAtStride, numClasses)
+        this.maskHead = null
+      } else {
+        const stride = Math.min(...smg.scales)
+        this.smg = null
+        this.maskHead = {stride, dense: new Dense(this.store, 'maskHead', channelsAtStride.get(stride)!, numClasses + 1)}
+      }
+      const featureDim = model.backbone.widths.at(-1)!
+      this.ipl = model.ipl ? new Ipl(this.store, model, numClasses, featureDim, args.overlappingRegions ?? false) : null
+      this.plain = model.ipl ? null : new PlainPrototypes(this.store, model, numClasses)
+    } catch (error) {
+      this.store.dispose()
+      throw error
     }
-    const featureDim = model.backbone.widths.at(-1)!
-    this.ipl = model.ipl ? new Ipl(this.store, model, numClasses, featureDim, args.overlappingRegions ?? false) : null
-    this.plain = model.ipl ? null : new PlainPrototypes(this.store, model, numClasses)
   }
 
   /** Forward pass; call inside tf.tidy or optimizer.minimize. x: `[B, D, H, W, C]`. */

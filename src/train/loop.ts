@@ -6,7 +6,7 @@
  * does is a function of that state: the patch queue is emptied at each epoch start, the lr is
  * a pure function of the step, τ a pure function of the epoch, and the cpu backend is
  * deterministic. So a run killed at any point and resumed with --resume ends with the same
- * weights as an uninterrupted run (test/train/resume.test.ts checks it bit for bit).
+ * weights as an uninterrupted run (test/train/resume.integration.test.ts checks it bit for bit).
  */
 import {join} from 'node:path'
 import {tf} from '../backend/tf.js'

@@ -35,7 +35,8 @@ abstract class Stateful {
   protected slot(key: string, like: tf.Tensor): tf.Variable {
     let v = this.slots.get(key)
     if (!v) {
-      v = tf.variable(tf.zerosLike(like), false)
+      // the variable holds its own reference to the zeros: tidy disposes the tensor it was made from
+      v = tf.tidy(() => tf.variable(tf.zerosLike(like), false))
       this.slots.set(key, v)
     }
     return v
@@ -47,7 +48,10 @@ abstract class Stateful {
 
   loadState(tensors: Map<string, tf.Tensor>, iterations: number): void {
     this.dispose()
-    for (const [key, value] of tensors) this.slots.set(key, tf.variable(value.clone(), false))
+    for (const [key, value] of tensors) {
+      const slot = tf.tidy(() => tf.variable(value.clone(), false))
+      this.slots.set(key, slot)
+    }
     this.iterations = iterations
   }
 

@@ -19,6 +19,8 @@ export function sipl(
   args: string[],
   options: {cwd?: string; env?: Record<string, string>; timeoutMs?: number; input?: string} = {},
 ): CliResult {
+  if (process.env.SIPL_TEST_TIER === 'unit')
+    throw new Error(`npm run test:unit starts no CLI (sipl ${args[0]}): a test that does belongs in a *.integration.test.ts file`)
   const result = spawnSync(process.execPath, [resolve(PROJECT_ROOT, 'bin/run.js'), ...args], {
     cwd: options.cwd ?? PROJECT_ROOT,
     env: {...process.env, SIPL_LOG_LEVEL: 'warn', ...options.env},

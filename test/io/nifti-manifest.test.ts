@@ -9,6 +9,7 @@ import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {crc32} from 'node:zlib'
 import {SHARED} from '../helpers/cli.js'
+import {needsShared} from '../helpers/needs.js'
 import {readNifti, readNiftiHeader, voxelStats, type NiftiHeader} from '../../src/io/nifti.js'
 import {axcodes} from '../../src/io/orientation.js'
 import {UserError} from '../../src/errors.js'
@@ -45,7 +46,8 @@ interface Entry {
 }
 
 const DATA = join(SHARED, 'data')
-const manifest = JSON.parse(readFileSync(join(DATA, 'manifest.json'), 'utf8')) as {entries: Entry[]}
+const skip = needsShared('the NIfTI conformance tests', 'data/manifest.json', 'data/nifti')
+const manifest = skip ? {entries: []} : (JSON.parse(readFileSync(join(DATA, 'manifest.json'), 'utf8')) as {entries: Entry[]})
 const fileOf = (e: Entry) => join(DATA, e.local.replace(/^conformance\//, 'nifti/'))
 
 const NUMPY_KIND: Record<string, string> = {
@@ -98,7 +100,7 @@ function checkHeader(file: string, h: NiftiHeader, p: Props): void {
 
 const entries = manifest.entries.filter((e) => e.props)
 
-test('the manifest lists the shared files and they are present', () => {
+test('the manifest lists the shared files and they are present', {skip}, () => {
   assert.ok(entries.length >= 45, `only ${entries.length} entries with properties`)
   for (const e of manifest.entries) assert.ok(existsSync(fileOf(e)), `${fileOf(e)} missing`)
 })
@@ -153,7 +155,7 @@ for (const entry of entries) {
   })
 }
 
-test('truncated files fail with a UserError that says so', async () => {
+test('truncated files fail with a UserError that says so', {skip}, async () => {
   const {mkdtempSync, writeFileSync} = await import('node:fs')
   const {tmpdir} = await import('node:os')
   const {gzipSync} = await import('node:zlib')
@@ -180,7 +182,7 @@ test('truncated files fail with a UserError that says so', async () => {
   )
 })
 
-test('the two byte orders hold the same values (big.nii.gz vs little.nii.gz)', () => {
+test('the two byte orders hold the same values (big.nii.gz vs little.nii.gz)', {skip}, () => {
   const big = readNifti(join(DATA, 'nifti/nifti-reader-js/big.nii.gz'))
   const little = readNifti(join(DATA, 'nifti/nifti-reader-js/little.nii.gz'))
   assert.equal(big.header.littleEndian, false)

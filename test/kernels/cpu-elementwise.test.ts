@@ -8,6 +8,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../../src/backend/tf.js'
 import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -16,8 +17,9 @@ const seeded = (shape: number[], seed: number) => tf.randomUniform(shape, -2, 2,
 function same(run: () => tf.Tensor | tf.Tensor[], label: string, tolerance = 1e-6): void {
   const pack = (t: tf.Tensor | tf.Tensor[]) =>
     (Array.isArray(t) ? t : [t]).map((x) => ({shape: x.shape, dtype: x.dtype, values: Array.from(x.dataSync())}))
-  const fast = tf.tidy(() => pack(run()))
-  const reference = tf.tidy(() => withReferenceConvKernels(() => pack(run())))
+  // each kernel, fast and reference, leaves nothing behind (tensors, or buffers no tensor owns)
+  const fast = expectNoLeakedTensors(() => tf.tidy(() => pack(run())))
+  const reference = expectNoLeakedTensors(() => tf.tidy(() => withReferenceConvKernels(() => pack(run()))))
   assert.equal(fast.length, reference.length, label)
   fast.forEach((f, i) => {
     assert.deepEqual(f.shape, reference[i].shape, `${label}: shape`)

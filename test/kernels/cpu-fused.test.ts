@@ -13,23 +13,26 @@ import {diceCrossEntropy} from '../../src/model/losses.js'
 import {leakyRelu, SpatialNorm} from '../../src/model/layers.js'
 import {ParamStore} from '../../src/model/init.js'
 import {Rng} from '../../src/util/rng.js'
+import {expectNoLeakedTensors, variableOf} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
 const seeded = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, 'float32', seed)
 
 function valueAndGrads(xShape: number[], wShape: number[], o: FusedConvOptions, seed: number): Float32Array[] {
-  return tf.tidy(() => {
-    const x = seeded(xShape, seed) as tf.Tensor5D
-    const w = seeded(wShape, seed + 1) as tf.Tensor5D
-    const b = seeded([wShape[4]], seed + 2) as tf.Tensor1D
-    const y = conv3dBiasAct(x, w, b, o)
-    const dy = seeded(y.shape, seed + 3)
-    const grads = tf.grads((a: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
-      tf.sum(tf.mul(conv3dBiasAct(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, o), dy)),
-    )([x, w, b])
-    return [y, ...grads].map((t) => t.dataSync() as Float32Array)
-  })
+  return expectNoLeakedTensors(() =>
+    tf.tidy(() => {
+      const x = seeded(xShape, seed) as tf.Tensor5D
+      const w = seeded(wShape, seed + 1) as tf.Tensor5D
+      const b = seeded([wShape[4]], seed + 2) as tf.Tensor1D
+      const y = conv3dBiasAct(x, w, b, o)
+      const dy = seeded(y.shape, seed + 3)
+      const grads = tf.grads((a: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(conv3dBiasAct(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, o), dy)),
+      )([x, w, b])
+      return [y, ...grads].map((t) => t.dataSync() as Float32Array)
+    }),
+  )
 }
 
 const CASES: [string, number[], number[], FusedConvOptions][] = [
@@ -55,18 +58,20 @@ for (const [name, xs, ws, o] of CASES) {
 }
 
 function concatValueAndGrads(aShape: number[], skipChannels: number, wShape: number[], o: FusedConvOptions, seed: number): Float32Array[] {
-  return tf.tidy(() => {
-    const a = seeded(aShape, seed) as tf.Tensor5D
-    const skip = seeded([...aShape.slice(0, 4), skipChannels], seed + 1) as tf.Tensor5D
-    const w = seeded(wShape, seed + 2) as tf.Tensor5D
-    const b = seeded([wShape[4]], seed + 3) as tf.Tensor1D
-    const y = conv3dBiasAct([a, skip], w, b, o)
-    const dy = seeded(y.shape, seed + 4)
-    const grads = tf.grads((p: tf.Tensor, q: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
-      tf.sum(tf.mul(conv3dBiasAct([p as tf.Tensor5D, q as tf.Tensor5D], k as tf.Tensor5D, c as tf.Tensor1D, o), dy)),
-    )([a, skip, w, b])
-    return [y, ...grads].map((t) => t.dataSync() as Float32Array)
-  })
+  return expectNoLeakedTensors(() =>
+    tf.tidy(() => {
+      const a = seeded(aShape, seed) as tf.Tensor5D
+      const skip = seeded([...aShape.slice(0, 4), skipChannels], seed + 1) as tf.Tensor5D
+      const w = seeded(wShape, seed + 2) as tf.Tensor5D
+      const b = seeded([wShape[4]], seed + 3) as tf.Tensor1D
+      const y = conv3dBiasAct([a, skip], w, b, o)
+      const dy = seeded(y.shape, seed + 4)
+      const grads = tf.grads((p: tf.Tensor, q: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(conv3dBiasAct([p as tf.Tensor5D, q as tf.Tensor5D], k as tf.Tensor5D, c as tf.Tensor1D, o), dy)),
+      )([a, skip, w, b])
+      return [y, ...grads].map((t) => t.dataSync() as Float32Array)
+    }),
+  )
 }
 
 for (const [name, aShape, skipChannels, wShape] of [
@@ -89,26 +94,28 @@ for (const [name, aShape, skipChannels, wShape] of [
 }
 
 function transposeValueAndGrads(xShape: number[], wShape: number[], stride: number, pad: 'same' | 'valid', seed: number): Float32Array[] {
-  return tf.tidy(() => {
-    const x = seeded(xShape, seed) as tf.Tensor5D
-    const w = seeded(wShape, seed + 1) as tf.Tensor5D
-    const b = seeded([wShape[3]], seed + 2) as tf.Tensor1D
-    // 'same': n·s; 'valid': (n − 1)·s + k
-    const edge = (n: number, k: number) => (pad === 'same' ? n * stride : (n - 1) * stride + k)
-    const out: [number, number, number, number, number] = [
-      xShape[0],
-      edge(xShape[1], wShape[0]),
-      edge(xShape[2], wShape[1]),
-      edge(xShape[3], wShape[2]),
-      wShape[3],
-    ]
-    const y = conv3dTransposeBias(x, w, b, out, stride, pad)
-    const dy = seeded(y.shape, seed + 3)
-    const grads = tf.grads((a: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
-      tf.sum(tf.mul(conv3dTransposeBias(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, out, stride, pad), dy)),
-    )([x, w, b])
-    return [y, ...grads].map((t) => t.dataSync() as Float32Array)
-  })
+  return expectNoLeakedTensors(() =>
+    tf.tidy(() => {
+      const x = seeded(xShape, seed) as tf.Tensor5D
+      const w = seeded(wShape, seed + 1) as tf.Tensor5D
+      const b = seeded([wShape[3]], seed + 2) as tf.Tensor1D
+      // 'same': n·s; 'valid': (n − 1)·s + k
+      const edge = (n: number, k: number) => (pad === 'same' ? n * stride : (n - 1) * stride + k)
+      const out: [number, number, number, number, number] = [
+        xShape[0],
+        edge(xShape[1], wShape[0]),
+        edge(xShape[2], wShape[1]),
+        edge(xShape[3], wShape[2]),
+        wShape[3],
+      ]
+      const y = conv3dTransposeBias(x, w, b, out, stride, pad)
+      const dy = seeded(y.shape, seed + 3)
+      const grads = tf.grads((a: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(conv3dTransposeBias(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, out, stride, pad), dy)),
+      )([x, w, b])
+      return [y, ...grads].map((t) => t.dataSync() as Float32Array)
+    }),
+  )
 }
 
 for (const [name, xShape, wShape, stride, pad] of [
@@ -130,16 +137,18 @@ for (const [name, xShape, wShape, stride, pad] of [
 
 test('a NaN in x reaches the bias gradient through the ReLU backward, as in the composition (dy · Step(NaN) = NaN)', () => {
   const run = () =>
-    tf.tidy(() => {
-      const values = tf.randomUniform([1, 4, 5, 6, 4], -1, 1, 'float32', 11).dataSync() as Float32Array
-      values[40] = NaN
-      const x = tf.tensor5d(values, [1, 4, 5, 6, 4])
-      const w = seeded([3, 3, 3, 4, 5], 12) as tf.Tensor5D
-      const b = seeded([5], 13) as tf.Tensor1D
-      return tf
-        .grad((c: tf.Tensor) => tf.sum(conv3dBiasAct(x, w, c as tf.Tensor1D, {strides: 1, pad: 'same', relu: true})))(b)
-        .dataSync()
-    })
+    expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const values = tf.randomUniform([1, 4, 5, 6, 4], -1, 1, 'float32', 11).dataSync() as Float32Array
+        values[40] = NaN
+        const x = tf.tensor5d(values, [1, 4, 5, 6, 4])
+        const w = seeded([3, 3, 3, 4, 5], 12) as tf.Tensor5D
+        const b = seeded([5], 13) as tf.Tensor1D
+        return tf
+          .grad((c: tf.Tensor) => tf.sum(conv3dBiasAct(x, w, c as tf.Tensor1D, {strides: 1, pad: 'same', relu: true})))(b)
+          .dataSync()
+      }),
+    )
   const fast = run()
   const reference = withReferenceConvKernels(run)
   assert.ok(reference.every(Number.isNaN), 'the composition propagates the NaN')
@@ -160,18 +169,19 @@ test('inputGrad: false gives a zero input gradient and the same weight gradients
 test('hand-computed: ones through a 1×1×1 conv with bias −1.5 and relu', () => {
   // y = relu(Σ_c x_c · 1 − 1.5) with x = [1, 2] per voxel → relu(3 − 1.5) = 1.5; with x = [0, 1] → 0
   const x = tf.tensor5d([1, 2, 0, 1], [1, 1, 1, 2, 2])
-  const y = conv3dBiasAct(x, tf.ones([1, 1, 1, 2, 1]) as tf.Tensor5D, tf.tensor1d([-1.5]), {strides: 1, pad: 'same', relu: true})
+  const [w, b] = [tf.ones([1, 1, 1, 2, 1]) as tf.Tensor5D, tf.tensor1d([-1.5])]
+  const y = expectNoLeakedTensors(() => conv3dBiasAct(x, w, b, {strides: 1, pad: 'same', relu: true}), 1)
   assert.deepEqual(Array.from(y.dataSync()), [1.5, 0])
 })
 
 function sameBitsAsComposition(shape: number[]): void {
   const run = (fused: boolean) => {
-    const p = tf.variable(tf.randomUniform(shape, -1, 1, 'float32', 40), true, `adamw-p-${fused}`)
+    const p = variableOf(() => tf.randomUniform(shape, -1, 1, 'float32', 40), true, `adamw-p-${fused}`)
     const grads = [41, 42, 43].map((seed) => tf.randomUniform(shape, -0.1, 0.1, 'float32', seed))
     const optimizer = new AdamW(0.9, 0.999, 0.05)
     const step = () => grads.forEach((g, i) => optimizer.step(new Map([['p', p]]), new Map([['p', g]]), 0.01 * (i + 1)))
-    if (fused) step()
-    else withReferenceConvKernels(step)
+    // the steps leave only Adam's two moments behind
+    expectNoLeakedTensors(() => (fused ? step() : withReferenceConvKernels(step)), 2)
     const state = [p, ...optimizer.stateTensors().values()].map((t) => Array.from(t.dataSync()))
     tf.dispose([p, ...grads])
     optimizer.dispose()
@@ -191,21 +201,24 @@ test('fused AdamW step: the same bits as the op composition, over several steps 
   ])
     sameBitsAsComposition(shape)
   // hand-computed first step from zero moments: m̂ = g, v̂ = g², so p₁ = p(1 − lr·λ) − lr·g/(|g| + ε)
-  const p = tf.variable(tf.tensor1d([1, -2]), true, 'adamw-hand')
+  const p = variableOf(() => tf.tensor1d([1, -2]), true, 'adamw-hand')
   const optimizer = new AdamW(0.9, 0.999, 0.1)
-  optimizer.step(new Map([['p', p]]), new Map([['p', tf.tensor1d([0.5, -0.25])]]), 0.1)
+  const g = tf.tensor1d([0.5, -0.25])
+  expectNoLeakedTensors(() => optimizer.step(new Map([['p', p]]), new Map([['p', g]]), 0.1), 2)
   const got = Array.from(p.dataSync())
   const want = [1 * (1 - 0.01) - 0.1 * (0.5 / (0.5 + 1e-8)), -2 * (1 - 0.01) + 0.1 * (0.25 / (0.25 + 1e-8))]
   got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-6, `${v} vs ${want[i]}`))
   optimizer.dispose()
-  p.dispose()
+  tf.dispose([p, g])
 })
 
 function diceCeLossAndGrad(logits: tf.Tensor, targets: tf.Tensor, options: DiceCeOptions): {loss: number; grad: Float32Array} {
-  return tf.tidy(() => {
-    const {value, grad} = tf.valueAndGrad((z: tf.Tensor) => diceCrossEntropy(z, targets, options))(logits)
-    return {loss: value.dataSync()[0], grad: grad.dataSync() as Float32Array}
-  })
+  return expectNoLeakedTensors(() =>
+    tf.tidy(() => {
+      const {value, grad} = tf.valueAndGrad((z: tf.Tensor) => diceCrossEntropy(z, targets, options))(logits)
+      return {loss: value.dataSync()[0], grad: grad.dataSync() as Float32Array}
+    }),
+  )
 }
 
 /** The loss and logit gradient of diceCrossEntropy, fused, checked against the op composition (1e-5 relative); returns the fused ones. */
@@ -294,11 +307,13 @@ test('fused Dice + cross-entropy: probabilities and loss against float64 Math.ex
   // sigmoid, one channel, target 1 where x > 0: p = 1/(1 + e^−x) covers e^t for t in [−100, 0]
   const y = x.map((v) => (v > 0 ? 1 : 0))
   const run = (z: Float64Array, t: Float64Array, shape: [number, number, number], activation: 'sigmoid' | 'softmax') =>
-    tf.tidy(() => {
-      const inputs = {logits: tf.tensor3d(Float32Array.from(z), shape), targets: tf.tensor3d(Float32Array.from(t), shape)}
-      const [loss, p] = tf.engine().runKernel('SiplDiceCe', inputs, {activation, squared: false, smooth: 0}) as tf.Tensor[]
-      return {loss: loss.dataSync()[0], p: p.dataSync() as Float32Array}
-    })
+    expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const inputs = {logits: tf.tensor3d(Float32Array.from(z), shape), targets: tf.tensor3d(Float32Array.from(t), shape)}
+        const [loss, p] = tf.engine().runKernel('SiplDiceCe', inputs, {activation, squared: false, smooth: 0}) as tf.Tensor[]
+        return {loss: loss.dataSync()[0], p: p.dataSync() as Float32Array}
+      }),
+    )
   const sigmoid = run(x, y, [1, n, 1], 'sigmoid')
   let bce = 0
   let [intersection, denominator] = [0, 0]
@@ -361,13 +376,15 @@ function normMatchesComposition(shape: number[], groupCount: number): void {
     layer.gamma.assign(tf.randomUniform([channels], 0.5, 1.5, 'float32', 62))
     layer.beta.assign(tf.randomUniform([channels], -1, 1, 'float32', 63))
     const run = () =>
-      tf.tidy(() => {
-        const objective = (input: tf.Tensor) => tf.sum(tf.mul(r, tf.square(layer.apply(input as tf.Tensor5D)))) as tf.Scalar
-        const {grads} = tf.variableGrads(() => objective(x), [layer.gamma, layer.beta])
-        return [layer.apply(x), tf.grad(objective)(x), grads[layer.gamma.name], grads[layer.beta.name]].map(
-          (t) => t.dataSync() as Float32Array,
-        )
-      })
+      expectNoLeakedTensors(() =>
+        tf.tidy(() => {
+          const objective = (input: tf.Tensor) => tf.sum(tf.mul(r, tf.square(layer.apply(input as tf.Tensor5D)))) as tf.Scalar
+          const {grads} = tf.variableGrads(() => objective(x), [layer.gamma, layer.beta])
+          return [layer.apply(x), tf.grad(objective)(x), grads[layer.gamma.name], grads[layer.beta.name]].map(
+            (t) => t.dataSync() as Float32Array,
+          )
+        }),
+      )
     const fused = run()
     const composed = withReferenceConvKernels(run)
     ;['y', 'dx', 'dγ', 'dβ'].forEach((what, i) => {
@@ -385,10 +402,12 @@ test("the model's LeakyReLU: the same values and gradient bits with the Step-bas
   const x = tf.concat([tf.randomNormal([997], 0, 1, 'float32', 70), tf.tensor1d([0, -0, 1e-30, -1e-30])])
   const r = tf.randomNormal(x.shape, 0, 1, 'float32', 71)
   const run = () =>
-    tf.tidy(() => {
-      const {value, grad} = tf.valueAndGrad((t: tf.Tensor) => tf.sum(tf.mul(r, leakyRelu(t))) as tf.Scalar)(x)
-      return [Array.from(leakyRelu(x).dataSync()), Array.from(grad.dataSync()), value.dataSync()[0]]
-    })
+    expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const {value, grad} = tf.valueAndGrad((t: tf.Tensor) => tf.sum(tf.mul(r, leakyRelu(t))) as tf.Scalar)(x)
+        return [Array.from(leakyRelu(x).dataSync()), Array.from(grad.dataSync()), value.dataSync()[0]]
+      }),
+    )
   assert.deepEqual(run(), withReferenceConvKernels(run))
   tf.dispose([x, r])
 })

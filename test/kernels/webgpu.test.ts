@@ -1,6 +1,6 @@
 // sipl's webgpu kernels against the cpu backend (tfjs's reference kernels). Needs a WebGPU
 // adapter: a GPU, or Mesa ≥ 25 lavapipe on a CPU-only machine (docs/gpu.md); without one every
-// test here is skipped with the reason.
+// test here is skipped with the reason, except under CI=true, where .ci/run installs lavapipe.
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../../src/backend/tf.js'
@@ -8,11 +8,12 @@ import {probeBackend} from '../../src/backend/select.js'
 import {relError} from '../../src/backend/self-check.js'
 import {installWebgpuKernels, setWebgpuConv3dKernels} from '../../src/kernels/webgpu/index.js'
 import {Conv3DBackpropFilterTiledProgram} from '../../src/kernels/webgpu/programs.js'
+import {skipUnless} from '../helpers/needs.js'
+import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
 const probe = await probeBackend('webgpu', false)
-const skip = probe.loadable ? false : `no WebGPU adapter here (${probe.detail})`
-if (skip) console.log(`# skipping webgpu kernel tests: ${skip}`)
-else installWebgpuKernels()
+const skip = skipUnless('webgpu kernel tests', probe.loadable ? undefined : `no WebGPU adapter here (${probe.detail})`)
+if (!skip) installWebgpuKernels()
 await tf.setBackend('cpu')
 
 const TOLERANCE = 1e-4
@@ -35,8 +36,12 @@ interface ConvCase {
   pad: 'same' | 'valid'
 }
 
-/** forward, input gradient (conv3dTranspose) and filter gradient on the current backend */
-async function convAll(c: ConvCase): Promise<Float32Array[]> {
+/** forward, input gradient (conv3dTranspose) and filter gradient on the current backend, leak-checked there */
+function convAll(c: ConvCase): Promise<Float32Array[]> {
+  return expectNoLeakedTensors(() => convAllOnce(c))
+}
+
+async function convAllOnce(c: ConvCase): Promise<Float32Array[]> {
   const x = tf.tensor5d(
     values(
       c.x.reduce((a, b) => a * b),
@@ -121,7 +126,8 @@ test('stock kernels on request, and the stock fallback for dilation 2, agree wit
   } finally {
     setWebgpuConv3dKernels('tiled')
   }
-  const dilated = async () => {
+  const dilated = () => expectNoLeakedTensors(dilatedOnce)
+  const dilatedOnce = async () => {
     const x = tf.tensor5d(values(2 * 7 * 7 * 7 * 3, 4), [2, 7, 7, 7, 3])
     const w = tf.tensor5d(values(3 * 3 * 3 * 3 * 4, 5), [3, 3, 3, 3, 4])
     const y = tf.conv3d(x, w, 1, 'same', 'NDHWC', 2)
@@ -138,14 +144,14 @@ test('a rank-1 bias on a rank-5 tensor adds (stock webgpu 4.22 returns zeros) an
     const bias = tf.tensor1d(values(16, 7))
     const sum = tf.add(x, bias)
     const product = tf.mul(bias, x)
-    const picked = tf.where(tf.greater(x, 0), x, tf.mul(x, 0.1))
+    const picked = tf.tidy(() => tf.where(tf.greater(x, 0), x, tf.mul(x, 0.1)))
     // tf.leakyRelu's gradient is a rank-5 where
     const grad = tf.grad((t: tf.Tensor) => tf.leakyRelu(t, 0.2).sum())(x)
     const out = (await Promise.all([sum, product, picked, grad].map((t) => t.data()))) as Float32Array[]
     tf.dispose([x, bias, sum, product, picked, grad])
     return out
   }
-  const expected = await ops()
-  const actual = await on('webgpu', ops)
+  const expected = await expectNoLeakedTensors(ops)
+  const actual = await on('webgpu', () => expectNoLeakedTensors(ops))
   for (let i = 0; i < expected.length; i++) assert.ok(relError(actual[i], expected[i]) <= 1e-6, `op ${i}`)
 })

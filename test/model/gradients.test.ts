@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import {tf} from '../../src/backend/tf.js'
 import {addBias, columnSums, scaleShift} from '../../src/model/layers.js'
 import {Rng} from '../../src/util/rng.js'
+import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -61,7 +62,7 @@ for (const {stride, kernel, label} of [
     // a nonlinear scalar loss so that the check is not satisfied by any bilinear map
     const loss = (a: tf.Tensor, b: tf.Tensor) =>
       tf.sum(tf.mul(r, tf.square(tf.conv3dTranspose(a as tf.Tensor5D, b as tf.Tensor5D, outShape, stride, 'same'))))
-    const [dx, dw] = tf.grads(loss)([x, w])
+    const [dx, dw] = expectNoLeakedTensors(() => tf.grads(loss)([x, w]), 2)
     const entriesX = sampleEntries(x.size, rng)
     const entriesW = sampleEntries(w.size, rng)
     const numericX = numericGradient((t) => loss(t, w).dataSync()[0], x, entriesX)
@@ -80,24 +81,23 @@ test('addBias and scaleShift gradients equal tfjs broadcasting gradients', () =>
   const a = randomTensor([4], rng) as tf.Tensor1D
   const c = randomTensor([4], rng) as tf.Tensor1D
   const r = randomTensor([7, 4], rng)
-  const ours = tf.grads((x1: tf.Tensor, a1: tf.Tensor, c1: tf.Tensor) =>
-    tf.sum(tf.mul(r, tf.square(scaleShift(addBias(x1 as tf.Tensor2D, c1 as tf.Tensor1D), a1 as tf.Tensor1D, c1 as tf.Tensor1D)))),
-  )([x, a, c])
+  const ours = expectNoLeakedTensors(
+    () =>
+      tf.grads((x1: tf.Tensor, a1: tf.Tensor, c1: tf.Tensor) =>
+        tf.sum(tf.mul(r, tf.square(scaleShift(addBias(x1 as tf.Tensor2D, c1 as tf.Tensor1D), a1 as tf.Tensor1D, c1 as tf.Tensor1D)))),
+      )([x, a, c]),
+    3,
+  )
   const reference = tf.grads((x1: tf.Tensor, a1: tf.Tensor, c1: tf.Tensor) =>
     tf.sum(tf.mul(r, tf.square(tf.add(tf.mul(tf.add(x1, c1), a1), c1)))),
   )([x, a, c])
   for (let i = 0; i < 3; i++) assert.ok(maxRelativeError(ours[i].dataSync(), reference[i].dataSync()) < 1e-5, `input ${i}`)
-  assert.deepEqual(
-    Array.from(
-      columnSums(
-        tf.tensor2d([
-          [1, 2],
-          [3, 4],
-          [5, 6],
-        ]),
-      ).dataSync(),
-    ),
-    [9, 12],
-  )
-  tf.dispose([x, a, c, r, ...ours, ...reference])
+  const m = tf.tensor2d([
+    [1, 2],
+    [3, 4],
+    [5, 6],
+  ])
+  const sums = expectNoLeakedTensorsInTidy(() => columnSums(m))
+  assert.deepEqual(Array.from(sums.dataSync()), [9, 12])
+  tf.dispose([x, a, c, r, m, sums, ...ours, ...reference])
 })

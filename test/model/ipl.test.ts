@@ -1,4 +1,4 @@
-// IPL (Eq. 2), the CPP initialisations and their embedding files, and the `sipl model` command.
+// IPL (Eq. 2), the CPP initialisations and their embedding files; ipl.integration.test.ts runs the `sipl model` command.
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {mkdtempSync, writeFileSync} from 'node:fs'
@@ -11,7 +11,7 @@ import {ParamStore} from '../../src/model/init.js'
 import {headMasks, Ipl, readNpyMatrix} from '../../src/model/ipl.js'
 import {buildNet} from '../../src/model/summary.js'
 import {Rng} from '../../src/util/rng.js'
-import {sipl} from '../helpers/cli.js'
+import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -40,7 +40,9 @@ test('Eq. 2: IPP_k is the voxel mean of softmax(M)_k · F', () => {
   const rng = new Rng(2)
   const f = Array.from({length: 8 * 3}, () => rng.normal())
   const m = Array.from({length: 8 * 3}, () => 2 * rng.normal())
-  const ipp = ipl.instanceProposals(tf.tensor5d(f, [1, 2, 2, 2, 3]), tf.tensor5d(m, [1, 2, 2, 2, 3])).dataSync()
+  const features = tf.tensor5d(f, [1, 2, 2, 2, 3])
+  const masks = tf.tensor5d(m, [1, 2, 2, 2, 3])
+  const ipp = expectNoLeakedTensorsInTidy(() => ipl.instanceProposals(features, masks)).dataSync()
   for (let k = 1; k <= 2; k++) {
     for (let c = 0; c < 3; c++) {
       let sum = 0
@@ -53,7 +55,8 @@ test('Eq. 2: IPP_k is the voxel mean of softmax(M)_k · F', () => {
     }
   }
   // BraTS regions from exclusive class probabilities: WT = p1+p2+p3, TC = p2+p3, ET = p3
-  const regions = headMasks(tf.tensor5d([0.1, 0.2, 0.3, 0.4], [1, 1, 1, 1, 4]), 3, true).dataSync()
+  const probabilities = tf.tensor5d([0.1, 0.2, 0.3, 0.4], [1, 1, 1, 1, 4])
+  const regions = expectNoLeakedTensorsInTidy(() => headMasks(probabilities, 3, true)).dataSync()
   ;[0.9, 0.7, 0.4].forEach((v, i) => assert.ok(Math.abs(regions[i] - v) < 1e-6))
   ipl.dispose()
   store.dispose()
@@ -82,12 +85,15 @@ test('CPP from a class-embedding file (JSON or .npy) goes through a learnable K�
     ['biobert', npyFile, 4],
   ] as const) {
     const config = loadConfig('experiments/demo.yaml', [`model.cpp.init=${init}`, `model.cpp.file=${file}`]).config
-    const net = buildNet(config)
-    assert.deepEqual(net.namedVariables().get('ipl.cpp.proj.kernel')!.shape, [e, 64])
-    assert.equal(net.namedVariables().has('ipl.cpp'), false, 'the embedding itself is fixed, not a variable')
-    const shape = tf.tidy(() => net.apply(tf.randomNormal([1, 32, 32, 32, 1]) as tf.Tensor5D, {training: true, epoch: 0}).logits.shape)
-    assert.deepEqual(shape, [1, 32, 32, 32, 3])
-    net.dispose()
+    // building, a forward pass and dispose leave nothing behind
+    expectNoLeakedTensors(() => {
+      const net = buildNet(config)
+      assert.deepEqual(net.namedVariables().get('ipl.cpp.proj.kernel')!.shape, [e, 64])
+      assert.equal(net.namedVariables().has('ipl.cpp'), false, 'the embedding itself is fixed, not a variable')
+      const shape = tf.tidy(() => net.apply(tf.randomNormal([1, 32, 32, 32, 1]) as tf.Tensor5D, {training: true, epoch: 0}).logits.shape)
+      assert.deepEqual(shape, [1, 32, 32, 32, 3])
+      net.dispose()
+    })
   }
 })
 
@@ -113,29 +119,13 @@ test('a missing, malformed or mis-shaped embedding file is a one-line UserError 
   ]
   for (const [sets, message] of cases) {
     const config = loadConfig('experiments/demo.yaml', sets).config
-    assert.throws(
-      () => buildNet(config),
-      (e: unknown) => e instanceof UserError && message.test(e.message) && !e.message.includes('\n'),
-      sets.join(' '),
+    // a refused build leaves no variables behind
+    expectNoLeakedTensors(() =>
+      assert.throws(
+        () => buildNet(config),
+        (e: unknown) => e instanceof UserError && message.test(e.message) && !e.message.includes('\n'),
+        sets.join(' '),
+      ),
     )
   }
-})
-
-test('sipl model --json prints parameters per module, shapes and FLOPs; a bad CPP file exits 2', () => {
-  const result = sipl(['model', '--config', 'experiments/demo.yaml', '--set', 'model.smg=false', '--json'])
-  assert.equal(result.code, 0, result.stderr)
-  const summary = JSON.parse(result.stdout)
-  const net = buildNet(loadConfig('experiments/demo.yaml', ['model.smg=false']).config)
-  assert.equal(summary.parameters.total, net.parameterCount())
-  net.dispose()
-  assert.equal(
-    Object.values(summary.parameters.modules as Record<string, number>).reduce((a, b) => a + b, 0),
-    summary.parameters.total,
-  )
-  assert.deepEqual(summary.shapes.logits, [1, 32, 32, 32, 3])
-  assert.deepEqual(summary.shapes['aux.0'], [1, 8, 8, 8, 4])
-  assert.ok(summary.flops.forwardGFlops > 0)
-  const bad = sipl(['model', '--config', 'experiments/demo.yaml', '--set', 'model.cpp.init=biobert'])
-  assert.equal(bad.code, 2)
-  assert.match(bad.stderr, /model\.cpp\.file/)
 })

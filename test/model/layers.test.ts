@@ -17,6 +17,7 @@ import {
 } from '../../src/model/layers.js'
 import {Rng} from '../../src/util/rng.js'
 import {useCpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
+import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -40,7 +41,7 @@ test('downsampleMean is the block mean; upsampleNearest repeats voxels', () => {
   const values = Float32Array.from({length: shape.reduce((a, b) => a * b)}, () => rng.normal())
   const x = tf.tensor5d(values, shape as [number, number, number, number, number])
   const [fd, fh, fw] = [2, 3, 1]
-  const down = downsampleMean(x, [fd, fh, fw])
+  const down = expectNoLeakedTensorsInTidy(() => downsampleMean(x, [fd, fh, fw]))
   const dshape = [2, 2, 2, 3, 2]
   assert.deepEqual(down.shape, dshape)
   const expected: number[] = []
@@ -54,7 +55,7 @@ test('downsampleMean is the block mean; upsampleNearest repeats voxels', () => {
             expected.push(sum / (fd * fh))
           }
   close(down.dataSync(), expected)
-  const up = upsampleNearest(down, [fd, fh, fw])
+  const up = expectNoLeakedTensorsInTidy(() => upsampleNearest(down, [fd, fh, fw]))
   assert.deepEqual(up.shape, shape)
   const upValues = up.dataSync()
   const downValues = down.dataSync()
@@ -62,7 +63,7 @@ test('downsampleMean is the block mean; upsampleNearest repeats voxels', () => {
     for (let h = 0; h < 6; h++)
       assert.equal(upValues[idx(shape, 1, d, h, 2, 1)], downValues[idx(dshape, 1, Math.floor(d / fd), Math.floor(h / fh), 2, 1)])
   // resizeGrid picks the direction per axis
-  assert.deepEqual(resizeGrid(x, [2, 12, 3]).shape, [2, 2, 12, 3, 2])
+  assert.deepEqual(expectNoLeakedTensorsInTidy(() => resizeGrid(x, [2, 12, 3])).shape, [2, 2, 12, 3, 2])
 })
 
 test("trilinear resize = PyTorch's F.interpolate(mode='trilinear', align_corners=False), worked out by hand", () => {
@@ -128,7 +129,7 @@ test('instance and group norm equal the textbook formulas, per sample (the fused
         }
       }
     }
-    close(layer.apply(x).dataSync(), expected, 1e-3)
+    close(expectNoLeakedTensorsInTidy(() => layer.apply(x)).dataSync(), expected, 1e-3)
 
     // the written-out backward pass against tfjs autodiff through tf.moments
     const r = tf.randomNormal(shape, 0, 1, 'float32', 2)
@@ -140,8 +141,9 @@ test('instance and group norm equal the textbook formulas, per sample (the fused
     }
     const expectedGrads = tf.grads(reference)([x, layer.gamma.clone(), layer.beta.clone()])
     const ours = (input: tf.Tensor) => tf.sum(tf.mul(r, tf.square(layer.apply(input as tf.Tensor5D)))) as tf.Scalar
-    const {grads} = tf.variableGrads(() => ours(x), [layer.gamma, layer.beta])
-    const actualGrads = [tf.grad(ours)(x), grads[layer.gamma.name], grads[layer.beta.name]]
+    // the loss value and two parameter gradients; then the input gradient
+    const {grads} = expectNoLeakedTensors(() => tf.variableGrads(() => ours(x), [layer.gamma, layer.beta]), 3)
+    const actualGrads = [expectNoLeakedTensors(() => tf.grad(ours)(x), 1), grads[layer.gamma.name], grads[layer.beta.name]]
     for (let i = 0; i < 3; i++) close(actualGrads[i].dataSync(), expectedGrads[i].dataSync(), 2e-3)
   }
   useCpuConvKernels('fast')
@@ -151,9 +153,12 @@ test('instance and group norm equal the textbook formulas, per sample (the fused
 test('instance norm on a one-voxel grid is refused with a UserError naming the fix', () => {
   const store = new ParamStore(new Rng(1))
   const layer = new SpatialNorm(store, 'backbone.enc.3.down.norm', 8, {norm: 'instance', groups: 8})
-  assert.throws(
-    () => layer.apply(tf.ones([1, 1, 1, 1, 8])),
-    (e: unknown) => e instanceof UserError && /backbone\.enc\.3\.down\.norm/.test(e.message) && /norm=group/.test(e.message),
+  const x = tf.ones([1, 1, 1, 1, 8]) as tf.Tensor5D
+  expectNoLeakedTensors(() =>
+    assert.throws(
+      () => layer.apply(x),
+      (e: unknown) => e instanceof UserError && /backbone\.enc\.3\.down\.norm/.test(e.message) && /norm=group/.test(e.message),
+    ),
   )
   store.dispose()
 })
@@ -162,9 +167,9 @@ test('metered counts conv MACs as output voxels × k³ × Cin × Cout, and a dry
   const x = tf.ones([1, 8, 8, 4, 3]) as tf.Tensor5D
   const kernel = tf.ones([3, 3, 3, 3, 5]) as tf.Tensor5D
   // stride 2, 'same': output 4×4×2 voxels
-  const real = metered(false, () => conv3d(x, kernel, null, 2))
+  const real = expectNoLeakedTensors(() => metered(false, () => conv3d(x, kernel, null, 2)), 1)
   assert.equal(real.macs, 4 * 4 * 2 * 27 * 3 * 5)
-  const dry = metered(true, () => conv3d(x, kernel, null, 2))
+  const dry = expectNoLeakedTensors(() => metered(true, () => conv3d(x, kernel, null, 2)), 1)
   assert.equal(dry.macs, real.macs)
   assert.deepEqual(dry.value.shape, real.value.shape)
   assert.equal(tf.max(dry.value).dataSync()[0], 0)
@@ -175,12 +180,11 @@ test('metered counts conv MACs as output voxels × k³ × Cin × Cout, and a dry
 test('GELU (tanh approximation): hand-computed values and a finite-difference gradient', () => {
   const at = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))
   const xs = [-3, -1, -0.25, 0, 0.5, 1, 2.5]
-  close(gelu(tf.tensor1d(xs)).dataSync(), xs.map(at), 1e-6)
+  const x = tf.tensor1d(xs)
+  close(expectNoLeakedTensorsInTidy(() => gelu(x)).dataSync(), xs.map(at), 1e-6)
   // GELU(1) = 0.841192 (Hendrycks & Gimpel's tanh form)
   assert.ok(Math.abs(at(1) - 0.841192) < 1e-6)
-  const grad = tf
-    .grad((t: tf.Tensor) => tf.sum(gelu(t)) as tf.Scalar)(tf.tensor1d(xs))
-    .dataSync()
+  const grad = expectNoLeakedTensors(() => tf.grad((t: tf.Tensor) => tf.sum(gelu(t)) as tf.Scalar)(x), 1).dataSync()
   close(
     grad,
     xs.map((v) => (at(v + 1e-4) - at(v - 1e-4)) / 2e-4),

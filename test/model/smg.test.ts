@@ -8,6 +8,7 @@ import {tauAt} from '../../src/model/losses.js'
 import {SiplNet} from '../../src/model/sipl.js'
 import {clusterForegroundRatio, clusterKeep, hardAssignment, KmaxLayer, type KmaxLayerInput} from '../../src/model/smg.js'
 import {Rng} from '../../src/util/rng.js'
+import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
 
@@ -33,17 +34,17 @@ test('Eq. 10 on a hand-built example: a 30 % cluster passes τ = 0.1, fails τ =
   const classes = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 1, 1]
   const assignment = oneHotRows(clusters, 5) // a fifth, empty cluster
   const previous = oneHotRows(classes, 3)
-  const ratio = Array.from(clusterForegroundRatio(assignment, previous).dataSync())
+  const ratio = Array.from(expectNoLeakedTensorsInTidy(() => clusterForegroundRatio(assignment, previous)).dataSync())
   const expected = [0.3, 0, 0.75, 1, 0]
   ratio.forEach((r, i) => assert.ok(Math.abs(r - expected[i]) < 1e-6, `cluster ${i}: ${r}`))
-  assert.deepEqual(Array.from(clusterKeep(assignment, previous, 0.5).dataSync()), [0, 0, 1, 1, 0])
+  assert.deepEqual(Array.from(expectNoLeakedTensorsInTidy(() => clusterKeep(assignment, previous, 0.5)).dataSync()), [0, 0, 1, 1, 0])
   assert.deepEqual(Array.from(clusterKeep(assignment, previous, 0.1).dataSync()), [1, 0, 1, 1, 0])
 })
 
 test('no gradient flows through the argmax assignment', () => {
   const logits = tf.randomNormal([1, 6, 4]) as tf.Tensor3D
   const weights = tf.randomNormal([1, 6, 4])
-  const grad = tf.grad((l: tf.Tensor) => tf.sum(tf.mul(hardAssignment(l as tf.Tensor3D), weights)))(logits)
+  const grad = expectNoLeakedTensors(() => tf.grad((l: tf.Tensor) => tf.sum(tf.mul(hardAssignment(l as tf.Tensor3D), weights)))(logits), 1)
   assert.equal(tf.max(tf.abs(grad)).dataSync()[0], 0)
 })
 
@@ -65,7 +66,8 @@ test('inside a kMaX layer: the filter follows τ, and an excluded query is updat
     [1, 6, 16],
   )
   const base: KmaxLayerInput = {pixels, queries, previous: null, tau: 0}
-  const assigned = Array.from(tf.argMax(layer.apply(base).assignment, -1).dataSync())
+  // queries, mask logits and assignment (keep is null without a previous mask)
+  const assigned = Array.from(tf.argMax(expectNoLeakedTensorsInTidy(() => layer.apply(base), 3).assignment, -1).dataSync())
   // the largest cluster gets ~30 % of its voxels in class 1, the rest background; all other voxels class 2
   const sizes = Array.from({length: 6}, (_, n) => assigned.filter((a) => a === n).length)
   const target = sizes.indexOf(Math.max(...sizes))
@@ -76,7 +78,7 @@ test('inside a kMaX layer: the filter follows τ, and an excluded query is updat
   assert.ok(ratio > 0.1 && ratio < 0.5, `hand-built ratio ${ratio}`)
   const previous = oneHotRows(classes, 3)
 
-  const strict = layer.apply({...base, previous, tau: 0.5})
+  const strict = expectNoLeakedTensorsInTidy(() => layer.apply({...base, previous, tau: 0.5}), 4)
   const lenient = layer.apply({...base, previous, tau: 0.1})
   assert.equal(strict.keep!.dataSync()[target], 0, 'excluded at τ = 0.5')
   assert.equal(lenient.keep!.dataSync()[target], 1, 'included at τ = 0.1')
@@ -106,9 +108,11 @@ test('the SMG layers read τ from the current epoch on every call (the released 
     const epochs = [0, 2, 4, 40]
     for (const epoch of epochs) {
       assert.ok(Math.abs(net.filterThreshold({training: true, epoch})! - tauAt(epoch, config.smg.tau)) < 1e-12)
-      tf.tidy(() => {
-        net.apply(x, {training: true, epoch})
-      })
+      expectNoLeakedTensors(() =>
+        tf.tidy(() => {
+          net.apply(x, {training: true, epoch})
+        }),
+      )
     }
     // demo ramp is 4 epochs: 0.1, 0.3, 0.5, 0.5 — each value reaches every filtering layer
     const expected = epochs.flatMap((e) => Array<number>(layersWithPrevious).fill(tauAt(e, config.smg.tau)))

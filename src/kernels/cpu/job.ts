@@ -1,7 +1,11 @@
 /**
- * Layout of the job descriptor and the pool's control words in the shared wasm memory. The word
- * indices mirror the J_* constants of assembly/conv3d.ts; change both together.
+ * The one definition of the job descriptor that every kernel of the wasm module reads, and of the
+ * pool's control words in the shared memory. scripts/build-wasm.mjs evaluates this file on its own
+ * (so it imports nothing) and generates assembly/generated/job-layout.ts from JOB and KIND (as
+ * J_<WORD> and KIND_<NAME> constants) with layoutChecksum() baked in; the runtime compares that
+ * checksum with this file's when it loads the module (runtime.ts).
  */
+/** Word index (× 4 = byte offset from the job address) of each i32 field of the job descriptor. */
 export const JOB = {
   KIND: 0,
   COUNTER: 1,
@@ -30,33 +34,52 @@ export const JOB = {
   PAD_L: 24,
   K: 25,
   KP: 26,
+  /** forward / filter grad: input x; input grad: unused */
   X: 27,
+  /** packed filter panels (forward, input grad) */
   W: 28,
+  /** output y (forward) or dy (gradients) */
   DY: 29,
+  /** per-thread scratch base */
   SCRATCH: 30,
   SCRATCH_STRIDE: 31,
+  /** filter grad: the slot accumulators */
   ACC: 32,
   ACC_STRIDE: 33,
+  /** floats per accumulator */
   ACC_LEN: 34,
+  /** input grad: dx, zeroed by the caller, that every thread scatters into */
   ACC0: 35,
   // 36: unused
+  /** forward: bias [Cout] added to y, or 0 */
   BIAS: 37,
+  /** forward: 1 = y = max(y, 0) after the bias */
   RELU: 38,
   // 39: unused
+  /** job chunk k is chunk FIRST + k·STEP of the row partition (input grad phases) */
   CHUNK_FIRST: 40,
+  /** 0 = 1 */
   CHUNK_STEP: 41,
+  /** rows per GEMM inside a chunk (the L2-sized block); 0 = the whole chunk */
   SUB_ROWS: 42,
+  /** filter grad: accumulators, each summing chunks s, s + SLOTS, … in order */
   SLOTS: 43,
+  /** Winograd: output tiles along depth (per sample) */
   TILES_D: 44,
   TILES_H: 45,
   TILES_W: 46,
+  /** Winograd: bytes from a thread's scratch to its V block (after 256 edge bytes and one 4³ window of all channels) */
   V_OFFSET: 47,
+  /** bias/ReLU backward: rows of dz */
   ROWS: 48,
+  /** Dice + CE: 1 = sigmoid per channel, 0 = softmax over the channels */
   SIGMOID: 49,
+  /** Dice + CE: 1 = Σp² + Σy² in the Dice denominator, 0 = Σp + Σy */
   SQUARED: 50,
 } as const
-export const JOB_WORDS = 51
+export const JOB_WORDS = Math.max(...Object.values(JOB)) + 1
 
+/** What a job computes: the `switch` of runJob in assembly/index.ts. */
 export const KIND = {
   forward: 1,
   filterGrad: 2,
@@ -73,6 +96,23 @@ export const KIND = {
   columnSums: 13,
   channelAffine: 14,
 } as const
+
+/**
+ * FNV-1a (32 bits) of the layout written out as `NAME=word,…;name=kind,…` (sorted by name). The
+ * build bakes it into the module (its `layoutChecksum` export), so a module built from another
+ * layout is refused when it loads instead of reading the wrong words.
+ */
+export function layoutChecksum(job: Readonly<Record<string, number>> = JOB, kind: Readonly<Record<string, number>> = KIND): number {
+  const written = (fields: Readonly<Record<string, number>>) =>
+    Object.entries(fields)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([name, value]) => `${name}=${value}`)
+      .join(',')
+  const text = `${written(job)};${written(kind)}`
+  let hash = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0
+  return hash
+}
 
 /** Control words (Int32 index at byte 0 of the shared memory). */
 export const CTL = {

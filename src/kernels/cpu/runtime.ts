@@ -1,5 +1,5 @@
 /**
- * The convolution module's runtime: one shared WebAssembly.Memory, the compiled module (relaxed
+ * The wasm kernels' runtime: one shared WebAssembly.Memory, the compiled module (relaxed
  * SIMD when this V8 can compile it, else plain SIMD) and a pool of worker threads that run the
  * same exports on the same memory. Created lazily on the first kernel call and kept for the
  * life of the process; the workers are unref'd, so they never keep a CLI command alive.
@@ -13,11 +13,13 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {setFlagsFromString} from 'node:v8'
 import {Worker} from 'node:worker_threads'
+import {UserError} from '../../errors.js'
 import {environment} from '../../paths.js'
-import {CTL, DATA_BASE, JOB_ADDRESS, JOB_WORDS, JOIN_CLOSED, JOIN_COUNT} from './job.js'
+import {CTL, DATA_BASE, JOB_ADDRESS, JOB_WORDS, JOIN_CLOSED, JOIN_COUNT, layoutChecksum} from './job.js'
 import {wasm, type WasmMemory, type WasmModule} from './wasm-api.js'
 
 export interface ConvExports {
+  layoutChecksum(): number
   runJob(job: number, thread: number): void
   packFilter(w: number, K: number, cout: number, Kp: number, dst: number): void
   packFilterTransposed(w: number, K: number, cout: number, Kp: number, dst: number): void
@@ -45,16 +47,15 @@ const SPIN = 200_000
 
 export function wasmFiles(): {relaxed: string; simd: string} {
   const dir = wasmDir()
-  return {relaxed: join(dir, 'conv3d.relaxed.wasm'), simd: join(dir, 'conv3d.simd.wasm')}
+  return {relaxed: join(dir, 'kernels.relaxed.wasm'), simd: join(dir, 'kernels.simd.wasm')}
 }
 
-/** True when `npm run build` produced the kernels (build/conv3d.*.wasm). */
+/** True when `npm run build` produced the kernels (build/kernels.*.wasm). */
 export function wasmBuilt(): boolean {
   return existsSync(wasmFiles().simd)
 }
 
-function compile(): {module: WasmModule; simd: 'relaxed' | 'plain'; file: string} {
-  const files = wasmFiles()
+function compile(files: {relaxed: string; simd: string}): {module: WasmModule; simd: 'relaxed' | 'plain'; file: string} {
   // Node 20's V8 has relaxed SIMD behind a flag; it must be set before the module is compiled
   setFlagsFromString('--experimental-wasm-relaxed-simd')
   if (existsSync(files.relaxed)) {
@@ -64,6 +65,20 @@ function compile(): {module: WasmModule; simd: 'relaxed' | 'plain'; file: string
   return {module: new wasm.Module(readFileSync(files.simd)), simd: 'plain', file: files.simd}
 }
 
+/**
+ * Refuses a module built from another job layout than src/kernels/cpu/job.ts's (a build/ older or
+ * newer than dist/): its kernels would read the wrong words of every job.
+ */
+export function checkJobLayout(exports: Record<string, unknown>, file: string): void {
+  const built = typeof exports.layoutChecksum === 'function' ? (exports.layoutChecksum as () => number)() >>> 0 : undefined
+  const expected = layoutChecksum()
+  if (built === expected) return
+  const found = built === undefined ? 'no job layout checksum' : `job layout checksum ${hex(built)}`
+  throw new UserError(`${file} has ${found}, this sipl's job layout is ${hex(expected)}: rebuild the kernels with 'npm run build'`)
+}
+
+const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`
+
 export class ConvRuntime {
   readonly memory: WasmMemory
   readonly exports: ConvExports
@@ -72,10 +87,13 @@ export class ConvRuntime {
   private readonly workers: Worker[] = []
   private top = DATA_BASE
 
-  constructor(threads: number) {
-    const {module, simd, file} = compile()
+  /** `files`: the module's builds (tests pass others) */
+  constructor(threads: number, files = wasmFiles()) {
+    const {module, simd, file} = compile(files)
     this.memory = new wasm.Memory({initial: 256, maximum: 65536, shared: true})
-    this.exports = new wasm.Instance(module, {env: {memory: this.memory, abort: () => undefined}}).exports as unknown as ConvExports
+    const {exports} = new wasm.Instance(module, {env: {memory: this.memory, abort: () => undefined}})
+    checkJobLayout(exports, file)
+    this.exports = exports as unknown as ConvExports
     this.ctl = new Int32Array(this.memory.buffer, 0, 64)
     const wanted = threads > 0 ? threads : availableParallelism()
     for (let i = 1; i < wanted; i++) {

@@ -1,7 +1,7 @@
 /**
  * The local executor and collection, driven through the real CLI with a fake trial command
  * (test/experiments/fake-sipl.ts) so that every path — success, forced failure, retry, cancel,
- * resume — is exercised in seconds. The real train/eval run in e2e.test.ts.
+ * resume — is exercised in seconds. The real train/eval run in e2e.integration.test.ts.
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
