@@ -64,7 +64,7 @@ test('a float prediction is refused, not rounded (0.6 became class 1)', () => {
   const soft = new Float32Array(512)
   cube().forEach((v, i) => (soft[i] = v * 0.6))
   const stderr = evalRefused(folders({data: soft, affine: diagonal(2, 2, 2)}))
-  assert.match(stderr, /pred\/case1\.nii: voxel \d+ holds 0\.6000000238418579, not a class index/)
+  assert.match(stderr, /pred\/case1\.nii: voxel \d+ holds 0\.6000000238418579, not a whole class value/)
 })
 
 test('prediction values above K are refused, with K from the references or from --config', () => {

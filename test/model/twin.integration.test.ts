@@ -54,7 +54,7 @@ const btcvShaped = (sets: string[]) =>
     'model.prototypeHidden=32',
     'smg.queryDim=32',
     'smg.ffnHidden=64',
-    'preprocess.patch=[64,64,64]',
+    'preprocess.patch=[64,64,32]',
     ...sets,
   ]).config
 const bratsShaped = (sets: string[]) =>
