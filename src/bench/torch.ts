@@ -31,22 +31,25 @@ interface TorchResult {
   steps: number
 }
 
+/** Runs one of the PyTorch scripts with `threads` threads and returns the JSON of its last stdout line. */
+function runTorchScript<T>(python: string, args: string[], threads: number): T {
+  // OpenBLAS ignores torch.set_num_threads (../shared/reference/gemm/RESULTS.md): pin it as well
+  const threadsEnv = {OMP_NUM_THREADS: `${threads}`, OPENBLAS_NUM_THREADS: `${threads}`, MKL_NUM_THREADS: `${threads}`}
+  const result = spawnSync(python, args, {encoding: 'utf8', env: {...process.env, ...threadsEnv}})
+  if (result.error || result.status !== 0) {
+    const why = result.error ? result.error.message : (result.stderr.trim().split('\n').pop() ?? `exit ${result.status}`)
+    throw new UserError(
+      `--torch: ${python} ${args.slice(0, 2).join(' ')} failed (${why}); set SIPL_PYTHON to a Python with torch installed`,
+    )
+  }
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as T
+}
+
 export function torchBench(options: TorchBenchOptions): BenchRow & {torch: string} {
   const script = join(PROJECT_ROOT, 'bench', 'unet_ref_torch.py')
   const args = [script, '--size', `${options.size}`, '--steps', `${options.steps}`, '--warmup', `${options.warmup}`]
   args.push('--threads', `${options.threads}`)
-  // OpenBLAS ignores torch.set_num_threads (../shared/reference/gemm/RESULTS.md): pin it as well
-  const threadsEnv = {
-    OMP_NUM_THREADS: `${options.threads}`,
-    OPENBLAS_NUM_THREADS: `${options.threads}`,
-    MKL_NUM_THREADS: `${options.threads}`,
-  }
-  const result = spawnSync(options.python, args, {encoding: 'utf8', env: {...process.env, ...threadsEnv}})
-  if (result.error || result.status !== 0) {
-    const why = result.error ? result.error.message : (result.stderr.trim().split('\n').pop() ?? `exit ${result.status}`)
-    throw new UserError(`--torch: ${options.python} ${script} failed (${why}); set SIPL_PYTHON to a Python with torch installed`)
-  }
-  const parsed = JSON.parse(result.stdout.trim().split('\n').pop()!) as TorchResult
+  const parsed = runTorchScript<TorchResult>(options.python, args, options.threads)
   return {
     net: 'unet-ref',
     size: options.size,
@@ -123,19 +126,7 @@ export async function twinBench(
       `${options.threads}`,
     ]
     args.push('--infer-size', `${options.inferSize}`, '--infer-batch', `${options.inferBatch}`)
-    const threadsEnv = {
-      OMP_NUM_THREADS: `${options.threads}`,
-      OPENBLAS_NUM_THREADS: `${options.threads}`,
-      MKL_NUM_THREADS: `${options.threads}`,
-    }
-    const result = spawnSync(options.python, args, {encoding: 'utf8', env: {...process.env, ...threadsEnv}})
-    if (result.error || result.status !== 0) {
-      const why = result.error ? result.error.message : (result.stderr.trim().split('\n').pop() ?? `exit ${result.status}`)
-      throw new UserError(
-        `--torch: ${options.python} ${TWIN_SCRIPT} bench failed (${why}); set SIPL_PYTHON to a Python with torch installed`,
-      )
-    }
-    const timing = JSON.parse(result.stdout.trim().split('\n').pop()!) as TwinTiming
+    const timing = runTorchScript<TwinTiming>(options.python, args, options.threads)
     const row = {
       net: 'sipl',
       size: options.size,

@@ -22,7 +22,8 @@ import {UserError} from '../errors.js'
 import {PROJECT_ROOT} from '../experiments/layout.js'
 import {readSafetensors, writeSafetensors} from '../io/safetensors.js'
 import {siplLoss, targetsFromLabels} from '../model/losses.js'
-import {SiplNet} from '../model/sipl.js'
+import type {SiplNet} from '../model/sipl.js'
+import {buildNet} from '../model/summary.js'
 import {Rng} from '../util/rng.js'
 
 export const TWIN_SCRIPT = join(PROJECT_ROOT, 'bench', 'sipl_twin.py')
@@ -101,17 +102,6 @@ async function arrays(tensors: Map<string, tf.Tensor>): Promise<Map<string, {sha
   const out = new Map<string, {shape: number[]; data: Float32Array}>()
   for (const [name, t] of tensors) out.set(name, {shape: t.shape, data: Float32Array.from(await t.data())})
   return out
-}
-
-function buildNet(config: ExperimentConfig): SiplNet {
-  return new SiplNet({
-    model: config.model,
-    smg: config.smg,
-    inChannels: config.data.channels,
-    numClasses: config.data.classes.length,
-    seed: config.seed,
-    overlappingRegions: config.data.overlappingRegions,
-  })
 }
 
 function batchOf(options: TwinCaseOptions): {x: Float32Array; labels: Int32Array} {
