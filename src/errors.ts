@@ -15,11 +15,6 @@ export function isUserError(error: unknown): error is UserError {
   return error instanceof UserError
 }
 
-/** Throws a UserError unless `condition` holds; the message should name the thing and the fix. */
-export function check(condition: unknown, message: string | (() => string)): asserts condition {
-  if (!condition) throw new UserError(typeof message === 'function' ? message() : message)
-}
-
 /**
  * File-system failures the user fixes (a full disk, a quota, permissions, a file where a folder
  * belongs) as one line naming the path and the fix; other errors (a bug) give undefined.
