@@ -95,7 +95,7 @@ export function makePhantom(cfg: SyntheticConfig, organs: number, rng: Rng): Pha
   const px = Float64Array.from({length: X}, (_, i) => (i - half[0]) * sx)
   const sinX = waves.map((w) => px.map((x) => Math.sin(2 * Math.PI * w.f[0] * x)))
   const cosX = waves.map((w) => px.map((x) => Math.cos(2 * Math.PI * w.f[0] * x)))
-  // Gaussian noise from a seeded table of 65 536 normals, indexed by the generator: Box–Muller per voxel costs 5× more
+  // Gaussian noise from a seeded table of 65 536 normals, indexed by the generator: Box–Muller per voxel is several times slower
   const normals = Float32Array.from({length: 65536}, () => rng.normal())
   const q = [0, 0, 0]
   const sinRow = [0, 0, 0]

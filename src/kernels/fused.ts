@@ -35,8 +35,8 @@ function composite(x: tf.Tensor5D | [tf.Tensor5D, tf.Tensor5D], w: tf.Tensor5D, 
  * relu?(conv3d(x, w) + b); x [B, D, H, W, Cin], w [kD, kH, kW, Cin, Cout], b [Cout]. x may be a
  * pair [a, skip] that the convolution reads concatenated along channels (a U-Net decoder's
  * up-sampled features and skip connection): on `cpu` the concatenation is built in the kernel's
- * heap and its gradient split there, with no concat or split tensors (a 64³ unet-ref step spent
- * ~85 ms in Concat and SplitV).
+ * heap and its gradient split there, with no concat or split tensors (Concat and SplitV were a
+ * large part of a unet-ref step: docs/bench/2026-11-26-cpu-kernels.md).
  */
 export function conv3dBiasAct(
   x: tf.Tensor5D | [tf.Tensor5D, tf.Tensor5D],

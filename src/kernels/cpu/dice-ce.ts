@@ -2,8 +2,8 @@
  * Soft Dice + cross-entropy on logits in one pass (forward) and one pass (backward), for the
  * `cpu` backend: the loss of SIPL's main head (sigmoid, Eq. 5), of its auxiliary masks (softmax,
  * Eq. 12) and of unet-ref. As ops it is ~25 full passes over the logits (softmax, logs, products,
- * sums, and as many again for the gradient): 217 ms of a 64³ unet-ref step, more than one
- * convolution layer; as one JS loop each way, 65 + 12 ms, most of it Math.exp. The passes run in
+ * sums, and as many again for the gradient), slower than a convolution layer; one JS loop each
+ * way spent most of its time in Math.exp (docs/bench/2026-11-26-cpu-kernels.md). The passes run in
  * WebAssembly SIMD on the worker pool (assembly/dice-ce.ts); the per-chunk sums are float32, their
  * totals float64, in an order that does not depend on the thread count. The formulas are those of
  * src/model/losses.ts.

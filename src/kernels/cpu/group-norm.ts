@@ -1,12 +1,11 @@
 /**
  * Group / instance norm over the rows of x `[n, C]` (one sample) and its backward, for the `cpu`
  * backend: the formulas of src/model/layers.ts `normalizeRows`, in two passes each way instead of
- * ~6 forward and ~14 backward full-size ops (at a 64³ patch those were a quarter of a SIPL demo
- * training step). Channel c is in group ⌊c / (C / groups)⌋; group statistics are the averages of
+ * ~6 forward and ~14 backward full-size ops, which dominated a SIPL demo training step. Channel c is in group ⌊c / (C / groups)⌋; group statistics are the averages of
  * their channels' statistics. Both passes run in WebAssembly SIMD on the worker pool
  * (assembly/channels.ts): column sums in float32 per chunk of rows, float64 across chunks in an
- * order that does not depend on the thread count, then one per-channel affine map. As JS loops
- * they took ~26 ms of a 32³ SIPL demo step.
+ * order that does not depend on the thread count, then one per-channel affine map (JS loops were
+ * slower: docs/bench/2026-11-26-cpu-kernels.md).
  */
 import type {tf} from '../../backend/tf.js'
 import {copyIn, float64Slots} from './conv-job.js'

@@ -1,9 +1,9 @@
 /**
  * The fused AdamW step of src/kernels/fused.ts (`adamwUpdate`) for the `cpu` backend, in
  * WebAssembly SIMD on the worker pool (assembly/adamw.ts). float32 vector arithmetic rounds after
- * every operation, as the op composition does, so both give the same bits. As a JS loop (Math.fround
- * after each operation) it took ~23 ns per parameter: 6 ms of a 32³ unet-ref step, 0.8 s of a
- * step of the btcv config's 34.6 M parameters.
+ * every operation, as the op composition does, so both give the same bits. A JS loop (Math.fround
+ * after each operation) was too slow for the btcv config's 34.6 M parameters (docs/bench/
+ * 2026-11-26-cpu-kernels.md).
  */
 import type {tf} from '../../backend/tf.js'
 import type {AdamWStep} from '../fused.js'

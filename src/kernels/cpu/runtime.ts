@@ -42,7 +42,7 @@ function wasmDir(): string {
   return join(dir, 'build')
 }
 const PAGE = 65536
-/** polls of the generation word before a thread sleeps (≈ 0.2–0.5 ms; RESULTS.md: 200k) */
+/** polls of the generation word before a thread sleeps: a fraction of a millisecond, the spin count ../shared/reference/gemm found best */
 const SPIN = 200_000
 
 export function wasmFiles(): {relaxed: string; simd: string} {

@@ -50,9 +50,9 @@ export function winogradApplies(info: ConvInfo): boolean {
 
 /**
  * Enough whole tiles to pay for transforming the filter (216·Cin·Cout values each way, whatever the
- * volume): at least 8 tiles, at least half of their 4³ outputs inside the volume. The SIPL demo
- * network's deep layers (1³–4³ volumes, 64 channels) took 15–24 ms per call as Winograd against
- * 0.3–1.7 ms by im2col, and its 8³ layers about the same either way.
+ * volume): at least 8 tiles, at least half of their 4³ outputs inside the volume. On the SIPL demo
+ * network's deep layers (1³–4³ volumes, 64 channels) Winograd was ten times slower than im2col,
+ * on its 8³ layers about the same (docs/bench/2026-11-26-cpu-kernels.md).
  */
 function worthTiling(info: ConvInfo): boolean {
   const {tiles} = tiling(info)
@@ -65,7 +65,7 @@ function worthTiling(info: ConvInfo): boolean {
  * core here) between the transforms and the 216 GEMMs. The filter gradient takes larger chunks
  * (V and Y), because its GEMMs are Cin × tiles × Cout with the tiles as the inner dimension: each
  * of them loads and stores its ∂L/∂U block once per chunk, and 8 tiles were too few to pay for it
- * (measured at 64³, 32 → 16 channels, one thread: ~160 ms with 384 KiB, ~95–120 ms with 0.75–1.5 MiB).
+ * (docs/bench/2026-11-26-cpu-kernels.md).
  */
 const CHUNK_BYTES = 384 * 1024
 const FILTER_GRAD_CHUNK_BYTES = 1536 * 1024

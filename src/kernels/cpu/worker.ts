@@ -1,8 +1,8 @@
 /**
  * A pool thread: instantiates the convolution module on the shared memory, then runs every
  * posted job. It spins on the generation word before sleeping in Atomics.wait, because a futex
- * wake-up costs ~56 µs against 0.25 µs for a spinning thread
- * (../shared/reference/gemm/RESULTS.md), and a training step posts dozens of jobs.
+ * wake-up costs two orders of magnitude more than waking a spinning thread (docs/bench/
+ * 2026-11-26-cpu-kernels.md), and a training step posts dozens of jobs.
  */
 import {workerData} from 'node:worker_threads'
 import {CTL, JOIN_CLOSED, JOIN_COUNT} from './job.js'
