@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, configFlags} from '../src/cli/base-command.js'
-import {BACKENDS, type BackendName} from '../src/backend/select.js'
+import {BACKENDS, type BackendName} from '../src/backend/names.js'
 import {runBench, unetRefNet, type BenchRow} from '../src/bench/bench.js'
 import {siplNetFactory} from '../src/bench/sipl-net.js'
 import {benchPreprocess, type PreprocessBenchResult} from '../bench/preprocess.js'

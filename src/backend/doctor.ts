@@ -1,7 +1,8 @@
 import {cpus} from 'node:os'
 import {readFileSync} from 'node:fs'
 import {environment, type Environment} from '../paths.js'
-import {probeBackend, webgpuIsSoftware, type BackendName, type BackendProbe} from './select.js'
+import type {BackendName} from './names.js'
+import {probeBackend, webgpuIsSoftware, type BackendProbe} from './select.js'
 
 export interface DoctorReport {
   sipl: string

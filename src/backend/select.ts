@@ -15,10 +15,7 @@ import {tf} from './tf.js'
 import {fastKernelsUnavailable} from '../kernels/register.js'
 import {conv3dSelfCheck, type SelfCheck} from './self-check.js'
 import {installWebgpuKernels} from '../kernels/webgpu/index.js'
-
-export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const
-export type BackendRequest = (typeof BACKENDS)[number]
-export type BackendName = Exclude<BackendRequest, 'auto'>
+import {BACKENDS, type BackendName, type BackendRequest} from './names.js'
 
 export interface BackendProbe {
   name: BackendName

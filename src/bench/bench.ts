@@ -5,7 +5,8 @@
  * PyTorch's, measured for unet-ref in issue 7 on a 2-core CPU: 140 ms (32³) and 490 ms (64³)
  * median per step. docs/kernels.md has the method and the results.
  */
-import {probeBackend, type BackendName} from '../backend/select.js'
+import type {BackendName} from '../backend/names.js'
+import {probeBackend} from '../backend/select.js'
 import {tf} from '../backend/tf.js'
 import {slidingWindow} from '../evaluate/sliding-window.js'
 import {cpuConvKernels, useCpuConvKernels, type CpuConvKernels} from '../kernels/register.js'

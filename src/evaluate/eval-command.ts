@@ -17,7 +17,7 @@
  */
 import {existsSync, readFileSync, rmSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
-import type {BackendRequest} from '../backend/select.js'
+import type {BackendRequest} from '../backend/names.js'
 import {loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {describeUnmapped, LabelMapping, loadLabelMapFile} from '../data/label-map.js'

@@ -10,7 +10,8 @@
  */
 import {join} from 'node:path'
 import {tf} from '../backend/tf.js'
-import {selectBackend, type BackendChoice, type BackendRequest} from '../backend/select.js'
+import type {BackendRequest} from '../backend/names.js'
+import {selectBackend, type BackendChoice} from '../backend/select.js'
 import {configHash, configToYaml} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {ensurePreprocessed, loadCase, loadPlan, loadSplits} from '../data/cache.js'
