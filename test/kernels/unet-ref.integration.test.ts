@@ -1,7 +1,7 @@
 /** `sipl bench` on unet-ref through the CLI: its JSON rows, its errors, and the PyTorch comparison row. */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {UnetRef} from '../../src/bench/unet-ref.js'
 import {sipl} from '../helpers/cli.js'
 import {chmodSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'

@@ -1,7 +1,7 @@
 // The self-supervised filtering (Eq. 10), the τ schedule (Eq. 11) and the hard assignment (Eq. 6).
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {loadConfig} from '../../src/config/load.js'
 import {ParamStore} from '../../src/model/init.js'
 import {tauAt} from '../../src/model/losses.js'

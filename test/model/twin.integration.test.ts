@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {loadConfig} from '../../src/config/load.js'
 import {compareTwin, findTorchPython, runTwinCheck, TWIN_AGREEMENT, writeTwinCase, type TwinCaseOptions} from '../../src/bench/twin.js'
 
