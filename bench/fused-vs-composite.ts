@@ -5,12 +5,13 @@
  *
  *   node dist/bench/fused-vs-composite.js [size=32] [steps=7]     (after `npm run build`)
  */
+import {startCpuBackend} from '../src/backend/select.js'
 import {tf} from '../src/backend/tf.js'
 import {UnetRef, unetRefBatch, unetRefLoss} from '../src/bench/unet-ref.js'
 
 const size = Number(process.argv[2] ?? 32)
 const steps = Number(process.argv[3] ?? 7)
-await tf.setBackend('cpu')
+await startCpuBackend()
 const net = new UnetRef(1)
 const {x, oneHot} = unetRefBatch(size, 1)
 const vars = net.variables()
