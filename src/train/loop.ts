@@ -40,7 +40,7 @@ import {
   recoverCheckpoints,
   saveCheckpoint,
   type LoopState,
-} from './checkpoint.js'
+} from '../run/checkpoint.js'
 import {appendMetrics, rewriteMetrics, writeTrainingCurves, type EpochMetrics} from './metrics-log.js'
 import {clipByGlobalNorm, createOptimizer} from './optimizers.js'
 import {scheduleFor} from './schedule.js'

@@ -11,7 +11,7 @@ import {join} from 'node:path'
 import '../helpers/tf.js'
 import {sipl} from '../helpers/cli.js'
 import {TINY} from '../e2e/tiny.js'
-import {readLoopState} from '../../src/train/checkpoint.js'
+import {readLoopState} from '../../src/run/checkpoint.js'
 import {decodeSafetensors, encodeSafetensors} from '../../src/io/safetensors.js'
 import {UserError} from '../../src/errors.js'
 
