@@ -9,7 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {ExperimentConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
-import {PROJECT_ROOT} from '../experiments/layout.js'
+import {projectRoot} from '../project-root.js'
 import type {BenchRow} from './bench.js'
 import {benchConfig, benchEpoch} from './sipl-net.js'
 import {compareTwin, runTwinCheck, TWIN_SCRIPT, writeTwinCase} from './twin.js'
@@ -32,7 +32,7 @@ interface TorchResult {
 }
 
 export function torchBench(options: TorchBenchOptions): BenchRow & {torch: string} {
-  const script = join(PROJECT_ROOT, 'bench', 'unet_ref_torch.py')
+  const script = join(projectRoot(), 'bench', 'unet_ref_torch.py')
   const args = [script, '--size', `${options.size}`, '--steps', `${options.steps}`, '--warmup', `${options.warmup}`]
   args.push('--threads', `${options.threads}`)
   // OpenBLAS ignores torch.set_num_threads (../shared/reference/gemm/RESULTS.md): pin it as well

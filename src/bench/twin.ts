@@ -19,13 +19,13 @@ import {join} from 'node:path'
 import {tf} from '../backend/tf.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
-import {PROJECT_ROOT} from '../experiments/layout.js'
+import {projectRoot} from '../project-root.js'
 import {readSafetensors, writeSafetensors} from '../io/safetensors.js'
 import {siplLoss, targetsFromLabels} from '../model/losses.js'
 import {SiplNet} from '../model/sipl.js'
 import {Rng} from '../util/rng.js'
 
-export const TWIN_SCRIPT = join(PROJECT_ROOT, 'bench', 'sipl_twin.py')
+export const TWIN_SCRIPT = join(projectRoot(), 'bench', 'sipl_twin.py')
 
 /** issue 16's bound on max |sipl − twin| / max |twin| for every compared quantity */
 export const TWIN_AGREEMENT = 1e-4
