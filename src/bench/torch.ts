@@ -1,5 +1,5 @@
 /**
- * The PyTorch side of `sipl bench --torch`: runs bench/unet_ref_torch.py (the same unet-ref, loss
+ * The PyTorch side of `sipl bench --torch`: runs src/bench/unet_ref_torch.py (the same unet-ref, loss
  * and Adam in PyTorch) with the same size, steps and thread count, so that issue 7's ratios are
  * measured side by side in one run on one machine instead of against figures from elsewhere.
  */
@@ -32,7 +32,7 @@ interface TorchResult {
 }
 
 export function torchBench(options: TorchBenchOptions): BenchRow & {torch: string} {
-  const script = join(projectRoot(), 'bench', 'unet_ref_torch.py')
+  const script = join(projectRoot(), 'src', 'bench', 'unet_ref_torch.py')
   const args = [script, '--size', `${options.size}`, '--steps', `${options.steps}`, '--warmup', `${options.warmup}`]
   args.push('--threads', `${options.threads}`)
   // OpenBLAS ignores torch.set_num_threads (../shared/reference/gemm/RESULTS.md): pin it as well
@@ -90,7 +90,7 @@ interface TwinTiming {
 }
 
 /**
- * The SIPL network side by side (issue 16): the twin (bench/sipl_twin.py) gets the weights and the
+ * The SIPL network side by side (issue 16): the twin (src/bench/sipl_twin.py) gets the weights and the
  * labelled batch sipl's `--net sipl` bench uses (same seed), checks its agreement with sipl on them,
  * then times the same training step (forward, backward, the config's optimiser) and a
  * sliding-window pass over the same windows, with the same thread count.
