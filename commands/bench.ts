@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, configFlags} from '../src/cli/base-command.js'
-import {BACKENDS, type BackendName} from '../src/backend/select.js'
+import {BACKENDS, type BackendName} from '../src/backend/names.js'
 import {runBench, unetRefNet, type BenchRow} from '../src/bench/bench.js'
 import {siplNetFactory} from '../src/bench/sipl-net.js'
-import {benchPreprocess, type PreprocessBenchResult} from '../bench/preprocess.js'
+import {benchPreprocess, type PreprocessBenchResult} from '../src/bench/preprocess.js'
 import {addTorchRatios, torchBench, twinBench} from '../src/bench/torch.js'
 import {cpuDescription} from '../src/bench/cpu-info.js'
 import {environment} from '../src/paths.js'
@@ -16,7 +16,7 @@ const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
 export default class Bench extends BaseCommand<typeof Bench> {
   static override summary =
     'Time a training step and a sliding-window inference per backend, checking results against the reference cpu kernels'
-  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same step in PyTorch with the same thread count and reports each backend's time as a multiple of PyTorch's (target: ≤ 1): for unet-ref bench/unet_ref_torch.py; for --net sipl the PyTorch twin of the SIPL network (bench/sipl_twin.py) on the same weights and labelled batch, after checking that the twin and sipl agree on them (twinMaxRelErr), plus its sliding-window pass over the same windows. With --net sipl, cpu rows also count the tfjs kernel executions of one step (kernelCalls). Python: SIPL_PYTHON, default python3, with torch. Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
+  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same step in PyTorch with the same thread count and reports each backend's time as a multiple of PyTorch's (target: ≤ 1): for unet-ref src/bench/unet_ref_torch.py; for --net sipl the PyTorch twin of the SIPL network (src/bench/sipl_twin.py) on the same weights and labelled batch, after checking that the twin and sipl agree on them (twinMaxRelErr), plus its sliding-window pass over the same windows. With --net sipl, cpu rows also count the tfjs kernel executions of one step (kernelCalls). Python: SIPL_PYTHON, default python3, with torch. Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
   static override examples = [
     '<%= config.bin %> bench --size 32',
     '<%= config.bin %> bench --size 64 --backend cpu --steps 5 --json',
@@ -56,7 +56,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
       default: false,
     }),
     preprocess: Flags.boolean({
-      description: 'also time preprocessing one 512×512×200 CT volume to 1.5 mm (bench/preprocess.ts), as an extra row',
+      description: 'also time preprocessing one 512×512×200 CT volume to 1.5 mm (src/bench/preprocess.ts), as an extra row',
       default: false,
     }),
     // --net sipl builds the network from an experiment config's model/smg/loss sections

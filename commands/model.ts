@@ -1,5 +1,5 @@
 import {BaseCommand, configFlags} from '../src/cli/base-command.js'
-import {tf} from '../src/backend/tf.js'
+import {startCpuBackend} from '../src/backend/select.js'
 import {summarizeModel, type ModelSummary} from '../src/model/summary.js'
 
 export default class Model extends BaseCommand<typeof Model> {
@@ -12,7 +12,7 @@ export default class Model extends BaseCommand<typeof Model> {
   static override flags = {...configFlags}
 
   async run(): Promise<ModelSummary> {
-    await tf.setBackend('cpu')
+    await startCpuBackend()
     const summary = summarizeModel(this.loadConfig().config)
     if (!this.jsonEnabled()) {
       const fmt = (n: number) => n.toLocaleString('en-US')

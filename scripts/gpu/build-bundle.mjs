@@ -2,7 +2,7 @@
 // Builds the self-contained GPU check folder build/gpu/ (git-ignored) for a machine that has a
 // GPU driver but no npm, no network and no node_modules (docs/gpu.md, "Device check"):
 //   build/gpu/device-check.mjs   one esbuild bundle: tfjs-core + gradients + cpu + webgpu backends,
-//                                sipl's webgpu kernels, src/bench/unet-ref and the check itself
+//                                sipl's webgpu kernels, src/model/unet-ref and the check itself
 //   build/gpu/dawn.node.xz       the 'webgpu' package's Dawn binding (linux-x64)
 //   build/gpu/node.xz            this Node binary
 //   .gl/*.deb                    Vulkan/GL loader packages (amd64), unpacked on the device

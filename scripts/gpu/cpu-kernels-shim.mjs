@@ -2,6 +2,7 @@
 // cpu backend keeps tfjs's reference kernels — the oracle of the agreement check — and code that
 // asks which cpu kernels run (e.g. src/kernels/fused.ts) takes its composite-op path.
 export const REPLACED_KERNELS = []
+export function installCpuKernels() {}
 export const cpuConvKernels = () => 'reference'
 export const fastKernelsUnavailable = () => 'not in the GPU device-check bundle'
 export function useCpuConvKernels(which) {

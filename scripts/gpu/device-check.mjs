@@ -1,4 +1,4 @@
-// GPU device check (issue 7): unet-ref (src/bench/unet-ref.ts) training step on `webgpu` with tfjs's stock
+// GPU device check (issue 7): unet-ref (src/model/unet-ref.ts) training step on `webgpu` with tfjs's stock
 // conv3d kernels and with sipl's tiled ones, plus agreement of loss and gradients with `cpu`.
 // sipl's rank-5 fixes (src/kernels/webgpu/rank5-fixes.ts) are on in both: without them the
 // net's rank-1 biases come out as zeros on stock tfjs-backend-webgpu 4.22.
@@ -19,7 +19,7 @@ import {fileURLToPath} from 'node:url'
 import {tf} from '../../src/backend/tf.js'
 import {relError} from '../../src/util/rel-error.js'
 import {installWebgpuKernels, setWebgpuConv3dKernels} from '../../src/kernels/webgpu/index.js'
-import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/bench/unet-ref.js'
+import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/model/unet-ref.js'
 import {siplNetFactory} from '../../src/bench/sipl-net.js'
 import {loadConfig} from '../../src/config/load.js'
 import {AdamW} from '../../src/train/optimizers.js'

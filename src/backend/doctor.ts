@@ -1,7 +1,10 @@
 import {cpus} from 'node:os'
 import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {environment, type Environment} from '../paths.js'
-import {probeBackend, webgpuIsSoftware, type BackendName, type BackendProbe} from './select.js'
+import {projectRoot} from '../project-root.js'
+import type {BackendName} from './names.js'
+import {probeBackend, webgpuIsSoftware, type BackendProbe} from './select.js'
 
 export interface DoctorReport {
   sipl: string
@@ -16,7 +19,7 @@ export interface DoctorReport {
 }
 
 export function siplVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {version: string}
+  const pkg = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as {version: string}
   return pkg.version
 }
 

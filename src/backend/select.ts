@@ -12,13 +12,10 @@ import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {threadsCapped} from '../paths.js'
 import {tf} from './tf.js'
-import {fastKernelsUnavailable} from '../kernels/register.js'
+import {cpuConvKernels, fastKernelsUnavailable, installCpuKernels} from '../kernels/register.js'
 import {conv3dSelfCheck, type SelfCheck} from './self-check.js'
 import {installWebgpuKernels} from '../kernels/webgpu/index.js'
-
-export const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const
-export type BackendRequest = (typeof BACKENDS)[number]
-export type BackendName = Exclude<BackendRequest, 'auto'>
+import {BACKENDS, type BackendName, type BackendRequest} from './names.js'
 
 export interface BackendProbe {
   name: BackendName
@@ -195,11 +192,17 @@ const LOADERS: Record<BackendName, () => Promise<string>> = {
   webgpu: loadWebgpu,
   wasm: loadWasm,
   cpu: async () => {
-    const why = fastKernelsUnavailable()
+    const why = cpuConvKernels() === 'fast' ? undefined : (fastKernelsUnavailable() ?? 'switched to the reference kernels')
     return why
       ? `pure JavaScript (@tensorflow/tfjs-backend-cpu; fast kernels off: ${why})`
       : `@tensorflow/tfjs-backend-cpu with sipl's wasm-SIMD conv3d kernels`
   },
+}
+
+/** Starts the cpu backend with sipl's kernels, without the conv3d check (for commands that only build a model). */
+export async function startCpuBackend(): Promise<void> {
+  installCpuKernels()
+  await tf.setBackend('cpu')
 }
 
 /** true when the WebGPU adapter found is a software renderer (known after probing webgpu) */
@@ -209,6 +212,8 @@ export function webgpuIsSoftware(): boolean {
 
 /** Loads and starts one backend, then runs the conv3d check against cpu. Throws only the UserError of a broken install. */
 export async function probeBackend(name: BackendName, runCheck = true): Promise<BackendProbe> {
+  // every backend's check compares against cpu, so the cpu kernels are installed whichever is probed
+  installCpuKernels()
   let detail: string
   try {
     detail = await LOADERS[name]()
@@ -226,6 +231,7 @@ export async function probeBackend(name: BackendName, runCheck = true): Promise<
 /** Starts the backend a command will use and says why it was chosen. */
 export async function selectBackend(request: BackendRequest, log?: Logger): Promise<BackendChoice> {
   if (!BACKENDS.includes(request)) throw new UserError(`--backend ${request}: unknown backend (use one of ${BACKENDS.join(', ')})`)
+  installCpuKernels()
   const capped = threadsCapped()
   if (capped)
     log?.warn(

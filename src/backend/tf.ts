@@ -3,12 +3,12 @@
  * package, which tfjs-node also builds on) is used rather than tfjs-core alone because its
  * Node bundle is the only one that carries the gradient registrations; tfjs-core's own
  * `register_all_gradients` is ESM without file extensions and does not load in Node.
- * Import `tf` from here, never from a tfjs package directly, so that sipl's own gradient and
- * kernel registrations are always in place.
+ * Import `tf` from here, never from a tfjs package directly, so that the gradients tfjs lacks
+ * (./gradients.ts) are always in place. sipl's kernels are not installed here: selectBackend and
+ * probeBackend (./select.ts) install them, so that importing `tf` changes no backend.
  */
 import * as tf from '@tensorflow/tfjs'
 import './gradients.js'
-import '../kernels/register.js'
 
 export {tf}
 export type Tensor = tf.Tensor

@@ -5,7 +5,8 @@
  * PyTorch's, measured for unet-ref in issue 7 on a 2-core CPU: 140 ms (32³) and 490 ms (64³)
  * median per step. docs/kernels.md has the method and the results.
  */
-import {probeBackend, type BackendName} from '../backend/select.js'
+import type {BackendName} from '../backend/names.js'
+import {probeBackend} from '../backend/select.js'
 import {tf} from '../backend/tf.js'
 import {slidingWindow} from '../evaluate/sliding-window.js'
 import {cpuConvKernels, useCpuConvKernels, type CpuConvKernels} from '../kernels/register.js'
@@ -13,7 +14,7 @@ import {existingRuntime} from '../kernels/cpu/runtime.js'
 import {UserError} from '../errors.js'
 import {Rng} from '../util/rng.js'
 import {AdamW, type Optimizer} from '../train/optimizers.js'
-import {UnetRef, unetRefBatch, unetRefLoss, UNET_REF_CLASSES} from './unet-ref.js'
+import {UnetRef, unetRefBatch, unetRefLoss, UNET_REF_CLASSES} from '../model/unet-ref.js'
 
 export interface BenchRow {
   net: string
@@ -47,7 +48,7 @@ export interface BenchRow {
   torch?: string
   /** cpu, with a warm-up step: tfjs kernel executions in one training step */
   kernelCalls?: number
-  /** --net sipl --torch: largest max |sipl − twin| / max |twin| over every compared quantity (bench/sipl_twin.py) */
+  /** --net sipl --torch: largest max |sipl − twin| / max |twin| over every compared quantity (src/bench/sipl_twin.py) */
   twinMaxRelErr?: number
   /** and whether each quantity met its bound (1e-4, or the twin's own spread under rounding-level noise) */
   twinAgrees?: boolean
@@ -89,7 +90,7 @@ export function unetRefNet(seed: number): BenchNet {
     },
     loss: (x, oneHot) => unetRefLoss(net.apply(x), oneHot as tf.Tensor5D),
     probabilities: (x) => tf.softmax(net.apply(x)) as tf.Tensor5D,
-    // weight decay 0 makes it Adam (PyTorch's eps 1e-8), as bench/unet_ref_torch.py
+    // weight decay 0 makes it Adam (PyTorch's eps 1e-8), as src/bench/unet_ref_torch.py
     optimizer: () => new AdamW(0.9, 0.999, 0),
     gradientCheck: 'each',
     dispose: () => net.dispose(),

@@ -1,5 +1,5 @@
 /**
- * The PyTorch side of `sipl bench --torch`: runs bench/unet_ref_torch.py (the same unet-ref, loss
+ * The PyTorch side of `sipl bench --torch`: runs src/bench/unet_ref_torch.py (the same unet-ref, loss
  * and Adam in PyTorch) with the same size, steps and thread count, so that issue 7's ratios are
  * measured side by side in one run on one machine instead of against figures from elsewhere.
  */
@@ -9,7 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import type {ExperimentConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
-import {PROJECT_ROOT} from '../experiments/layout.js'
+import {projectRoot} from '../project-root.js'
 import type {BenchRow} from './bench.js'
 import {benchConfig, benchEpoch} from './sipl-net.js'
 import {compareTwin, runTwinCheck, TWIN_SCRIPT, writeTwinCase} from './twin.js'
@@ -46,7 +46,7 @@ function runTorchScript<T>(python: string, args: string[], threads: number): T {
 }
 
 export function torchBench(options: TorchBenchOptions): BenchRow & {torch: string} {
-  const script = join(PROJECT_ROOT, 'bench', 'unet_ref_torch.py')
+  const script = join(projectRoot(), 'src', 'bench', 'unet_ref_torch.py')
   const args = [script, '--size', `${options.size}`, '--steps', `${options.steps}`, '--warmup', `${options.warmup}`]
   args.push('--threads', `${options.threads}`)
   const parsed = runTorchScript<TorchResult>(options.python, args, options.threads)
@@ -93,7 +93,7 @@ interface TwinTiming {
 }
 
 /**
- * The SIPL network side by side (issue 16): the twin (bench/sipl_twin.py) gets the weights and the
+ * The SIPL network side by side (issue 16): the twin (src/bench/sipl_twin.py) gets the weights and the
  * labelled batch sipl's `--net sipl` bench uses (same seed), checks its agreement with sipl on them,
  * then times the same training step (forward, backward, the config's optimiser) and a
  * sliding-window pass over the same windows, with the same thread count.

@@ -1,5 +1,5 @@
 /**
- * sipl's side of the PyTorch twin (bench/sipl_twin.py, issue 16): writes one "twin case" — the
+ * sipl's side of the PyTorch twin (src/bench/sipl_twin.py, issue 16): writes one "twin case" — the
  * config, the weights, a labelled batch — runs the same forward pass, losses and gradients here,
  * has the twin compute them independently, and compares every quantity:
  *
@@ -8,7 +8,7 @@
  *   DIR/batch.safetensors  x [B, D, H, W, C] float32, labels [B, D, H, W] int32
  *   DIR/sipl.safetensors   what sipl computed: logits, aux.l, loss.*, keep.l, grad.<name>, and
  *                          pre.<name>, every LeakyReLU input (the twin takes sipl's branch for
- *                          values within rounding of the kink; bench/sipl_twin.py says why)
+ *                          values within rounding of the kink; src/bench/sipl_twin.py says why)
  *   DIR/twin.safetensors   what the twin computed, same keys (float64)
  *
  * The agreement measure per quantity is max |sipl − twin| / max |twin| (issue 16's ≤ 1e-4).
@@ -19,14 +19,14 @@ import {join} from 'node:path'
 import {tf} from '../backend/tf.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
-import {PROJECT_ROOT} from '../experiments/layout.js'
+import {projectRoot} from '../project-root.js'
 import {readSafetensors, writeSafetensors} from '../io/safetensors.js'
 import {siplLoss, targetsFromLabels} from '../model/losses.js'
 import type {SiplNet} from '../model/sipl.js'
 import {buildNet} from '../model/summary.js'
 import {Rng} from '../util/rng.js'
 
-export const TWIN_SCRIPT = join(PROJECT_ROOT, 'bench', 'sipl_twin.py')
+export const TWIN_SCRIPT = join(projectRoot(), 'src', 'bench', 'sipl_twin.py')
 
 /** issue 16's bound on max |sipl − twin| / max |twin| for every compared quantity */
 export const TWIN_AGREEMENT = 1e-4

@@ -8,7 +8,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import {fileSystemUserError, isUserError} from '../errors.js'
 import {createLogger, LOG_LEVELS, type Logger, type LogLevel} from '../log/logger.js'
 import {environment} from '../paths.js'
-import {BACKENDS, type BackendRequest} from '../backend/select.js'
+import {BACKENDS, type BackendRequest} from '../backend/names.js'
 import {loadConfig, type LoadedConfig} from '../config/load.js'
 import {resolveConfigFile} from '../config/shipped.js'
 

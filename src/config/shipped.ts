@@ -6,17 +6,10 @@
  */
 import {existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {basename, dirname, extname, isAbsolute, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {UserError} from '../errors.js'
+import {projectRoot} from '../project-root.js'
 
-/** The package root: the nearest folder above this module with package.json (dist/src/config or src/config under tsx). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
-  return dir
-}
-
-export const SHIPPED_CONFIG_DIR = join(packageRoot(), 'experiments')
+export const SHIPPED_CONFIG_DIR = join(projectRoot(), 'experiments')
 
 export interface ShippedConfig {
   /** the name without extension: btcv */

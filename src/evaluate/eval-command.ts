@@ -17,7 +17,7 @@
  */
 import {existsSync, readFileSync, rmSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
-import type {BackendRequest} from '../backend/select.js'
+import type {BackendRequest} from '../backend/names.js'
 import {loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {describeUnmapped, LabelMapping, loadLabelMapFile} from '../data/label-map.js'
@@ -237,7 +237,7 @@ async function checkCompare(c: {name: string; dir: string}, labels: string | und
       matchCases(listMasks(preds, `--compare ${c.name}`), listMasks(labels, '--labels'), `--compare ${c.name}`)
     } else if (!existsSync(join(c.dir, 'eval', 'summary.json'))) {
       // the checkpoint module brings tfjs, which mask-only evaluations never load
-      const {hasCheckpoint, readableCheckpoint} = await import('../train/checkpoint.js')
+      const {hasCheckpoint, readableCheckpoint} = await import('../run/checkpoint.js')
       if (!hasCheckpoint(readableCheckpoint(join(c.dir, 'checkpoints', 'best'))))
         throw new UserError(`--compare ${c.name}=${c.dir}: no eval/summary.json and no checkpoints/best to make one; train it first`)
     }

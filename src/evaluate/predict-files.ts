@@ -12,7 +12,7 @@
  */
 import {existsSync, readFileSync, statSync} from 'node:fs'
 import {basename, dirname, join, resolve} from 'node:path'
-import type {BackendRequest} from '../backend/select.js'
+import type {BackendRequest} from '../backend/names.js'
 import {loadConfig, parseOverride} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {cacheDirOf, interleave, settingsHash, toOriginalGrid, writeOriginalGrid, type Plan} from '../data/cache.js'

@@ -12,13 +12,11 @@
  *   <dir>/events.out.tfevents.*, trials/<name>/events.out.tfevents.*.sipl-session-*   TensorBoard HParams (hparams.ts)
  */
 import {existsSync, mkdirSync, readFileSync} from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join, resolve} from 'node:path'
 import {UserError} from '../errors.js'
+import {projectRoot} from '../project-root.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import type {AblationVariants, Axis, TrialSpec} from './plan.js'
-
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 
 export interface ExperimentRecord {
   format: 1
@@ -68,7 +66,7 @@ export interface TrialRecord {
 }
 
 export function defaultSipl(): string[] {
-  return [process.execPath, join(PROJECT_ROOT, 'bin/run.js')]
+  return [process.execPath, join(projectRoot(), 'bin/run.js')]
 }
 
 export const experimentFile = (dir: string): string => join(dir, 'experiment.json')

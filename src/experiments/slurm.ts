@@ -9,7 +9,7 @@ import {join, resolve} from 'node:path'
 import {UserError} from '../errors.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import type {ExecutorConfig} from '../config/schema.js'
-import {PROJECT_ROOT, shQuote, trialScriptBody, type ExperimentRecord} from './layout.js'
+import {shQuote, trialScriptBody, type ExperimentRecord} from './layout.js'
 
 export type SlurmOptions = ExecutorConfig['slurm']
 
@@ -179,5 +179,3 @@ export function queueStates(jobIds: string[]): Map<string, QueueEntry> | undefin
 export function scancel(jobIds: string[]): void {
   if (jobIds.length > 0) run('scancel', jobIds)
 }
-
-export {PROJECT_ROOT}

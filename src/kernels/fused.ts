@@ -11,6 +11,7 @@
  */
 import {tf} from '../backend/tf.js'
 import {cpuConvKernels} from './register.js'
+import type {AdamWStep} from './cpu/optimizer.js'
 
 export const FUSED_CONV = 'SiplConv3DBiasAct'
 export const FUSED_CONV_GRAD = 'SiplConv3DBiasActGrad'
@@ -103,17 +104,6 @@ export function conv3dTransposeBias(
 }
 
 export const FUSED_ADAMW = 'SiplAdamW'
-
-/** One AdamW step's constants (src/train/optimizers.ts): c1, c2 are the bias corrections 1 − βᵗ. */
-export interface AdamWStep {
-  lr: number
-  beta1: number
-  beta2: number
-  epsilon: number
-  weightDecay: number
-  c1: number
-  c2: number
-}
 
 /**
  * p ← p(1 − lr·λ) − lr · (m₁/c1) / (√(v₁/c2) + ε), m₁ = β₁m + (1 − β₁)g, v₁ = β₂v + (1 − β₂)g²;

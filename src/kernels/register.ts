@@ -1,10 +1,11 @@
 /**
- * Replaces the `cpu` backend's naive Conv3D / Conv3DBackpropFilterV2 / Conv3DBackpropInputV2
- * with the wasm-SIMD, multi-threaded kernels of ./cpu (issue 7, docs/kernels.md), and the
- * Slice / SplitV / Sum / Softmax / element-wise kernels that dominated a training step after that
- * with plain typed-array loops (./cpu/elementwise.ts). Imported once
- * by src/backend/tf.ts. The reference kernels are kept: they are the oracle of the tests and
- * `sipl bench --kernels reference` times them.
+ * sipl's kernels for tfjs's `cpu` backend: the wasm-SIMD, multi-threaded Conv3D /
+ * Conv3DBackpropFilterV2 / Conv3DBackpropInputV2 of ./cpu (issue 7, docs/kernels.md), the Slice /
+ * SplitV / Sum / Softmax / element-wise kernels that dominated a training step after that as plain
+ * typed-array loops (./cpu/elementwise.ts), and the fused Sipl* kernels of ./fused.ts. Nothing
+ * happens on import: installCpuKernels() (called by selectBackend and probeBackend in
+ * src/backend/select.ts) registers them and switches the `cpu` backend to them. tfjs's reference
+ * kernels are kept: they are the oracle of the tests and `sipl bench --kernels reference` times them.
  */
 import {tf} from '../backend/tf.js'
 import {
@@ -62,10 +63,14 @@ const FAST: Record<string, KernelFactory> = {
 }
 export const REPLACED_KERNELS = Object.keys(FAST)
 
+/** tfjs's own cpu kernels of REPLACED_KERNELS, taken before the first replacement */
 const reference = new Map<string, tf.KernelConfig>()
-for (const name of REPLACED_KERNELS) {
-  const config = tf.getKernel(name, 'cpu')
-  if (config) reference.set(name, config)
+function keepReferenceKernels(): void {
+  if (reference.size > 0) return
+  for (const name of REPLACED_KERNELS) {
+    const config = tf.getKernel(name, 'cpu')
+    if (config) reference.set(name, config)
+  }
 }
 
 let active: CpuConvKernels = 'reference'
@@ -77,6 +82,7 @@ export function cpuConvKernels(): CpuConvKernels {
 
 /** Why the fast kernels are not available, or undefined when they are. */
 export function fastKernelsUnavailable(): string | undefined {
+  keepReferenceKernels()
   if (!wasmBuilt()) return "build/kernels.*.wasm is missing (run 'npm run build')"
   if (reference.size !== REPLACED_KERNELS.length) return 'the cpu backend has no reference conv3d kernels to replace'
   return undefined
@@ -85,9 +91,11 @@ export function fastKernelsUnavailable(): string | undefined {
 /** Switches the `cpu` backend between the fast kernels and tfjs's reference ones. */
 export function useCpuConvKernels(which: CpuConvKernels): void {
   if (which === active) return
+  keepReferenceKernels()
   if (which === 'fast') {
     const why = fastKernelsUnavailable()
     if (why) throw new Error(`fast conv3d kernels unavailable: ${why}`)
+    registerFusedKernels()
   }
   for (const name of REPLACED_KERNELS) {
     tf.unregisterKernel(name, 'cpu')
@@ -109,27 +117,44 @@ export function withReferenceConvKernels<T>(fn: () => T): T {
   }
 }
 
-// new kernel names, only ever called by src/kernels/fused.ts while the fast kernels are active
-tf.registerKernel({kernelName: 'SiplConv3DBiasAct', backendName: 'cpu', kernelFunc: conv3dBiasActKernel as unknown as tf.KernelFunc})
-tf.registerKernel({
-  kernelName: 'SiplConv3DBiasActGrad',
-  backendName: 'cpu',
-  kernelFunc: conv3dBiasActGradKernel as unknown as tf.KernelFunc,
-})
-tf.registerKernel({
-  kernelName: 'SiplConv3DTransposeBias',
-  backendName: 'cpu',
-  kernelFunc: conv3dTransposeBiasKernel as unknown as tf.KernelFunc,
-})
-tf.registerKernel({
-  kernelName: 'SiplConv3DTransposeBiasGrad',
-  backendName: 'cpu',
-  kernelFunc: conv3dTransposeBiasGradKernel as unknown as tf.KernelFunc,
-})
-tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
-tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})
-tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})
-tf.registerKernel({kernelName: 'SiplGroupNorm', backendName: 'cpu', kernelFunc: groupNormKernel as unknown as tf.KernelFunc})
-tf.registerKernel({kernelName: 'SiplGroupNormGrad', backendName: 'cpu', kernelFunc: groupNormGradKernel as unknown as tf.KernelFunc})
+let fusedRegistered = false
+function registerFusedKernels(): void {
+  if (fusedRegistered) return
+  fusedRegistered = true
+  // new kernel names, only ever called by src/kernels/fused.ts while the fast kernels are active
+  tf.registerKernel({kernelName: 'SiplConv3DBiasAct', backendName: 'cpu', kernelFunc: conv3dBiasActKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({
+    kernelName: 'SiplConv3DBiasActGrad',
+    backendName: 'cpu',
+    kernelFunc: conv3dBiasActGradKernel as unknown as tf.KernelFunc,
+  })
+  tf.registerKernel({
+    kernelName: 'SiplConv3DTransposeBias',
+    backendName: 'cpu',
+    kernelFunc: conv3dTransposeBiasKernel as unknown as tf.KernelFunc,
+  })
+  tf.registerKernel({
+    kernelName: 'SiplConv3DTransposeBiasGrad',
+    backendName: 'cpu',
+    kernelFunc: conv3dTransposeBiasGradKernel as unknown as tf.KernelFunc,
+  })
+  tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplGroupNorm', backendName: 'cpu', kernelFunc: groupNormKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplGroupNormGrad', backendName: 'cpu', kernelFunc: groupNormGradKernel as unknown as tf.KernelFunc})
+}
 
-if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')
+let installed = false
+
+/**
+ * Registers sipl's kernels on the `cpu` backend and, when build/kernels.*.wasm exist, switches it to
+ * them. Idempotent: a later call keeps whatever useCpuConvKernels chose since.
+ */
+export function installCpuKernels(): void {
+  if (installed) return
+  installed = true
+  keepReferenceKernels()
+  registerFusedKernels()
+  if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')
+}

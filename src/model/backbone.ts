@@ -23,7 +23,7 @@ import {Conv3d, ConvTranspose3d, leakyRelu, SpatialNorm, type NormSettings} from
 /**
  * Receives intermediate values under stable names: every LeakyReLU input
  * ('backbone.enc.1.block.0.act2') and the SMG's discrete choices ('smg.layer.3.assignment',
- * 'smg.layer.3.previous'). The PyTorch twin (bench/sipl_twin.py) uses them where float32 and
+ * 'smg.layer.3.previous'). The PyTorch twin (src/bench/sipl_twin.py) uses them where float32 and
  * float64 may decide differently within rounding: the side of a kink, an argmax near a tie.
  */
 export type ForwardTrace = (name: string, value: tf.Tensor) => void

@@ -19,16 +19,10 @@
  * on the cpu backend Dice + cross-entropy is one fused kernel with the same formulas.
  */
 import {tf} from '../backend/tf.js'
-import type {LossConfig, SmgConfig} from '../config/schema.js'
+import type {LossConfig} from '../config/schema.js'
 import {diceCrossEntropyFused, fusedKernelsActive, type DiceCeOptions} from '../kernels/fused.js'
 import {downsampleMean, resizeTrilinear} from './layers.js'
 import type {SiplOutputs} from './sipl.js'
-
-/** Eq. 11: τ = min(epoch / ramp, 1) · (end − start) + start; a ramp of 0 means τ = end from the start */
-export function tauAt(epoch: number, tau: SmgConfig['tau']): number {
-  const progress = tau.rampEpochs === 0 ? 1 : Math.min(Math.max(epoch, 0) / tau.rampEpochs, 1)
-  return progress * (tau.end - tau.start) + tau.start
-}
 
 export interface Targets {
   /** main-head targets, one 0/1 channel per class or region, `[B, D, H, W, K]` */

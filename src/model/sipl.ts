@@ -22,8 +22,7 @@ import {Backbone, type ForwardTrace} from './backbone.js'
 import {ParamStore} from './init.js'
 import {Ipl, PlainPrototypes} from './ipl.js'
 import {Dense, isDryRun} from './layers.js'
-import {tauAt} from './losses.js'
-import {Smg} from './smg.js'
+import {Smg, tauAt} from './smg.js'
 
 export interface SiplOutputs {
   /** `[B, D, H, W, K]` main head, pre-sigmoid (Ŷ = σ(logits)) */

@@ -245,3 +245,9 @@ export class Smg {
     return {masks, keep}
   }
 }
+
+/** Eq. 11: τ = min(epoch / ramp, 1) · (end − start) + start; a ramp of 0 means τ = end from the start */
+export function tauAt(epoch: number, tau: SmgConfig['tau']): number {
+  const progress = tau.rampEpochs === 0 ? 1 : Math.min(Math.max(epoch, 0) / tau.rampEpochs, 1)
+  return progress * (tau.end - tau.start) + tau.start
+}

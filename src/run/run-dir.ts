@@ -15,19 +15,17 @@
  */
 import {execFileSync} from 'node:child_process'
 import {existsSync, readFileSync} from 'node:fs'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join, resolve} from 'node:path'
 import {configHash, configToYaml, loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import {environment} from '../paths.js'
+import {projectRoot} from '../project-root.js'
 import {writeFileAtomic} from '../util/atomic.js'
-
-const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 
 export function siplVersion(): string {
   try {
-    return (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as {version: string}).version
+    return (JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as {version: string}).version
   } catch {
     return 'unknown'
   }
@@ -37,7 +35,7 @@ export function siplVersion(): string {
 export function gitCommit(): string | null {
   try {
     const opts = {
-      cwd: PROJECT_ROOT,
+      cwd: projectRoot(),
       encoding: 'utf8' as const,
       stdio: ['ignore', 'pipe', 'ignore'] as ['ignore', 'pipe', 'ignore'],
       timeout: 5000,

@@ -10,7 +10,8 @@
  */
 import {join} from 'node:path'
 import {tf} from '../backend/tf.js'
-import {selectBackend, type BackendChoice, type BackendRequest} from '../backend/select.js'
+import type {BackendRequest} from '../backend/names.js'
+import {selectBackend, type BackendChoice} from '../backend/select.js'
 import {configHash, configToYaml} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {ensurePreprocessed, loadCase, loadPlan, loadSplits} from '../data/cache.js'
@@ -24,7 +25,8 @@ import type {Logger} from '../log/logger.js'
 import {progress} from '../log/progress.js'
 import {EventFileWriter} from '../log/tensorboard.js'
 import {SiplNet} from '../model/sipl.js'
-import {siplLoss, targetsFromLabels, tauAt} from '../model/losses.js'
+import {siplLoss, targetsFromLabels} from '../model/losses.js'
+import {tauAt} from '../model/smg.js'
 import {qualitativePng} from '../report/figures.js'
 import {finishManifest, readRunConfig, runPaths, startManifest, writeResolvedConfig, type RunPaths} from '../run/run-dir.js'
 import {isDirectory, removeStaleTemporaries, writeFileAtomic} from '../util/atomic.js'
@@ -39,7 +41,7 @@ import {
   recoverCheckpoints,
   saveCheckpoint,
   type LoopState,
-} from './checkpoint.js'
+} from '../run/checkpoint.js'
 import {appendMetrics, rewriteMetrics, writeTrainingCurves, type EpochMetrics} from './metrics-log.js'
 import {clipByGlobalNorm, createOptimizer} from './optimizers.js'
 import {scheduleFor} from './schedule.js'

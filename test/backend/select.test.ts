@@ -2,7 +2,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {selectBackend} from '../../src/backend/select.js'
 import {relError} from '../../src/backend/self-check.js'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {UserError} from '../../src/errors.js'
 
 test('auto never picks wasm 4.22 (its conv3d gradients are wrong) and says why it chose what it chose', async () => {

@@ -1,7 +1,7 @@
 // The leak check itself: it must fail on a leak, count what is returned, and await promises.
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from './tf.js'
 import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from './tensors.js'
 
 await tf.setBackend('cpu')

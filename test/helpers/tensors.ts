@@ -6,7 +6,7 @@
  * a kernel's backend buffer that no tensor owns) is still counted.
  */
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from './tf.js'
 
 /**
  * Runs `fn` and fails unless exactly `newTensors` more tensors are alive afterwards (the ones it

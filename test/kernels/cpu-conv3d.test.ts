@@ -6,7 +6,7 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {cpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
 import {existingRuntime} from '../../src/kernels/cpu/runtime.js'

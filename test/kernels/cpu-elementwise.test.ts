@@ -6,7 +6,7 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {withReferenceConvKernels} from '../../src/kernels/register.js'
 import {expectNoLeakedTensors} from '../helpers/tensors.js'
 

@@ -4,7 +4,7 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {withReferenceConvKernels} from '../../src/kernels/register.js'
 import {conv3dBiasAct, conv3dTransposeBias, type DiceCeOptions, type FusedConvOptions} from '../../src/kernels/fused.js'

@@ -3,7 +3,7 @@
 // test here is skipped with the reason, except under CI=true, where .ci/run installs lavapipe.
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {probeBackend} from '../../src/backend/select.js'
 import {relError} from '../../src/backend/self-check.js'
 import {installWebgpuKernels, setWebgpuConv3dKernels} from '../../src/kernels/webgpu/index.js'

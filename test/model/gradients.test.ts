@@ -2,7 +2,7 @@
 // checked against central finite differences and against tfjs's own broadcasting gradients.
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {addBias, columnSums, scaleShift} from '../../src/model/layers.js'
 import {Rng} from '../../src/util/rng.js'
 import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'

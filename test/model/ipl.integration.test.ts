@@ -1,7 +1,7 @@
 // The `sipl model` command through the CLI; ipl.test.ts tests IPL and the CPP initialisations in-process.
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {loadConfig} from '../../src/config/load.js'
 import {buildNet} from '../../src/model/summary.js'
 import {sipl} from '../helpers/cli.js'

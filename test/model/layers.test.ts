@@ -1,7 +1,7 @@
 // Resampling, normalisation and MAC counting of src/model/layers.ts against plain loops.
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {UserError} from '../../src/errors.js'
 import {ParamStore} from '../../src/model/init.js'
 import {

@@ -1,7 +1,7 @@
 // Eq. 5, 12, 13 on hand-computed cases.
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {auxLoss, bceWithLogits, segLoss, siplLoss, softDiceLoss, targetsFromLabels} from '../../src/model/losses.js'
 import {expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 

@@ -1,5 +1,5 @@
 /** What the SIPL network tests share: configs by name, the parameter count from the architecture alone, a phantom and a training step. */
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {loadConfig} from '../../src/config/load.js'
 import type {ExperimentConfig} from '../../src/config/schema.js'
 import {siplLoss, targetsFromLabels} from '../../src/model/losses.js'

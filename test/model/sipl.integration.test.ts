@@ -3,7 +3,7 @@
 // network's shapes, FLOPs and one training step).
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {probeBackend} from '../../src/backend/select.js'
 import {UserError} from '../../src/errors.js'
 import {metered} from '../../src/model/layers.js'

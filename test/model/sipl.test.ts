@@ -3,7 +3,7 @@
 // configs, the overfit test and cross-backend agreement).
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {metered} from '../../src/model/layers.js'
 import {targetsFromLabels} from '../../src/model/losses.js'
 import {buildNet, dryForwardMacs, outputShapes, summarizeModel} from '../../src/model/summary.js'

@@ -1,12 +1,11 @@
 // The self-supervised filtering (Eq. 10), the τ schedule (Eq. 11) and the hard assignment (Eq. 6).
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {loadConfig} from '../../src/config/load.js'
 import {ParamStore} from '../../src/model/init.js'
-import {tauAt} from '../../src/model/losses.js'
 import {SiplNet} from '../../src/model/sipl.js'
-import {clusterForegroundRatio, clusterKeep, hardAssignment, KmaxLayer, type KmaxLayerInput} from '../../src/model/smg.js'
+import {clusterForegroundRatio, clusterKeep, hardAssignment, KmaxLayer, tauAt, type KmaxLayerInput} from '../../src/model/smg.js'
 import {Rng} from '../../src/util/rng.js'
 import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 

@@ -1,5 +1,5 @@
 /**
- * Issue 16: sipl and an independent PyTorch implementation of the same network (bench/sipl_twin.py)
+ * Issue 16: sipl and an independent PyTorch implementation of the same network (src/bench/sipl_twin.py)
  * on the same weights and batch agree on the logits, every pseudo mask, every loss term, the
  * Eq. 10 cluster choices and every parameter gradient, to max |a − e| / max |e| ≤ 1e-4 — for the
  * demo config, a BTCV-shaped config (13 classes, 32 queries, reduced widths), a BraTS-shaped one
@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import {mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {loadConfig} from '../../src/config/load.js'
 import {compareTwin, findTorchPython, runTwinCheck, TWIN_AGREEMENT, writeTwinCase, type TwinCaseOptions} from '../../src/bench/twin.js'
 

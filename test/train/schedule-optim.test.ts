@@ -1,6 +1,6 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {learningRate} from '../../src/train/schedule.js'
 import {AdamW, Sgd, clipByGlobalNorm} from '../../src/train/optimizers.js'
 import {expectNoLeakedTensors, variableOf} from '../helpers/tensors.js'

@@ -6,12 +6,22 @@
  * 2026-11-26-cpu-kernels.md).
  */
 import type {tf} from '../../backend/tf.js'
-import type {AdamWStep} from '../fused.js'
 import {copyIn} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {freshRuntime} from './runtime.js'
 import {floats, output} from './tensors.js'
+
+/** One AdamW step's constants (src/train/optimizers.ts): c1, c2 are the bias corrections 1 − βᵗ. */
+export interface AdamWStep {
+  lr: number
+  beta1: number
+  beta2: number
+  epsilon: number
+  weightDecay: number
+  c1: number
+  c2: number
+}
 
 /** parameters per work item: 64 KiB of each operand */
 const CHUNK = 16384

@@ -9,12 +9,12 @@
  */
 import {existsSync, readFileSync} from 'node:fs'
 import {availableParallelism} from 'node:os'
-import {dirname, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import {setFlagsFromString} from 'node:v8'
 import {Worker} from 'node:worker_threads'
 import {UserError} from '../../errors.js'
 import {environment} from '../../paths.js'
+import {projectRoot} from '../../project-root.js'
 import {CTL, DATA_BASE, JOB_ADDRESS, JOB_WORDS, JOIN_CLOSED, JOIN_COUNT, layoutChecksum} from './job.js'
 import {wasm, type WasmMemory, type WasmModule} from './wasm-api.js'
 
@@ -35,11 +35,9 @@ export interface RuntimeInfo {
   wasmFile: string
 }
 
-/** build/ of the package: the nearest folder above this file that has a package.json (works from dist/ and src/) */
+/** build/ of the package */
 function wasmDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
-  return join(dir, 'build')
+  return join(projectRoot(), 'build')
 }
 const PAGE = 65536
 /** polls of the generation word before a thread sleeps: a fraction of a millisecond, the spin count ../shared/reference/gemm found best */

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """unet-ref (issue 7) in PyTorch: the yardstick `sipl bench --torch` times beside sipl.
 
-The same network, loss and optimiser as src/bench/unet-ref.ts: conv3 1→16 + ReLU; conv3 stride 2
+The same network, loss and optimiser as src/model/unet-ref.ts: conv3 1→16 + ReLU; conv3 stride 2
 16→32 + ReLU; conv3 stride 2 32→64 + ReLU; conv3 64→64 + ReLU; convT k2 s2 64→32, concat e2,
 conv3 64→32 + ReLU; convT k2 s2 32→16, concat e1, conv3 32→16 + ReLU; conv1 16→4; loss = softmax
 cross-entropy (mean over voxels) + 1 − mean soft Dice over the 4 classes; Adam lr 1e-3; batch 1.

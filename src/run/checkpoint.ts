@@ -18,7 +18,17 @@ import {UserError} from '../errors.js'
 import {readSafetensors, writeSafetensors} from '../io/safetensors.js'
 import {listTemporaries, recoverableCopy, recoverDir, writeDirAtomic} from '../util/atomic.js'
 import type {RngState} from '../util/rng.js'
-import type {Optimizer} from './optimizers.js'
+
+/** What a checkpoint needs of an optimizer (src/train/optimizers.ts implements it). */
+export interface CheckpointedOptimizer {
+  readonly name: string
+  /** completed steps */
+  readonly iterations: number
+  /** named state tensors (moments, momentum buffers) */
+  stateTensors(): Map<string, tf.Tensor>
+  /** restores state written by stateTensors() */
+  loadState(tensors: Map<string, tf.Tensor>, iterations: number): void
+}
 
 export interface LoopState {
   /** epochs completed; training resumes at this epoch index */
@@ -46,7 +56,7 @@ async function tensorsToArrays(tensors: Map<string, tf.Tensor>): Promise<Map<str
 
 export interface CheckpointContent {
   weights: Map<string, tf.Variable>
-  optimizer: Optimizer
+  optimizer: CheckpointedOptimizer
   state: LoopState
 }
 
@@ -177,7 +187,7 @@ export function loadWeights(dir: string, variables: Map<string, tf.Variable>): v
   }
 }
 
-export function loadOptimizer(dir: string, optimizer: Optimizer, iterations: number): void {
+export function loadOptimizer(dir: string, optimizer: CheckpointedOptimizer, iterations: number): void {
   const {tensors, metadata} = readSafetensors(join(dir, 'optimizer.safetensors'))
   if (metadata.optimizer && metadata.optimizer !== optimizer.name)
     throw new UserError(

@@ -4,9 +4,9 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
+import {tf} from '../helpers/tf.js'
 import {withReferenceConvKernels} from '../../src/kernels/register.js'
-import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/bench/unet-ref.js'
+import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/model/unet-ref.js'
 import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')

@@ -1,8 +1,8 @@
 /** `sipl bench` on unet-ref through the CLI: its JSON rows, its errors, and the PyTorch comparison row. */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {tf} from '../../src/backend/tf.js'
-import {UnetRef} from '../../src/bench/unet-ref.js'
+import {tf} from '../helpers/tf.js'
+import {UnetRef} from '../../src/model/unet-ref.js'
 import {sipl} from '../helpers/cli.js'
 import {chmodSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -45,7 +45,7 @@ test('sipl bench rejects a size the net cannot take, with exit code 2', () => {
 })
 
 test('sipl bench --torch: a pytorch row from SIPL_PYTHON, the script gets size/steps/threads, and ratios to it', () => {
-  // a stand-in Python that records its arguments and answers like bench/unet_ref_torch.py
+  // a stand-in Python that records its arguments and answers like src/bench/unet_ref_torch.py
   const dir = mkdtempSync(join(tmpdir(), 'sipl-torch-'))
   const python = join(dir, 'python')
   writeFileSync(

@@ -19,7 +19,7 @@
 import {tf} from '../backend/tf.js'
 import {Rng} from '../util/rng.js'
 import {conv3dBiasAct, conv3dTransposeBias} from '../kernels/fused.js'
-import {diceCrossEntropy} from '../model/losses.js'
+import {diceCrossEntropy} from './losses.js'
 
 export const UNET_REF_CLASSES = 4
 const DICE_SMOOTH = 1e-5

@@ -4,20 +4,20 @@
  * HU window, foreground crop, pad to 96³). The volume is a synthetic phantom written as a real
  * .nii.gz first, so the timed path includes gunzip and decoding, exactly as `sipl preprocess`.
  *
- *   node dist/bench/preprocess.js        (after `npx tsc -p .`)
+ *   node dist/src/bench/preprocess.js        (after `npx tsc -p .`)
  */
 import {mkdtempSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {loadConfig} from '../src/config/load.js'
-import {preprocessCase} from '../src/data/preprocess.js'
-import {resampleGrid, resampleLinear, resampleNearest} from '../src/data/resample.js'
-import {makePhantom} from '../src/data/synthetic.js'
-import {readNifti, scaledFloat32} from '../src/io/nifti.js'
-import {geometryFromAffine, writeNifti} from '../src/io/nifti-writer.js'
-import {affineSpacing, reorientToRAS, type Vec3} from '../src/io/orientation.js'
-import {Rng} from '../src/util/rng.js'
+import {loadConfig} from '../config/load.js'
+import {preprocessCase} from '../data/preprocess.js'
+import {resampleGrid, resampleLinear, resampleNearest} from '../data/resample.js'
+import {makePhantom} from '../data/synthetic.js'
+import {readNifti, scaledFloat32} from '../io/nifti.js'
+import {geometryFromAffine, writeNifti} from '../io/nifti-writer.js'
+import {affineSpacing, reorientToRAS, type Vec3} from '../io/orientation.js'
+import {Rng} from '../util/rng.js'
 
 export interface PreprocessBenchResult {
   name: string

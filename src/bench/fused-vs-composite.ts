@@ -3,14 +3,15 @@
  * (src/kernels/fused.ts) against the same network written as plain tfjs ops, alternating step by
  * step in one process so that both see the same machine load (docs/kernels.md).
  *
- *   node dist/bench/fused-vs-composite.js [size=32] [steps=7]     (after `npm run build`)
+ *   node dist/src/bench/fused-vs-composite.js [size=32] [steps=7]     (after `npm run build`)
  */
-import {tf} from '../src/backend/tf.js'
-import {UnetRef, unetRefBatch, unetRefLoss} from '../src/bench/unet-ref.js'
+import {startCpuBackend} from '../backend/select.js'
+import {tf} from '../backend/tf.js'
+import {UnetRef, unetRefBatch, unetRefLoss} from '../model/unet-ref.js'
 
 const size = Number(process.argv[2] ?? 32)
 const steps = Number(process.argv[3] ?? 7)
-await tf.setBackend('cpu')
+await startCpuBackend()
 const net = new UnetRef(1)
 const {x, oneHot} = unetRefBatch(size, 1)
 const vars = net.variables()
