@@ -1,8 +1,6 @@
 import {cpus} from 'node:os'
-import {readFileSync} from 'node:fs'
-import {join} from 'node:path'
 import {environment, type Environment} from '../paths.js'
-import {projectRoot} from '../project-root.js'
+import {siplVersion} from '../project-root.js'
 import type {BackendName} from './names.js'
 import {probeBackend, webgpuIsSoftware, type BackendProbe} from './select.js'
 
@@ -16,11 +14,6 @@ export interface DoctorReport {
   backends: BackendProbe[]
   /** what `--backend auto` would pick here */
   autoChoice: BackendName
-}
-
-export function siplVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as {version: string}
-  return pkg.version
 }
 
 export async function runDoctor(runChecks = true): Promise<DoctorReport> {

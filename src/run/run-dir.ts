@@ -20,16 +20,8 @@ import {configHash, configToYaml, loadConfig} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import {environment} from '../paths.js'
-import {projectRoot} from '../project-root.js'
+import {projectRoot, siplVersion} from '../project-root.js'
 import {writeFileAtomic} from '../util/atomic.js'
-
-export function siplVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as {version: string}).version
-  } catch {
-    return 'unknown'
-  }
-}
 
 /** The commit of the sipl checkout, with '-dirty' when it has local changes; null outside git. */
 export function gitCommit(): string | null {
