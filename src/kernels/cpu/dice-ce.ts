@@ -28,18 +28,15 @@ export interface DiceCeAttrs {
 export function diceCeKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const {activation, squared, smooth} = attrs as unknown as DiceCeAttrs
   const [B, N, C] = inputs.logits.shape
-  const rt = freshRuntime()
-  const p = rt.alloc(B * N * C)
-  const job = describe(rt, KIND.diceCe, B, N, C, activation, squared)
-  job[JOB.X] = copyIn(rt, floats(backend, inputs.logits))
-  job[JOB.W] = copyIn(rt, floats(backend, inputs.targets))
-  job[JOB.DY] = p
+  const {
+    rt,
+    job,
+    out: p,
+  } = describe(KIND.diceCe, floats(backend, inputs.logits), floats(backend, inputs.targets), [B, N, C], activation, squared)
   // a slot: float64 [cross-entropy, Σ p·y per (sample, channel), denominator per (sample, channel)]
   const totals = float64Slots(rt, job, job[JOB.CHUNKS], 1 + 2 * B * C)
   // per thread: three floats per row of a chunk (softmax's row sums and dot products)
-  const scratchStride = roundUp(3 * ROWS_PER_CHUNK, 16)
-  job[JOB.SCRATCH] = rt.alloc(scratchStride * rt.threads)
-  job[JOB.SCRATCH_STRIDE] = scratchStride * 4
+  allocScratch(rt, job, 3 * ROWS_PER_CHUNK)
   rt.run()
   const sums = totals()
   // softmax: mean over voxels of −Σ_c y log p; sigmoid: mean over every element
@@ -63,12 +60,11 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   const stats = floats(backend, inputs.stats)
   const {activation, squared} = attrs as unknown as DiceCeAttrs
   const [B, N, C] = inputs.p.shape
-  const rt = freshRuntime()
-  const dz = rt.alloc(B * N * C)
-  const job = describe(rt, KIND.diceCeGrad, B, N, C, activation, squared)
-  job[JOB.X] = copyIn(rt, floats(backend, inputs.p))
-  job[JOB.W] = copyIn(rt, floats(backend, inputs.targets))
-  job[JOB.DY] = dz
+  const {
+    rt,
+    job,
+    out: dz,
+  } = describe(KIND.diceCeGrad, floats(backend, inputs.p), floats(backend, inputs.targets), [B, N, C], activation, squared)
   // d loss_Dice / d p = −1/(B·C) · (2y − Dice · ∂denominator/∂p) / denominator = a·y − b·(squared ? p : 1)
   const diceScale = -1 / (B * C)
   const coefficients = new Float32Array(2 + 2 * B * C)
@@ -81,9 +77,7 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   }
   job[JOB.ACC] = copyIn(rt, coefficients)
   // per thread: the row's Dice gradient, one float per channel
-  const scratchStride = roundUp(C, 16)
-  job[JOB.SCRATCH] = rt.alloc(scratchStride * rt.threads)
-  job[JOB.SCRATCH_STRIDE] = scratchStride * 4
+  allocScratch(rt, job, C)
   rt.run()
   return output(backend, [B, N, C], rt.f32(dz, B * N * C).slice())
 }
@@ -94,15 +88,17 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
  */
 const ROWS_PER_CHUNK = 1024
 
+/** A job of `kind` in a fresh heap over the [B, N, C] arrays x (J_X) and targets (J_W), writing [B, N, C] floats at `out` (J_DY). */
 function describe(
-  rt: ConvRuntime,
   kind: number,
-  B: number,
-  N: number,
-  C: number,
+  x: Float32Array,
+  targets: Float32Array,
+  [B, N, C]: number[],
   activation: DiceCeAttrs['activation'],
   squared: boolean,
-): Int32Array {
+): {rt: ConvRuntime; job: Int32Array; out: number} {
+  const rt = freshRuntime()
+  const out = rt.alloc(B * N * C)
   const job = rt.job()
   job[JOB.KIND] = kind
   job[JOB.BATCH] = B
@@ -112,5 +108,15 @@ function describe(
   job[JOB.CHUNKS] = B * Math.ceil(N / ROWS_PER_CHUNK)
   job[JOB.SIGMOID] = activation === 'sigmoid' ? 1 : 0
   job[JOB.SQUARED] = squared ? 1 : 0
-  return job
+  job[JOB.X] = copyIn(rt, x)
+  job[JOB.W] = copyIn(rt, targets)
+  job[JOB.DY] = out
+  return {rt, job, out}
+}
+
+/** Scratch of `floatsPerThread` floats (rounded up to 16) for each thread (J_SCRATCH, J_SCRATCH_STRIDE). */
+function allocScratch(rt: ConvRuntime, job: Int32Array, floatsPerThread: number): void {
+  const stride = roundUp(floatsPerThread, 16)
+  job[JOB.SCRATCH] = rt.alloc(stride * rt.threads)
+  job[JOB.SCRATCH_STRIDE] = stride * 4
 }
