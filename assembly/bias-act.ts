@@ -8,6 +8,7 @@
  * float32 vectors, and chunk k is added (in float64) into slot k mod SLOTS in order; the caller
  * sums the slots in order.
  */
+import {addPromoted, addPromotedScalar} from './floats'
 import {clearedSlot, J_CHUNKS, J_COUT, J_DY, J_RELU, J_ROWS, J_ROWS_PER_CHUNK, J_SLOTS, J_X, nextItem, word} from './job'
 
 /** 1 where y > 0, NaN where y is NaN (so that NaN propagates as in dy · Step(y)), else 0 */
@@ -55,9 +56,7 @@ export function biasActGrad(job: usize): void {
           at += rowBytes
           yAt += rowBytes
         }
-        const out = slot + ((<usize>c) << 3)
-        v128.store(out, f64x2.add(v128.load(out), f64x2.promote_low_f32x4(sum)))
-        v128.store(out, f64x2.add(v128.load(out, 16), f64x2.promote_low_f32x4(i32x4.shuffle(sum, sum, 2, 3, 0, 1))), 16)
+        addPromoted(slot + ((<usize>c) << 3), sum)
       }
       for (let c = full; c < cout; c++) {
         let sum: f32 = 0
@@ -70,8 +69,7 @@ export function biasActGrad(job: usize): void {
           }
           sum += d
         }
-        const out = slot + ((<usize>c) << 3)
-        store<f64>(out, load<f64>(out) + <f64>sum)
+        addPromotedScalar(slot + ((<usize>c) << 3), sum)
       }
     }
   }

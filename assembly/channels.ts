@@ -10,13 +10,7 @@
  * the slots in order.
  */
 import {clearedSlot, J_BIAS, J_CHUNKS, J_COUT, J_DY, J_ROWS, J_ROWS_PER_CHUNK, J_SLOTS, J_W, J_X, nextItem, word} from './job'
-import {copyFloats} from './floats'
-
-/** four float64 sums at `at` += the four lanes of `v` */
-function addPromoted(at: usize, v: v128): void {
-  v128.store(at, f64x2.add(v128.load(at), f64x2.promote_low_f32x4(v)))
-  v128.store(at, f64x2.add(v128.load(at, 16), f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))), 16)
-}
+import {addPromoted, addPromotedScalar, copyFloats} from './floats'
 
 /** Slots of float64 [Σ a per channel, Σ a·b per channel] over the rows of a (J_X) and b (J_W). */
 export function columnSums(job: usize): void {
@@ -60,10 +54,8 @@ export function columnSums(job: usize): void {
           product += av * load<f32>(b + at)
           at += rowBytes
         }
-        const sumAt = slot + ((<usize>c) << 3)
-        const productAt = products + ((<usize>c) << 3)
-        store<f64>(sumAt, load<f64>(sumAt) + <f64>sum)
-        store<f64>(productAt, load<f64>(productAt) + <f64>product)
+        addPromotedScalar(slot + ((<usize>c) << 3), sum)
+        addPromotedScalar(products + ((<usize>c) << 3), product)
       }
     }
   }

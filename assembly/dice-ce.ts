@@ -30,6 +30,7 @@ import {
   nextItem,
   word,
 } from './job'
+import {addPromoted, addPromotedScalar} from './floats'
 
 // below this, e^x is under float32's smallest normal; exp returns 0 there
 const EXP_LOWEST: f32 = -87.33654
@@ -202,17 +203,9 @@ function diceSums(p: usize, y: usize, r0: i32, r1: i32, C: i32, squared: bool, i
       den += squared ? pc * pc + yc * yc : pc + yc
       at += rowBytes
     }
-    const i = intersection + ((<usize>c) << 3)
-    const d = denominator + ((<usize>c) << 3)
-    store<f64>(i, load<f64>(i) + <f64>py)
-    store<f64>(d, load<f64>(d) + <f64>den)
+    addPromotedScalar(intersection + ((<usize>c) << 3), py)
+    addPromotedScalar(denominator + ((<usize>c) << 3), den)
   }
-}
-
-/** four float64 sums at `at` += the four lanes of `v` */
-function addPromoted(at: usize, v: v128): void {
-  v128.store(at, f64x2.add(v128.load(at), f64x2.promote_low_f32x4(v)))
-  v128.store(at, f64x2.add(v128.load(at, 16), f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))), 16)
 }
 
 /** The sample and the global row range [r0, r1) of chunk k: chunks never span two samples. */
