@@ -27,12 +27,8 @@ export interface DiceCeAttrs {
 
 export function diceCeKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const {activation, squared, smooth} = attrs as unknown as DiceCeAttrs
-  const [B, N, C] = inputs.logits.shape
-  const {
-    rt,
-    job,
-    out: p,
-  } = describe(KIND.diceCe, floats(backend, inputs.logits), floats(backend, inputs.targets), [B, N, C], activation, squared)
+  const {rt, job, out: p, shape} = describe(KIND.diceCe, backend, inputs.logits, inputs.targets, activation, squared)
+  const [B, N, C] = shape
   // a slot: float64 [cross-entropy, Σ p·y per (sample, channel), denominator per (sample, channel)]
   const totals = float64Slots(rt, job, job[JOB.CHUNKS], 1 + 2 * B * C)
   // per thread: three floats per row of a chunk (softmax's row sums and dot products)
@@ -59,12 +55,8 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   const dy = floats(backend, inputs.dy)[0]
   const stats = floats(backend, inputs.stats)
   const {activation, squared} = attrs as unknown as DiceCeAttrs
-  const [B, N, C] = inputs.p.shape
-  const {
-    rt,
-    job,
-    out: dz,
-  } = describe(KIND.diceCeGrad, floats(backend, inputs.p), floats(backend, inputs.targets), [B, N, C], activation, squared)
+  const {rt, job, out: dz, shape} = describe(KIND.diceCeGrad, backend, inputs.p, inputs.targets, activation, squared)
+  const [B, N, C] = shape
   // d loss_Dice / d p = −1/(B·C) · (2y − Dice · ∂denominator/∂p) / denominator = a·y − b·(squared ? p : 1)
   const diceScale = -1 / (B * C)
   const coefficients = new Float32Array(2 + 2 * B * C)
@@ -88,15 +80,17 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
  */
 const ROWS_PER_CHUNK = 1024
 
-/** A job of `kind` in a fresh heap over the [B, N, C] arrays x (J_X) and targets (J_W), writing [B, N, C] floats at `out` (J_DY). */
+/** A job of `kind` in a fresh heap over x (J_X) and targets (J_W), both [B, N, C], writing [B, N, C] floats at `out` (J_DY). */
 function describe(
   kind: number,
-  x: Float32Array,
-  targets: Float32Array,
-  [B, N, C]: number[],
+  backend: unknown,
+  x: tf.TensorInfo,
+  targets: tf.TensorInfo,
   activation: DiceCeAttrs['activation'],
   squared: boolean,
-): {rt: ConvRuntime; job: Int32Array; out: number} {
+): {rt: ConvRuntime; job: Int32Array; out: number; shape: number[]} {
+  const shape = x.shape
+  const [B, N, C] = shape
   const rt = freshRuntime()
   const out = rt.alloc(B * N * C)
   const job = rt.job()
@@ -108,10 +102,10 @@ function describe(
   job[JOB.CHUNKS] = B * Math.ceil(N / ROWS_PER_CHUNK)
   job[JOB.SIGMOID] = activation === 'sigmoid' ? 1 : 0
   job[JOB.SQUARED] = squared ? 1 : 0
-  job[JOB.X] = copyIn(rt, x)
-  job[JOB.W] = copyIn(rt, targets)
+  job[JOB.X] = copyIn(rt, floats(backend, x))
+  job[JOB.W] = copyIn(rt, floats(backend, targets))
   job[JOB.DY] = out
-  return {rt, job, out}
+  return {rt, job, out, shape}
 }
 
 /** Scratch of `floatsPerThread` floats (rounded up to 16) for each thread (J_SCRATCH, J_SCRATCH_STRIDE). */
