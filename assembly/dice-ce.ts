@@ -27,7 +27,8 @@ import {
   J_SQUARED,
   J_W,
   J_X,
-  nextItem,
+  nextChunk,
+  nextSlot,
   word,
 } from './job'
 import {addPromoted, addPromotedScalar} from './floats'
@@ -231,9 +232,7 @@ export function diceCe(job: usize, scratch: usize): void {
   const sigmoid = word(job, J_SIGMOID) != 0
   const squared = word(job, J_SQUARED) != 0
   const sums = B * C
-  while (true) {
-    const s = nextItem(job)
-    if (s >= slots) break
+  for (let s = nextSlot(job); s >= 0; s = nextSlot(job)) {
     const slot = clearedSlot(job, s, (<usize>(1 + 2 * sums)) << 3)
     for (let k = s; k < chunks; k += slots) {
       const rows = chunkRows(job, k)
@@ -261,15 +260,12 @@ export function diceCeGrad(job: usize, scratch: usize): void {
   const B = word(job, J_BATCH)
   const C = word(job, J_COUT)
   const voxels = word(job, J_ROWS)
-  const chunks = word(job, J_CHUNKS)
   const sigmoid = word(job, J_SIGMOID) != 0
   const squared = word(job, J_SQUARED) != 0
   const dy = load<f32>(coefficients)
   const ceScale = load<f32>(coefficients, 4)
   const rowBytes = (<usize>C) << 2
-  while (true) {
-    const k = nextItem(job)
-    if (k >= chunks) break
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
     const rows = chunkRows(job, k)
     const r0 = <i32>(rows >> 32)
     const r1 = <i32>rows
