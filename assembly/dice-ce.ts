@@ -209,14 +209,25 @@ function diceSums(p: usize, y: usize, r0: i32, r1: i32, C: i32, squared: bool, i
   }
 }
 
-/** The sample and the global row range [r0, r1) of chunk k: chunks never span two samples. */
-function chunkRows(job: usize, k: i32): i64 {
-  const voxels = word(job, J_ROWS)
+/** Chunks per sample: a chunk never spans two samples (of J_ROWS voxels), so a sample's last chunk may be short. */
+function chunksPerSample(job: usize): i32 {
   const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
-  const perSample = (voxels + rowsPerChunk - 1) / rowsPerChunk
-  const b = k / perSample
-  const r0 = b * voxels + (k % perSample) * rowsPerChunk
-  return ((<i64>r0) << 32) | (<i64>min(b * voxels + voxels, r0 + rowsPerChunk))
+  return (word(job, J_ROWS) + rowsPerChunk - 1) / rowsPerChunk
+}
+
+/** The sample of chunk k. */
+function sampleOf(job: usize, k: i32): i32 {
+  return k / chunksPerSample(job)
+}
+
+/** The first row of chunk k, counted over all samples. */
+function chunkStart(job: usize, k: i32): i32 {
+  return sampleOf(job, k) * word(job, J_ROWS) + (k % chunksPerSample(job)) * word(job, J_ROWS_PER_CHUNK)
+}
+
+/** One past the last row of chunk k: at most the end of its sample. */
+function chunkEnd(job: usize, k: i32): i32 {
+  return min((sampleOf(job, k) + 1) * word(job, J_ROWS), chunkStart(job, k) + word(job, J_ROWS_PER_CHUNK))
 }
 
 /** forward: J_X logits z, J_W targets y, J_DY probabilities p (written); the sums go into the slots */
@@ -226,7 +237,6 @@ export function diceCe(job: usize, scratch: usize): void {
   const p = <usize>word(job, J_DY)
   const B = word(job, J_BATCH)
   const C = word(job, J_COUT)
-  const voxels = word(job, J_ROWS)
   const chunks = word(job, J_CHUNKS)
   const slots = word(job, J_SLOTS)
   const sigmoid = word(job, J_SIGMOID) != 0
@@ -235,10 +245,9 @@ export function diceCe(job: usize, scratch: usize): void {
   for (let s = nextSlot(job); s >= 0; s = nextSlot(job)) {
     const slot = clearedSlot(job, s, (<usize>(1 + 2 * sums)) << 3)
     for (let k = s; k < chunks; k += slots) {
-      const rows = chunkRows(job, k)
-      const r0 = <i32>(rows >> 32)
-      const r1 = <i32>rows
-      const b = r0 / voxels
+      const r0 = chunkStart(job, k)
+      const r1 = chunkEnd(job, k)
+      const b = sampleOf(job, k)
       const crossEntropy = sigmoid ? sigmoidChunk(z, y, p, r0 * C, r1 * C) : softmaxChunk(z, y, p, r0, r1, C, scratch)
       store<f64>(slot, load<f64>(slot) + crossEntropy)
       const first = slot + 8 + ((<usize>(b * C)) << 3)
@@ -259,17 +268,15 @@ export function diceCeGrad(job: usize, scratch: usize): void {
   const coefficients = <usize>word(job, J_ACC)
   const B = word(job, J_BATCH)
   const C = word(job, J_COUT)
-  const voxels = word(job, J_ROWS)
   const sigmoid = word(job, J_SIGMOID) != 0
   const squared = word(job, J_SQUARED) != 0
   const dy = load<f32>(coefficients)
   const ceScale = load<f32>(coefficients, 4)
   const rowBytes = (<usize>C) << 2
   for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
-    const rows = chunkRows(job, k)
-    const r0 = <i32>(rows >> 32)
-    const r1 = <i32>rows
-    const b = r0 / voxels
+    const r0 = chunkStart(job, k)
+    const r1 = chunkEnd(job, k)
+    const b = sampleOf(job, k)
     const a = coefficients + 8 + ((<usize>(b * C)) << 2)
     const bb = a + ((<usize>(B * C)) << 2)
     let at = <usize>r0 * rowBytes

@@ -59,10 +59,7 @@ export function sumSlots(job: usize): void {
   const slots = word(job, J_SLOTS)
   const length = word(job, J_ACC_LEN)
   const perItem = word(job, J_ROWS_PER_CHUNK)
-  const items = word(job, J_CHUNKS)
-  while (true) {
-    const item = nextItem(job)
-    if (item >= items) break
+  for (let item = nextChunk(job); item >= 0; item = nextChunk(job)) {
     const end = (<usize>min(length, (item + 1) * perItem)) << 2
     for (let i = (<usize>(item * perItem)) << 2; i < end; i += 16) {
       let sum = v128.load(acc + i)

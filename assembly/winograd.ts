@@ -49,7 +49,9 @@ import {
   J_V_OFFSET,
   J_W,
   J_X,
+  nextChunk,
   nextItem,
+  nextSlot,
   clearedSlot,
   word,
 } from './job'
@@ -386,7 +388,6 @@ export function winogradForward(job: usize, scratch: usize): void {
   const cinP = (cin + 3) & ~3
   const coutP = (cout + 3) & ~3
   const tb = word(job, J_ROWS_PER_CHUNK)
-  const chunks = word(job, J_CHUNKS)
   const tiles = word(job, J_BATCH) * word(job, J_TILES_D) * word(job, J_TILES_H) * word(job, J_TILES_W)
   const u = <usize>word(job, J_W)
   const uStride = (<usize>(((cout + 7) >> 3) * cin)) << 5
@@ -397,9 +398,7 @@ export function winogradForward(job: usize, scratch: usize): void {
   const vStride = frequencyStride(tb, cinP)
   const m = v + <usize>P * vStride
   const mStride = frequencyStride(tb, coutP)
-  while (true) {
-    const k = nextItem(job)
-    if (k >= chunks) break
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
     const t0 = k * tb
     const count = min(tb, tiles - t0)
     inputTransform(job, t0, count, v, tb, tmp, staged)
@@ -450,9 +449,7 @@ export function winogradFilterGrad(job: usize, scratch: usize): void {
   const yq = v + <usize>P * vStride
   const yStride = frequencyStride(tb, coutP)
   const accP = (<usize>(cin * cout)) << 2
-  while (true) {
-    const s = nextItem(job)
-    if (s >= slots) break
+  for (let s = nextSlot(job); s >= 0; s = nextSlot(job)) {
     const acc = clearedSlot(job, s, (<usize>accLen) << 2)
     for (let k = s; k < chunks; k += slots) {
       const t0 = k * tb
@@ -513,15 +510,12 @@ export function winogradFilterGradReduce(job: usize, scratch: usize): void {
   const dst = <usize>word(job, J_W)
   const acc = <usize>word(job, J_ACC)
   const groupsPerItem = word(job, J_ROWS_PER_CHUNK)
-  const items = word(job, J_CHUNKS)
   const pairs = word(job, J_CIN) * word(job, J_COUT)
   const pStride = (<usize>pairs) << 2
   const sums = scratch // [216] vectors: (a·6 + b)·6 + c
   const byDepth = scratch + 16 * P // [3][6][6]
   const byHeight = byDepth + 16 * 108 // [3][3][6]
-  while (true) {
-    const item = nextItem(job)
-    if (item >= items) break
+  for (let item = nextChunk(job); item >= 0; item = nextChunk(job)) {
     const end = min(pairs, (item + 1) * groupsPerItem * 4)
     for (let j = item * groupsPerItem * 4; j < end; j += 4) {
       const lanes = pairs - j
