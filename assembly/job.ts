@@ -58,10 +58,9 @@ export function sumSlots(job: usize): void {
   const stride = <usize>word(job, J_ACC_STRIDE)
   const slots = word(job, J_SLOTS)
   const length = word(job, J_ACC_LEN)
-  const perItem = word(job, J_ROWS_PER_CHUNK)
   for (let item = nextChunk(job); item >= 0; item = nextChunk(job)) {
-    const end = (<usize>min(length, (item + 1) * perItem)) << 2
-    for (let i = (<usize>(item * perItem)) << 2; i < end; i += 16) {
+    const end = (<usize>min(length, firstRow(job, item + 1))) << 2
+    for (let i = (<usize>firstRow(job, item)) << 2; i < end; i += 16) {
       let sum = v128.load(acc + i)
       for (let t = 1; t < slots; t++) sum = f32x4.add(sum, v128.load(acc + <usize>t * stride + i))
       v128.store(acc + i, sum)
