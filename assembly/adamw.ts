@@ -4,7 +4,7 @@
  * Every operation rounds to float32 in the order of the op composition in src/kernels/fused.ts
  * (`adamwUpdate`), so both give the same bits; float32 vector arithmetic does exactly that.
  */
-import {J_BIAS, J_CHUNKS, J_DY, J_ROWS, J_ROWS_PER_CHUNK, J_ACC, J_W, J_X, nextItem, word} from './job'
+import {endRow, firstRow, J_ACC, J_BIAS, J_DY, J_W, J_X, nextChunk, word} from './job'
 
 /** J_X p, J_W g, J_DY m, J_ACC v; J_BIAS: float32 [β₁, β₂, 1 − β₁, 1 − β₂, c1, c2, ε, lr, 1 − lr·λ] */
 export function adamw(job: usize): void {
@@ -13,9 +13,6 @@ export function adamw(job: usize): void {
   const m = <usize>word(job, J_DY)
   const v = <usize>word(job, J_ACC)
   const constants = <usize>word(job, J_BIAS)
-  const length = word(job, J_ROWS)
-  const perChunk = word(job, J_ROWS_PER_CHUNK)
-  const chunks = word(job, J_CHUNKS)
   const b1 = load<f32>(constants)
   const b2 = load<f32>(constants, 4)
   const ob1 = load<f32>(constants, 8)
@@ -25,12 +22,9 @@ export function adamw(job: usize): void {
   const eps = load<f32>(constants, 24)
   const lr = load<f32>(constants, 28)
   const keep = load<f32>(constants, 32)
-  while (true) {
-    const k = nextItem(job)
-    if (k >= chunks) break
-    const start = k * perChunk
-    const end = min(length, start + perChunk)
-    let i = start
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
+    const end = endRow(job, k)
+    let i = firstRow(job, k)
     for (; i + 4 <= end; i += 4) {
       const at = (<usize>i) << 2
       const gi = v128.load(g + at)

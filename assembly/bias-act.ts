@@ -8,7 +8,8 @@
  * float32 vectors, and chunk k is added (in float64) into slot k mod SLOTS in order; the caller
  * sums the slots in order.
  */
-import {clearedSlot, J_CHUNKS, J_COUT, J_DY, J_RELU, J_ROWS, J_ROWS_PER_CHUNK, J_SLOTS, J_X, nextItem, word} from './job'
+import {addPromoted, addPromotedScalar} from './floats'
+import {clearedSlot, endRow, firstRow, J_CHUNKS, J_COUT, J_DY, J_RELU, J_SLOTS, J_X, nextSlot, word} from './job'
 
 /** 1 where y > 0, NaN where y is NaN (so that NaN propagates as in dy · Step(y)), else 0 */
 function step(y: v128): v128 {
@@ -26,20 +27,16 @@ export function biasActGrad(job: usize): void {
   const y = <usize>word(job, J_X)
   const relu = word(job, J_RELU) != 0
   const cout = word(job, J_COUT)
-  const rows = word(job, J_ROWS)
-  const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
   const chunks = word(job, J_CHUNKS)
   const slots = word(job, J_SLOTS)
   const full = cout & ~3
   const rowBytes = (<usize>cout) << 2
-  while (true) {
-    const s = nextItem(job)
-    if (s >= slots) break
+  for (let s = nextSlot(job); s >= 0; s = nextSlot(job)) {
     // slot s: cout float64 sums
     const slot = clearedSlot(job, s, (<usize>cout) << 3)
     for (let k = s; k < chunks; k += slots) {
-      const r0 = k * rowsPerChunk
-      const r1 = min(rows, r0 + rowsPerChunk)
+      const r0 = firstRow(job, k)
+      const r1 = endRow(job, k)
       // column vectors: all rows of the chunk for 4 channels, then the next 4
       for (let c = 0; c < full; c += 4) {
         let sum = f32x4.splat(0)
@@ -55,9 +52,7 @@ export function biasActGrad(job: usize): void {
           at += rowBytes
           yAt += rowBytes
         }
-        const out = slot + ((<usize>c) << 3)
-        v128.store(out, f64x2.add(v128.load(out), f64x2.promote_low_f32x4(sum)))
-        v128.store(out, f64x2.add(v128.load(out, 16), f64x2.promote_low_f32x4(i32x4.shuffle(sum, sum, 2, 3, 0, 1))), 16)
+        addPromoted(slot + ((<usize>c) << 3), sum)
       }
       for (let c = full; c < cout; c++) {
         let sum: f32 = 0
@@ -70,8 +65,7 @@ export function biasActGrad(job: usize): void {
           }
           sum += d
         }
-        const out = slot + ((<usize>c) << 3)
-        store<f64>(out, load<f64>(out) + <f64>sum)
+        addPromotedScalar(slot + ((<usize>c) << 3), sum)
       }
     }
   }

@@ -9,34 +9,24 @@
  * summed in float32 and added (in float64) into slot chunk mod J_SLOTS in order; the caller adds
  * the slots in order.
  */
-import {clearedSlot, J_BIAS, J_CHUNKS, J_COUT, J_DY, J_ROWS, J_ROWS_PER_CHUNK, J_SLOTS, J_W, J_X, nextItem, word} from './job'
-import {copyFloats} from './floats'
-
-/** four float64 sums at `at` += the four lanes of `v` */
-function addPromoted(at: usize, v: v128): void {
-  v128.store(at, f64x2.add(v128.load(at), f64x2.promote_low_f32x4(v)))
-  v128.store(at, f64x2.add(v128.load(at, 16), f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))), 16)
-}
+import {clearedSlot, endRow, firstRow, J_BIAS, J_CHUNKS, J_COUT, J_DY, J_SLOTS, J_W, J_X, nextChunk, nextSlot, word} from './job'
+import {addPromoted, addPromotedScalar, copyFloats} from './floats'
 
 /** Slots of float64 [Σ a per channel, Σ a·b per channel] over the rows of a (J_X) and b (J_W). */
 export function columnSums(job: usize): void {
   const a = <usize>word(job, J_X)
   const b = <usize>word(job, J_W)
   const C = word(job, J_COUT)
-  const rows = word(job, J_ROWS)
-  const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
   const chunks = word(job, J_CHUNKS)
   const slots = word(job, J_SLOTS)
   const rowBytes = (<usize>C) << 2
   const full = C & ~3
-  while (true) {
-    const s = nextItem(job)
-    if (s >= slots) break
+  for (let s = nextSlot(job); s >= 0; s = nextSlot(job)) {
     const slot = clearedSlot(job, s, (<usize>C) << 4)
     const products = slot + ((<usize>C) << 3)
     for (let k = s; k < chunks; k += slots) {
-      const r0 = k * rowsPerChunk
-      const r1 = min(rows, r0 + rowsPerChunk)
+      const r0 = firstRow(job, k)
+      const r1 = endRow(job, k)
       for (let c = 0; c < full; c += 4) {
         let sum = f32x4.splat(0)
         let product = f32x4.splat(0)
@@ -60,10 +50,8 @@ export function columnSums(job: usize): void {
           product += av * load<f32>(b + at)
           at += rowBytes
         }
-        const sumAt = slot + ((<usize>c) << 3)
-        const productAt = products + ((<usize>c) << 3)
-        store<f64>(sumAt, load<f64>(sumAt) + <f64>sum)
-        store<f64>(productAt, load<f64>(productAt) + <f64>product)
+        addPromotedScalar(slot + ((<usize>c) << 3), sum)
+        addPromotedScalar(products + ((<usize>c) << 3), product)
       }
     }
   }
@@ -79,20 +67,16 @@ export function channelAffine(job: usize): void {
   const out = <usize>word(job, J_DY)
   const coefficients = <usize>word(job, J_BIAS)
   const C = word(job, J_COUT)
-  const rows = word(job, J_ROWS)
-  const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
-  const chunks = word(job, J_CHUNKS)
   const rowBytes = (<usize>C) << 2
   const full = C & ~3
   const s = coefficients
   const t = s + rowBytes
   const u = t + rowBytes
-  while (true) {
-    const k = nextItem(job)
-    if (k >= chunks) break
-    const r1 = min(rows, (k + 1) * rowsPerChunk)
-    let row = <usize>(k * rowsPerChunk) * rowBytes
-    for (let r = k * rowsPerChunk; r < r1; r++) {
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
+    const r0 = firstRow(job, k)
+    const r1 = endRow(job, k)
+    let row = <usize>r0 * rowBytes
+    for (let r = r0; r < r1; r++) {
       for (let c = 0; c < full; c += 4) {
         const o = (<usize>c) << 2
         let v = f32x4.add(f32x4.mul(v128.load(a + row + o), v128.load(s + o)), v128.load(u + o))

@@ -50,7 +50,8 @@ import {
   J_W,
   J_X,
   clearedSlot,
-  nextItem,
+  nextChunk,
+  nextSlot,
   word,
 } from './job'
 import {copyFloats} from './floats'
@@ -325,9 +326,7 @@ function filterGradSlots(job: usize, cols: usize, tmp: usize): void {
   const slots = word(job, J_SLOTS)
   const accLen = word(job, J_ACC_LEN)
   const dy = <usize>word(job, J_DY)
-  while (true) {
-    const s = nextItem(job)
-    if (s >= slots) break
+  for (let s = nextSlot(job); s >= 0; s = nextSlot(job)) {
     const acc = clearedSlot(job, s, (<usize>accLen) << 2)
     for (let c = s; c < chunks; c += slots) {
       const m0 = c * rowsPerChunk
@@ -373,7 +372,6 @@ export function convInputGrad(job: usize, scratch: usize): void {
 function convRows(job: usize, scratch: usize, forward: bool): void {
   const tmp = scratch // 256 bytes for edge tiles
   const cols = scratch + 256
-  const chunks = word(job, J_CHUNKS)
   const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
   const M = word(job, J_BATCH) * word(job, J_OUT_D) * word(job, J_OUT_H) * word(job, J_OUT_W)
   const Kp = word(job, J_KP)
@@ -386,9 +384,7 @@ function convRows(job: usize, scratch: usize, forward: bool): void {
   const acc = <usize>word(job, J_ACC0)
   const w = <usize>word(job, J_W)
   const dy = <usize>word(job, J_DY)
-  while (true) {
-    const k = nextItem(job)
-    if (k >= chunks) break
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
     const c = first + k * step
     const end = min(M, (c + 1) * rowsPerChunk)
     for (let m0 = c * rowsPerChunk; m0 < end; m0 += sub) {

@@ -27,9 +27,11 @@ import {
   J_SQUARED,
   J_W,
   J_X,
-  nextItem,
+  nextChunk,
+  nextSlot,
   word,
 } from './job'
+import {addPromoted, addPromotedScalar} from './floats'
 
 // below this, e^x is under float32's smallest normal; exp returns 0 there
 const EXP_LOWEST: f32 = -87.33654
@@ -202,27 +204,30 @@ function diceSums(p: usize, y: usize, r0: i32, r1: i32, C: i32, squared: bool, i
       den += squared ? pc * pc + yc * yc : pc + yc
       at += rowBytes
     }
-    const i = intersection + ((<usize>c) << 3)
-    const d = denominator + ((<usize>c) << 3)
-    store<f64>(i, load<f64>(i) + <f64>py)
-    store<f64>(d, load<f64>(d) + <f64>den)
+    addPromotedScalar(intersection + ((<usize>c) << 3), py)
+    addPromotedScalar(denominator + ((<usize>c) << 3), den)
   }
 }
 
-/** four float64 sums at `at` += the four lanes of `v` */
-function addPromoted(at: usize, v: v128): void {
-  v128.store(at, f64x2.add(v128.load(at), f64x2.promote_low_f32x4(v)))
-  v128.store(at, f64x2.add(v128.load(at, 16), f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))), 16)
+/** Chunks per sample: a chunk never spans two samples (of J_ROWS voxels), so a sample's last chunk may be short. */
+function chunksPerSample(job: usize): i32 {
+  const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
+  return (word(job, J_ROWS) + rowsPerChunk - 1) / rowsPerChunk
 }
 
-/** The sample and the global row range [r0, r1) of chunk k: chunks never span two samples. */
-function chunkRows(job: usize, k: i32): i64 {
-  const voxels = word(job, J_ROWS)
-  const rowsPerChunk = word(job, J_ROWS_PER_CHUNK)
-  const perSample = (voxels + rowsPerChunk - 1) / rowsPerChunk
-  const b = k / perSample
-  const r0 = b * voxels + (k % perSample) * rowsPerChunk
-  return ((<i64>r0) << 32) | (<i64>min(b * voxels + voxels, r0 + rowsPerChunk))
+/** The sample of chunk k. */
+function sampleOf(job: usize, k: i32): i32 {
+  return k / chunksPerSample(job)
+}
+
+/** The first row of chunk k, counted over all samples. */
+function chunkStart(job: usize, k: i32): i32 {
+  return sampleOf(job, k) * word(job, J_ROWS) + (k % chunksPerSample(job)) * word(job, J_ROWS_PER_CHUNK)
+}
+
+/** One past the last row of chunk k: at most the end of its sample. */
+function chunkEnd(job: usize, k: i32): i32 {
+  return min((sampleOf(job, k) + 1) * word(job, J_ROWS), chunkStart(job, k) + word(job, J_ROWS_PER_CHUNK))
 }
 
 /** forward: J_X logits z, J_W targets y, J_DY probabilities p (written); the sums go into the slots */
@@ -232,21 +237,17 @@ export function diceCe(job: usize, scratch: usize): void {
   const p = <usize>word(job, J_DY)
   const B = word(job, J_BATCH)
   const C = word(job, J_COUT)
-  const voxels = word(job, J_ROWS)
   const chunks = word(job, J_CHUNKS)
   const slots = word(job, J_SLOTS)
   const sigmoid = word(job, J_SIGMOID) != 0
   const squared = word(job, J_SQUARED) != 0
   const sums = B * C
-  while (true) {
-    const s = nextItem(job)
-    if (s >= slots) break
+  for (let s = nextSlot(job); s >= 0; s = nextSlot(job)) {
     const slot = clearedSlot(job, s, (<usize>(1 + 2 * sums)) << 3)
     for (let k = s; k < chunks; k += slots) {
-      const rows = chunkRows(job, k)
-      const r0 = <i32>(rows >> 32)
-      const r1 = <i32>rows
-      const b = r0 / voxels
+      const r0 = chunkStart(job, k)
+      const r1 = chunkEnd(job, k)
+      const b = sampleOf(job, k)
       const crossEntropy = sigmoid ? sigmoidChunk(z, y, p, r0 * C, r1 * C) : softmaxChunk(z, y, p, r0, r1, C, scratch)
       store<f64>(slot, load<f64>(slot) + crossEntropy)
       const first = slot + 8 + ((<usize>(b * C)) << 3)
@@ -267,20 +268,15 @@ export function diceCeGrad(job: usize, scratch: usize): void {
   const coefficients = <usize>word(job, J_ACC)
   const B = word(job, J_BATCH)
   const C = word(job, J_COUT)
-  const voxels = word(job, J_ROWS)
-  const chunks = word(job, J_CHUNKS)
   const sigmoid = word(job, J_SIGMOID) != 0
   const squared = word(job, J_SQUARED) != 0
   const dy = load<f32>(coefficients)
   const ceScale = load<f32>(coefficients, 4)
   const rowBytes = (<usize>C) << 2
-  while (true) {
-    const k = nextItem(job)
-    if (k >= chunks) break
-    const rows = chunkRows(job, k)
-    const r0 = <i32>(rows >> 32)
-    const r1 = <i32>rows
-    const b = r0 / voxels
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
+    const r0 = chunkStart(job, k)
+    const r1 = chunkEnd(job, k)
+    const b = sampleOf(job, k)
     const a = coefficients + 8 + ((<usize>(b * C)) << 2)
     const bb = a + ((<usize>(B * C)) << 2)
     let at = <usize>r0 * rowBytes

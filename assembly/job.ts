@@ -5,7 +5,7 @@
  * holds is documented there). Below: how the kernels read a job.
  */
 export * from './generated/job-layout'
-import {J_ACC, J_ACC_LEN, J_ACC_STRIDE, J_CHUNKS, J_COUNTER, J_ROWS_PER_CHUNK, J_SLOTS} from './generated/job-layout'
+import {J_ACC, J_ACC_LEN, J_ACC_STRIDE, J_CHUNKS, J_COUNTER, J_ROWS, J_ROWS_PER_CHUNK, J_SLOTS} from './generated/job-layout'
 
 export function word(job: usize, i: usize): i32 {
   return load<i32>(job + (i << 2))
@@ -14,6 +14,28 @@ export function word(job: usize, i: usize): i32 {
 /** The job's next work item (a chunk of rows or tiles, or a slot) from its shared counter; past the last one when none is left. */
 export function nextItem(job: usize): i32 {
   return atomic.add<i32>(job + (J_COUNTER << 2), 1)
+}
+
+/** This thread's next chunk of J_ROWS_PER_CHUNK rows (of J_CHUNKS), or −1 when none is left. */
+export function nextChunk(job: usize): i32 {
+  const k = nextItem(job)
+  return k < word(job, J_CHUNKS) ? k : -1
+}
+
+/** The first row of chunk k. */
+export function firstRow(job: usize, k: i32): i32 {
+  return k * word(job, J_ROWS_PER_CHUNK)
+}
+
+/** One past the last row of chunk k: the next chunk's first row, or J_ROWS for the last chunk. */
+export function endRow(job: usize, k: i32): i32 {
+  return min(word(job, J_ROWS), (k + 1) * word(job, J_ROWS_PER_CHUNK))
+}
+
+/** This thread's next accumulator slot (of J_SLOTS), or −1 when none is left; see clearedSlot. */
+export function nextSlot(job: usize): i32 {
+  const s = nextItem(job)
+  return s < word(job, J_SLOTS) ? s : -1
 }
 
 /**
@@ -36,13 +58,9 @@ export function sumSlots(job: usize): void {
   const stride = <usize>word(job, J_ACC_STRIDE)
   const slots = word(job, J_SLOTS)
   const length = word(job, J_ACC_LEN)
-  const perItem = word(job, J_ROWS_PER_CHUNK)
-  const items = word(job, J_CHUNKS)
-  while (true) {
-    const item = nextItem(job)
-    if (item >= items) break
-    const end = (<usize>min(length, (item + 1) * perItem)) << 2
-    for (let i = (<usize>(item * perItem)) << 2; i < end; i += 16) {
+  for (let item = nextChunk(job); item >= 0; item = nextChunk(job)) {
+    const end = (<usize>min(length, firstRow(job, item + 1))) << 2
+    for (let i = (<usize>firstRow(job, item)) << 2; i < end; i += 16) {
       let sum = v128.load(acc + i)
       for (let t = 1; t < slots; t++) sum = f32x4.add(sum, v128.load(acc + <usize>t * stride + i))
       v128.store(acc + i, sum)

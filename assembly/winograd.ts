@@ -49,13 +49,35 @@ import {
   J_V_OFFSET,
   J_W,
   J_X,
+  nextChunk,
   nextItem,
+  nextSlot,
   clearedSlot,
   word,
 } from './job'
 
 /** frequencies per tile: 6³ */
 const P = 216
+
+// Where locateTile found the tile: its sample and the first output voxel of its 4³ block along
+// depth, height and width. Globals belong to one module instance, so every thread has its own.
+let tileN = 0
+let tileD = 0
+let tileH = 0
+let tileW = 0
+
+/** Sets tileN, tileD, tileH, tileW for tile t of the job's grid (width fastest, then height, depth, sample). */
+function locateTile(job: usize, t: i32): void {
+  const tilesW = word(job, J_TILES_W)
+  const tilesH = word(job, J_TILES_H)
+  const tilesD = word(job, J_TILES_D)
+  tileW = 4 * (t % tilesW)
+  let r = t / tilesW
+  tileH = 4 * (r % tilesH)
+  r /= tilesH
+  tileD = 4 * (r % tilesD)
+  tileN = r / tilesD
+}
 
 /**
  * Bytes from frequency p to p + 1 in a block of `tb` rows of `width` floats: one cache line more
@@ -201,9 +223,6 @@ function inputTransform(job: usize, t0: i32, count: i32, v: usize, tb: i32, tmp:
   const inH = word(job, J_IN_H)
   const inW = word(job, J_IN_W)
   const cin = word(job, J_CIN)
-  const tilesD = word(job, J_TILES_D)
-  const tilesH = word(job, J_TILES_H)
-  const tilesW = word(job, J_TILES_W)
   const padF = word(job, J_PAD_F)
   const padT = word(job, J_PAD_T)
   const padL = word(job, J_PAD_L)
@@ -214,16 +233,10 @@ function inputTransform(job: usize, t0: i32, count: i32, v: usize, tb: i32, tmp:
   const full = cin & ~3
   const pStride = frequencyStride(tb, cinP)
   for (let i = 0; i < count; i++) {
-    const t = t0 + i
-    const tw = t % tilesW
-    let r = t / tilesW
-    const th = r % tilesH
-    r /= tilesH
-    const td = r % tilesD
-    const n = r / tilesD
-    const d0 = 4 * td - padF
-    const h0 = 4 * th - padT
-    const w0 = 4 * tw - padL
+    locateTile(job, t0 + i)
+    const d0 = tileD - padF
+    const h0 = tileH - padT
+    const w0 = tileW - padL
     const inside = w0 >= 0 && w0 + 5 < inW
     // width: each (depth, height) line of the window, all channels
     for (let a = 0; a < 6; a++) {
@@ -235,7 +248,7 @@ function inputTransform(job: usize, t0: i32, count: i32, v: usize, tb: i32, tmp:
           memory.fill(line, 0, 6 * unit)
           continue
         }
-        const row = x + <usize>((n * inD + id) * inH + ih) * <usize>inW * voxel
+        const row = x + <usize>((tileN * inD + id) * inH + ih) * <usize>inW * voxel
         if (inside) {
           inputLines(row + <usize>w0 * voxel, voxel, line, unit, (<usize>full) << 2)
           if (full < cin) {
@@ -271,47 +284,35 @@ function gradTransform(job: usize, t0: i32, count: i32, yq: usize, tb: i32, cout
   const outH = word(job, J_OUT_H)
   const outW = word(job, J_OUT_W)
   const cout = word(job, J_COUT)
-  const tilesD = word(job, J_TILES_D)
-  const tilesH = word(job, J_TILES_H)
-  const tilesW = word(job, J_TILES_W)
   const voxel = (<usize>cout) << 2
   const unit = (<usize>coutP) << 2
   const full = cout & ~3
   const pStride = frequencyStride(tb, coutP)
   for (let i = 0; i < count; i++) {
-    const t = t0 + i
-    const tw = t % tilesW
-    let r = t / tilesW
-    const th = r % tilesH
-    r /= tilesH
-    const td = r % tilesD
-    const n = r / tilesD
-    const od0 = 4 * td
-    const oh0 = 4 * th
-    const ow0 = 4 * tw
-    const whole = ow0 + 3 < outW
+    locateTile(job, t0 + i)
+    const whole = tileW + 3 < outW
     // width: each (depth, height) row of the block, 4 → 6, all channels
     for (let a = 0; a < 4; a++) {
       for (let b = 0; b < 4; b++) {
         const line = tmp + <usize>((a * 6 + b) * 6) * unit
-        const od = od0 + a
-        const oh = oh0 + b
+        const od = tileD + a
+        const oh = tileH + b
         if (od >= outD || oh >= outH) {
           memory.fill(line, 0, 6 * unit)
           continue
         }
-        const row = dy + <usize>((n * outD + od) * outH + oh) * <usize>outW * voxel
+        const row = dy + <usize>((tileN * outD + od) * outH + oh) * <usize>outW * voxel
         if (whole) {
-          gradLines(row + <usize>ow0 * voxel, voxel, line, unit, (<usize>full) << 2)
+          gradLines(row + <usize>tileW * voxel, voxel, line, unit, (<usize>full) << 2)
           // the last cout & 3 channels and the zero columns up to coutP
           const tail = (<usize>(coutP - full)) << 2
           for (let c = full; c < coutP; c += 4)
-            stageRow(row + ((<usize>c) << 2), ow0, outW, voxel, cout - c, 4, staged + ((<usize>(c - full)) << 2), tail)
+            stageRow(row + ((<usize>c) << 2), tileW, outW, voxel, cout - c, 4, staged + ((<usize>(c - full)) << 2), tail)
           if (tail > 0) gradLines(staged, tail, line + ((<usize>full) << 2), unit, tail)
         } else {
           // a block cut by the volume's end
           for (let c = 0; c < coutP; c += 4)
-            stageRow(row + ((<usize>c) << 2), ow0, outW, voxel, cout - c, 4, staged + ((<usize>c) << 2), unit)
+            stageRow(row + ((<usize>c) << 2), tileW, outW, voxel, cout - c, 4, staged + ((<usize>c) << 2), unit)
           gradLines(staged, unit, line, unit, unit)
         }
       }
@@ -338,9 +339,6 @@ function outputTransform(job: usize, t0: i32, count: i32, m: usize, tb: i32, tmp
   const outH = word(job, J_OUT_H)
   const outW = word(job, J_OUT_W)
   const cout = word(job, J_COUT)
-  const tilesD = word(job, J_TILES_D)
-  const tilesH = word(job, J_TILES_H)
-  const tilesW = word(job, J_TILES_W)
   const bias = <usize>word(job, J_BIAS)
   const relu = word(job, J_RELU) != 0
   const coutP = (cout + 3) & ~3
@@ -349,16 +347,7 @@ function outputTransform(job: usize, t0: i32, count: i32, m: usize, tb: i32, tmp
   const pStride = frequencyStride(tb, coutP)
   const zero = f32x4.splat(0)
   for (let i = 0; i < count; i++) {
-    const t = t0 + i
-    const tw = t % tilesW
-    let r = t / tilesW
-    const th = r % tilesH
-    r /= tilesH
-    const td = r % tilesD
-    const n = r / tilesD
-    const od0 = 4 * td
-    const oh0 = 4 * th
-    const ow0 = 4 * tw
+    locateTile(job, t0 + i)
     // depth: 36 lines of M → planes 0…3
     const src = m + ((<usize>i * <usize>coutP) << 2)
     for (let q = 0; q < 36; q++) outputLines(src + <usize>q * pStride, 36 * pStride, tmp + <usize>q * unit, 36 * unit, unit)
@@ -368,16 +357,16 @@ function outputTransform(job: usize, t0: i32, count: i32, m: usize, tb: i32, tmp
       outputLines(line, 6 * unit, line, 6 * unit, unit)
     }
     // width: rows 0…5 → 0…3 in place, then bias, activation and the store, row by row of the block
-    const columns = min(4, outW - ow0)
+    const columns = min(4, outW - tileW)
     for (let a = 0; a < 4; a++) {
-      const od = od0 + a
+      const od = tileD + a
       if (od >= outD) break
       for (let e = 0; e < 4; e++) {
-        const oh = oh0 + e
+        const oh = tileH + e
         if (oh >= outH) break
         const line = tmp + <usize>((a * 6 + e) * 6) * unit
         outputLines(line, unit, line, unit, unit)
-        const row = y + (<usize>((n * outD + od) * outH + oh) * <usize>outW + <usize>ow0) * voxel
+        const row = y + (<usize>((tileN * outD + od) * outH + oh) * <usize>outW + <usize>tileW) * voxel
         for (let c = 0; c < coutP; c += 4) {
           const lanes = cout - c
           const b = bias != 0 ? loadLanes(bias + ((<usize>c) << 2), lanes) : zero
@@ -399,7 +388,6 @@ export function winogradForward(job: usize, scratch: usize): void {
   const cinP = (cin + 3) & ~3
   const coutP = (cout + 3) & ~3
   const tb = word(job, J_ROWS_PER_CHUNK)
-  const chunks = word(job, J_CHUNKS)
   const tiles = word(job, J_BATCH) * word(job, J_TILES_D) * word(job, J_TILES_H) * word(job, J_TILES_W)
   const u = <usize>word(job, J_W)
   const uStride = (<usize>(((cout + 7) >> 3) * cin)) << 5
@@ -410,9 +398,7 @@ export function winogradForward(job: usize, scratch: usize): void {
   const vStride = frequencyStride(tb, cinP)
   const m = v + <usize>P * vStride
   const mStride = frequencyStride(tb, coutP)
-  while (true) {
-    const k = nextItem(job)
-    if (k >= chunks) break
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
     const t0 = k * tb
     const count = min(tb, tiles - t0)
     inputTransform(job, t0, count, v, tb, tmp, staged)
@@ -463,9 +449,7 @@ export function winogradFilterGrad(job: usize, scratch: usize): void {
   const yq = v + <usize>P * vStride
   const yStride = frequencyStride(tb, coutP)
   const accP = (<usize>(cin * cout)) << 2
-  while (true) {
-    const s = nextItem(job)
-    if (s >= slots) break
+  for (let s = nextSlot(job); s >= 0; s = nextSlot(job)) {
     const acc = clearedSlot(job, s, (<usize>accLen) << 2)
     for (let k = s; k < chunks; k += slots) {
       const t0 = k * tb
@@ -526,15 +510,12 @@ export function winogradFilterGradReduce(job: usize, scratch: usize): void {
   const dst = <usize>word(job, J_W)
   const acc = <usize>word(job, J_ACC)
   const groupsPerItem = word(job, J_ROWS_PER_CHUNK)
-  const items = word(job, J_CHUNKS)
   const pairs = word(job, J_CIN) * word(job, J_COUT)
   const pStride = (<usize>pairs) << 2
   const sums = scratch // [216] vectors: (a·6 + b)·6 + c
   const byDepth = scratch + 16 * P // [3][6][6]
   const byHeight = byDepth + 16 * 108 // [3][3][6]
-  while (true) {
-    const item = nextItem(job)
-    if (item >= items) break
+  for (let item = nextChunk(job); item >= 0; item = nextChunk(job)) {
     const end = min(pairs, (item + 1) * groupsPerItem * 4)
     for (let j = item * groupsPerItem * 4; j < end; j += 4) {
       const lanes = pairs - j

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, backendFlag, configFlags, lockFlag} from '../src/cli/base-command.js'
+import {BaseCommand, backendFlag, checkpointFlag, configFlags, lockFlag} from '../src/cli/base-command.js'
 import {runEval, type EvalJson} from '../src/evaluate/eval-command.js'
 import {PROTOCOLS} from '../src/evaluate/evaluate.js'
 
@@ -20,7 +20,7 @@ export default class Eval extends BaseCommand<typeof Eval> {
     ...backendFlag,
     ...lockFlag,
     run: Flags.string({char: 'r', description: 'a run directory written by sipl train', helpValue: 'DIR', exclusive: ['pred']}),
-    checkpoint: Flags.string({description: 'checkpoint of --run to use: best, last or epoch-N', default: 'best'}),
+    ...checkpointFlag,
     pred: Flags.string({description: 'folder of predicted label maps (.nii/.nii.gz), any tool', helpValue: 'DIR'}),
     labels: Flags.string({description: 'folder of reference label maps, matched to predictions by case id', helpValue: 'DIR'}),
     'label-map': Flags.string({

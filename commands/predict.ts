@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, backendFlag} from '../src/cli/base-command.js'
+import {BaseCommand, backendFlag, checkpointFlag} from '../src/cli/base-command.js'
 import {runPredict, type PredictSummary} from '../src/evaluate/predict-files.js'
 
 export default class Predict extends BaseCommand<typeof Predict> {
@@ -12,7 +12,7 @@ export default class Predict extends BaseCommand<typeof Predict> {
   static override flags = {
     ...backendFlag,
     run: Flags.string({char: 'r', description: 'a run directory written by sipl train', helpValue: 'DIR', required: true}),
-    checkpoint: Flags.string({description: 'checkpoint of --run to use: best, last or epoch-N', default: 'best'}),
+    ...checkpointFlag,
     input: Flags.string({char: 'i', description: 'a NIfTI file or a folder of them', helpValue: 'FILE|DIR', required: true}),
     output: Flags.string({char: 'o', description: 'folder for the predicted label maps', helpValue: 'DIR', required: true}),
     set: Flags.string({

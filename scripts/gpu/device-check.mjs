@@ -43,6 +43,13 @@ const siplSize = Number(arg('sipl-size', '96'))
 const siplSteps = Number(arg('sipl-steps', '2'))
 const emit = (o) => console.log(JSON.stringify(o))
 const log = (...a) => console.error('[device-check]', ...a)
+const firstLine = (e) => String(e?.message ?? e).split('\n')[0]
+const tenths = (ms) => Math.round(ms * 10) / 10
+/** The median and the fastest of the timed steps (ms), null when none ran. */
+function stepStats(times) {
+  const sorted = [...times].sort((a, b) => a - b)
+  return {median: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null, min: sorted.length ? sorted[0] : null}
+}
 
 // WebGPU through Dawn: navigator.gpu must exist before the webgpu backend is imported
 const require = createRequire(import.meta.url)
@@ -130,18 +137,18 @@ for (const n of sizes) {
         if (performance.now() - started > budgetMs + 60000) break
       }
     } catch (e) {
-      error = String(e?.message ?? e).split('\n')[0]
+      error = firstLine(e)
     }
-    const sorted = [...times].sort((a, b) => a - b)
+    const {median, min} = stepStats(times)
     emit({
       net: 'unet-ref',
       size: n,
       backend: 'webgpu',
       kernels,
       adapter: adapterName,
-      stepMsMedian: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
-      stepMsMin: sorted.length ? sorted[0] : null,
-      steps: times.map((t) => Math.round(t * 10) / 10),
+      stepMsMedian: median,
+      stepMsMin: min,
+      steps: times.map(tenths),
       losses,
       finite: losses.every(Number.isFinite),
       ...(error ? {error} : {}),
@@ -186,9 +193,8 @@ if (siplSize > 0 && performance.now() - started > budgetMs) {
       bench.dispose()
     }
   } catch (e) {
-    error = String(e?.message ?? e).split('\n')[0]
+    error = firstLine(e)
   }
-  const sorted = [...times].sort((a, b) => a - b)
   emit({
     net: 'sipl',
     config: siplConfig,
@@ -196,8 +202,8 @@ if (siplSize > 0 && performance.now() - started > budgetMs) {
     backend: 'webgpu',
     kernels: 'tiled',
     adapter: adapterName,
-    stepMsMedian: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
-    steps: times.map((t) => Math.round(t * 10) / 10),
+    stepMsMedian: stepStats(times).median,
+    steps: times.map(tenths),
     losses,
     finite: losses.length > 0 && losses.every(Number.isFinite),
     ...(memory ? {memory} : {}),
@@ -256,7 +262,7 @@ for (const [layer, size, cin, cout, k, stride] of LAYERS) {
         row[`${kernels}Ms`] = Math.round(ms * 100) / 100
         row[`${kernels}Gflops`] = Math.round((gflop / (ms / 1000)) * 100) / 100
       } catch (e) {
-        row[`${kernels}Error`] = String(e?.message ?? e).split('\n')[0]
+        row[`${kernels}Error`] = firstLine(e)
       }
     }
     emit(row)

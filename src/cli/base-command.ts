@@ -34,6 +34,11 @@ export const backendFlag = {
 }
 
 /** For commands that write a folder (src/util/lock.ts). */
+/** Which checkpoint of a run (--run) a command loads. */
+export const checkpointFlag = {
+  checkpoint: Flags.string({description: 'checkpoint of --run to use: best, last or epoch-N', default: 'best'}),
+}
+
 export const lockFlag = {
   'break-lock': Flags.boolean({
     description: "take over the output folder's lock from a sipl on another host that may still look alive (after that node failed)",

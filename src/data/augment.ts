@@ -107,6 +107,13 @@ export function randomize(config: AugmentConfig, rng: Rng, patch: Triple, channe
 
   // nnU-Net's set; each block draws only when its probability is above 0
   const perChannel = <T>(f: () => T): T[] => Array.from({length: channels}, f)
+  // a channel takes part with probability pPerChannel; both numbers are drawn either way, so the stream does not depend on the outcome
+  const somePerChannel = (pPerChannel: number, range: readonly [number, number]): (number | null)[] =>
+    perChannel(() => {
+      const applied = rng.next() < pPerChannel
+      const value = rng.uniform(...range)
+      return applied ? value : null
+    })
   const {rotation, scaling} = config
   let angles: [number, number, number] | null = null
   let zoom: number | null = null
@@ -130,11 +137,7 @@ export function randomize(config: AugmentConfig, rng: Rng, patch: Triple, channe
   }
   if (config.gaussianBlur.p > 0) {
     const on = rng.next() < config.gaussianBlur.p
-    const sigmas = perChannel(() => {
-      const blurred = rng.next() < config.gaussianBlur.pPerChannel
-      const sigma = rng.uniform(...config.gaussianBlur.sigma)
-      return blurred ? sigma : null
-    })
+    const sigmas = somePerChannel(config.gaussianBlur.pPerChannel, config.gaussianBlur.sigma)
     draw.blur = on ? sigmas : null
   }
   if (config.brightness.p > 0) {
@@ -149,11 +152,7 @@ export function randomize(config: AugmentConfig, rng: Rng, patch: Triple, channe
   }
   if (config.lowResolution.p > 0) {
     const on = rng.next() < config.lowResolution.p
-    const zooms = perChannel(() => {
-      const applied = rng.next() < config.lowResolution.pPerChannel
-      const z = rng.uniform(...config.lowResolution.zoom)
-      return applied ? z : null
-    })
+    const zooms = somePerChannel(config.lowResolution.pPerChannel, config.lowResolution.zoom)
     draw.lowResolution = on ? zooms : null
   }
   for (const key of ['gammaInverted', 'gamma'] as const) {

@@ -5,11 +5,11 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {geometryFromAffine, writeNifti} from '../../src/io/nifti-writer.js'
 import {sipl} from '../helpers/cli.js'
+import {tempDir} from '../helpers/temp-dir.js'
 import {TINY} from '../e2e/tiny.js'
 
 const QUICK = [...TINY, '--set', 'train.epochs=1', '--set', 'train.itersPerEpoch=1', '--set', 'train.valEvery=0', '--backend', 'cpu']
@@ -30,6 +30,12 @@ function oneMaskFolder(dir: string): string {
   return dir
 }
 
+/** The lock record (src/util/lock.ts) of a sipl, pid 4242, running `command` on another host since 2026-12-06T08:00:00.000Z. */
+function writeForeignLock(lockFile: string, host: string, command: string): void {
+  const record = {pid: 4242, host, machine: `${host}|other|pid:[1]`, command, started: '2026-12-06T08:00:00.000Z', token: 't'}
+  writeFileSync(lockFile, JSON.stringify(record))
+}
+
 function oneLine(stderr: string): string {
   const lines = stderr.trim().split('\n')
   assert.equal(lines.length, 1, `one line: ${stderr}`)
@@ -37,145 +43,99 @@ function oneLine(stderr: string): string {
   return lines[0]
 }
 
-test('a run named "..", "a/b" or empty is refused (exit 2, the allowed characters); nothing is written beside SIPL_RUNS_DIR', () => {
-  const root = mkdtempSync(join(tmpdir(), 'sipl-names-'))
-  try {
-    const env = {SIPL_RUNS_DIR: join(root, 'runs'), SIPL_DATA_DIR: join(root, 'data')}
-    for (const name of ['..', 'a/b', '""']) {
-      const r = sipl(['train', '-c', 'experiments/demo.yaml', ...QUICK, '--set', `name=${name}`], {env, timeoutMs: 120_000})
-      assert.equal(r.code, 2, r.stderr)
-      assert.match(oneLine(r.stderr), /name: a run name is one folder name: letters, digits, "\.", "_" or "-" \(not "\." or "\.\."\)$/)
-    }
-    assert.deepEqual(readdirSync(root), [], 'no run folder, config or log anywhere')
-    const proto = sipl(['train', '-c', 'experiments/demo.yaml', '--set', '__proto__.polluted=1'])
-    assert.equal(proto.code, 2)
-    assert.equal(
-      oneLine(proto.stderr),
-      "Error: --set __proto__.polluted=1: '__proto__' is not a config key (no section or key has that name)",
-    )
-  } finally {
-    rmSync(root, {recursive: true, force: true})
-  }
-})
-
-test('--out naming a file: train and eval exit 2 with one line saying what is in the way', () => {
-  const root = mkdtempSync(join(tmpdir(), 'sipl-outfile-'))
-  try {
-    const file = join(root, 'not-a-folder')
-    writeFileSync(file, 'x')
-    const t = sipl(['train', '-c', 'experiments/demo.yaml', ...QUICK, '--out', file], {env: {SIPL_DATA_DIR: join(root, 'data')}})
-    assert.equal(t.code, 2, t.stderr)
-    assert.equal(
-      oneLine(t.stderr),
-      `Error: ${file} is in the way: it is a file where sipl needs a folder; give a folder path (e.g. --out) or move the file (EEXIST in mkdir)`,
-    )
-    const below = sipl(['train', '-c', 'experiments/demo.yaml', ...QUICK, '--out', join(file, 'run')], {
-      env: {SIPL_DATA_DIR: join(root, 'data')},
-    })
-    assert.equal(below.code, 2, below.stderr)
-    assert.match(oneLine(below.stderr), /part of this path is a file, not a folder/)
-
-    const masks = oneMaskFolder(join(root, 'masks'))
-    const e = sipl(['eval', '--pred', masks, '--labels', masks, '--out', file])
-    assert.equal(e.code, 2, e.stderr)
-    assert.equal(
-      oneLine(e.stderr),
-      `Error: --out ${file} is a file, not a folder; give a folder for the evaluation's outputs (it is replaced when complete)`,
-    )
-  } finally {
-    rmSync(root, {recursive: true, force: true})
-  }
-})
-
-test('a full disk (ENOSPC from the kernel: the run log is /dev/full) exits 2 with one line naming the file', () => {
-  const root = mkdtempSync(join(tmpdir(), 'sipl-enospc-'))
-  try {
-    const run = join(root, 'run')
-    mkdirSync(run)
-    symlinkSync('/dev/full', join(run, 'train.log'))
-    const r = sipl(['train', '-c', 'experiments/demo.yaml', ...QUICK, '--out', run], {env: {SIPL_DATA_DIR: join(root, 'data')}})
+test('a run named "..", "a/b" or empty is refused (exit 2, the allowed characters); nothing is written beside SIPL_RUNS_DIR', (t) => {
+  const root = tempDir(t, 'sipl-names-')
+  const env = {SIPL_RUNS_DIR: join(root, 'runs'), SIPL_DATA_DIR: join(root, 'data')}
+  for (const name of ['..', 'a/b', '""']) {
+    const r = sipl(['train', '-c', 'experiments/demo.yaml', ...QUICK, '--set', `name=${name}`], {env, timeoutMs: 120_000})
     assert.equal(r.code, 2, r.stderr)
-    assert.match(
-      oneLine(r.stderr),
-      new RegExp(
-        `^Error: no space left on the device that holds ${run}/train.log; free space there \\(df -h\\) or write elsewhere .* \\(ENOSPC in write\\)$`,
-      ),
-    )
-    assert.ok(!existsSync(join(root, '.run.sipl-lock')), 'the run folder is unlocked again')
-  } finally {
-    rmSync(root, {recursive: true, force: true})
+    assert.match(oneLine(r.stderr), /name: a run name is one folder name: letters, digits, "\.", "_" or "-" \(not "\." or "\.\."\)$/)
   }
+  assert.deepEqual(readdirSync(root), [], 'no run folder, config or log anywhere')
+  const proto = sipl(['train', '-c', 'experiments/demo.yaml', '--set', '__proto__.polluted=1'])
+  assert.equal(proto.code, 2)
+  assert.equal(
+    oneLine(proto.stderr),
+    "Error: --set __proto__.polluted=1: '__proto__' is not a config key (no section or key has that name)",
+  )
 })
 
-test('an eval folder locked by a sipl on another host: exit 2 naming it, --break-lock takes it over with a warning', () => {
-  const root = mkdtempSync(join(tmpdir(), 'sipl-evallock-'))
-  try {
-    const masks = oneMaskFolder(join(root, 'masks'))
-    const out = join(root, 'eval')
-    const lock = join(root, '.eval.sipl-lock')
-    const record = {
-      pid: 4242,
-      host: 'gpu-node-7',
-      machine: 'gpu-node-7|other|pid:[1]',
-      command: 'sipl eval --pred x',
-      started: '2026-12-06T08:00:00.000Z',
-      token: 't',
-    }
-    writeFileSync(lock, JSON.stringify(record))
-    const refused = sipl(['eval', '--pred', masks, '--labels', masks, '--out', out])
-    assert.equal(refused.code, 2, refused.stderr)
-    assert.match(
-      oneLine(refused.stderr),
-      new RegExp(
-        `^Error: eval folder ${out} is being written by another sipl: pid 4242 on gpu-node-7 \\(sipl eval --pred x\\), since 2026-12-06T08:00:00.000Z, .*add --break-lock`,
-      ),
-    )
-    assert.ok(!existsSync(out), 'nothing written')
-    const taken = sipl(['eval', '--pred', masks, '--labels', masks, '--out', out, '--break-lock'])
-    assert.equal(taken.code, 0, taken.stderr)
-    assert.match(taken.stderr, /took over the lock of .*eval: --break-lock/)
-    assert.ok(existsSync(join(out, 'summary.json')))
-    assert.ok(!existsSync(lock))
-  } finally {
-    rmSync(root, {recursive: true, force: true})
-  }
+test('--out naming a file: train and eval exit 2 with one line saying what is in the way', (t) => {
+  const root = tempDir(t, 'sipl-outfile-')
+  const file = join(root, 'not-a-folder')
+  writeFileSync(file, 'x')
+  const train = sipl(['train', '-c', 'experiments/demo.yaml', ...QUICK, '--out', file], {env: {SIPL_DATA_DIR: join(root, 'data')}})
+  assert.equal(train.code, 2, train.stderr)
+  assert.equal(
+    oneLine(train.stderr),
+    `Error: ${file} is in the way: it is a file where sipl needs a folder; give a folder path (e.g. --out) or move the file (EEXIST in mkdir)`,
+  )
+  const below = sipl(['train', '-c', 'experiments/demo.yaml', ...QUICK, '--out', join(file, 'run')], {
+    env: {SIPL_DATA_DIR: join(root, 'data')},
+  })
+  assert.equal(below.code, 2, below.stderr)
+  assert.match(oneLine(below.stderr), /part of this path is a file, not a folder/)
+
+  const masks = oneMaskFolder(join(root, 'masks'))
+  const e = sipl(['eval', '--pred', masks, '--labels', masks, '--out', file])
+  assert.equal(e.code, 2, e.stderr)
+  assert.equal(
+    oneLine(e.stderr),
+    `Error: --out ${file} is a file, not a folder; give a folder for the evaluation's outputs (it is replaced when complete)`,
+  )
 })
 
-test('an experiment folder locked by another sipl: sweep and sweep collect exit 2 naming it and write nothing', () => {
-  const root = mkdtempSync(join(tmpdir(), 'sipl-sweeplock-'))
-  try {
-    const dir = join(root, 'demo-sweep')
-    const record = {
-      pid: 4242,
-      host: 'login-2',
-      machine: 'login-2|other|pid:[1]',
-      command: 'sipl sweep --out demo-sweep',
-      started: '2026-12-06T08:00:00.000Z',
-      token: 't',
-    }
-    writeFileSync(join(root, '.demo-sweep.sipl-lock'), JSON.stringify(record))
-    const sweep = sipl([
-      'sweep',
-      '-c',
-      'experiments/demo.yaml',
-      '--grid',
-      'model.queries=4,8',
-      '--out',
-      dir,
-      '--trial-command',
-      '/bin/false',
-    ])
-    assert.equal(sweep.code, 2, sweep.stderr)
-    assert.match(
-      oneLine(sweep.stderr),
-      /^Error: experiment folder \S+demo-sweep is being written by another sipl: pid 4242 on login-2 \(sipl sweep --out demo-sweep\)/,
-    )
-    assert.ok(!existsSync(dir), 'nothing written')
-    mkdirSync(dir)
-    const collect = sipl(['sweep', 'collect', dir])
-    assert.equal(collect.code, 2, collect.stderr)
-    assert.match(oneLine(collect.stderr), /is being written by another sipl: pid 4242 on login-2/)
-  } finally {
-    rmSync(root, {recursive: true, force: true})
-  }
+test('a full disk (ENOSPC from the kernel: the run log is /dev/full) exits 2 with one line naming the file', (t) => {
+  const root = tempDir(t, 'sipl-enospc-')
+  const run = join(root, 'run')
+  mkdirSync(run)
+  symlinkSync('/dev/full', join(run, 'train.log'))
+  const r = sipl(['train', '-c', 'experiments/demo.yaml', ...QUICK, '--out', run], {env: {SIPL_DATA_DIR: join(root, 'data')}})
+  assert.equal(r.code, 2, r.stderr)
+  assert.match(
+    oneLine(r.stderr),
+    new RegExp(
+      `^Error: no space left on the device that holds ${run}/train.log; free space there \\(df -h\\) or write elsewhere .* \\(ENOSPC in write\\)$`,
+    ),
+  )
+  assert.ok(!existsSync(join(root, '.run.sipl-lock')), 'the run folder is unlocked again')
+})
+
+test('an eval folder locked by a sipl on another host: exit 2 naming it, --break-lock takes it over with a warning', (t) => {
+  const root = tempDir(t, 'sipl-evallock-')
+  const masks = oneMaskFolder(join(root, 'masks'))
+  const out = join(root, 'eval')
+  const lock = join(root, '.eval.sipl-lock')
+  writeForeignLock(lock, 'gpu-node-7', 'sipl eval --pred x')
+  const refused = sipl(['eval', '--pred', masks, '--labels', masks, '--out', out])
+  assert.equal(refused.code, 2, refused.stderr)
+  assert.match(
+    oneLine(refused.stderr),
+    new RegExp(
+      `^Error: eval folder ${out} is being written by another sipl: pid 4242 on gpu-node-7 \\(sipl eval --pred x\\), since 2026-12-06T08:00:00.000Z, .*add --break-lock`,
+    ),
+  )
+  assert.ok(!existsSync(out), 'nothing written')
+  const taken = sipl(['eval', '--pred', masks, '--labels', masks, '--out', out, '--break-lock'])
+  assert.equal(taken.code, 0, taken.stderr)
+  assert.match(taken.stderr, /took over the lock of .*eval: --break-lock/)
+  assert.ok(existsSync(join(out, 'summary.json')))
+  assert.ok(!existsSync(lock))
+})
+
+test('an experiment folder locked by another sipl: sweep and sweep collect exit 2 naming it and write nothing', (t) => {
+  const root = tempDir(t, 'sipl-sweeplock-')
+  const dir = join(root, 'demo-sweep')
+  writeForeignLock(join(root, '.demo-sweep.sipl-lock'), 'login-2', 'sipl sweep --out demo-sweep')
+  const sweep = sipl(['sweep', '-c', 'experiments/demo.yaml', '--grid', 'model.queries=4,8', '--out', dir, '--trial-command', '/bin/false'])
+  assert.equal(sweep.code, 2, sweep.stderr)
+  assert.match(
+    oneLine(sweep.stderr),
+    /^Error: experiment folder \S+demo-sweep is being written by another sipl: pid 4242 on login-2 \(sipl sweep --out demo-sweep\)/,
+  )
+  assert.ok(!existsSync(dir), 'nothing written')
+  mkdirSync(dir)
+  const collect = sipl(['sweep', 'collect', dir])
+  assert.equal(collect.code, 2, collect.stderr)
+  assert.match(oneLine(collect.stderr), /is being written by another sipl: pid 4242 on login-2/)
 })

@@ -4,8 +4,10 @@ import {copyFileSync, mkdirSync, mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {SHARED} from '../helpers/cli.js'
+import {IDENTITY_GEOMETRY} from '../helpers/geometry.js'
 import {needsShared} from '../helpers/needs.js'
 import {loadConfig} from '../../src/config/load.js'
+import type {ExperimentConfig} from '../../src/config/schema.js'
 import {loadCase, loadPlan, restoreToOriginal, runPreprocess, toOriginalGrid} from '../../src/data/cache.js'
 import {readNifti} from '../../src/io/nifti.js'
 import {geometryFromAffine, writeNifti} from '../../src/io/nifti-writer.js'
@@ -15,10 +17,16 @@ const SCT = join(SHARED, 'data/labelled/sct/t2')
 const skip = needsShared('the preprocessing tests on the spine MRI', 'data/labelled/sct/t2')
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `sipl-pre-${tag}-`))
 
-function folderDataset(files: {id: string; image: string; label: string}[]): string {
-  const root = tmp('folder')
+/** A folder-preset dataset root with empty imagesTr/ and labelsTr/. */
+function emptyDataset(tag: string): string {
+  const root = tmp(tag)
   mkdirSync(join(root, 'imagesTr'))
   mkdirSync(join(root, 'labelsTr'))
+  return root
+}
+
+function folderDataset(files: {id: string; image: string; label: string}[]): string {
+  const root = emptyDataset('folder')
   for (const f of files) {
     copyFileSync(f.image, join(root, 'imagesTr', `${f.id}.nii.gz`))
     copyFileSync(f.label, join(root, 'labelsTr', `${f.id}.nii.gz`))
@@ -26,16 +34,20 @@ function folderDataset(files: {id: string; image: string; label: string}[]): str
   return root
 }
 
+/** The config of the folder preset over `root`, with these class names and overrides. */
+function folderConfig(root: string, classes: string, ...sets: string[]): ExperimentConfig {
+  return loadConfig(undefined, ['data.preset=folder', `data.root=${root}`, `data.classes=[${classes}]`, ...sets]).config
+}
+
 test('sct t2 (PSR, 1 mm): 1.5 mm preprocessing keeps the cord volume within 2 %, and the inverse mapping puts ≥ 99 % of voxels back', {skip}, async () => {
   const root = folderDataset([{id: 't2', image: join(SCT, 't2.nii.gz'), label: join(SCT, 't2_seg-manual.nii.gz')}])
-  const {config} = loadConfig(undefined, [
-    'data.preset=folder',
-    `data.root=${root}`,
-    'data.classes=[cord]',
+  const config = folderConfig(
+    root,
+    'cord',
     'preprocess.spacing=[1.5, 1.5, 1.5]',
     'preprocess.intensity={mode: zscore-nonzero}',
     'preprocess.patch=[16, 16, 16]',
-  ])
+  )
   const summary = await runPreprocess(config)
   const c = loadCase(summary.cacheDir, 't2')
   assert.equal(c.header.original.axcodes, 'PSR')
@@ -68,14 +80,7 @@ test('sct t2 (PSR, 1 mm): 1.5 mm preprocessing keeps the cord volume within 2 %,
 
 test('at the source spacing the whole chain (RAS, crop, pad, inverse) is exact', {skip}, async () => {
   const root = folderDataset([{id: 't2', image: join(SCT, 't2.nii.gz'), label: join(SCT, 't2_seg-manual_labeled.nii.gz')}])
-  const {config} = loadConfig(undefined, [
-    'data.preset=folder',
-    `data.root=${root}`,
-    'data.classes=[c1, c2, c3, c4, c5]',
-    'preprocess.spacing=[1, 1, 1]',
-    'preprocess.intensity={mode: none}',
-    'preprocess.patch=[64, 64, 64]',
-  ])
+  const config = folderConfig(root, 'c1, c2, c3, c4, c5', 'preprocess.spacing=[1, 1, 1]', 'preprocess.intensity={mode: none}', 'preprocess.patch=[64, 64, 64]')
   const c = loadCase((await runPreprocess(config)).cacheDir, 't2')
   assert.deepEqual(c.shape, [64, 64, 64], 'padded up to the patch')
   const original = readNifti(join(SCT, 't2_seg-manual_labeled.nii.gz'))
@@ -92,9 +97,7 @@ test('at the source spacing the whole chain (RAS, crop, pad, inverse) is exact',
 })
 
 test('multi-channel (4-D) cases are interleaved channels-last; ct-window maps [-175, 250] HU onto [0, 1]', async () => {
-  const root = tmp('4d')
-  mkdirSync(join(root, 'imagesTr'))
-  mkdirSync(join(root, 'labelsTr'))
+  const root = emptyDataset('4d')
   const [X, Y, Z] = [4, 3, 2]
   const n = X * Y * Z
   const data = new Float32Array(2 * n)
@@ -127,9 +130,7 @@ test('multi-channel (4-D) cases are interleaved channels-last; ct-window maps [-
 })
 
 test('an image/label grid mismatch names both files', async () => {
-  const root = tmp('mismatch')
-  mkdirSync(join(root, 'imagesTr'))
-  mkdirSync(join(root, 'labelsTr'))
+  const root = emptyDataset('mismatch')
   const eye = [
     [1, 0, 0, 0],
     [0, 1, 0, 0],
@@ -140,7 +141,7 @@ test('an image/label grid mismatch names both files', async () => {
   moved[0][3] = 5
   writeNifti(join(root, 'imagesTr', 'b.nii.gz'), {shape: [2, 2, 2], data: new Int16Array(8), geometry: geometryFromAffine(eye)})
   writeNifti(join(root, 'labelsTr', 'b.nii.gz'), {shape: [2, 2, 2], data: new Uint8Array(8), geometry: geometryFromAffine(moved)})
-  const {config} = loadConfig(undefined, ['data.preset=folder', `data.root=${root}`, 'data.classes=[x]'])
+  const config = folderConfig(root, 'x')
   await assert.rejects(
     runPreprocess(config),
     (e: unknown) => e instanceof UserError && /labelsTr\/b\.nii\.gz and image .*imagesTr\/b\.nii\.gz have different affines/.test(e.message),
@@ -148,21 +149,13 @@ test('an image/label grid mismatch names both files', async () => {
 })
 
 test('intensity presets on hand-computed values: zscore-nonzero keeps zeros, ct-percentile clips to training-set percentiles', async () => {
-  const root = tmp('norm')
-  mkdirSync(join(root, 'imagesTr'))
-  mkdirSync(join(root, 'labelsTr'))
-  const eye = [
-    [1, 0, 0, 0],
-    [0, 1, 0, 0],
-    [0, 0, 1, 0],
-    [0, 0, 0, 1],
-  ]
+  const root = emptyDataset('norm')
   // 4×1×1 volumes; the label marks voxels 1..3 as foreground
   const image = new Float32Array([0, 1, 2, 3])
   const label = new Uint8Array([0, 1, 1, 1])
   for (const id of ['a', 'b']) {
-    writeNifti(join(root, 'imagesTr', `${id}.nii.gz`), {shape: [4, 1, 1], data: image, geometry: geometryFromAffine(eye)})
-    writeNifti(join(root, 'labelsTr', `${id}.nii.gz`), {shape: [4, 1, 1], data: label, geometry: geometryFromAffine(eye)})
+    writeNifti(join(root, 'imagesTr', `${id}.nii.gz`), {shape: [4, 1, 1], data: image, geometry: IDENTITY_GEOMETRY})
+    writeNifti(join(root, 'labelsTr', `${id}.nii.gz`), {shape: [4, 1, 1], data: label, geometry: IDENTITY_GEOMETRY})
   }
   const base = ['data.preset=folder', `data.root=${root}`, 'data.classes=[x]', 'preprocess.spacing=[1, 1, 1]', 'preprocess.patch=[4, 1, 1]']
   // non-zero voxels 1, 2, 3: mean 2, population sd √(2/3)

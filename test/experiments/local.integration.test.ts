@@ -9,13 +9,20 @@ import {spawn} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {sipl} from '../helpers/cli.js'
+import {sipl, type CliResult} from '../helpers/cli.js'
 import {writeFakeSipl} from './fake-sipl.js'
 
 function setup(): {dir: string; fake: string; control: string; env: Record<string, string>} {
   const dir = mkdtempSync(join(tmpdir(), 'sipl-local-'))
   const {command, control} = writeFakeSipl(dir)
   return {dir, fake: command, control, env: {FAKE_SIPL_CONTROL: control}}
+}
+
+/** `sipl sweep|ablate` on the demo config with the fake trial command and --json; it must exit 0. */
+function runJson(command: 'sweep' | 'ablate', options: string[], out: string, fake: string, env: Record<string, string>): CliResult {
+  const run = sipl([command, '--config', 'experiments/demo.yaml', ...options, '--out', out, '--trial-command', fake, '--json'], {env})
+  assert.equal(run.code, 0, run.stderr)
+  return run
 }
 
 const GRID = ['--grid', 'model.queries=8,16', '--grid', 'smg.tau.end=0.3,0.5']
@@ -87,24 +94,7 @@ test('local 2×2 sweep: a forced failure is reported as failed, the others are c
 test('a trial with an invalid value is recorded as failed and never runs; seeds are averaged per setting', () => {
   const {dir, fake, control, env} = setup()
   const out = join(dir, 'sweep')
-  const run = sipl(
-    [
-      'sweep',
-      '--config',
-      'experiments/demo.yaml',
-      '--grid',
-      'model.queries=8,0',
-      '--seeds',
-      '1,2',
-      '--out',
-      out,
-      '--trial-command',
-      fake,
-      '--json',
-    ],
-    {env},
-  )
-  assert.equal(run.code, 0, run.stderr)
+  const run = runJson('sweep', ['--grid', 'model.queries=8,0', '--seeds', '1,2'], out, fake, env)
   const result = JSON.parse(run.stdout) as {
     trials: {name: string; invalid?: string}[]
     collected: {
@@ -180,26 +170,7 @@ test('local --dry-run prints one command per trial and writes nothing', () => {
 test('ablate: each variant is an overlay in its resolved config; the table puts the full model first with Δ and p against it', () => {
   const {dir, fake, env} = setup()
   const out = join(dir, 'ablation')
-  const run = sipl(
-    [
-      'ablate',
-      '--config',
-      'experiments/demo.yaml',
-      '--remove',
-      'ipl',
-      '--remove',
-      'smg',
-      '--cpp-init',
-      'onehot',
-      '--out',
-      out,
-      '--trial-command',
-      fake,
-      '--json',
-    ],
-    {env},
-  )
-  assert.equal(run.code, 0, run.stderr)
+  const run = runJson('ablate', ['--remove', 'ipl', '--remove', 'smg', '--cpp-init', 'onehot'], out, fake, env)
   const config = (name: string): string => readFileSync(join(out, 'trials', name, 'config.yaml'), 'utf8')
   assert.match(config('full'), /^  ipl: true$/m)
   assert.match(config('no-ipl'), /^  ipl: false$/m)

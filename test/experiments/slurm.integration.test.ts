@@ -120,6 +120,14 @@ const inCi = process.env.CI === 'true'
 if (reason !== undefined && !inCi) console.log(`# skipping the Slurm cluster tests: ${reason}`)
 const skip = reason !== undefined && !inCi ? reason : false
 
+/** A test on the Slurm cluster: skipped without one, except under CI=true, where it fails. */
+function clusterTest(name: string, body: () => void | Promise<void>): void {
+  test(name, {skip}, async () => {
+    assert.equal(reason, undefined, `CI=true but no Slurm cluster: ${reason}`)
+    await body()
+  })
+}
+
 async function until<T>(what: string, seconds: number, probe: () => T | undefined): Promise<T> {
   const deadline = Date.now() + seconds * 1000
   for (;;) {
@@ -130,11 +138,9 @@ async function until<T>(what: string, seconds: number, probe: () => T | undefine
   }
 }
 
-test(
+clusterTest(
   'slurm: 4-trial sweep as a job array; a failed and a cancelled trial are reported, the collect job still runs; --retry-failed resubmits only them',
-  {skip},
   async () => {
-    assert.equal(reason, undefined, `CI=true but no Slurm cluster: ${reason}`)
     const dir = mkdtempSync(join(tmpdir(), 'sipl-slurm-'))
     const {command, control} = writeFakeSipl(dir)
     const env = {FAKE_SIPL_CONTROL: control}
@@ -241,8 +247,7 @@ async function cancelAndDrain(jobs: string[]): Promise<void> {
   )
 }
 
-test('slurm: a request the partition cannot run is refused before anything is submitted, naming the resource and the flag', {skip}, () => {
-  assert.equal(reason, undefined, `CI=true but no Slurm cluster: ${reason}`)
+clusterTest('slurm: a request the partition cannot run is refused before anything is submitted, naming the resource and the flag', () => {
   const {cpus, memMb} = nodeSize()
   const out = join(mkdtempSync(join(tmpdir(), 'sipl-slurm-fit-')), 'sweep')
   const sweep = (...flags: string[]) =>
@@ -283,11 +288,9 @@ test('slurm: a request the partition cannot run is refused before anything is su
   assert.match(dry.stderr, /WARN on this cluster the submission would be refused: .*--gpus 0/)
 })
 
-test(
+clusterTest(
   'slurm: sweep status shows the pending reason of each task and marks one that never resolves; --wait stops on it instead of waiting for ever',
-  {skip},
   async () => {
-    assert.equal(reason, undefined, `CI=true but no Slurm cluster: ${reason}`)
     const dir = mkdtempSync(join(tmpdir(), 'sipl-slurm-stuck-'))
     const {command, control} = writeFakeSipl(dir)
     const out = join(dir, 'sweep')
@@ -380,11 +383,9 @@ function readmeSlurmExample(): string[][] {
     .map((l) => l.split(/\s+/).slice(1))
 }
 
-test(
+clusterTest(
   "slurm: the README's Slurm example works as written on this cluster: the demo's own request is accepted and its tasks start",
-  {skip},
   async () => {
-    assert.equal(reason, undefined, `CI=true but no Slurm cluster: ${reason}`)
     const [submit, status] = readmeSlurmExample()
     assert.deepEqual(submit.slice(0, 3), ['sweep', '-c', 'experiments/demo.yaml'])
     assert.ok(submit.includes('--executor') && !submit.includes('--dry-run') && !submit.includes('--gpus'), submit.join(' '))

@@ -129,18 +129,18 @@ test('the other binary ops and the comparisons (bool output) in every layout, wi
   const y = tf.concat([seeded([40], 21), special.reverse()]).reshape([2, 3, 8])
   const row = seeded([8], 22)
   const s = tf.scalar(0.5)
-  const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
-    ['maximum', tf.maximum],
-    ['minimum', tf.minimum],
-    ['squaredDifference', tf.squaredDifference],
-    ['greater', tf.greater],
-    ['greaterEqual', tf.greaterEqual],
-    ['less', tf.less],
-    ['lessEqual', tf.lessEqual],
-    ['equal', tf.equal],
-    ['notEqual', tf.notEqual],
-  ]
-  for (const [name, op] of ops) {
+  for (const name of [
+    'maximum',
+    'minimum',
+    'squaredDifference',
+    'greater',
+    'greaterEqual',
+    'less',
+    'lessEqual',
+    'equal',
+    'notEqual',
+  ] as const) {
+    const op: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = tf[name]
     same(() => op(x, y), `${name} same shape`)
     same(() => op(x, row), `${name} [..., C] ∘ [C]`)
     same(() => op(row, x), `${name} [C] ∘ [..., C]`)
@@ -158,23 +158,8 @@ test('unary ops against the reference, NaN and ±Infinity included, and hand-com
   const positive = tf.abs(x)
   same(() => tf.leakyRelu(x, 0.01), 'leakyRelu')
   same(() => tf.leakyRelu(x, 1.5), 'leakyRelu with alpha > 1')
-  for (const [name, op] of [
-    ['exp', tf.exp],
-    ['neg', tf.neg],
-    ['abs', tf.abs],
-    ['square', tf.square],
-    ['reciprocal', tf.reciprocal],
-    ['sigmoid', tf.sigmoid],
-    ['tanh', tf.tanh],
-  ] as [string, (t: tf.Tensor) => tf.Tensor][])
-    same(() => op(x), name)
-  for (const [name, op] of [
-    ['log', tf.log],
-    ['log1p', tf.log1p],
-    ['sqrt', tf.sqrt],
-    ['rsqrt', tf.rsqrt],
-  ] as [string, (t: tf.Tensor) => tf.Tensor][])
-    same(() => op(positive), `${name} of |x|`)
+  for (const name of ['exp', 'neg', 'abs', 'square', 'reciprocal', 'sigmoid', 'tanh'] as const) same(() => tf[name](x), name)
+  for (const name of ['log', 'log1p', 'sqrt', 'rsqrt'] as const) same(() => tf[name](positive), `${name} of |x|`)
   tf.dispose([x, positive])
   assert.deepEqual(Array.from(tf.leakyRelu(tf.tensor1d([-2, 3]), 0.5).dataSync()), [-1, 3])
   assert.deepEqual(Array.from(tf.rsqrt(tf.tensor1d([4, 0.25])).dataSync()), [0.5, 2])

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {addBias, columnSums, scaleShift} from '../../src/model/layers.js'
 import {Rng} from '../../src/util/rng.js'
+import {relError} from '../../src/util/rel-error.js'
 import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
@@ -38,16 +39,6 @@ function sampleEntries(size: number, rng: Rng): number[] {
 
 const pick = (values: ArrayLike<number>, entries: number[]) => entries.map((i) => values[i])
 
-function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0
-  let scale = 0
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]))
-    scale = Math.max(scale, Math.abs(expected[i]))
-  }
-  return diff / scale
-}
-
 for (const {stride, kernel, label} of [
   {stride: 2, kernel: 2, label: 'kernel 2, stride 2 (the decoder upsampling)'},
   {stride: 1, kernel: 3, label: "kernel 3, stride 1, 'same' padding"},
@@ -67,8 +58,8 @@ for (const {stride, kernel, label} of [
     const entriesW = sampleEntries(w.size, rng)
     const numericX = numericGradient((t) => loss(t, w).dataSync()[0], x, entriesX)
     const numericW = numericGradient((t) => loss(x, t).dataSync()[0], w, entriesW)
-    const errorX = maxRelativeError(pick(dx.dataSync(), entriesX), numericX)
-    const errorW = maxRelativeError(pick(dw.dataSync(), entriesW), numericW)
+    const errorX = relError(pick(dx.dataSync(), entriesX), numericX)
+    const errorW = relError(pick(dw.dataSync(), entriesW), numericW)
     assert.ok(errorX < 5e-3, `input gradient rel. error ${errorX}`)
     assert.ok(errorW < 5e-3, `filter gradient rel. error ${errorW}`)
     tf.dispose([x, w, r, dx, dw])
@@ -91,7 +82,7 @@ test('addBias and scaleShift gradients equal tfjs broadcasting gradients', () =>
   const reference = tf.grads((x1: tf.Tensor, a1: tf.Tensor, c1: tf.Tensor) =>
     tf.sum(tf.mul(r, tf.square(tf.add(tf.mul(tf.add(x1, c1), a1), c1)))),
   )([x, a, c])
-  for (let i = 0; i < 3; i++) assert.ok(maxRelativeError(ours[i].dataSync(), reference[i].dataSync()) < 1e-5, `input ${i}`)
+  for (let i = 0; i < 3; i++) assert.ok(relError(ours[i].dataSync(), reference[i].dataSync()) < 1e-5, `input ${i}`)
   const m = tf.tensor2d([
     [1, 2],
     [3, 4],

@@ -17,6 +17,13 @@ await tf.setBackend('cpu')
 
 const dir = mkdtempSync(join(tmpdir(), 'sipl-model-'))
 
+/** A class-embedding file (a K×e matrix as JSON) in the test folder; returns its path. */
+function embeddingFile(name: string, rows: number[][]): string {
+  const file = join(dir, name)
+  writeFileSync(file, JSON.stringify(rows))
+  return file
+}
+
 /** a float32 .npy file written by hand (v1.0 header padded to 64 bytes) */
 function npy(rows: number[][], dtype: '<f4' | '<f8' = '<f4'): Uint8Array {
   const header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': (${rows.length}, ${rows[0].length}), }`.padEnd(64 - 10 - 1) + '\n'
@@ -63,15 +70,11 @@ test('Eq. 2: IPP_k is the voxel mean of softmax(M)_k · F', () => {
 })
 
 test('CPP from a class-embedding file (JSON or .npy) goes through a learnable K×e → d_i map', () => {
-  const json = join(dir, 'clip.json')
-  writeFileSync(
-    json,
-    JSON.stringify([
-      [1, 0, 0.5, 0, 1],
-      [0, 1, 0, 2, 0],
-      [3, 0, 1, 0, 0],
-    ]),
-  )
+  const json = embeddingFile('clip.json', [
+    [1, 0, 0.5, 0, 1],
+    [0, 1, 0, 2, 0],
+    [3, 0, 1, 0, 0],
+  ])
   const npyFile = join(dir, 'biobert.npy')
   const matrix = [
     [0.5, -1, 2, 0.25],
@@ -98,16 +101,11 @@ test('CPP from a class-embedding file (JSON or .npy) goes through a learnable K�
 })
 
 test('a missing, malformed or mis-shaped embedding file is a one-line UserError naming it', () => {
-  const wrongK = join(dir, 'two-rows.json')
-  writeFileSync(
-    wrongK,
-    JSON.stringify([
-      [1, 2],
-      [3, 4],
-    ]),
-  )
-  const ragged = join(dir, 'ragged.json')
-  writeFileSync(ragged, JSON.stringify([[1, 2], [3], [4, 5]]))
+  const wrongK = embeddingFile('two-rows.json', [
+    [1, 2],
+    [3, 4],
+  ])
+  const ragged = embeddingFile('ragged.json', [[1, 2], [3], [4, 5]])
   const notNpy = join(dir, 'bad.npy')
   writeFileSync(notNpy, 'hello')
   const cases: [string[], RegExp][] = [

@@ -9,6 +9,7 @@ import {UserError} from '../../src/errors.js'
 import {metered} from '../../src/model/layers.js'
 import {targetsFromLabels} from '../../src/model/losses.js'
 import {buildNet, outputShapes} from '../../src/model/summary.js'
+import {relError} from '../../src/util/rel-error.js'
 import {configOf, expectedParameterCount, phantom, trainingStep} from './sipl-fixtures.js'
 import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
@@ -151,17 +152,8 @@ test('cross-backend: forward pass and gradients agree with cpu on every other us
     try {
       const started = Date.now()
       const got = await compute()
-      const rel = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-        let d = 0
-        let s = 0
-        for (let i = 0; i < b.length; i++) {
-          d = Math.max(d, Math.abs(a[i] - b[i]))
-          s = Math.max(s, Math.abs(b[i]))
-        }
-        return d / s
-      }
-      const logitError = rel(got.logits, reference.logits)
-      const gradientError = Math.max(...got.gradientValues.map((g, i) => rel(g, reference.gradientValues[i])))
+      const logitError = relError(got.logits, reference.logits)
+      const gradientError = Math.max(...got.gradientValues.map((g, i) => relError(g, reference.gradientValues[i])))
       assert.ok(logitError < 1e-3, `${name}: logits rel. error ${logitError}`)
       assert.ok(gradientError < 1e-2, `${name}: worst gradient rel. error ${gradientError}`)
       compared.push(name)

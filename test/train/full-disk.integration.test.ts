@@ -13,11 +13,11 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
-import {cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join, resolve} from 'node:path'
 import {sameTensors} from '../helpers/checkpoints.js'
 import {PROJECT_ROOT, sipl} from '../helpers/cli.js'
+import {referenceRun} from '../helpers/reference-run.js'
 import {TINY} from '../e2e/tiny.js'
 
 const ARGS = (out: string) => [
@@ -68,102 +68,94 @@ fs.writeFileSync = function (path, ...rest) {
 syncBuiltinESMExports()
 `
 
-test('a full disk while training: exit 2 in one line, checkpoints/last intact, resume elsewhere ends bit for bit; a read-only disk is one line too', () => {
-  const root = mkdtempSync(join(tmpdir(), 'sipl-full-disk-'))
-  const env = {SIPL_DATA_DIR: join(root, 'data'), SIPL_THREADS: '2'}
-  try {
-    const whole = join(root, 'whole')
-    const t = sipl(ARGS(whole), {env})
-    assert.equal(t.code, 0, t.stderr)
+test('a full disk while training: exit 2 in one line, checkpoints/last intact, resume elsewhere ends bit for bit; a read-only disk is one line too', (t) => {
+  const {root, env, whole} = referenceRun(t, 'sipl-full-disk-', ARGS)
 
-    // the run as a kill after epoch 1 leaves it: last = epoch-1
-    const seed = join(root, 'seed')
-    cpSync(whole, seed, {recursive: true})
-    for (const name of ['last', 'best', 'epoch-2']) rmSync(join(seed, 'checkpoints', name), {recursive: true})
-    cpSync(join(seed, 'checkpoints', 'epoch-1'), join(seed, 'checkpoints', 'last'), {recursive: true})
-    const lastBefore = Object.fromEntries(
-      readdirSync(join(seed, 'checkpoints', 'last')).map((f) => [f, readFileSync(join(seed, 'checkpoints', 'last', f))]),
+  // the run as a kill after epoch 1 leaves it: last = epoch-1
+  const seed = join(root, 'seed')
+  cpSync(whole, seed, {recursive: true})
+  for (const name of ['last', 'best', 'epoch-2']) rmSync(join(seed, 'checkpoints', name), {recursive: true})
+  cpSync(join(seed, 'checkpoints', 'epoch-1'), join(seed, 'checkpoints', 'last'), {recursive: true})
+  const lastBefore = Object.fromEntries(
+    readdirSync(join(seed, 'checkpoints', 'last')).map((f) => [f, readFileSync(join(seed, 'checkpoints', 'last', f))]),
+  )
+
+  const after = join(root, 'after')
+  mkdirSync(after)
+  const runner = namespaceRunner()
+  let code: number
+  let stderr: string
+  let readOnly: {code: number; stderr: string} | undefined
+  if (runner) {
+    // room for the run, its config, manifest, metrics and log lines, not for a checkpoint
+    const size = Math.ceil((pagesOf(seed) + 256 * 1024) / 1024)
+    const script = `
+      set -u
+      mnt=$(mktemp -d)
+      mount -t tmpfs -o size=${size}k tmpfs "$mnt"
+      cp -a "$SEED" "$mnt/run"
+      "$NODE" "$SIPL" train --out "$mnt/run" --resume --backend cpu 2>"$AFTER/stderr"
+      echo $? >"$AFTER/code"
+      cp -a "$mnt/run" "$AFTER/run"
+      mount -o remount,ro "$mnt"
+      "$NODE" "$SIPL" train --out "$mnt/run" --resume --backend cpu 2>"$AFTER/ro-stderr"
+      echo $? >"$AFTER/ro-code"
+    `
+    const r = spawnSync(runner[0], [...runner.slice(1), 'sh', '-c', script], {
+      cwd: PROJECT_ROOT,
+      env: {
+        ...process.env,
+        ...env,
+        SIPL_LOG_LEVEL: 'warn',
+        SEED: seed,
+        AFTER: after,
+        NODE: process.execPath,
+        SIPL: resolve(PROJECT_ROOT, 'bin/run.js'),
+      },
+      encoding: 'utf8',
+      timeout: 600_000,
+    })
+    assert.equal(r.status, 0, r.stderr)
+    code = Number(readFileSync(join(after, 'code'), 'utf8'))
+    stderr = readFileSync(join(after, 'stderr'), 'utf8')
+    readOnly = {code: Number(readFileSync(join(after, 'ro-code'), 'utf8')), stderr: readFileSync(join(after, 'ro-stderr'), 'utf8')}
+  } else {
+    console.log('# no mount namespace here (unshare refused): ENOSPC is raised by a hook on writeFileSync instead of a full tmpfs')
+    const hook = join(root, 'enospc.mjs')
+    writeFileSync(hook, INJECT_ENOSPC)
+    cpSync(seed, join(after, 'run'), {recursive: true})
+    const r = spawnSync(
+      process.execPath,
+      ['--import', hook, resolve(PROJECT_ROOT, 'bin/run.js'), 'train', '--out', join(after, 'run'), '--resume', '--backend', 'cpu'],
+      {cwd: PROJECT_ROOT, env: {...process.env, ...env, SIPL_LOG_LEVEL: 'warn'}, encoding: 'utf8'},
     )
-
-    const after = join(root, 'after')
-    mkdirSync(after)
-    const runner = namespaceRunner()
-    let code: number
-    let stderr: string
-    let readOnly: {code: number; stderr: string} | undefined
-    if (runner) {
-      // room for the run, its config, manifest, metrics and log lines, not for a checkpoint
-      const size = Math.ceil((pagesOf(seed) + 256 * 1024) / 1024)
-      const script = `
-        set -u
-        mnt=$(mktemp -d)
-        mount -t tmpfs -o size=${size}k tmpfs "$mnt"
-        cp -a "$SEED" "$mnt/run"
-        "$NODE" "$SIPL" train --out "$mnt/run" --resume --backend cpu 2>"$AFTER/stderr"
-        echo $? >"$AFTER/code"
-        cp -a "$mnt/run" "$AFTER/run"
-        mount -o remount,ro "$mnt"
-        "$NODE" "$SIPL" train --out "$mnt/run" --resume --backend cpu 2>"$AFTER/ro-stderr"
-        echo $? >"$AFTER/ro-code"
-      `
-      const r = spawnSync(runner[0], [...runner.slice(1), 'sh', '-c', script], {
-        cwd: PROJECT_ROOT,
-        env: {
-          ...process.env,
-          ...env,
-          SIPL_LOG_LEVEL: 'warn',
-          SEED: seed,
-          AFTER: after,
-          NODE: process.execPath,
-          SIPL: resolve(PROJECT_ROOT, 'bin/run.js'),
-        },
-        encoding: 'utf8',
-        timeout: 600_000,
-      })
-      assert.equal(r.status, 0, r.stderr)
-      code = Number(readFileSync(join(after, 'code'), 'utf8'))
-      stderr = readFileSync(join(after, 'stderr'), 'utf8')
-      readOnly = {code: Number(readFileSync(join(after, 'ro-code'), 'utf8')), stderr: readFileSync(join(after, 'ro-stderr'), 'utf8')}
-    } else {
-      console.log('# no mount namespace here (unshare refused): ENOSPC is raised by a hook on writeFileSync instead of a full tmpfs')
-      const hook = join(root, 'enospc.mjs')
-      writeFileSync(hook, INJECT_ENOSPC)
-      cpSync(seed, join(after, 'run'), {recursive: true})
-      const r = spawnSync(
-        process.execPath,
-        ['--import', hook, resolve(PROJECT_ROOT, 'bin/run.js'), 'train', '--out', join(after, 'run'), '--resume', '--backend', 'cpu'],
-        {cwd: PROJECT_ROOT, env: {...process.env, ...env, SIPL_LOG_LEVEL: 'warn'}, encoding: 'utf8'},
-      )
-      code = r.status ?? -1
-      stderr = r.stderr
-    }
-
-    const run = join(after, 'run')
-    assert.equal(code, 2, stderr)
-    const line = stderr.trim()
-    assert.equal(line.split('\n').length, 1, line)
-    assert.match(
-      line,
-      /^Error: no space left on the device that holds \S+\/run\/checkpoints\/last; free space there \(df -h\) or write elsewhere .*\(ENOSPC in write\); checkpoints\/last \(epoch 1\) is intact: once that is fixed, continue with 'sipl train --out \S+\/run --resume'$/,
-    )
-    for (const [file, bytes] of Object.entries(lastBefore))
-      assert.ok(readFileSync(join(run, 'checkpoints', 'last', file)).equals(bytes), `last/${file} unchanged`)
-    assert.deepEqual(
-      readdirSync(join(run, 'checkpoints')).filter((n) => n.startsWith('.')),
-      [],
-      'the half-written checkpoint was removed',
-    )
-    if (readOnly) {
-      assert.equal(readOnly.code, 2, readOnly.stderr)
-      assert.match(readOnly.stderr.trim(), /^Error: \S+ is on a read-only file system; write elsewhere .*\(EROFS in open\)$/)
-    }
-
-    // on a disk with room, the same run continues from last and ends where the uninterrupted one did
-    const resumed = sipl(['train', '--out', run, '--resume', '--backend', 'cpu'], {env})
-    assert.equal(resumed.code, 0, resumed.stderr)
-    for (const file of ['model.safetensors', 'optimizer.safetensors'])
-      sameTensors(join(whole, 'checkpoints', 'last', file), join(run, 'checkpoints', 'last', file))
-  } finally {
-    rmSync(root, {recursive: true, force: true})
+    code = r.status ?? -1
+    stderr = r.stderr
   }
+
+  const run = join(after, 'run')
+  assert.equal(code, 2, stderr)
+  const line = stderr.trim()
+  assert.equal(line.split('\n').length, 1, line)
+  assert.match(
+    line,
+    /^Error: no space left on the device that holds \S+\/run\/checkpoints\/last; free space there \(df -h\) or write elsewhere .*\(ENOSPC in write\); checkpoints\/last \(epoch 1\) is intact: once that is fixed, continue with 'sipl train --out \S+\/run --resume'$/,
+  )
+  for (const [file, bytes] of Object.entries(lastBefore))
+    assert.ok(readFileSync(join(run, 'checkpoints', 'last', file)).equals(bytes), `last/${file} unchanged`)
+  assert.deepEqual(
+    readdirSync(join(run, 'checkpoints')).filter((n) => n.startsWith('.')),
+    [],
+    'the half-written checkpoint was removed',
+  )
+  if (readOnly) {
+    assert.equal(readOnly.code, 2, readOnly.stderr)
+    assert.match(readOnly.stderr.trim(), /^Error: \S+ is on a read-only file system; write elsewhere .*\(EROFS in open\)$/)
+  }
+
+  // on a disk with room, the same run continues from last and ends where the uninterrupted one did
+  const resumed = sipl(['train', '--out', run, '--resume', '--backend', 'cpu'], {env})
+  assert.equal(resumed.code, 0, resumed.stderr)
+  for (const file of ['model.safetensors', 'optimizer.safetensors'])
+    sameTensors(join(whole, 'checkpoints', 'last', file), join(run, 'checkpoints', 'last', file))
 })

@@ -4,14 +4,15 @@
  * on this machine is taken over with a warning, one on another host only after LOCK_STALE_MS
  * without a refresh, with --break-lock or after a Slurm requeue; SIGTERM releases the lock.
  */
-import {test} from 'node:test'
+import {test, type TestContext} from 'node:test'
 import assert from 'node:assert/strict'
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync} from 'node:fs'
-import {hostname, tmpdir} from 'node:os'
+import {existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync} from 'node:fs'
+import {hostname} from 'node:os'
 import {dirname, join} from 'node:path'
 import {LOCK_STALE_MS, lockFileOf} from '../../src/util/lock.js'
 import {PROJECT_ROOT} from '../helpers/cli.js'
+import {tempDir} from '../helpers/temp-dir.js'
 
 /**
  * argv: FOLDER HOLD_MS [GO_FILE]; env LOCK_MODE = plain | break | wait. Prints 'LOCKED <pid>' on
@@ -38,8 +39,8 @@ else await new Promise((r) => setTimeout(r, Number(holdMs)))
 lock.release()
 `
 
-function setup(): {root: string; script: string; folder: string} {
-  const root = mkdtempSync(join(tmpdir(), 'sipl-lock-'))
+function setup(t: TestContext): {root: string; script: string; folder: string} {
+  const root = tempDir(t, 'sipl-lock-')
   const script = join(root, 'holder.mjs')
   writeFileSync(script, HOLDER)
   return {root, script, folder: join(root, 'runs', 'demo')}
@@ -77,146 +78,126 @@ function tryOnce(script: string, folder: string, env: Record<string, string> = {
   return spawnSync(process.execPath, [script, folder, '0'], {env: {...process.env, ...env}, encoding: 'utf8'})
 }
 
-test('a second process exits 2 naming the holder (pid, host, command); once the holder ends, the folder is free', async () => {
-  const {root, script, folder} = setup()
-  try {
-    const holder = start(script, [folder, '-1'])
-    await until(() => holder.out().includes('LOCKED'), 'the holder')
-    const lockFile = lockFileOf(folder)
-    assert.equal(lockFile, join(root, 'runs', '.demo.sipl-lock'))
-    const record = JSON.parse(readFileSync(lockFile, 'utf8')) as {pid: number; host: string; command: string; started: string}
-    assert.equal(record.pid, holder.child.pid)
-    assert.equal(record.host, hostname())
-    assert.ok(Math.abs(Date.parse(record.started) - Date.now()) < 60_000)
+test('a second process exits 2 naming the holder (pid, host, command); once the holder ends, the folder is free', async (t) => {
+  const {root, script, folder} = setup(t)
+  const holder = start(script, [folder, '-1'])
+  await until(() => holder.out().includes('LOCKED'), 'the holder')
+  const lockFile = lockFileOf(folder)
+  assert.equal(lockFile, join(root, 'runs', '.demo.sipl-lock'))
+  const record = JSON.parse(readFileSync(lockFile, 'utf8')) as {pid: number; host: string; command: string; started: string}
+  assert.equal(record.pid, holder.child.pid)
+  assert.equal(record.host, hostname())
+  assert.ok(Math.abs(Date.parse(record.started) - Date.now()) < 60_000)
 
-    const second = tryOnce(script, folder)
-    assert.equal(second.status, 2)
-    const line = second.stderr.trim()
-    assert.equal(line.split('\n').length, 1, line)
-    assert.match(
-      line,
-      new RegExp(
-        `^Error: run folder ${folder} is being written by another sipl: pid ${holder.child.pid} on ${hostname()} \\(sipl ${folder} -1\\), since `,
-      ),
-    )
-    assert.match(line, /wait for it to finish or write elsewhere \(--out\)$/, 'a holder on this machine: no --break-lock advice')
+  const second = tryOnce(script, folder)
+  assert.equal(second.status, 2)
+  const line = second.stderr.trim()
+  assert.equal(line.split('\n').length, 1, line)
+  assert.match(
+    line,
+    new RegExp(
+      `^Error: run folder ${folder} is being written by another sipl: pid ${holder.child.pid} on ${hostname()} \\(sipl ${folder} -1\\), since `,
+    ),
+  )
+  assert.match(line, /wait for it to finish or write elsewhere \(--out\)$/, 'a holder on this machine: no --break-lock advice')
 
-    holder.child.stdin!.end()
-    assert.deepEqual(await exited(holder.child), {code: 0, signal: null})
-    assert.ok(!existsSync(lockFile), 'released on exit')
-    const third = tryOnce(script, folder)
-    assert.equal(third.status, 0, third.stderr)
-  } finally {
-    rmSync(root, {recursive: true, force: true})
-  }
+  holder.child.stdin!.end()
+  assert.deepEqual(await exited(holder.child), {code: 0, signal: null})
+  assert.ok(!existsSync(lockFile), 'released on exit')
+  const third = tryOnce(script, folder)
+  assert.equal(third.status, 0, third.stderr)
 })
 
-test('six processes racing for a free lock, then for a dead holder’s lock: exactly one wins each time, the takeover is logged', async () => {
-  const {root, script, folder} = setup()
-  try {
-    for (const round of ['free', 'stale']) {
-      if (round === 'stale') {
-        // a holder killed with SIGKILL leaves its lock behind
-        const killed = start(script, [folder, '-1'])
-        await until(() => killed.out().includes('LOCKED'), 'the holder to be killed')
-        killed.child.kill('SIGKILL')
-        await exited(killed.child)
-        assert.ok(existsSync(lockFileOf(folder)))
-      }
-      const go = join(root, `go-${round}`)
-      const racers = Array.from({length: 6}, () => start(script, [folder, '1500', go]))
-      await new Promise((r) => setTimeout(r, 1500)) // let every racer start and wait for the go file
-      writeFileSync(go, '')
-      const results = await Promise.all(racers.map((r) => exited(r.child)))
-      const winners = racers.filter((r) => r.out().includes('LOCKED'))
-      assert.equal(winners.length, 1, `${round}: ${racers.map((r) => r.err()).join(' | ')}`)
-      assert.equal(results.filter((r) => r.code === 2).length, 5)
-      for (const loser of racers.filter((r) => !r.out().includes('LOCKED')))
-        assert.match(loser.err(), /is being written by another sipl: pid \d+/)
-      if (round === 'stale') assert.match(winners[0].err(), /took over the lock of .*: its process \d+ is gone/)
-      assert.ok(!existsSync(lockFileOf(folder)))
+test('six processes racing for a free lock, then for a dead holder’s lock: exactly one wins each time, the takeover is logged', async (t) => {
+  const {root, script, folder} = setup(t)
+  for (const round of ['free', 'stale']) {
+    if (round === 'stale') {
+      // a holder killed with SIGKILL leaves its lock behind
+      const killed = start(script, [folder, '-1'])
+      await until(() => killed.out().includes('LOCKED'), 'the holder to be killed')
+      killed.child.kill('SIGKILL')
+      await exited(killed.child)
+      assert.ok(existsSync(lockFileOf(folder)))
     }
-  } finally {
-    rmSync(root, {recursive: true, force: true})
+    const go = join(root, `go-${round}`)
+    const racers = Array.from({length: 6}, () => start(script, [folder, '1500', go]))
+    await new Promise((r) => setTimeout(r, 1500)) // let every racer start and wait for the go file
+    writeFileSync(go, '')
+    const results = await Promise.all(racers.map((r) => exited(r.child)))
+    const winners = racers.filter((r) => r.out().includes('LOCKED'))
+    assert.equal(winners.length, 1, `${round}: ${racers.map((r) => r.err()).join(' | ')}`)
+    assert.equal(results.filter((r) => r.code === 2).length, 5)
+    for (const loser of racers.filter((r) => !r.out().includes('LOCKED')))
+      assert.match(loser.err(), /is being written by another sipl: pid \d+/)
+    if (round === 'stale') assert.match(winners[0].err(), /took over the lock of .*: its process \d+ is gone/)
+    assert.ok(!existsSync(lockFileOf(folder)))
   }
 })
 
-test('a lock from another host: refused with --break-lock advice; taken over when not refreshed for LOCK_STALE_MS, with --break-lock, or after a Slurm requeue', () => {
-  const {root, script, folder} = setup()
-  try {
-    const lockFile = lockFileOf(folder)
-    mkdirSync(dirname(lockFile), {recursive: true})
-    const foreign = (extra: Record<string, unknown> = {}) => {
-      const record = {
-        pid: 4242,
-        host: 'gpu-node-7',
-        machine: 'gpu-node-7|another-boot|pid:[1]',
-        command: 'sipl train --out runs/demo',
-        started: '2026-12-01T10:00:00.000Z',
-        token: 'abc',
-        ...extra,
-      }
-      writeFileSync(lockFile, JSON.stringify(record))
+test('a lock from another host: refused with --break-lock advice; taken over when not refreshed for LOCK_STALE_MS, with --break-lock, or after a Slurm requeue', (t) => {
+  const {root, script, folder} = setup(t)
+  const lockFile = lockFileOf(folder)
+  mkdirSync(dirname(lockFile), {recursive: true})
+  const foreign = (extra: Record<string, unknown> = {}) => {
+    const record = {
+      pid: 4242,
+      host: 'gpu-node-7',
+      machine: 'gpu-node-7|another-boot|pid:[1]',
+      command: 'sipl train --out runs/demo',
+      started: '2026-12-01T10:00:00.000Z',
+      token: 'abc',
+      ...extra,
     }
-    foreign()
-    const refused = tryOnce(script, folder)
-    assert.equal(refused.status, 2)
-    assert.match(
-      refused.stderr,
-      /pid 4242 on gpu-node-7 \(sipl train --out runs\/demo\), since 2026-12-01T10:00:00.000Z, last refreshed \d+ s ago/,
-    )
-    assert.match(refused.stderr, /if that process is gone \(its node failed\), add --break-lock/)
-
-    // older than the bound: taken over
-    const old = (Date.now() - LOCK_STALE_MS - 60_000) / 1000
-    utimesSync(lockFile, old, old)
-    const stale = tryOnce(script, folder)
-    assert.equal(stale.status, 0, stale.stderr)
-    assert.match(stale.stderr, /took over the lock of .*: it was not refreshed for 61 min/)
-
-    foreign()
-    const broken = tryOnce(script, folder, {LOCK_MODE: 'break'})
-    assert.equal(broken.status, 0, broken.stderr)
-    assert.match(broken.stderr, /took over the lock of .*: --break-lock/)
-
-    foreign({slurmJob: '77', slurmRestart: 0})
-    const sameJobSameRun = tryOnce(script, folder, {SLURM_JOB_ID: '77', SLURM_RESTART_COUNT: '0'})
-    assert.equal(sameJobSameRun.status, 2, 'the same job without a requeue may be a parallel step')
-    const requeued = tryOnce(script, folder, {SLURM_JOB_ID: '77', SLURM_RESTART_COUNT: '1'})
-    assert.equal(requeued.status, 0, requeued.stderr)
-    assert.match(requeued.stderr, /took over the lock of .*: Slurm requeued job 77/)
-  } finally {
-    rmSync(root, {recursive: true, force: true})
+    writeFileSync(lockFile, JSON.stringify(record))
   }
+  foreign()
+  const refused = tryOnce(script, folder)
+  assert.equal(refused.status, 2)
+  assert.match(
+    refused.stderr,
+    /pid 4242 on gpu-node-7 \(sipl train --out runs\/demo\), since 2026-12-01T10:00:00.000Z, last refreshed \d+ s ago/,
+  )
+  assert.match(refused.stderr, /if that process is gone \(its node failed\), add --break-lock/)
+
+  // older than the bound: taken over
+  const old = (Date.now() - LOCK_STALE_MS - 60_000) / 1000
+  utimesSync(lockFile, old, old)
+  const stale = tryOnce(script, folder)
+  assert.equal(stale.status, 0, stale.stderr)
+  assert.match(stale.stderr, /took over the lock of .*: it was not refreshed for 61 min/)
+
+  foreign()
+  const broken = tryOnce(script, folder, {LOCK_MODE: 'break'})
+  assert.equal(broken.status, 0, broken.stderr)
+  assert.match(broken.stderr, /took over the lock of .*: --break-lock/)
+
+  foreign({slurmJob: '77', slurmRestart: 0})
+  const sameJobSameRun = tryOnce(script, folder, {SLURM_JOB_ID: '77', SLURM_RESTART_COUNT: '0'})
+  assert.equal(sameJobSameRun.status, 2, 'the same job without a requeue may be a parallel step')
+  const requeued = tryOnce(script, folder, {SLURM_JOB_ID: '77', SLURM_RESTART_COUNT: '1'})
+  assert.equal(requeued.status, 0, requeued.stderr)
+  assert.match(requeued.stderr, /took over the lock of .*: Slurm requeued job 77/)
 })
 
-test('a live holder on this machine is never taken over, not even with --break-lock; SIGTERM releases its lock and still ends it', async () => {
-  const {root, script, folder} = setup()
-  try {
-    const holder = start(script, [folder, '-1'])
-    await until(() => holder.out().includes('LOCKED'), 'the holder')
-    assert.equal(tryOnce(script, folder, {LOCK_MODE: 'break'}).status, 2)
-    holder.child.kill('SIGTERM')
-    assert.deepEqual(await exited(holder.child), {code: null, signal: 'SIGTERM'})
-    assert.ok(!existsSync(lockFileOf(folder)), 'released on SIGTERM')
-  } finally {
-    rmSync(root, {recursive: true, force: true})
-  }
+test('a live holder on this machine is never taken over, not even with --break-lock; SIGTERM releases its lock and still ends it', async (t) => {
+  const {root, script, folder} = setup(t)
+  const holder = start(script, [folder, '-1'])
+  await until(() => holder.out().includes('LOCKED'), 'the holder')
+  assert.equal(tryOnce(script, folder, {LOCK_MODE: 'break'}).status, 2)
+  holder.child.kill('SIGTERM')
+  assert.deepEqual(await exited(holder.child), {code: null, signal: 'SIGTERM'})
+  assert.ok(!existsSync(lockFileOf(folder)), 'released on SIGTERM')
 })
 
-test('with wait (the preprocessed cache), the second process waits for the holder, then takes the lock', async () => {
-  const {root, script, folder} = setup()
-  try {
-    const holder = start(script, [folder, '-1'])
-    await until(() => holder.out().includes('LOCKED'), 'the holder')
-    const waiter = start(script, [folder, '0'], {LOCK_MODE: 'wait'})
-    await until(() => waiter.err().includes('waiting for'), 'the waiter to say whom it waits for')
-    assert.match(waiter.err(), new RegExp(`waiting for pid ${holder.child.pid} on ${hostname()}`))
-    assert.ok(!waiter.out().includes('LOCKED'))
-    holder.child.stdin!.end()
-    assert.equal((await exited(waiter.child)).code, 0)
-    assert.ok(waiter.out().includes('LOCKED'))
-  } finally {
-    rmSync(root, {recursive: true, force: true})
-  }
+test('with wait (the preprocessed cache), the second process waits for the holder, then takes the lock', async (t) => {
+  const {root, script, folder} = setup(t)
+  const holder = start(script, [folder, '-1'])
+  await until(() => holder.out().includes('LOCKED'), 'the holder')
+  const waiter = start(script, [folder, '0'], {LOCK_MODE: 'wait'})
+  await until(() => waiter.err().includes('waiting for'), 'the waiter to say whom it waits for')
+  assert.match(waiter.err(), new RegExp(`waiting for pid ${holder.child.pid} on ${hostname()}`))
+  assert.ok(!waiter.out().includes('LOCKED'))
+  holder.child.stdin!.end()
+  assert.equal((await exited(waiter.child)).code, 0)
+  assert.ok(waiter.out().includes('LOCKED'))
 })

@@ -27,19 +27,12 @@ export interface DiceCeAttrs {
 
 export function diceCeKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const {activation, squared, smooth} = attrs as unknown as DiceCeAttrs
-  const [B, N, C] = inputs.logits.shape
-  const rt = freshRuntime()
-  const p = rt.alloc(B * N * C)
-  const job = describe(rt, KIND.diceCe, B, N, C, activation, squared)
-  job[JOB.X] = copyIn(rt, floats(backend, inputs.logits))
-  job[JOB.W] = copyIn(rt, floats(backend, inputs.targets))
-  job[JOB.DY] = p
+  const {rt, job, out: p, shape} = describe(KIND.diceCe, backend, inputs.logits, inputs.targets, activation, squared)
+  const [B, N, C] = shape
   // a slot: float64 [cross-entropy, Σ p·y per (sample, channel), denominator per (sample, channel)]
   const totals = float64Slots(rt, job, job[JOB.CHUNKS], 1 + 2 * B * C)
   // per thread: three floats per row of a chunk (softmax's row sums and dot products)
-  const scratchStride = roundUp(3 * ROWS_PER_CHUNK, 16)
-  job[JOB.SCRATCH] = rt.alloc(scratchStride * rt.threads)
-  job[JOB.SCRATCH_STRIDE] = scratchStride * 4
+  allocScratch(rt, job, 3 * ROWS_PER_CHUNK)
   rt.run()
   const sums = totals()
   // softmax: mean over voxels of −Σ_c y log p; sigmoid: mean over every element
@@ -62,13 +55,8 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   const dy = floats(backend, inputs.dy)[0]
   const stats = floats(backend, inputs.stats)
   const {activation, squared} = attrs as unknown as DiceCeAttrs
-  const [B, N, C] = inputs.p.shape
-  const rt = freshRuntime()
-  const dz = rt.alloc(B * N * C)
-  const job = describe(rt, KIND.diceCeGrad, B, N, C, activation, squared)
-  job[JOB.X] = copyIn(rt, floats(backend, inputs.p))
-  job[JOB.W] = copyIn(rt, floats(backend, inputs.targets))
-  job[JOB.DY] = dz
+  const {rt, job, out: dz, shape} = describe(KIND.diceCeGrad, backend, inputs.p, inputs.targets, activation, squared)
+  const [B, N, C] = shape
   // d loss_Dice / d p = −1/(B·C) · (2y − Dice · ∂denominator/∂p) / denominator = a·y − b·(squared ? p : 1)
   const diceScale = -1 / (B * C)
   const coefficients = new Float32Array(2 + 2 * B * C)
@@ -81,9 +69,7 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   }
   job[JOB.ACC] = copyIn(rt, coefficients)
   // per thread: the row's Dice gradient, one float per channel
-  const scratchStride = roundUp(C, 16)
-  job[JOB.SCRATCH] = rt.alloc(scratchStride * rt.threads)
-  job[JOB.SCRATCH_STRIDE] = scratchStride * 4
+  allocScratch(rt, job, C)
   rt.run()
   return output(backend, [B, N, C], rt.f32(dz, B * N * C).slice())
 }
@@ -94,15 +80,19 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
  */
 const ROWS_PER_CHUNK = 1024
 
+/** A job of `kind` in a fresh heap over x (J_X) and targets (J_W), both [B, N, C], writing [B, N, C] floats at `out` (J_DY). */
 function describe(
-  rt: ConvRuntime,
   kind: number,
-  B: number,
-  N: number,
-  C: number,
+  backend: unknown,
+  x: tf.TensorInfo,
+  targets: tf.TensorInfo,
   activation: DiceCeAttrs['activation'],
   squared: boolean,
-): Int32Array {
+): {rt: ConvRuntime; job: Int32Array; out: number; shape: number[]} {
+  const shape = x.shape
+  const [B, N, C] = shape
+  const rt = freshRuntime()
+  const out = rt.alloc(B * N * C)
   const job = rt.job()
   job[JOB.KIND] = kind
   job[JOB.BATCH] = B
@@ -112,5 +102,15 @@ function describe(
   job[JOB.CHUNKS] = B * Math.ceil(N / ROWS_PER_CHUNK)
   job[JOB.SIGMOID] = activation === 'sigmoid' ? 1 : 0
   job[JOB.SQUARED] = squared ? 1 : 0
-  return job
+  job[JOB.X] = copyIn(rt, floats(backend, x))
+  job[JOB.W] = copyIn(rt, floats(backend, targets))
+  job[JOB.DY] = out
+  return {rt, job, out, shape}
+}
+
+/** Scratch of `floatsPerThread` floats (rounded up to 16) for each thread (J_SCRATCH, J_SCRATCH_STRIDE). */
+function allocScratch(rt: ConvRuntime, job: Int32Array, floatsPerThread: number): void {
+  const stride = roundUp(floatsPerThread, 16)
+  job[JOB.SCRATCH] = rt.alloc(stride * rt.threads)
+  job[JOB.SCRATCH_STRIDE] = stride * 4
 }
