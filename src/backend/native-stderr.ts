@@ -4,10 +4,11 @@
  * Node has no dup2, but POSIX gives every new descriptor the lowest free number: closing 2 and
  * opening a file makes that file descriptor 2 for native code, and reopening the original target
  * through /proc/self/fd (Linux; /dev/fd on macOS) puts it back. A terminal, a character device
- * such as /dev/null, a regular file and a pipe can be reopened so (a pipe without O_NONBLOCK would
- * wait for a reader; libuv keeps Node's own stderr pipe non-blocking anyway); a socket cannot, nor
- * can anything on Windows: there the function runs unguarded and says so (`held: false`), so that
- * the caller can explain what was printed.
+ * such as /dev/null, a pipe (opened O_NONBLOCK: a pipe without a reader would otherwise block;
+ * libuv keeps Node's own stderr pipe non-blocking anyway) and a regular file opened for appending
+ * (`2>>log`) can be reopened so. A file opened for writing at an offset (`> log 2>&1`) cannot: the
+ * new descriptor would not share its offset. Nor can a socket, nor anything on Windows: there the
+ * function runs unguarded and says so (`held: false`), so that the caller can explain what was printed.
  */
 import {closeSync, constants, fstatSync, mkdtempSync, openSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -33,7 +34,21 @@ function swappable(): boolean {
     fstatSync(1)
     const s = fstatSync(2)
     reopenFlags = s.isFIFO() ? REOPEN | constants.O_NONBLOCK : REOPEN
-    return s.isCharacterDevice() || s.isFile() || s.isFIFO()
+    return s.isCharacterDevice() || s.isFIFO() || (s.isFile() && appendOnly(2))
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Whether a file descriptor was opened with O_APPEND (`>>`), from /proc/self/fdinfo (Linux). A
+ * regular file opened without it has an offset that the reopened descriptor would not share with
+ * stdout (`> log 2>&1`) or the parent shell: their next writes would overwrite what was appended.
+ */
+function appendOnly(fd: number): boolean {
+  try {
+    const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]
+    return flags !== undefined && (parseInt(flags, 8) & constants.O_APPEND) !== 0
   } catch {
     return false
   }

@@ -2,7 +2,8 @@
  * holdNativeStderr: what is written to file descriptor 2 itself (as Dawn's C++ does, here with
  * fs.writeSync(2)) during the call is returned instead of printed, and descriptor 2 is the
  * original one afterwards, whether stderr is a pipe, a regular file or a terminal (a pty from
- * util-linux's `script`), and when the work throws. A socket is the documented exception.
+ * util-linux's `script`) or a file opened for appending, and when the work throws. A socket, and a
+ * file written at an offset, are the documented exceptions.
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
@@ -59,14 +60,35 @@ test("a socket (what Node's child_process gives a child for stderr) cannot be re
   assert.deepEqual(JSON.parse(r.stdout), {value: 42, text: '', held: false, thrown: 'boom'})
 })
 
-test('a regular file: held, and the file has only what was written outside the call', () => {
+/** The child with its stderr in a regular file opened with `flags`, sharing it with stdout when `shared`. */
+function childIntoFile(flags: 'a' | 'w', shared: boolean): {file: string; stdout: string} {
   const log = join(mkdtempSync(join(tmpdir(), 'sipl-hold-')), 'stderr.txt')
-  const fd = openSync(log, 'w')
-  const r = spawnSync(process.execPath, [childFile()], {encoding: 'utf8', stdio: ['ignore', 'pipe', fd]})
+  const fd = openSync(log, flags)
+  const r = spawnSync(process.execPath, [childFile()], {encoding: 'utf8', stdio: ['ignore', shared ? fd : 'pipe', fd]})
   closeSync(fd)
   assert.equal(r.status, 0)
-  assert.equal(readFileSync(log, 'utf8'), EXPECTED_STDERR)
-  assert.equal((JSON.parse(r.stdout) as Held).text, 'native noise 1\nnative noise 2\n')
+  return {file: readFileSync(log, 'utf8'), stdout: r.stdout ?? ''}
+}
+
+test('a regular file opened for appending (2>>log): held, and the file has only what was written outside the call', () => {
+  const {file, stdout} = childIntoFile('a', false)
+  assert.equal(file, EXPECTED_STDERR)
+  assert.equal((JSON.parse(stdout) as Held).text, 'native noise 1\nnative noise 2\n')
+})
+
+test('a regular file opened at an offset and shared with stdout (> log 2>&1): not held, so nothing is overwritten', () => {
+  const {file} = childIntoFile('w', true)
+  const lines = file.trim().split('\n')
+  // every line arrives whole and in order: a reopened O_APPEND descriptor would have let stdout overwrite them
+  assert.deepEqual(lines.slice(0, -1), [
+    'before',
+    'native noise 1',
+    'native noise 2',
+    'noise before a throw',
+    'after',
+    'after, through process.stderr',
+  ])
+  assert.deepEqual(JSON.parse(lines[lines.length - 1]), {value: 42, text: '', held: false, thrown: 'boom'})
 })
 
 const script = spawnSync('script', ['--version'], {encoding: 'utf8'})

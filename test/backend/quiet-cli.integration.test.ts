@@ -129,12 +129,12 @@ const said = nativeMessages(raw.stderr)
 if (!noAdapter && said.length === 0)
   console.log('# Dawn prints nothing with this adapter: the tests below prove less here than on lavapipe')
 
-/** `sipl ARGS` under sh, its stderr into a pipe (as in `sipl … 2>&1 | tee log`) or into a file; stdout into a file. */
+/** `sipl ARGS` under sh, its stderr into a pipe (as in `sipl … 2>&1 | tee log`) or appended to a file (2>>); stdout into a file. */
 function siplInShell(args: string, stderrTo: 'pipe' | 'file'): {stdout: string; stderr: string; code: number | null} {
   const dir = mkdtempSync(join(tmpdir(), 'sipl-quiet-'))
   const [out, err] = [join(dir, 'stdout'), join(dir, 'stderr')]
   const command = `'${process.execPath}' '${join(PROJECT_ROOT, 'bin/run.js')}' ${args}`
-  const r = spawnSync('sh', ['-c', stderrTo === 'pipe' ? `${command} 2>&1 >'${out}' | cat` : `${command} >'${out}' 2>'${err}'`], {
+  const r = spawnSync('sh', ['-c', stderrTo === 'pipe' ? `${command} 2>&1 >'${out}' | cat` : `${command} >'${out}' 2>>'${err}'`], {
     cwd: PROJECT_ROOT,
     encoding: 'utf8',
     env: {...process.env, SIPL_LOG_LEVEL: 'info'},
