@@ -23,7 +23,11 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
       this.log(`default backend ('auto'): ${report.autoChoice}`)
       this.log(
         `settings: ${Object.entries(report.environment)
-          .map(([k, v]) => `${k}=${v}`)
+          .map(([k, v]) =>
+            k === 'threads' && report.threadsCapped
+              ? `${k}=${v} (SIPL_THREADS=${report.threadsCapped.requested} capped at the ${report.threadsCapped.cores} cores)`
+              : `${k}=${v}`,
+          )
           .join(' ')}`,
       )
     }

@@ -1,5 +1,5 @@
 import {cpus} from 'node:os'
-import {environment, type Environment} from '../paths.js'
+import {environment, threadsCapped, type Environment} from '../paths.js'
 import {siplVersion} from '../project-root.js'
 import type {BackendName} from './names.js'
 import {probeBackend, webgpuIsSoftware, type BackendProbe} from './select.js'
@@ -11,6 +11,8 @@ export interface DoctorReport {
   cpus: number
   /** the SIPL_* settings in force (environment, then .env, then defaults) */
   environment: Environment
+  /** SIPL_THREADS asked for more threads than there are cores: environment.threads is the cap */
+  threadsCapped?: {requested: number; cores: number}
   backends: BackendProbe[]
   /** what `--backend auto` would pick here */
   autoChoice: BackendName
@@ -26,12 +28,14 @@ export async function runDoctor(runChecks = true): Promise<DoctorReport> {
     (b.check === undefined || b.check.pass) &&
     (b.name !== 'wasm' || b.check !== undefined)
   const autoChoice = (['tensorflow', 'webgpu', 'wasm'] as const).find((n) => usable(backends.find((b) => b.name === n)!)) ?? 'cpu'
+  const capped = threadsCapped()
   return {
     sipl: siplVersion(),
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     cpus: cpus().length,
     environment: environment(),
+    ...(capped ? {threadsCapped: capped} : {}),
     backends,
     autoChoice,
   }

@@ -14,6 +14,7 @@ import {threadsCapped} from '../paths.js'
 import {tf} from './tf.js'
 import {cpuConvKernels, fastKernelsUnavailable, installCpuKernels} from '../kernels/register.js'
 import {conv3dSelfCheck, type SelfCheck} from './self-check.js'
+import {holdNativeStderr} from './native-stderr.js'
 import {installWebgpuKernels} from '../kernels/webgpu/index.js'
 import {BACKENDS, type BackendName, type BackendRequest} from './names.js'
 
@@ -139,8 +140,17 @@ export function describeAdapterProbe(probe: WebgpuAdapterProbe): string {
   return `no WebGPU adapter (${parts.join('; ')})`
 }
 
+/** What Dawn printed while sipl loaded it, for the adapter's detail (so for the log's backend line and `sipl doctor`). */
+export function describeDawnNotes(notes: string[], held: boolean): string {
+  if (notes.length === 0) return ''
+  return held ? `; Dawn said, kept off the terminal: ${notes.join('; ')}` : `; Dawn printed to stderr (harmless): ${notes.join('; ')}`
+}
+
 let webgpuInstalled = false
 async function loadWebgpu(): Promise<string> {
+  let firstAdapter: Promise<GpuAdapterLike | null> | undefined
+  let dawnNotes: string[] = []
+  let dawnNotesHeld = false
   if (!webgpuInstalled) {
     const nav = (globalThis as {navigator?: {gpu?: unknown}}).navigator
     if (!nav?.gpu) {
@@ -153,11 +163,19 @@ async function loadWebgpu(): Promise<string> {
         throw new Error(`the optional package 'webgpu' (Dawn) does not load: ${(error as Error).message.split('\n')[0]}`)
       }
       Object.assign(globalThis, dawn.globals)
-      const gpu = dawn.create([])
-      Object.defineProperty(globalThis, 'navigator', {value: {...(nav ?? {}), gpu}, configurable: true, writable: true})
+      // Dawn prints its limit notices ("maxDynamicUniformBuffersPerPipelineLayout artificially reduced …")
+      // from C++ during the first requestAdapter call; they are held back and told in the adapter's detail
+      const held = holdNativeStderr(() => {
+        const gpu = dawn.create([]) as {requestAdapter(): Promise<GpuAdapterLike | null>}
+        return {gpu, adapter: gpu.requestAdapter()}
+      })
+      Object.defineProperty(globalThis, 'navigator', {value: {...(nav ?? {}), gpu: held.value.gpu}, configurable: true, writable: true})
+      firstAdapter = held.value.adapter
+      dawnNotes = held.held ? nativeMessages(held.text) : probe.native
+      dawnNotesHeld = held.held
     }
     const gpu = (globalThis as unknown as {navigator: {gpu: {requestAdapter(): Promise<GpuAdapterLike | null>}}}).navigator.gpu
-    const adapter = await gpu.requestAdapter()
+    const adapter = await (firstAdapter ?? gpu.requestAdapter())
     if (!adapter) throw new Error('no WebGPU adapter (needs Vulkan: a GPU driver, or Mesa ≥ 25 lavapipe on CPU)')
     // the backend registers itself only if navigator.gpu exists when it is imported
     await tryImport('@tensorflow/tfjs-backend-webgpu')
@@ -167,7 +185,7 @@ async function loadWebgpu(): Promise<string> {
     const info = adapter.info ?? {}
     const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown'
     webgpuSoftware = Boolean(adapter.isFallbackAdapter || info.isFallbackAdapter) || SOFTWARE_ADAPTER.test(name)
-    webgpuAdapterName = `adapter ${name}${webgpuSoftware ? ' (software renderer on the CPU)' : ''}`
+    webgpuAdapterName = `adapter ${name}${webgpuSoftware ? ' (software renderer on the CPU)' : ''}${describeDawnNotes(dawnNotes, dawnNotesHeld)}`
   }
   return webgpuAdapterName
 }

@@ -199,6 +199,8 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
     log(`${backend}: skipped (${probe.detail})`)
     return undefined
   }
+  // what loaded, and for webgpu what Dawn said while it loaded (held off the terminal): one line
+  if (backend === 'webgpu') log(`${backend}: ${probe.detail}`)
   await tf.setBackend(backend)
   if (backend === 'cpu') useCpuConvKernels(options.kernels)
   const net = options.factory(options.seed)

@@ -213,9 +213,11 @@ export class PatchSampler {
   }
 
   /**
-   * nnU-Net DataLoader3D: a volume drawn for this batch element alone (with replacement); the last
-   * round(B · oversampleForeground) elements of each batch are centred on a random voxel of a
-   * random foreground class present in the volume, the others placed uniformly at random. The
+   * nnU-Net DataLoader3D: a volume drawn for this batch element alone (with replacement); the
+   * elements from index round(B · (1 − oversampleForeground)) on, i.e. the last
+   * B − round(B · (1 − oversampleForeground)) of each batch (nnU-Net's get_do_oversample; B = 2 at
+   * 0.33: one), are centred on a random voxel of a random foreground class present in the volume,
+   * the others placed uniformly at random. The
    * patch stays inside the volume where it fits (nnU-Net lets it reach past the edge by the
    * rotation margin of its larger crop).
    */

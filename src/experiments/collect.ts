@@ -13,6 +13,7 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {writeFileAtomic} from '../util/atomic.js'
+import {PROTOCOL_DESCRIPTIONS, type Protocol} from '../evaluate/evaluate.js'
 import {pairedTTest} from '../evaluate/stats.js'
 import {linePlotSvg} from '../report/line-plot.js'
 import {writeHParams} from './hparams.js'
@@ -22,6 +23,7 @@ import {isFailed, stateCounts, trialStatuses, type TrialState, type TrialStatus}
 
 /** eval/summary.json as the eval command writes it (only the fields read here) */
 interface EvalSummary {
+  protocol?: string
   meanDice: number
   meanHd95?: number | null
   perClass: Record<string, {dice: number; hd95?: number; surfaceDice?: number}>
@@ -40,6 +42,8 @@ export interface TrialResult {
   meanDice: number | null
   dice: Record<string, number | null>
   meanHd95: number | null
+  /** the scoring protocol its eval/summary.json names (absent when not done or not recorded) */
+  protocol?: string
   perCase?: Record<string, number>
 }
 
@@ -100,8 +104,29 @@ function trialResult(dir: string, trial: TrialSpec, status: TrialStatus, classes
     meanDice: finite(summary?.meanDice),
     dice,
     meanHd95: finite(summary?.meanHd95) ?? (hd.length > 0 ? hd.reduce((a, b) => a + b, 0) / hd.length : null),
+    ...(typeof summary?.protocol === 'string' ? {protocol: summary.protocol} : {}),
     ...(summary?.perCase ? {perCase: summary.perCase} : {}),
   }
+}
+
+/**
+ * The scoring protocol of the finished trials, for every table's caption: one protocol is named
+ * with its description; trials scored under different protocols (or with none recorded) are said
+ * to be so, trial by trial, rather than one of them being picked.
+ */
+export function protocolCaption(rows: Pick<TrialResult, 'name' | 'state' | 'protocol'>[]): string {
+  const done = rows.filter((r) => r.state === 'done')
+  if (done.length === 0) return 'scoring protocol: no finished trial yet'
+  const byProtocol = new Map<string, string[]>()
+  for (const r of done) byProtocol.set(r.protocol ?? '(not recorded)', [...(byProtocol.get(r.protocol ?? '(not recorded)') ?? []), r.name])
+  if (byProtocol.size === 1) {
+    const [only] = byProtocol.keys()
+    return only in PROTOCOL_DESCRIPTIONS
+      ? PROTOCOL_DESCRIPTIONS[only as Protocol]
+      : `scoring protocol ${only} (eval/summary.json of every trial)`
+  }
+  const groups = [...byProtocol].map(([p, names]) => `${p}: ${names.join(', ')}`).join('; ')
+  return `trials scored under different protocols, not comparable (${groups}); re-score them with 'sipl eval --run TRIAL --protocol NAME'`
 }
 
 /** The paired test against the full model on the cases both evaluated. */
@@ -263,10 +288,19 @@ export function collect(dir: string, record: ExperimentRecord): CollectResult {
           header.map((h) => (h === 'Δ mean vs full' ? 'Δ mean vs full (points)' : h)),
           rows.map((r) => cells(r, pct)),
         ) +
-        '\n\np: two-sided paired t-test on per-case mean Dice against the full model, over the cases both evaluated.\n' +
+        `\n\n${protocolCaption(rows)}.\n` +
+        '\np: two-sided paired t-test on per-case mean Dice against the full model, over the cases both evaluated.\n' +
         (notes.length > 0 ? '\n' + notes.map((n) => `- ${n}`).join('\n') + '\n' : ''),
     )
-    const json = {kind: record.kind, name: record.name, classes, counts, rows: rows.map(({perCase: _, ...r}) => r), notes}
+    const json = {
+      kind: record.kind,
+      name: record.name,
+      classes,
+      counts,
+      scoring: protocolCaption(rows),
+      rows: rows.map(({perCase: _, ...r}) => r),
+      notes,
+    }
     write('results.json', JSON.stringify(json, null, 2) + '\n')
     writeHParams(dir, record, rows)
     return {dir, kind: record.kind, counts, rows, files, plots: [], notes}
@@ -291,7 +325,7 @@ export function collect(dir: string, record: ExperimentRecord): CollectResult {
       header,
       results.map((r) => cells(r, num)),
     ) +
-    '\n'
+    `\n${protocolCaption(results)}.\n`
   if (replicates && axisKeys.length > 0) {
     const sHeader = [...axisKeys, 'trials done', 'mean Dice', 'sd']
     const sRows = settingRows.map((s) => [
@@ -301,6 +335,7 @@ export function collect(dir: string, record: ExperimentRecord): CollectResult {
       num(s.sdDice),
     ])
     md += `\n## Averaged over ${[...REPLICATE_KEYS].filter((k) => keys.includes(k)).join(' and ')}\n\n${markdown(sHeader, sRows)}\n`
+    md += `\n${protocolCaption(results)}.\n`
     write('results-by-setting.csv', csv(sHeader, sRows))
   }
   if (notes.length > 0) md += '\n' + notes.map((n) => `- ${n}`).join('\n') + '\n'
@@ -318,6 +353,7 @@ export function collect(dir: string, record: ExperimentRecord): CollectResult {
     name: record.name,
     classes,
     counts,
+    scoring: protocolCaption(results),
     rows: results.map(({perCase: _, ...r}) => r),
     settings: settingRows,
     plots,

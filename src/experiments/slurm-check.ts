@@ -149,6 +149,25 @@ function keyValues(line: string): Map<string, string> {
   return map
 }
 
+/**
+ * Slurm's words when its controller (slurmctld) does not answer, from any client (sbatch, scontrol,
+ * squeue): the request is then not at fault, and no flag changes it.
+ */
+const CONTROLLER_UNREACHABLE =
+  /Unable to contact slurm controller|Socket timed out on send\/recv|backup controller in standby mode|Zero Bytes were transmitted or received/i
+
+/** The one-line error for a controller that does not answer, quoting what the client said. */
+export function controllerUnreachable(what: string, said: string): UserError | undefined {
+  const line = said
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => CONTROLLER_UNREACHABLE.test(l))
+  if (line === undefined) return undefined
+  return new UserError(
+    `the Slurm controller does not answer (${what}: ${line.replace(/^sbatch: (error: )?/, '')}); nothing was submitted: check 'scontrol ping' (slurmctld must be up and reachable from this host), then run the same command again`,
+  )
+}
+
 const limit = (value: string | undefined, parse: (s: string) => number | undefined): number =>
   value === undefined || /^unlimited$/i.test(value) ? Infinity : (parse(value) ?? Infinity)
 
@@ -160,6 +179,10 @@ const limit = (value: string | undefined, parse: (s: string) => number | undefin
 export function readPartition(name: string | undefined): PartitionInfo | undefined {
   // -a: hidden partitions too, which a user may still be allowed to submit to by name
   const shown = run('scontrol', ['-a', '-o', 'show', 'partition'])
+  if (!shown.missing && shown.status !== 0) {
+    const down = controllerUnreachable('scontrol show partition', shown.stderr + shown.stdout)
+    if (down) throw down
+  }
   if (shown.missing || shown.status !== 0) return undefined
   const partitions = shown.stdout
     .split('\n')
@@ -226,10 +249,13 @@ export function checkRequestFits(request: SlurmRequest, sbatchArgs: string[]): F
     .split('\n')
     .map((l) => l.replace(/^sbatch: (error: )?/, '').trim())
     .filter((l) => l !== '')
-  if (test.status !== 0)
+  if (test.status !== 0) {
+    const down = controllerUnreachable('sbatch --test-only', test.stderr + test.stdout)
+    if (down) throw down
     throw new UserError(
       `Slurm refuses the request (sbatch --test-only: ${said.join('; ')}); change it with --partition, --account, --time, --gpus, --cpus-per-task, --mem or --sbatch (executor.slurm.*)`,
     )
+  }
   return {partition, testOnly: said.join('; '), warnings}
 }
 

@@ -16,8 +16,8 @@ import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
 import {basename, join, resolve} from 'node:path'
 import {UserError} from '../errors.js'
 import type {TestResult} from '../evaluate/compare.js'
-import type {EvalSummary} from '../evaluate/evaluate.js'
-import type {AblationRow, CollectResult, SettingRow, TrialResult} from '../experiments/collect.js'
+import {PROTOCOL_DESCRIPTIONS, type EvalSummary, type Protocol} from '../evaluate/evaluate.js'
+import {protocolCaption, type AblationRow, type CollectResult, type SettingRow, type TrialResult} from '../experiments/collect.js'
 import type {ExperimentRecord} from '../experiments/layout.js'
 import {runPaths} from '../run/run-dir.js'
 import {lossCurveSvg, readMetrics} from '../train/metrics-log.js'
@@ -159,7 +159,9 @@ function runSections(dir: string): Section[] {
         num(r.valDice, 4),
         num(r.seconds, 1),
       ]),
-      caption: 'metrics.csv',
+      // validation is not an eval: say how its Dice is scored, so that it is not read as a protocol's
+      caption:
+        'metrics.csv; val Dice: mean over classes and validation cases on the preprocessed grid, every class scored in every case (both empty = 1), post-processed as eval.* says',
     })
     sections.push({id: 'curves', title: 'Training curves', body: figures.join('\n') + '\n<h3>Per epoch</h3>\n' + table})
   }
@@ -196,6 +198,11 @@ function evalSections(dir: string, prefix = ''): Section[] {
     return [{id: `${prefix}missing`, title: 'Evaluation', body: `<p class="note">${escapeHtml(dir)}/summary.json is unreadable</p>`}]
   const classes = summary.classes ?? Object.keys(summary.perClass)
   const method = summary.method ?? 'main'
+  // every table of scores names its protocol (summaries written before protocols existed say so)
+  const scoredUnder =
+    typeof summary.protocol !== 'string'
+      ? 'scoring protocol not recorded in summary.json'
+      : (PROTOCOL_DESCRIPTIONS[summary.protocol as Protocol] ?? `protocol ${summary.protocol}`)
   const sections: Section[] = []
   const facts: [string, string][] = [
     ['method', method],
@@ -230,7 +237,7 @@ function evalSections(dir: string, prefix = ''): Section[] {
         String(s?.predEmpty ?? ''),
       ]
     }),
-    caption: `per class, mean over ${summary.cases.length} cases`,
+    caption: `per class, mean over ${summary.cases.length} cases; ${scoredUnder}`,
   })
   // per-case.csv: case,class,dice,hd95,…
   const perCase = new Map<string, Map<string, string>>()
@@ -241,7 +248,7 @@ function evalSections(dir: string, prefix = ''): Section[] {
   const caseTable = tableHtml({
     header: ['case', 'mean Dice (%)', ...classes.map(columnName)],
     rows: summary.cases.map((id) => [id, pct(summary.perCase[id]), ...classes.map((c) => pct(Number(perCase.get(id)?.get(c) ?? NaN)))]),
-    caption: 'Dice (%) per case (per-case.csv)',
+    caption: `Dice (%) per case (per-case.csv); ${scoredUnder}`,
   })
   sections.push({id: `${prefix}per-class`, title: 'Dice and HD95', body: perClass + '\n' + caseTable})
 
@@ -256,7 +263,7 @@ function evalSections(dir: string, prefix = ''): Section[] {
     perClass: m.perClass,
   }))
   const t1 = perClassTable(ordered, classes)
-  let body = tableHtml({...t1, caption: `Table 1 layout: DSC (%) per class on ${summary.cases.length} cases`})
+  let body = tableHtml({...t1, caption: `Table 1 layout: DSC (%) per class on ${summary.cases.length} cases; ${scoredUnder}`})
   for (const test of ['ttest', 'wilcoxon'] as const) {
     const group = (comparison?.tests ?? []).filter((t) => t.test === test)
     if (group.length === 0) continue
@@ -272,7 +279,10 @@ function evalSections(dir: string, prefix = ''): Section[] {
     )
     body +=
       '\n' +
-      tableHtml({...table, caption: `Tables 2/3 layout: ${label}, ${method} against each method on per-case mean Dice, n = ${group[0].n}`})
+      tableHtml({
+        ...table,
+        caption: `Tables 2/3 layout: ${label}, ${method} against each method on per-case mean Dice, n = ${group[0].n}; ${scoredUnder}`,
+      })
   }
   if (!comparison || comparison.tests.length === 0)
     body += `<p class="note">No paired tests in this evaluation (add --compare NAME=DIR --paired-ttest to sipl eval).</p>`
@@ -342,6 +352,7 @@ function experimentSections(dir: string, record: ExperimentRecord): Section[] {
     return sections
   }
   const classes = record.classes
+  const scoredUnder = protocolCaption(results.rows)
   if (record.kind === 'ablate') {
     sections.push({
       id: 'results',
@@ -357,7 +368,7 @@ function experimentSections(dir: string, record: ExperimentRecord): Section[] {
           formatP(r.p ?? null),
           r.pairedCases ? String(r.pairedCases) : '',
         ]),
-        caption: `DSC (%); p: two-sided paired t-test on per-case mean Dice against the full model`,
+        caption: `DSC (%); p: two-sided paired t-test on per-case mean Dice against the full model; ${scoredUnder}`,
       }),
     })
   } else {
@@ -373,7 +384,7 @@ function experimentSections(dir: string, record: ExperimentRecord): Section[] {
         num(r.meanHd95),
       ]),
       numericFrom: 1 + keys.length + 1,
-      caption: 'one row per trial (results.csv)',
+      caption: `one row per trial (results.csv); ${scoredUnder}`,
     })
     const axisKeys = (record.axes ?? []).map((a) => a.key)
     if (results.settings && ((record.seeds?.length ?? 0) > 0 || (record.folds ?? 0) > 0) && axisKeys.length > 0)
@@ -388,7 +399,7 @@ function experimentSections(dir: string, record: ExperimentRecord): Section[] {
             num(s.sdDice, 4),
           ]),
           numericFrom: axisKeys.length,
-          caption: 'averaged over seeds and folds',
+          caption: `averaged over seeds and folds; ${scoredUnder}`,
         })
     sections.push({id: 'results', title: 'Results', body})
     const plotsDir = join(dir, 'plots')

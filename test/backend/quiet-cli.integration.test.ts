@@ -13,7 +13,9 @@ import {createRequire} from 'node:module'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
-import {sipl} from '../helpers/cli.js'
+import {nativeMessages} from '../../src/backend/select.js'
+import {PROJECT_ROOT, sipl} from '../helpers/cli.js'
+import {skipUnless} from '../helpers/needs.js'
 import {TINY} from '../e2e/tiny.js'
 
 const NO_DRIVER = {VK_ICD_FILENAMES: '/nonexistent/sipl-test-icd.json', VK_DRIVER_FILES: '/nonexistent/sipl-test-icd.json'}
@@ -100,3 +102,95 @@ test('sipl doctor reports what Dawn said, without printing it', () => {
   assertQuiet('doctor', text.stderr)
   assert.match(text.stdout, /^ {2}webgpu +no +no WebGPU adapter/m)
 })
+
+// ------------------------------------------------------------ with an adapter (lavapipe in CI)
+
+/** What Dawn prints when it finds the adapter here (lavapipe: two "artificially reduced" limit notices). */
+function rawDawnWithAdapter(): {found: boolean; stderr: string} {
+  if (dawn === undefined) return {found: false, stderr: ''}
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const {create} = await import(${JSON.stringify(dawn)}); console.log(JSON.stringify({found: Boolean(await create([]).requestAdapter())})); process.exit(0)`,
+    ],
+    {encoding: 'utf8', timeout: 60_000},
+  )
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{'))
+  return {found: line !== undefined && (JSON.parse(line) as {found: boolean}).found, stderr: r.stderr}
+}
+const raw = rawDawnWithAdapter()
+const noAdapter = skipUnless(
+  'Dawn loaded in-process with an adapter',
+  raw.found ? undefined : 'no WebGPU adapter here (Vulkan: a GPU driver or lavapipe)',
+)
+const said = nativeMessages(raw.stderr)
+if (!noAdapter && said.length === 0)
+  console.log('# Dawn prints nothing with this adapter: the tests below prove less here than on lavapipe')
+
+/** `sipl ARGS` under sh, its stderr into a pipe (as in `sipl … 2>&1 | tee log`) or appended to a file (2>>); stdout into a file. */
+function siplInShell(args: string, stderrTo: 'pipe' | 'file'): {stdout: string; stderr: string; code: number | null} {
+  const dir = mkdtempSync(join(tmpdir(), 'sipl-quiet-'))
+  const [out, err] = [join(dir, 'stdout'), join(dir, 'stderr')]
+  const command = `'${process.execPath}' '${join(PROJECT_ROOT, 'bin/run.js')}' ${args}`
+  const r = spawnSync('sh', ['-c', stderrTo === 'pipe' ? `${command} 2>&1 >'${out}' | cat` : `${command} >'${out}' 2>>'${err}'`], {
+    cwd: PROJECT_ROOT,
+    encoding: 'utf8',
+    env: {...process.env, SIPL_LOG_LEVEL: 'info'},
+    timeout: 300_000,
+  })
+  return {stdout: readFileSync(out, 'utf8'), stderr: stderrTo === 'pipe' ? r.stdout : readFileSync(err, 'utf8'), code: r.status}
+}
+
+test('with an adapter: Dawn loaded in-process prints nothing (doctor); doctor reports what it said, once', {skip: noAdapter}, () => {
+  // the precondition: Dawn itself prints this here (lavapipe: "Warning: maxDynamic…PerPipelineLayout artificially reduced …")
+  if (process.env.CI === 'true') assert.match(raw.stderr, /^Warning: maxDynamicUniformBuffersPerPipelineLayout artificially reduced/m)
+  const json = siplInShell('doctor --skip-check --json', 'pipe')
+  assert.equal(json.code, 0, json.stderr)
+  assert.doesNotMatch(json.stderr, /^Warning: |artificially reduced/m, json.stderr)
+  const webgpu = (JSON.parse(json.stdout) as {backends: {name: string; loadable: boolean; detail: string}[]}).backends.find(
+    (b) => b.name === 'webgpu',
+  )!
+  assert.equal(webgpu.loadable, true, webgpu.detail)
+  if (said.length > 0) {
+    assert.ok(webgpu.detail.includes(`; Dawn said, kept off the terminal: ${said.join('; ')}`), webgpu.detail)
+    for (const note of said) assert.equal(webgpu.detail.split(note).length, 2, `said once: ${note}`)
+  }
+  const file = siplInShell('doctor --skip-check', 'file')
+  assert.equal(file.code, 0, file.stderr)
+  assert.doesNotMatch(file.stderr, /^Warning: |artificially reduced/m, file.stderr)
+  assert.match(file.stdout, /^ {2}webgpu +loads +adapter /m)
+})
+
+test(
+  'with an adapter: sipl doctor (with its checks) in a terminal, and bench --backend webgpu, print no Dawn warning',
+  {skip: noAdapter},
+  () => {
+    const script = spawnSync('script', ['--version'])
+    if (script.error === undefined) {
+      const out = join(mkdtempSync(join(tmpdir(), 'sipl-quiet-')), 'stdout')
+      // inside `script`, the pty is stderr only: stdout goes to a file
+      const r = spawnSync(
+        'script',
+        ['-qec', `'${process.execPath}' '${join(PROJECT_ROOT, 'bin/run.js')}' doctor > '${out}'`, '/dev/null'],
+        {
+          cwd: PROJECT_ROOT,
+          encoding: 'utf8',
+          timeout: 300_000,
+        },
+      )
+      assert.equal(r.status, 0, r.stdout)
+      assert.doesNotMatch(r.stdout, /Warning: |artificially reduced/, r.stdout)
+      assert.match(readFileSync(out, 'utf8'), /^ {2}webgpu +loads +adapter .*conv3d check/m)
+    } else if (process.env.CI === 'true') assert.fail("CI=true: util-linux's script (a pty for this test) is missing")
+    const bench = siplInShell('bench --backend webgpu --size 16 --steps 1 --warmup 0 --infer-size 0 --no-check', 'pipe')
+    assert.equal(bench.code, 0, bench.stderr)
+    assert.doesNotMatch(bench.stderr, /^Warning: /m, bench.stderr)
+    // bench's one line on what loaded carries what Dawn said
+    const notes = bench.stderr.split('\n').filter((l) => /artificially reduced/.test(l))
+    assert.ok(notes.length <= 1, bench.stderr)
+    if (said.length > 0) assert.match(notes[0] ?? '', /^webgpu: adapter .*; Dawn said, kept off the terminal: /)
+    assert.match(bench.stdout, /webgpu/)
+  },
+)

@@ -44,3 +44,15 @@ test('sipl train with SIPL_THREADS=100000 logs the cap when it picks the backend
     ),
   )
 })
+
+test('sipl doctor with SIPL_THREADS=100000 says the threads were capped', () => {
+  const cores = availableParallelism()
+  const text = sipl(['doctor', '--skip-check'], {env: {SIPL_THREADS: '100000', SIPL_BACKEND: 'cpu'}, timeoutMs: 120_000})
+  assert.equal(text.code, 0, text.stderr)
+  assert.match(text.stdout, new RegExp(`^settings: .* threads=${cores} \\(SIPL_THREADS=100000 capped at the ${cores} cores\\)`, 'm'))
+  const json = sipl(['doctor', '--skip-check', '--json'], {env: {SIPL_THREADS: '100000'}, timeoutMs: 120_000})
+  assert.deepEqual((JSON.parse(json.stdout) as {threadsCapped: unknown}).threadsCapped, {requested: 100000, cores})
+  // within the cores: no note
+  const within = sipl(['doctor', '--skip-check'], {env: {SIPL_THREADS: '1'}, timeoutMs: 120_000})
+  assert.match(within.stdout, /^settings: .* threads=1 python=/m)
+})

@@ -254,6 +254,9 @@ test('nnunet sampling: one volume per batch element, the last round(B·(1 − 0.
   assert.deepEqual([two.next().positive, two.next().positive, two.next().positive], [false, true, false])
   two.startEpoch()
   assert.equal(two.next().positive, false)
+  // B − round(B · (1 − o)), not round(B · o): at B = 3, o = 0.5 nnU-Net forces one element (round(1.5) = 2 either way)
+  const half = new PatchSampler(cases, {patch, posNegRatio: [1, 1], samplesPerVolume: 1, mode: 'nnunet', batchSize: 3, oversampleForeground: 0.5}, new Rng(3))
+  assert.deepEqual([half.next().positive, half.next().positive, half.next().positive], [false, false, true])
   // same seed, same patches
   const s1 = new PatchSampler(cases, {patch, posNegRatio: [1, 1], samplesPerVolume: 1, mode: 'nnunet', batchSize: 2}, new Rng(5))
   const s2 = new PatchSampler(cases, {patch, posNegRatio: [1, 1], samplesPerVolume: 1, mode: 'nnunet', batchSize: 2}, new Rng(5))

@@ -3,11 +3,12 @@ import assert from 'node:assert/strict'
 import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {collect, type AblationRow} from '../../src/experiments/collect.js'
+import {PROTOCOL_DESCRIPTIONS} from '../../src/evaluate/evaluate.js'
+import {collect, protocolCaption, type AblationRow} from '../../src/experiments/collect.js'
 import {writeExperiment, type ExperimentRecord} from '../../src/experiments/layout.js'
 
 /** An ablation directory with hand-written eval summaries, as `sipl eval` would leave them. */
-function ablationDir(perCase: Record<string, Record<string, number> | 'failed'>): string {
+function ablationDir(perCase: Record<string, Record<string, number> | 'failed'>, protocols: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'sipl-collect-'))
   const names = Object.keys(perCase)
   const record: ExperimentRecord = {
@@ -42,6 +43,7 @@ function ablationDir(perCase: Record<string, Record<string, number> | 'failed'>)
     writeFileSync(
       join(trial, 'eval', 'summary.json'),
       JSON.stringify({
+        protocol: protocols[name] ?? 'sipl',
         meanDice,
         perClass: {spleen: {dice: meanDice + 0.01, hd95: 4}, liver: {dice: meanDice - 0.01, hd95: 2}},
         cases: Object.keys(scores),
@@ -88,6 +90,7 @@ test('ablation table: full model first, Δ mean and the paired t-test p against 
   assert.equal(table[3], '| − IPL | done | 69.75 | 67.75 | 68.75 | -6.25 | 0.0796 | 4 |')
   assert.equal(table[4], '| − SMG | FAILED |  |  |  |  |  |  |')
   assert.match(md, /no-smg failed: Error: out of memory/)
+  assert.ok(md.includes(`${PROTOCOL_DESCRIPTIONS.sipl}.`), 'results.md names the protocol of the trials')
   const csv = readFileSync(join(dir, 'results.csv'), 'utf8').trim().split('\n')
   assert.equal(csv[2], '− IPL,done,0.6975,0.6775,0.6875,-0.0625,0.0796,4')
   const json = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as {rows: AblationRow[]}
@@ -108,4 +111,30 @@ test('ablation: only the cases both runs evaluated are paired; identical scores 
   const r = result.rows as AblationRow[]
   assert.equal(r[1].p, null)
   assert.ok(result.notes.some((n) => /full model has no result/.test(n)))
+})
+
+test('the scoring protocol is named under every table; trials scored differently are said to be, not one picked', () => {
+  const mixed = ablationDir({full: {a: 0.8, b: 0.7}, 'no-ipl': {a: 0.7, b: 0.6}, 'no-smg': {a: 0.6, b: 0.6}}, {'no-ipl': 'strict'})
+  const result = collect(mixed, JSON.parse(readFileSync(join(mixed, 'experiment.json'), 'utf8')) as ExperimentRecord)
+  assert.deepEqual(
+    result.rows.map((r) => r.protocol),
+    ['sipl', 'strict', 'sipl'],
+  )
+  const md = readFileSync(join(mixed, 'results.md'), 'utf8')
+  assert.match(md, /trials scored under different protocols, not comparable \(sipl: full, no-smg; strict: no-ipl\)/)
+  assert.ok(!md.includes(PROTOCOL_DESCRIPTIONS.sipl) && !md.includes(PROTOCOL_DESCRIPTIONS.strict), 'no single protocol claimed')
+  const json = JSON.parse(readFileSync(join(mixed, 'results.json'), 'utf8')) as {scoring: string}
+  assert.match(json.scoring, /different protocols/)
+
+  assert.equal(protocolCaption([{name: 'a', state: 'done', protocol: 'strict'}]), PROTOCOL_DESCRIPTIONS.strict)
+  assert.match(protocolCaption([{name: 'a', state: 'done'}]), /\(not recorded\)/)
+  assert.match(protocolCaption([{name: 'a', state: 'failed'}]), /no finished trial/)
+  // a failed trial has no protocol and does not make the finished ones look mixed
+  assert.equal(
+    protocolCaption([
+      {name: 'a', state: 'done', protocol: 'sipl'},
+      {name: 'b', state: 'failed'},
+    ]),
+    PROTOCOL_DESCRIPTIONS.sipl,
+  )
 })

@@ -10,6 +10,7 @@ import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {sipl, siplInBackground} from '../helpers/cli.js'
+import {PROTOCOL_DESCRIPTIONS} from '../../src/evaluate/evaluate.js'
 
 const data = mkdtempSync(join(tmpdir(), 'sipl-e2e-data-'))
 const ENV = {SIPL_DATA_DIR: data, SIPL_BACKEND: 'cpu', SIPL_LOG_LEVEL: 'warn'}
@@ -73,6 +74,8 @@ test('local 2×2 sweep with the real train + eval: table and plots; a trial that
   }
   const md = readFileSync(join(out, 'results.md'), 'utf8')
   assert.match(md, /\| queries=8_tau\.end=0\.5 \| 8 \| 0\.5 \| FAILED \|/)
+  // the trials' eval/summary.json protocol (demo.yaml: the default, strict) under the table
+  assert.ok(md.includes(`${PROTOCOL_DESCRIPTIONS.strict}.`), md)
   for (const plot of ['model.queries.svg', 'smg.tau.end.svg']) {
     const svg = readFileSync(join(out, 'plots', plot), 'utf8')
     assert.match(svg, /<svg [^>]*>/)

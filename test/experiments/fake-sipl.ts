@@ -42,10 +42,11 @@ if (command === 'train') {
   const noIpl = /^  ipl: false$/m.test(config)
   const perCase = Object.fromEntries(cases.map((c, i) => [c, 0.5 + queries / 100 + i / 50 + (seed % 5) / 1000 - (noIpl ? 0.1 + i / 100 : 0)]))
   const meanDice = Object.values(perCase).reduce((a, b) => a + b, 0) / cases.length
+  const protocol = (/^  protocol: (\\w+)$/m.exec(config) ?? [null, 'strict'])[1]
   const classes = ['liver', 'spleen', 'kidney']
   const perClass = Object.fromEntries(classes.map((c, k) => [c, {dice: meanDice + (k - 1) / 100, hd95: 2 + k, surfaceDice: 0.9}]))
   mkdirSync(join(dir, 'eval'), {recursive: true})
-  writeFileSync(join(dir, 'eval', 'summary.json'), JSON.stringify({meanDice, meanHd95: 3, perClass, cases, perCase, classes}))
+  writeFileSync(join(dir, 'eval', 'summary.json'), JSON.stringify({protocol, meanDice, meanHd95: 3, perClass, cases, perCase, classes}))
   writeFileSync(join(dir, 'eval', 'per-case.csv'), 'case,class,dice\\n' + cases.map((c) => c + ',liver,' + perCase[c]).join('\\n') + '\\n')
   console.log(JSON.stringify({meanDice}))
 } else {

@@ -4,7 +4,13 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
+import {chmodSync, existsSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {UserError} from '../../src/errors.js'
 import {
+  checkRequestFits,
+  controllerUnreachable,
   fitProblems,
   parseGpuCount,
   parseMemMb,
@@ -133,4 +139,64 @@ test('pending reasons: the ones that never resolve on their own, and the ones th
   assert.equal(pendingVerdict('QOSMaxCpuPerUserLimit', 3).neverStarts, false)
   assert.match(pendingVerdict('QOSMaxCpuPerUserLimit', 3).explanation, /waiting for your other jobs/)
   assert.equal(pendingVerdict('QOSMaxCpuPerUserLimit', 0).neverStarts, true)
+})
+
+/** Fake scontrol and sbatch on PATH that print what real Slurm prints, with the exit status given. */
+function withFakeSlurm<T>(tools: {scontrol: [string, number]; sbatch: [string, number]}, body: (dir: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), 'sipl-fake-slurm-'))
+  for (const [tool, [stderr, status]] of Object.entries(tools)) {
+    const file = join(dir, tool)
+    writeFileSync(file, `#!/bin/sh\ntouch '${join(dir, tool + '.called')}'\nprintf '%s\\n' '${stderr}' >&2\nexit ${status}\n`)
+    chmodSync(file, 0o755)
+  }
+  const path = process.env.PATH
+  process.env.PATH = `${dir}:${path}`
+  try {
+    return body(dir)
+  } finally {
+    process.env.PATH = path
+  }
+}
+
+const DOWN_SCONTROL = 'slurm_load_partitions error: Unable to contact slurm controller (connect failure)'
+const DOWN_SBATCH = 'sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)'
+
+test('a controller that does not answer is named as such, not blamed on the request', () => {
+  const small = request({gpus: 0, cpusPerTask: 1, mem: '2G', time: '00:30:00'})
+  // scontrol already cannot reach it: refused before sbatch is asked
+  withFakeSlurm({scontrol: [DOWN_SCONTROL, 1], sbatch: [DOWN_SBATCH, 1]}, (dir) => {
+    assert.throws(
+      () => checkRequestFits(small, ['--array=0-1']),
+      (e: unknown) =>
+        e instanceof UserError &&
+        e.message ===
+          "the Slurm controller does not answer (scontrol show partition: slurm_load_partitions error: Unable to contact slurm controller (connect failure)); nothing was submitted: check 'scontrol ping' (slurmctld must be up and reachable from this host), then run the same command again",
+    )
+    assert.equal(existsSync(join(dir, 'sbatch.called')), false)
+  })
+  // scontrol fails for another reason (its output is then not used), sbatch cannot reach the controller
+  withFakeSlurm({scontrol: ['scontrol: error: Invalid user for SlurmUser slurm', 1], sbatch: [DOWN_SBATCH, 1]}, () => {
+    assert.throws(
+      () => checkRequestFits(small, ['--array=0-1']),
+      (e: unknown) =>
+        e instanceof UserError &&
+        /^the Slurm controller does not answer \(sbatch --test-only: Batch job submission failed: Unable to contact slurm controller \(connect failure\)\)/.test(
+          e.message,
+        ) &&
+        !/refuses the request|--partition/.test(e.message),
+    )
+  })
+  // a real refusal still names the request and the flags that change it
+  const refusal = 'sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified'
+  withFakeSlurm({scontrol: ['', 1], sbatch: [refusal, 1]}, () => {
+    assert.throws(
+      () => checkRequestFits(small, ['--array=0-1']),
+      /^UserError: Slurm refuses the request \(sbatch --test-only: Batch job submission failed: Invalid account .*\); change it with --partition/,
+    )
+  })
+  assert.equal(
+    controllerUnreachable('squeue', 'slurm_load_jobs error: Socket timed out on send/recv operation')?.message.split(' (')[0],
+    'the Slurm controller does not answer',
+  )
+  assert.equal(controllerUnreachable('sbatch', 'sbatch: error: invalid partition specified: gpu'), undefined)
 })

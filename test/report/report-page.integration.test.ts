@@ -12,6 +12,7 @@ import {copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync,
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pathToFileURL} from 'node:url'
+import {PROTOCOL_DESCRIPTIONS} from '../../src/evaluate/evaluate.js'
 import {formatP} from '../../src/report/tables.js'
 import {Browser, chromiumMissing, type PageLoad} from '../helpers/browser.js'
 import {sipl} from '../helpers/cli.js'
@@ -92,6 +93,13 @@ async function reportInBrowser(
   return {page, result}
 }
 
+/** Every table of scores names the protocol it was scored under (issue 13 item 5); the configs' overrides hold no score. */
+const assertProtocolInCaptions = (all: Measured['tables'], description: string) => {
+  const tables = all.filter((t) => !t.text.startsWith('trial\toverrides on the base config'))
+  assert.ok(tables.length > 0)
+  for (const t of tables) assert.ok(t.caption.includes(description), `caption '${t.caption}' names '${description}'`)
+}
+
 const tableWith = (m: Measured, caption: RegExp) => {
   const t = m.tables.find((x) => caption.test(x.caption))
   assert.ok(t, `a table captioned ${caption}: ${m.tables.map((x) => x.caption).join(' | ')}`)
@@ -128,6 +136,12 @@ test('a run with its evaluation: curves, overlay, Dice/HD95 and paper tables, fi
     if (s.hd95 !== null) assert.ok(line?.includes(s.hd95.toFixed(2)), `${cls} HD95 in ${line}`)
   }
   tableWith(m, /Table 1 layout/)
+  // the demo config scores under the default protocol, strict; the training table says how val Dice is scored
+  assertProtocolInCaptions(
+    m.tables.filter((t) => t !== epochs),
+    PROTOCOL_DESCRIPTIONS.strict,
+  )
+  assert.match(epochs.caption, /val Dice: .*every class scored in every case/)
   assert.equal(m.pre[m.pre.length - 1], readFileSync(join(run, 'config.yaml'), 'utf8'))
 })
 
@@ -180,6 +194,8 @@ test('an evaluation of masks with paired tests: the Tables 2/3 layout with its p
   const lines = t1.text.split('\n')
   assert.match(lines[lines.length - 1], /^SIPL\t100\.00/, 'the evaluated method last, exact = 100 %')
   assert.equal(m.images.length, 0, 'no figures for masks')
+  assert.equal(m.tables.length, 5, 'per class, per case, Table 1 and two tests')
+  assertProtocolInCaptions(m.tables, PROTOCOL_DESCRIPTIONS.strict)
 })
 
 test('a sweep: results per trial and per setting, the sweep plot, per-trial overlays', {skip}, async () => {
@@ -204,6 +220,7 @@ test('a sweep: results per trial and per setting, the sweep plot, per-trial over
   assert.equal(perTrial.rows, 1 + 4)
   for (const r of results.rows) assert.ok(perTrial.text.includes(`${r.name}\t`) && perTrial.text.includes(r.meanDice.toFixed(4)), r.name)
   assert.equal(tableWith(m, /averaged over seeds/).rows, 1 + 2)
+  assertProtocolInCaptions(m.tables, PROTOCOL_DESCRIPTIONS.strict)
   assert.deepEqual(
     m.images.map((i) => i.alt),
     ['mean Dice against model.queries', 'queries=8, seed=1: case_1'],
@@ -225,6 +242,7 @@ test('an ablation: Δ and the paired t-test p against the full model', {skip}, a
   const noIpl = results.rows[1]
   const row = table.text.split('\n').find((l) => l.startsWith(noIpl.label))
   assert.ok(row?.includes(formatP(noIpl.p)) && row.includes((100 * noIpl.delta!).toFixed(2)), `'${row}'`)
+  assertProtocolInCaptions(page.measured.tables, PROTOCOL_DESCRIPTIONS.strict)
 })
 
 test('the browser check catches a console error and a request for a remote file', {skip}, async () => {

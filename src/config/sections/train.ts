@@ -81,8 +81,9 @@ export const trainSchema = section({
   // how a step's patches are drawn: 'monai' = samplesPerVolume crops of each drawn volume, centred on
   // foreground : background voxels at posNegRatio (RandCropByPosNegLabeld, the official SIPL loader);
   // 'nnunet' = every batch element from its own randomly drawn volume, the last
-  // round(batchSize · oversampleForeground) of them centred on a voxel of a random foreground class,
-  // the others anywhere in the volume (nnU-Net DataLoader3D, which UNETR++ uses)
+  // batchSize − round(batchSize · (1 − oversampleForeground)) of them centred on a voxel of a random
+  // foreground class, the others anywhere in the volume (nnU-Net DataLoader3D's get_do_oversample,
+  // which UNETR++ uses)
   sampling: z.enum(['monai', 'nnunet']).default('monai'),
   // crops per sampled volume (MONAI RandCropByPosNegLabeld num_samples; 'monai' sampling); batchSize =
   // samplesPerVolume makes one step the crops of one volume, as the official code's batch of 1 volume × 4 crops
