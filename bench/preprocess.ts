@@ -16,7 +16,8 @@ import {resampleGrid, resampleLinear, resampleNearest} from '../src/data/resampl
 import {makePhantom} from '../src/data/synthetic.js'
 import {readNifti, scaledFloat32} from '../src/io/nifti.js'
 import {geometryFromAffine, writeNifti} from '../src/io/nifti-writer.js'
-import {affineSpacing, reorientToRAS, type Vec3} from '../src/io/orientation.js'
+import {affineSpacing, reorientToRAS} from '../src/io/orientation.js'
+import type {Vec3} from '../src/util/vec3.js'
 import {Rng} from '../src/util/rng.js'
 
 export interface PreprocessBenchResult {
