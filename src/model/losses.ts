@@ -21,7 +21,7 @@
 import {tf} from '../backend/tf.js'
 import type {LossConfig, SmgConfig} from '../config/schema.js'
 import {diceCrossEntropyFused, fusedKernelsActive, type DiceCeOptions} from '../kernels/fused.js'
-import {downsampleMean, resizeTrilinear} from './layers.js'
+import {downsampleMean, resizeTrilinear} from './ops.js'
 import type {SiplOutputs} from './sipl.js'
 
 /** Eq. 11: τ = min(epoch / ramp, 1) · (end − start) + start; a ramp of 0 means τ = end from the start */
