@@ -21,40 +21,32 @@ import {PROJECT_ROOT} from '../helpers/cli.js'
 const SNAPSHOT = join(PROJECT_ROOT, 'test/fixtures/wgsl-programs.json')
 const update = process.env.SIPL_UPDATE_SNAPSHOTS === '1'
 
-function geometry(over: Partial<ConvGeometry>): ConvGeometry {
+/** A cubic layer: every spatial axis has the same size, kernel, stride and padding. */
+function layer(
+  batch: number,
+  inSize: number,
+  inC: number,
+  outSize: number,
+  outC: number,
+  k: number,
+  stride: number,
+  pad: number,
+): ConvGeometry {
   return {
-    ...{batch: 1, inD: 8, inH: 8, inW: 8, inC: 4, outD: 8, outH: 8, outW: 8, outC: 8},
-    ...{kD: 3, kH: 3, kW: 3, sD: 1, sH: 1, sW: 1, padD: 1, padH: 1, padW: 1},
-    ...over,
+    ...{batch, inD: inSize, inH: inSize, inW: inSize, inC},
+    ...{outD: outSize, outH: outSize, outW: outSize, outC},
+    ...{kD: k, kH: k, kW: k, sD: stride, sH: stride, sW: stride, padD: pad, padH: pad, padW: pad},
   }
 }
 
 // the network's kinds of layer: a 3³ stride-1 conv, a 3³ stride-2 down-sampling conv, the 2³
 // stride-2 transposed up-sampling, a 1³ projection, and a wide layer that picks the largest tiling
 const GEOMETRIES: Record<string, ConvGeometry> = {
-  k3s1: geometry({}),
-  k3s2: geometry({batch: 2, inC: 8, outC: 16, outD: 4, outH: 4, outW: 4, sD: 2, sH: 2, sW: 2}),
-  k2s2: geometry({
-    inD: 4,
-    inH: 4,
-    inW: 4,
-    inC: 16,
-    outD: 2,
-    outH: 2,
-    outW: 2,
-    outC: 8,
-    kD: 2,
-    kH: 2,
-    kW: 2,
-    sD: 2,
-    sH: 2,
-    sW: 2,
-    padD: 0,
-    padH: 0,
-    padW: 0,
-  }),
-  k1s1: geometry({inC: 32, outC: 3, kD: 1, kH: 1, kW: 1, padD: 0, padH: 0, padW: 0}),
-  wide: geometry({batch: 1, inD: 16, inH: 16, inW: 16, inC: 64, outD: 16, outH: 16, outW: 16, outC: 128}),
+  k3s1: layer(1, 8, 4, 8, 8, 3, 1, 1),
+  k3s2: layer(2, 8, 8, 4, 16, 3, 2, 1),
+  k2s2: layer(1, 4, 16, 2, 8, 2, 2, 0),
+  k1s1: layer(1, 8, 32, 8, 3, 1, 1, 0),
+  wide: layer(1, 16, 64, 16, 128, 3, 1, 1),
 }
 
 interface ProgramSnapshot {

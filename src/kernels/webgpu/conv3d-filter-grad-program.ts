@@ -2,42 +2,25 @@
  * Conv3DBackpropFilterV2 as a tiled GEMM whose K (all voxels) is split over workgroups, and the
  * small program that adds the partial sums (WGSL has no float atomics).
  */
-import {
-  chooseTiling,
-  foldDispatch,
-  unroll,
-  gemmShader,
-  tilingKey,
-  slots,
-  type ConvGeometry,
-  type Tiling,
-  type WebGPUProgramLike,
-} from './gemm-shader.js'
+// the launch-field and shader-piece imports apart, so that each list stays on one line
+import {chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry, type WebGPUProgramLike} from './gemm-shader.js'
+import {gemmShader, tileLayout, unroll} from './gemm-shader.js'
 
 /**
  * Conv3DBackpropFilterV2, split over K: partial[z, m = (tap, ci), n = co] = Σ over the z-th chunk
  * of voxels of x[…] · dy[…]. With one split the partials are the filter gradient itself.
  */
-export class Conv3DBackpropFilterTiledProgram implements WebGPUProgramLike {
-  outputShape: number[]
-  shaderKey: string
-  dispatchLayout = {x: [0], y: [1], z: [2]}
-  dispatch: [number, number, number]
+export class Conv3DBackpropFilterTiledProgram extends TiledGemmProgram {
   variableNames = ['x', 'dy']
   uniforms = 'sD: i32, sH: i32, sW: i32, padD: i32, padH: i32, padW: i32, K: i32, kSplit: i32,'
-  workgroupSize: [number, number, number]
   readonly splits: number
   private readonly kSplit: number
-  private readonly t: Tiling
-  private readonly tilesN: number
 
   constructor(private readonly g: ConvGeometry) {
     const m = g.kD * g.kH * g.kW * g.inC
-    this.t = chooseTiling(g.outC, m)
+    super(chooseTiling(g.outC, m), g.outC)
     const s = slots(this.t)
-    this.workgroupSize = [s.threads, 1, 1]
     const k = g.batch * g.outD * g.outH * g.outW
-    this.tilesN = Math.ceil(g.outC / s.tileN)
     const tiles = Math.ceil(m / s.tileM) * this.tilesN
     // enough workgroups to fill a large GPU (~4 per SM on 132 SMs), but ≥ 32 K tiles each so
     // that the partial sums stay small next to the work
@@ -59,9 +42,7 @@ export class Conv3DBackpropFilterTiledProgram implements WebGPUProgramLike {
   getUserCode(): string {
     const g = this.g
     const t = this.t
-    const {threads, aSlots, bSlots, tileM, tileN} = slots(t)
-    const as = tileM + 1
-    const bs = tileN + 1
+    const {threads, aSlots, bSlots, tileM, tileN, as, bs} = tileLayout(t)
     const M = g.kD * g.kH * g.kW * g.inC
     // rows (tap, ci) are fixed per thread slot (the same row for all slots when the thread count is
     // a multiple of the tile height); K columns (voxels) are decoded once per tile into workgroup

@@ -2,37 +2,20 @@
  * Conv3D forward as a tiled implicit GEMM: out[m = (b,od,oh,ow), n = co] = Σ_k A[m, k = (tap, ci)] · W[k, n],
  * every A element gathered from the NDHWC input when its K tile is loaded (no im2col matrix).
  */
-import {
-  chooseTiling,
-  foldDispatch,
-  unroll,
-  gemmShader,
-  tilingKey,
-  slots,
-  type ConvGeometry,
-  type Tiling,
-  type WebGPUProgramLike,
-} from './gemm-shader.js'
+// the launch-field and shader-piece imports apart, so that each list stays on one line
+import {chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry} from './gemm-shader.js'
+import {gemmShader, rowSlotSetup, tileLayout, unroll} from './gemm-shader.js'
 
 /** Conv3D forward: y = x ⊛ W, stride s, dilation 1. Inputs x [B,D,H,W,Cin], W [kd,kh,kw,Cin,Cout]. */
-export class Conv3DTiledProgram implements WebGPUProgramLike {
-  outputShape: number[]
-  shaderKey: string
-  dispatchLayout = {x: [0], y: [1], z: [2]}
-  dispatch: [number, number, number]
+export class Conv3DTiledProgram extends TiledGemmProgram {
   variableNames = ['x', 'W']
   uniforms = 'sD: i32, sH: i32, sW: i32, padD: i32, padH: i32, padW: i32, M: i32,'
-  workgroupSize: [number, number, number]
-  private readonly t: Tiling
-  private readonly tilesN: number
 
   constructor(private readonly g: ConvGeometry) {
+    super(chooseTiling(g.outC), g.outC)
     this.outputShape = [g.batch, g.outD, g.outH, g.outW, g.outC]
-    this.t = chooseTiling(g.outC)
     const s = slots(this.t)
-    this.workgroupSize = [s.threads, 1, 1]
     const m = g.batch * g.outD * g.outH * g.outW
-    this.tilesN = Math.ceil(g.outC / s.tileN)
     this.dispatch = foldDispatch(Math.ceil(m / s.tileM) * this.tilesN, 1)
     this.shaderKey = `sipl_conv3d_fwd_${tilingKey(this.t)}_${g.inC}_${g.outC}_${g.kD}${g.kH}${g.kW}`
   }
@@ -46,23 +29,19 @@ export class Conv3DTiledProgram implements WebGPUProgramLike {
   getUserCode(): string {
     const g = this.g
     const t = this.t
-    const {threads, aSlots, bSlots, tileM, tileN} = slots(t)
+    const {threads, aSlots, bSlots, tileN, as, bs} = tileLayout(t)
     const K = g.kD * g.kH * g.kW * g.inC
-    const as = tileM + 1
-    const bs = tileN + 1
     const setup = `
   let D = uniforms.xShape.y; let H = uniforms.xShape.z; let Wd = uniforms.xShape.w;
   let oD = uniforms.outShape.y; let oH = uniforms.outShape.z; let oW = uniforms.outShape.w;
   let kc = li % ${t.tk};
-${unroll(aSlots, (i) => {
-  const r = `(li / ${t.tk} + ${i * (threads / t.tk)})`
-  return `  var rB${i} = 0; var rD${i} = -1073741824; var rH${i} = 0; var rW${i} = 0;
-  { let m = tileM0 + ${r};
-    if (m < uniforms.M) {
-      let ow = m % oW; let q1 = m / oW; let oh = q1 % oH; let q2 = q1 / oH; let od = q2 % oD; let b = q2 / oD;
-      rB${i} = b * D * H * Wd * ${g.inC}; rD${i} = od * uniforms.sD - uniforms.padD; rH${i} = oh * uniforms.sH - uniforms.padH; rW${i} = ow * uniforms.sW - uniforms.padW;
-    } }`
-})}`
+${rowSlotSetup(
+  t,
+  aSlots,
+  threads,
+  (i) => `      let ow = m % oW; let q1 = m / oW; let oh = q1 % oH; let q2 = q1 / oH; let od = q2 % oD; let b = q2 / oD;
+      rB${i} = b * D * H * Wd * ${g.inC}; rD${i} = od * uniforms.sD - uniforms.padD; rH${i} = oh * uniforms.sH - uniforms.padH; rW${i} = ow * uniforms.sW - uniforms.padW;`,
+)}`
     const loadTile = `
     { let k = t * ${t.tk} + kc;
       let tap = k / ${g.inC}; let ci = k - tap * ${g.inC};

@@ -3,17 +3,9 @@
  * only the taps with (id + pad − f) ≡ 0 (mod stride) contribute, so a stride-2 layer does 1/8 of
  * the work a plain transposed GEMM would.
  */
-import {
-  chooseTiling,
-  foldDispatch,
-  unroll,
-  gemmShader,
-  tilingKey,
-  slots,
-  type ConvGeometry,
-  type Tiling,
-  type WebGPUProgramLike,
-} from './gemm-shader.js'
+// the launch-field and shader-piece imports apart, so that each list stays on one line
+import {chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry} from './gemm-shader.js'
+import {gemmShader, rowSlotSetup, tileLayout, unroll} from './gemm-shader.js'
 
 /** one stride-parity class of the input gradient: voxels with (id, ih, iw) ≡ (rD, rH, rW) mod stride */
 export interface ParityClass {
@@ -55,28 +47,19 @@ export function parityClasses(g: ConvGeometry): ParityClass[] {
  * W[fd, fh, fw, ci, co] over the taps with id = od·s − pad + fd. Runs once per class, all classes
  * writing into the same output tensor (disjoint voxels).
  */
-export class Conv3DBackpropInputTiledProgram implements WebGPUProgramLike {
-  outputShape: number[]
-  shaderKey: string
-  dispatchLayout = {x: [0], y: [1], z: [2]}
-  dispatch: [number, number, number]
+export class Conv3DBackpropInputTiledProgram extends TiledGemmProgram {
   variableNames = ['dy', 'W']
   uniforms =
     'sD: i32, sH: i32, sW: i32, rD: i32, rH: i32, rW: i32, f0D: i32, f0H: i32, f0W: i32, c0D: i32, c0H: i32, c0W: i32, tD: i32, tH: i32, tW: i32, nD: i32, nH: i32, nW: i32, M: i32, K: i32,'
-  workgroupSize: [number, number, number]
-  private readonly t: Tiling
-  private readonly tilesN: number
 
   constructor(
     private readonly g: ConvGeometry,
     private readonly c: ParityClass,
   ) {
+    super(chooseTiling(g.inC), g.inC)
     this.outputShape = [g.batch, g.inD, g.inH, g.inW, g.inC]
-    this.t = chooseTiling(g.inC)
     const s = slots(this.t)
-    this.workgroupSize = [s.threads, 1, 1]
     const m = g.batch * c.nD * c.nH * c.nW
-    this.tilesN = Math.ceil(g.inC / s.tileN)
     this.dispatch = foldDispatch(Math.max(1, Math.ceil(m / s.tileM)) * this.tilesN, 1)
     this.shaderKey = `sipl_conv3d_dx_${tilingKey(this.t)}_${g.inC}_${g.outC}_${g.kD}${g.kH}${g.kW}`
   }
@@ -111,24 +94,22 @@ export class Conv3DBackpropInputTiledProgram implements WebGPUProgramLike {
   getUserCode(): string {
     const g = this.g
     const t = this.t
-    const {threads, aSlots, bSlots, tileM, tileN} = slots(t)
-    const as = tileM + 1
-    const bs = tileN + 1
+    const {threads, aSlots, bSlots, tileN, as, bs} = tileLayout(t)
     if (bSlots * threads < t.tk * tileN) throw new Error('B slots')
     const setup = `
   let D = uniforms.outShape.y; let H = uniforms.outShape.z; let Wd = uniforms.outShape.w;
   let oD = uniforms.dyShape.y; let oH = uniforms.dyShape.z; let oW = uniforms.dyShape.w;
   let kc = li % ${t.tk};
-${unroll(aSlots, (i) => {
-  const r = `(li / ${t.tk} + ${i * (threads / t.tk)})`
-  return `  var rB${i} = 0; var rD${i} = -1073741824; var rH${i} = 0; var rW${i} = 0;
-  { let m = tileM0 + ${r};
-    if (m < uniforms.M) {
-      let qw = m % uniforms.nW; let q1 = m / uniforms.nW; let qh = q1 % uniforms.nH; let q2 = q1 / uniforms.nH; let qd = q2 % uniforms.nD; let b = q2 / uniforms.nD;
+${rowSlotSetup(
+  t,
+  aSlots,
+  threads,
+  (
+    i,
+  ) => `      let qw = m % uniforms.nW; let q1 = m / uniforms.nW; let qh = q1 % uniforms.nH; let q2 = q1 / uniforms.nH; let qd = q2 % uniforms.nD; let b = q2 / uniforms.nD;
       rB${i} = b * oD * oH * oW * ${g.outC};
-      rD${i} = qd + uniforms.c0D; rH${i} = qh + uniforms.c0H; rW${i} = qw + uniforms.c0W;
-    } }`
-})}`
+      rD${i} = qd + uniforms.c0D; rH${i} = qh + uniforms.c0H; rW${i} = qw + uniforms.c0W;`,
+)}`
     // K = (tap of the class, co); B[k, ci] = W[fd, fh, fw, ci, co]; kc is the same column for A and B
     const loadTile = `
     { let k = t * ${t.tk} + kc;

@@ -162,3 +162,54 @@ export interface ConvGeometry {
   padH: number
   padW: number
 }
+
+/** The tile layout a shader is written for: slots(t) and the padded row strides of As and Bs. */
+export function tileLayout(t: Tiling): ReturnType<typeof slots> & {as: number; bs: number} {
+  const s = slots(t)
+  return {...s, as: s.tileM + 1, bs: s.tileN + 1}
+}
+
+/** The WGSL index of the M row that a thread's A slot `i` loads: (li / tk + i·threads/tk). */
+export const slotRow = (t: Tiling, threads: number, i: number) => `(li / ${t.tk} + ${i * (threads / t.tk)})`
+
+/**
+ * WGSL giving each of a thread's A slots its gather state for its M row m (rB: batch offset,
+ * rD/rH/rW: first voxel; rD far out of range when m is past the last row): `decode(i)` is the
+ * WGSL that sets them when m < uniforms.M.
+ */
+export function rowSlotSetup(t: Tiling, aSlots: number, threads: number, decode: (i: number) => string): string {
+  return unroll(aSlots, (i) => {
+    return `  var rB${i} = 0; var rD${i} = -1073741824; var rH${i} = 0; var rW${i} = 0;
+  { let m = tileM0 + ${slotRow(t, threads, i)};
+    if (m < uniforms.M) {
+${decode(i)}
+    } }`
+  })
+}
+
+/**
+ * What the tiled GEMM programs share: the fields tfjs reads, and the workgroup size and count of
+ * N tiles that follow from the tiling and the GEMM's N. Each program sets its output shape,
+ * dispatch and shader key in its constructor.
+ */
+export abstract class TiledGemmProgram implements WebGPUProgramLike {
+  outputShape: number[] = []
+  shaderKey = ''
+  dispatchLayout = {x: [0], y: [1], z: [2]}
+  dispatch: [number, number, number] = [1, 1, 1]
+  abstract variableNames: string[]
+  abstract uniforms: string
+  workgroupSize: [number, number, number]
+  protected readonly tilesN: number
+
+  protected constructor(
+    protected readonly t: Tiling,
+    n: number,
+  ) {
+    const s = slots(t)
+    this.workgroupSize = [s.threads, 1, 1]
+    this.tilesN = Math.ceil(n / s.tileN)
+  }
+
+  abstract getUserCode(): string
+}
