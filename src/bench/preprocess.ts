@@ -16,7 +16,8 @@ import {resampleGrid, resampleLinear, resampleNearest} from '../data/resample.js
 import {makePhantom} from '../data/synthetic.js'
 import {readNifti, scaledFloat32} from '../io/nifti.js'
 import {geometryFromAffine, writeNifti} from '../io/nifti-writer.js'
-import {affineSpacing, reorientToRAS, type Vec3} from '../io/orientation.js'
+import {affineSpacing, reorientToRAS} from '../io/orientation.js'
+import type {Vec3} from '../util/vec3.js'
 import {Rng} from '../util/rng.js'
 
 export interface PreprocessBenchResult {

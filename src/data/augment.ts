@@ -23,7 +23,8 @@
  */
 import type {TrainConfig} from '../config/schema.js'
 import {Rng} from '../util/rng.js'
-import type {Patch, TrainCase, Triple} from './sampler.js'
+import type {Patch, TrainCase} from './sampler.js'
+import type {Vec3} from '../util/vec3.js'
 
 export type AugmentConfig = TrainConfig['augment']
 
@@ -88,7 +89,7 @@ export function affineMatrix(angles: [number, number, number], zoom: number): nu
   return out
 }
 
-export function randomize(config: AugmentConfig, rng: Rng, patch: Triple, channels = 1): AugmentDraw {
+export function randomize(config: AugmentConfig, rng: Rng, patch: Vec3, channels = 1): AugmentDraw {
   const rotate = rng.next() < config.rot90
   // a non-square x–y patch can only turn by 180° and keep its shape
   const quarter = 1 + rng.int(3)
@@ -186,13 +187,13 @@ function rotateSource(x: number, y: number, k: number, px: number, py: number): 
 export function resampleAffine(
   patch: Patch,
   affine: number[],
-  dims: Triple,
+  dims: Vec3,
   channels: number,
   source?: TrainCase,
 ): {image: Float32Array; label: Uint8Array} {
   const [px, py, pz] = dims
   const volume = source ?? {image: patch.image, label: patch.label, shape: dims, channels}
-  const origin = source ? patch.origin : ([0, 0, 0] as Triple)
+  const origin = source ? patch.origin : ([0, 0, 0] as Vec3)
   const [X, Y, Z] = volume.shape
   const C = channels
   const centre = [origin[0] + (px - 1) / 2, origin[1] + (py - 1) / 2, origin[2] + (pz - 1) / 2]
@@ -270,7 +271,7 @@ function reflect(i: number, n: number): number {
 }
 
 /** Gaussian blur of channel c of a [pz, py, px, C] block in place, separably along x, y and z. */
-export function blurChannel(image: Float32Array, dims: Triple, channels: number, c: number, sigma: number): void {
+export function blurChannel(image: Float32Array, dims: Vec3, channels: number, c: number, sigma: number): void {
   const kernel = gaussianKernel(sigma)
   const radius = (kernel.length - 1) / 2
   const [px, py] = dims
@@ -298,8 +299,8 @@ export function blurChannel(image: Float32Array, dims: Triple, channels: number,
  * neighbours and back with linear interpolation, skimage.transform.resize's sampling positions
  * ((i + 0.5) · in/out − 0.5, clamped at the edges).
  */
-export function simulateLowResolution(image: Float32Array, dims: Triple, channels: number, c: number, zoom: number): void {
-  const small = dims.map((d) => Math.max(1, Math.round(d * zoom))) as Triple
+export function simulateLowResolution(image: Float32Array, dims: Vec3, channels: number, c: number, zoom: number): void {
+  const small = dims.map((d) => Math.max(1, Math.round(d * zoom))) as Vec3
   const position = (i: number, from: number, to: number) => Math.min(from - 1, Math.max(0, (i + 0.5) * (from / to) - 0.5))
   const [px, py, pz] = dims
   const [sx, sy, sz] = small
@@ -371,7 +372,7 @@ export function gammaChannel(image: Float32Array, channels: number, c: number, g
     image[i] = sign * (((image[i] - after.mean) / (after.sd + 1e-8)) * before.sd + before.mean)
 }
 
-export function applyAugment(patch: Patch, draw: AugmentDraw, dims: Triple, channels: number): Patch {
+export function applyAugment(patch: Patch, draw: AugmentDraw, dims: Vec3, channels: number): Patch {
   const [px, py, pz] = dims
   let image = patch.image
   let label = patch.label
@@ -436,6 +437,6 @@ export function applyAugment(patch: Patch, draw: AugmentDraw, dims: Triple, chan
   return {...patch, image, label}
 }
 
-export function augment(patch: Patch, config: AugmentConfig, rng: Rng, dims: Triple, channels: number): Patch {
+export function augment(patch: Patch, config: AugmentConfig, rng: Rng, dims: Vec3, channels: number): Patch {
   return applyAugment(patch, randomize(config, rng, dims, channels), dims, channels)
 }

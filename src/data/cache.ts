@@ -1,27 +1,20 @@
 /**
- * The preprocessed cache that training and evaluation read (format fixed in the common brief):
- *   <cache>/plan.json            what was done, classes, spacing, patch, intensity statistics, cases
- *   <cache>/<id>.json            per-case header (CaseHeader: grid, affine, original geometry, crop, pad)
- *   <cache>/<id>.image.f32       Float32 little-endian, channels-last: index = c + C·(x + X·(y + Y·z))
- *   <cache>/<id>.label.u8        Uint8, x-fastest, 0 = background, 1..K
- *   <cache>/splits.json          {train, val, test}
- * Raw typed arrays load with one read and no parsing. Every file is written atomically and the
- * case's .json last, so a case counts as done only when its header exists with the current
- * settings hash; an interrupted run leaves nothing that looks finished. One process writes a
- * cache at a time (its lock, src/util/lock.ts); another one waits for it, then finds its cases done.
+ * The preprocessing stage: fills the preprocessed cache (cache-files.ts) with every case not yet
+ * done under the current settings hash (cache-staleness.ts), then writes plan.json and
+ * splits.json. One process writes a cache at a time (its lock, src/util/lock.ts); another one
+ * waits for it, then finds its cases done.
  */
-import {createHash} from 'node:crypto'
-import {existsSync, readFileSync, statSync} from 'node:fs'
-import {isAbsolute, join, resolve} from 'node:path'
+import {existsSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import type {ExperimentConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
-import {writeNifti} from '../io/nifti-writer.js'
 import {progress} from '../log/progress.js'
 import {silentLogger, type Logger} from '../log/logger.js'
-import {environment} from '../paths.js'
 import {removeStaleTemporaries, writeFileAtomic} from '../util/atomic.js'
 import {withFolderLock} from '../util/lock.js'
 import {Rng} from '../util/rng.js'
+import {cacheDirOf, cacheFile, readJson, writeCase, type CaseHeader, type Plan} from './cache-files.js'
+import {CACHE_VERSION, cacheIsComplete, caseIsDone, settingsHash} from './cache-staleness.js'
 import {BRATS_REGIONS, dataRoot, listCases, type CaseSource} from './datasets.js'
 import {
   fingerprintFrom,
@@ -30,187 +23,11 @@ import {
   readCaseImage,
   readCaseLabel,
   sampleForeground,
-  type CaseHeader,
   type IntensityFingerprint,
 } from './preprocess.js'
 import {addUnmapped, describeUnmapped} from './label-map.js'
-import {labelsToGrid} from './resample.js'
-import {readOrCreateSplits, type Splits} from './splits.js'
-import {generateSynthetic, syntheticIsCurrent, syntheticStamp} from './synthetic.js'
-
-export type {CaseHeader} from './preprocess.js'
-
-/** bump when the on-disk layout or the preprocessing maths change, so old caches are redone */
-export const CACHE_VERSION = 1
-
-export interface Plan {
-  version: number
-  preset: string
-  classes: string[]
-  /** label value → name, 0 = background */
-  labels: Record<string, string>
-  channels: number
-  spacing: [number, number, number]
-  patch: [number, number, number]
-  intensity: Record<string, unknown>
-  cases: string[]
-  overlappingRegions: boolean
-  /** BraTS: region name → the exclusive label values it unites */
-  regions?: Record<string, number[]>
-  /** data.labelMap as applied: class → source values, and the source values it left out → voxels over all cases */
-  labelMap?: Record<string, number[]>
-  unmappedLabels?: Record<string, number>
-  orientation: 'RAS'
-  cropForeground: boolean
-  dataRoot: string
-  settingsHash: string
-  /** shapes after preprocessing: median and per case, [X, Y, Z] */
-  medianShape: [number, number, number]
-  steps: string[]
-  created: string
-}
-
-export interface LoadedCase {
-  id: string
-  image: Float32Array
-  label?: Uint8Array
-  shape: [number, number, number]
-  channels: number
-  spacing: [number, number, number]
-  header: CaseHeader
-}
-
-/** config.data.cache (relative to SIPL_DATA_DIR) or <data root>/preprocessed. */
-export function cacheDirOf(config: ExperimentConfig): string {
-  const cache = config.data.cache
-  if (cache === undefined) return join(dataRoot(config), 'preprocessed')
-  return isAbsolute(cache) ? cache : resolve(environment().dataDir, cache)
-}
-
-/** Everything that changes the preprocessed output; a different hash means the cache is stale. */
-export function settingsHash(config: ExperimentConfig): string {
-  const relevant = {
-    version: CACHE_VERSION,
-    root: dataRoot(config),
-    preset: config.data.preset,
-    imagesDir: config.data.imagesDir,
-    labelsDir: config.data.labelsDir,
-    classes: config.data.classes,
-    labelMap: config.data.labelMap,
-    channels: config.data.channels,
-    synthetic: config.data.preset === 'synthetic' ? syntheticStamp(config) : undefined,
-    preprocess: config.preprocess,
-    // ct-percentile statistics come from the training split
-    split: config.preprocess.intensity.mode === 'ct-percentile' ? [config.data.split, config.data.splitFractions, config.seed] : undefined,
-  }
-  return createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16)
-}
-
-const file = {
-  header: (dir: string, id: string) => join(dir, `${id}.json`),
-  image: (dir: string, id: string) => join(dir, `${id}.image.f32`),
-  label: (dir: string, id: string) => join(dir, `${id}.label.u8`),
-}
-
-function readJson<T>(path: string, what: string): T {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T
-  } catch (error) {
-    throw new UserError(`${path}: ${what} is unreadable (${(error as Error).message}); run 'sipl preprocess --force' to rebuild the cache`)
-  }
-}
-
-export function loadPlan(cacheDir: string): Plan {
-  const path = join(cacheDir, 'plan.json')
-  if (!existsSync(path)) throw new UserError(`${cacheDir}: no plan.json, the cache is missing or incomplete; run 'sipl preprocess --config …'`)
-  return readJson<Plan>(path, 'plan.json')
-}
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size
-  } catch {
-    return -1
-  }
-}
-
-/** A Float32Array / Uint8Array over a file's bytes (copied only when the buffer is misaligned). */
-function readTyped<T extends Float32Array | Uint8Array>(path: string, Type: {new (b: ArrayBuffer, o: number, n: number): T; BYTES_PER_ELEMENT: number}, n: number): T {
-  const bytes = readFileSync(path)
-  if (bytes.length !== n * Type.BYTES_PER_ELEMENT)
-    throw new UserError(`${path}: ${bytes.length} bytes, expected ${n * Type.BYTES_PER_ELEMENT}; the cache is damaged, run 'sipl preprocess --force'`)
-  if (bytes.byteOffset % Type.BYTES_PER_ELEMENT === 0) return new Type(bytes.buffer as ArrayBuffer, bytes.byteOffset, n)
-  const copy = new Uint8Array(bytes)
-  return new Type(copy.buffer, 0, n)
-}
-
-/** A case's header alone (its grids and geometry), without the voxels. */
-export function loadCaseHeader(cacheDir: string, id: string): CaseHeader {
-  const headerPath = file.header(cacheDir, id)
-  if (!existsSync(headerPath)) throw new UserError(`${cacheDir}: case '${id}' is not in the cache; run 'sipl preprocess' or fix splits.json`)
-  return readJson<CaseHeader>(headerPath, `the header of case ${id}`)
-}
-
-export function loadCase(cacheDir: string, id: string): LoadedCase {
-  const header = loadCaseHeader(cacheDir, id)
-  const voxels = header.shape[0] * header.shape[1] * header.shape[2]
-  const image = readTyped(file.image(cacheDir, id), Float32Array, voxels * header.channels)
-  const labelPath = file.label(cacheDir, id)
-  const label = existsSync(labelPath) ? readTyped(labelPath, Uint8Array, voxels) : undefined
-  return {id, image, label, shape: header.shape, channels: header.channels, spacing: header.spacing, header}
-}
-
-export function loadSplits(config: ExperimentConfig, cacheDir: string): Splits {
-  return readOrCreateSplits(config, cacheDir, loadPlan(cacheDir).cases)
-}
-
-function caseIsDone(cacheDir: string, id: string, hash: string): boolean {
-  const headerPath = file.header(cacheDir, id)
-  if (!existsSync(headerPath)) return false
-  try {
-    const header = JSON.parse(readFileSync(headerPath, 'utf8')) as CaseHeader
-    const voxels = header.shape[0] * header.shape[1] * header.shape[2]
-    return (
-      header.settingsHash === hash &&
-      sizeOf(file.image(cacheDir, id)) === voxels * header.channels * 4 &&
-      (header.original.labelFile === undefined || sizeOf(file.label(cacheDir, id)) === voxels)
-    )
-  } catch {
-    return false
-  }
-}
-
-/** True when plan.json matches the config and every case header exists: no raw data is touched. */
-export function cacheIsComplete(config: ExperimentConfig, cacheDir = cacheDirOf(config)): boolean {
-  const planPath = join(cacheDir, 'plan.json')
-  if (!existsSync(planPath)) return false
-  try {
-    const plan = JSON.parse(readFileSync(planPath, 'utf8')) as Plan
-    return plan.settingsHash === settingsHash(config) && plan.cases.every((id) => existsSync(file.header(cacheDir, id)))
-  } catch {
-    return false
-  }
-}
-
-/** Channel-planar → channels-last interleaved (the tensor layout [Z, Y, X, C]). */
-export function interleave(channels: Float32Array[]): Float32Array {
-  if (channels.length === 1) return channels[0]
-  const C = channels.length
-  const n = channels[0].length
-  const out = new Float32Array(n * C)
-  for (let c = 0; c < C; c++) {
-    const ch = channels[c]
-    for (let i = 0; i < n; i++) out[c + C * i] = ch[i]
-  }
-  return out
-}
-
-function writeCase(cacheDir: string, header: CaseHeader, channels: Float32Array[], label?: Uint8Array): void {
-  const image = interleave(channels)
-  writeFileAtomic(file.image(cacheDir, header.id), new Uint8Array(image.buffer, image.byteOffset, image.byteLength))
-  if (label) writeFileAtomic(file.label(cacheDir, header.id), label)
-  writeFileAtomic(file.header(cacheDir, header.id), JSON.stringify(header) + '\n')
-}
+import {readOrCreateSplits} from './splits.js'
+import {generateSynthetic, syntheticIsCurrent} from './synthetic.js'
 
 function computeFingerprint(config: ExperimentConfig, cases: CaseSource[], trainIds: string[], cacheDir: string, hash: string, log: Logger) {
   const path = join(cacheDir, 'fingerprint.json')
@@ -249,7 +66,8 @@ export interface PreprocessSummary {
   splits: {train: number; val: number; test: number}
 }
 
-const median = (values: number[]) => {
+/** the lower of the two middle values for an even count (always one of the values: a shape that occurs) */
+const lowerMedian = (values: number[]) => {
   const s = [...values].sort((a, b) => a - b)
   return s.length === 0 ? 0 : s[Math.floor((s.length - 1) / 2)]
 }
@@ -310,7 +128,7 @@ async function preprocessLocked(config: ExperimentConfig, cacheDir: string, opti
     await new Promise((r) => setImmediate(r))
   }
   bar.stop()
-  const headers = ids.map((id) => readJson<CaseHeader>(file.header(cacheDir, id), `the header of case ${id}`))
+  const headers = ids.map((id) => readJson<CaseHeader>(cacheFile.header(cacheDir, id), `the header of case ${id}`))
   const shapes = headers.map((h) => h.shape)
   const unmapped = new Map<number, number>()
   for (const h of headers) if (h.unmappedLabels) addUnmapped(unmapped, h.unmappedLabels)
@@ -319,7 +137,7 @@ async function preprocessLocked(config: ExperimentConfig, cacheDir: string, opti
       {values: Object.fromEntries(unmapped), cases: headers.filter((h) => Object.keys(h.unmappedLabels ?? {}).length > 0).length},
       `data.labelMap does not list the label values ${describeUnmapped(unmapped)}; they became background`,
     )
-  const medianShape = [0, 1, 2].map((a) => median(shapes.map((s) => s[a]))) as [number, number, number]
+  const medianShape = [0, 1, 2].map((a) => lowerMedian(shapes.map((s) => s[a]))) as [number, number, number]
   const intensity = {...config.preprocess.intensity, ...(fingerprint ?? {})}
   const plan: Plan = {
     version: CACHE_VERSION,
@@ -387,24 +205,3 @@ export async function ensurePreprocessed(config: ExperimentConfig, log: Logger =
   return cacheDir
 }
 
-/** A label map on the preprocessed grid, brought back to the original image grid (nearest neighbour through world space). */
-export function toOriginalGrid(header: CaseHeader, labelMap: Uint8Array): Uint8Array {
-  const n = header.shape[0] * header.shape[1] * header.shape[2]
-  if (labelMap.length !== n) throw new Error(`label map has ${labelMap.length} voxels, case ${header.id} has ${n}`)
-  return labelsToGrid(labelMap, header.shape, header.affine, header.original.shape, header.original.affine)
-}
-
-/** Writes a prediction on the original grid with the original sform/qform and codes; returns the path. */
-export function restoreToOriginal(header: CaseHeader, labelMap: Uint8Array, outFile: string): string {
-  return writeOriginalGrid(header, toOriginalGrid(header, labelMap), outFile)
-}
-
-/** Writes a label map that is already on the original grid (toOriginalGrid) with the original geometry. */
-export function writeOriginalGrid(header: CaseHeader, original: Uint8Array, outFile: string): string {
-  return writeNifti(outFile, {
-    shape: header.original.shape,
-    data: original,
-    geometry: header.original.geometry,
-    description: `sipl prediction for ${header.id}`,
-  })
-}

@@ -8,29 +8,19 @@
  *   5. crop to the foreground bounding box (image foreground ∪ labelled voxels, so no label is cut);
  *   6. pad symmetrically to at least the patch size.
  * The affine of the result is tracked through every step, so a prediction on this grid can be
- * mapped back to the original one through world coordinates (see cache.ts restoreToOriginal).
+ * mapped back to the original one through world coordinates (see original-grid.ts restoreToOriginal).
  */
 import type {ExperimentConfig} from '../config/schema.js'
 import type {PreprocessConfig} from '../config/sections/preprocess.js'
 import {UserError} from '../errors.js'
 import {assertScalar, assertUsableGeometry, readNifti, scaledFloat32, type NiftiImage} from '../io/nifti.js'
 import {geometryOf, type NiftiGeometry} from '../io/nifti-writer.js'
-import {
-  AFFINE_TOLERANCE,
-  affineSpacing,
-  axcodes,
-  ioOrientation,
-  matMul,
-  maxAffineDifference,
-  reorient,
-  reorientGeometry,
-  type Mat4,
-  type Vec3,
-} from '../io/orientation.js'
+import {AFFINE_TOLERANCE, affineSpacing, axcodes, ioOrientation, matMul, maxAffineDifference, reorient, reorientGeometry, type Mat4} from '../io/orientation.js'
 import {Rng} from '../util/rng.js'
 import type {CaseSource} from './datasets.js'
 import {LabelMapping} from './label-map.js'
 import {resampleGrid, resampleLinear, resampleNearest} from './resample.js'
+import type {Vec3} from '../util/vec3.js'
 
 /** Dataset-level intensity statistics (ct-percentile), computed once from the training cases. */
 export interface IntensityFingerprint {
@@ -214,8 +204,8 @@ export function sampleForeground(channel: Float32Array, label: Uint8Array, perCa
   return Array.from({length: perCase}, () => foreground[rng.int(foreground.length)])
 }
 
-/** numpy-style linear-interpolated percentile of sorted values */
-export function percentile(sorted: number[], q: number): number {
+/** numpy-style linear-interpolated percentile of values already sorted ascending (evaluate/metrics.ts `percentile` sorts a copy first) */
+export function percentileOfSorted(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN
   const pos = (q / 100) * (sorted.length - 1)
   const lo = Math.floor(pos)
@@ -233,8 +223,8 @@ export function fingerprintFrom(samples: number[], percentiles: [number, number]
   let sq = 0
   for (const v of values) sq += (v - mean) ** 2
   return {
-    lower: percentile(values, percentiles[0]),
-    upper: percentile(values, percentiles[1]),
+    lower: percentileOfSorted(values, percentiles[0]),
+    upper: percentileOfSorted(values, percentiles[1]),
     mean,
     std: Math.sqrt(sq / values.length),
     samples: values.length,

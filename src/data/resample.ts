@@ -9,7 +9,8 @@
  * n · s is preserved to within half a target voxel per side. Outside the old voxel centres values
  * are taken from the nearest border voxel (edge replication).
  */
-import {invertAffine, matMul, type Mat4, type Vec3} from '../io/orientation.js'
+import {invertAffine, matMul, type Mat4} from '../io/orientation.js'
+import type {Vec3} from '../util/vec3.js'
 
 export interface AxisMap {
   /** output voxel o sits at input coordinate offset + o · step */

@@ -18,15 +18,15 @@
  */
 import type {TrainConfig} from '../config/schema.js'
 import type {Rng} from '../util/rng.js'
+import type {Vec3} from '../util/vec3.js'
 
-export type Triple = [number, number, number]
 
 export interface TrainCase {
   id: string
   image: Float32Array
   label: Uint8Array
   /** [X, Y, Z] */
-  shape: Triple
+  shape: Vec3
   channels: number
 }
 
@@ -37,7 +37,7 @@ export interface Patch {
   /** [pz, py, px] */
   label: Uint8Array
   /** crop origin in the volume (x, y, z); may be negative never, padding is at the far end */
-  origin: Triple
+  origin: Vec3
   positive: boolean
   /** the volume it was cropped from, so that rotation and scaling can resample from beyond the crop */
   source?: TrainCase
@@ -46,7 +46,7 @@ export interface Patch {
 export type VolumeOrder = 'permutation' | 'random'
 
 export interface SamplerOptions {
-  patch: Triple
+  patch: Vec3
   posNegRatio: [number, number]
   samplesPerVolume: number
   /** 'permutation' or 'random' (default) */
@@ -59,7 +59,7 @@ export interface SamplerOptions {
 }
 
 /** The sampler options a training config asks for. */
-export function samplerOptions(train: TrainConfig, patch: Triple): SamplerOptions {
+export function samplerOptions(train: TrainConfig, patch: Vec3): SamplerOptions {
   return {
     patch,
     posNegRatio: train.posNegRatio,
@@ -99,7 +99,7 @@ export function patchesInStep(
 }
 
 /** Copies the block [origin, origin + patch) out of a case, zero beyond the volume. */
-export function cropCase(c: TrainCase, origin: Triple, patch: Triple): {image: Float32Array; label: Uint8Array} {
+export function cropCase(c: TrainCase, origin: Vec3, patch: Vec3): {image: Float32Array; label: Uint8Array} {
   const [X, Y, Z] = c.shape
   const [px, py, pz] = patch
   const C = c.channels
@@ -169,13 +169,13 @@ export class PatchSampler {
     for (let s = 0; s < this.options.samplesPerVolume; s++) {
       const positive = this.rng.next() < pPositive
       const i = this.centre(c, positive)
-      const at: Triple = [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))]
+      const at: Vec3 = [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))]
       // centre the patch on the voxel, then move it inside the volume
       const origin = at.map((v, axis) => {
         const p = this.options.patch[axis]
         const size = c.shape[axis]
         return Math.max(0, Math.min(v - Math.floor(p / 2), size - p))
-      }) as Triple
+      }) as Vec3
       out.push(this.cropAt(c, origin, positive))
     }
     return out
@@ -208,7 +208,7 @@ export class PatchSampler {
     return classes
   }
 
-  private cropAt(c: TrainCase, origin: Triple, positive: boolean): Patch {
+  private cropAt(c: TrainCase, origin: Vec3, positive: boolean): Patch {
     return {caseId: c.id, origin, positive, source: c, ...cropCase(c, origin, this.options.patch)}
   }
 
@@ -231,11 +231,11 @@ export class PatchSampler {
       const voxels = classes[this.rng.int(classes.length)]
       const i = voxels[this.rng.int(voxels.length)]
       const [X, Y] = c.shape
-      const at: Triple = [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))]
-      const origin = at.map((v, axis) => Math.max(0, Math.min(v - Math.floor(this.options.patch[axis] / 2), c.shape[axis] - this.options.patch[axis]))) as Triple
+      const at: Vec3 = [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))]
+      const origin = at.map((v, axis) => Math.max(0, Math.min(v - Math.floor(this.options.patch[axis] / 2), c.shape[axis] - this.options.patch[axis]))) as Vec3
       return this.cropAt(c, origin, true)
     }
-    const origin = c.shape.map((size, axis) => this.rng.int(Math.max(0, size - this.options.patch[axis]) + 1)) as Triple
+    const origin = c.shape.map((size, axis) => this.rng.int(Math.max(0, size - this.options.patch[axis]) + 1)) as Vec3
     return this.cropAt(c, origin, false)
   }
 

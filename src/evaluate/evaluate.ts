@@ -27,8 +27,9 @@ import type {LabelMapping} from '../data/label-map.js'
 import {assertScalar, assertUsableGeometry, isNiftiPath, niftiStem, readNifti, readNiftiHeader, type NiftiImage} from '../io/nifti.js'
 import {AFFINE_TOLERANCE, formatAffine, maxAffineDifference} from '../io/orientation.js'
 import {writeFileAtomic} from '../util/atomic.js'
-import {evaluateLabels, type Shape3, type Spacing3} from './metrics.js'
+import {evaluateLabels} from './metrics.js'
 import {keepLargestComponent} from './postprocess.js'
+import type {Vec3} from '../util/vec3.js'
 
 export const PROTOCOLS = protocolSchema.options
 export type Protocol = EvalConfig['protocol']
@@ -123,8 +124,8 @@ export function scoreCase(
   id: string,
   pred: Uint8Array,
   ref: Uint8Array,
-  shape: Shape3,
-  spacing: Spacing3,
+  shape: Vec3,
+  spacing: Vec3,
   numClasses: number,
   options: ScoreOptions,
 ): CaseResult {
@@ -261,7 +262,7 @@ export function readLabelMap(
   path: string,
   mapping?: LabelMapping,
   unmapped: Map<number, number> = new Map(),
-): {labels: Uint8Array; shape: Shape3; spacing: Spacing3; image: NiftiImage; max: number} {
+): {labels: Uint8Array; shape: Vec3; spacing: Vec3; image: NiftiImage; max: number} {
   const image = readNifti(path)
   const shape = image.header.shape
   if (shape.length < 3 || shape.slice(3).some((d) => d !== 1))
@@ -291,7 +292,7 @@ export function readLabelMap(
   return {
     labels,
     shape: [shape[0], shape[1], shape[2]],
-    spacing: [image.header.zooms[0], image.header.zooms[1], image.header.zooms[2]] as Spacing3,
+    spacing: [image.header.zooms[0], image.header.zooms[1], image.header.zooms[2]] as Vec3,
     image,
     max,
   }

@@ -17,9 +17,7 @@
  * HD95 values are reported per case and counted in the summary, and left out of HD95 means;
  * nothing is ever a silent NaN.
  */
-
-export type Shape3 = [number, number, number]
-export type Spacing3 = [number, number, number]
+import type {Vec3} from '../util/vec3.js'
 
 function count(mask: Uint8Array): number {
   let n = 0
@@ -27,7 +25,7 @@ function count(mask: Uint8Array): number {
   return n
 }
 
-function checkSizes(pred: Uint8Array, ref: Uint8Array, shape?: Shape3): void {
+function checkSizes(pred: Uint8Array, ref: Uint8Array, shape?: Vec3): void {
   if (pred.length !== ref.length) throw new Error(`mask sizes differ: prediction ${pred.length} voxels, reference ${ref.length}`)
   if (shape && shape[0] * shape[1] * shape[2] !== ref.length)
     throw new Error(`mask of ${ref.length} voxels does not match shape ${shape.join('×')}`)
@@ -48,7 +46,7 @@ export function dice(pred: Uint8Array, ref: Uint8Array): number {
 }
 
 /** Mask voxels with a 6-neighbour outside the mask or outside the volume. */
-export function surface(mask: Uint8Array, shape: Shape3): Uint8Array {
+export function surface(mask: Uint8Array, shape: Vec3): Uint8Array {
   const [X, Y, Z] = shape
   const out = new Uint8Array(mask.length)
   const XY = X * Y
@@ -121,7 +119,7 @@ function edt1d(f: Float64Array, n: number, w: number, d: Float64Array, v: Int32A
  * Exact squared Euclidean distance (mm²) from every voxel to the nearest voxel where
  * `seeds` is set; Infinity everywhere when `seeds` is empty.
  */
-export function squaredDistanceTransform(seeds: Uint8Array, shape: Shape3, spacing: Spacing3): Float64Array {
+export function squaredDistanceTransform(seeds: Uint8Array, shape: Vec3, spacing: Vec3): Float64Array {
   const [X, Y, Z] = shape
   const dist = new Float64Array(seeds.length)
   for (let i = 0; i < seeds.length; i++) dist[i] = seeds[i] ? 0 : Infinity
@@ -169,7 +167,7 @@ interface SurfacePair {
   refToPred: number[]
 }
 
-function surfacePair(pred: Uint8Array, ref: Uint8Array, shape: Shape3, spacing: Spacing3): SurfacePair {
+function surfacePair(pred: Uint8Array, ref: Uint8Array, shape: Vec3, spacing: Vec3): SurfacePair {
   const ps = surface(pred, shape)
   const rs = surface(ref, shape)
   return {
@@ -179,7 +177,7 @@ function surfacePair(pred: Uint8Array, ref: Uint8Array, shape: Shape3, spacing: 
 }
 
 /** 95 % Hausdorff distance in mm; 0 when both are empty, null when exactly one is. */
-export function hd95(pred: Uint8Array, ref: Uint8Array, shape: Shape3, spacing: Spacing3): number | null {
+export function hd95(pred: Uint8Array, ref: Uint8Array, shape: Vec3, spacing: Vec3): number | null {
   checkSizes(pred, ref, shape)
   const np = count(pred)
   const nr = count(ref)
@@ -193,7 +191,7 @@ export function hd95(pred: Uint8Array, ref: Uint8Array, shape: Shape3, spacing: 
  * Surface Dice at `tolerance` mm: (surface voxels of P within tolerance of R's surface +
  * those of R within tolerance of P's) / (|∂P| + |∂R|). 1 when both are empty, 0 when one is.
  */
-export function surfaceDice(pred: Uint8Array, ref: Uint8Array, shape: Shape3, spacing: Spacing3, tolerance: number): number {
+export function surfaceDice(pred: Uint8Array, ref: Uint8Array, shape: Vec3, spacing: Vec3, tolerance: number): number {
   checkSizes(pred, ref, shape)
   const np = count(pred)
   const nr = count(ref)
@@ -226,8 +224,8 @@ export function classMask(labels: Uint8Array, k: number, overlappingRegions: boo
 export function evaluateLabels(
   pred: Uint8Array,
   ref: Uint8Array,
-  shape: Shape3,
-  spacing: Spacing3,
+  shape: Vec3,
+  spacing: Vec3,
   numClasses: number,
   options: {overlappingRegions?: boolean; tolerance: number},
 ): ClassMetrics[] {

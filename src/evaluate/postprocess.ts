@@ -5,9 +5,9 @@
  * components become background. Not applied to nested regions (BraTS), where a region is not one
  * object.
  */
-import type {Triple} from './sliding-window.js'
+import type {Vec3} from '../util/vec3.js'
 
-export function keepLargestComponent(labels: Uint8Array, shape: Triple, numClasses: number): Uint8Array {
+export function keepLargestComponent(labels: Uint8Array, shape: Vec3, numClasses: number): Uint8Array {
   const [X, Y, Z] = shape
   const out = new Uint8Array(labels)
   const component = new Int32Array(labels.length).fill(-1)

@@ -15,7 +15,9 @@ import {basename, dirname, join, resolve} from 'node:path'
 import type {BackendRequest} from '../backend/names.js'
 import {loadConfig, parseOverride} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
-import {cacheDirOf, interleave, settingsHash, toOriginalGrid, writeOriginalGrid, type Plan} from '../data/cache.js'
+import {cacheDirOf, interleave, type Plan} from '../data/cache-files.js'
+import {settingsHash} from '../data/cache-staleness.js'
+import {toOriginalGrid, writeOriginalGrid} from '../data/original-grid.js'
 import {caseFiles, niftiFiles} from '../data/datasets.js'
 import {preprocessCase, type IntensityFingerprint} from '../data/preprocess.js'
 import {UserError} from '../errors.js'
@@ -29,7 +31,7 @@ import {writeFileAtomic} from '../util/atomic.js'
 import {largestComponentFor} from './evaluate.js'
 import {ttaMirrorAxes, type MirrorAxis} from './mirroring.js'
 import {loadRunModel, predictCase, requireCheckpoint} from './predict.js'
-import type {Triple} from './sliding-window.js'
+import type {Vec3} from '../util/vec3.js'
 
 export interface PredictInput {
   id: string
@@ -42,10 +44,10 @@ export interface PredictedCase {
   inputs: string[]
   output: string
   /** the input's grid [X, Y, Z] and voxel spacing (mm), which the output shares */
-  shape: Triple
-  spacing: Triple
+  shape: Vec3
+  spacing: Vec3
   /** the preprocessed grid the network saw */
-  grid: Triple
+  grid: Vec3
   /** per class: voxels of the written label map and their volume */
   volumes: Record<string, {voxels: number; ml: number}>
   seconds: number
@@ -182,7 +184,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictSummary> {
   const {plan, source} = predictionPlan(config, runDir)
   const classes = plan?.classes ?? config.data.classes
   const channels = plan?.channels ?? config.data.channels
-  const patch = (plan?.patch ?? config.preprocess.patch) as Triple
+  const patch = (plan?.patch ?? config.preprocess.patch) as Vec3
   const numClasses = classes.length
   const overlappingRegions = config.data.overlappingRegions
   const fingerprint = fingerprintOf(plan)
@@ -209,7 +211,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictSummary> {
     for (const input of inputs) {
       const caseStarted = Date.now()
       const pre = preprocessCase(input, config, hash, fingerprint)
-      const shape = pre.header.shape as Triple
+      const shape = pre.header.shape as Vec3
       const image = interleave(pre.channels)
       pre.channels = []
       let bar: Progress | undefined
@@ -232,7 +234,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictSummary> {
       bar?.stop()
       const original = toOriginalGrid(pre.header, labels)
       const output = writeOriginalGrid(pre.header, original, join(outDir, `${input.id}.nii.gz`))
-      const spacing = affineSpacing(pre.header.original.affine) as Triple
+      const spacing = affineSpacing(pre.header.original.affine) as Vec3
       const voxelMl = (spacing[0] * spacing[1] * spacing[2]) / 1000
       const counts = classVoxels(original, numClasses, overlappingRegions)
       const seconds = (Date.now() - caseStarted) / 1000
@@ -240,7 +242,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictSummary> {
         id: input.id,
         inputs: input.images,
         output,
-        shape: pre.header.original.shape as Triple,
+        shape: pre.header.original.shape as Vec3,
         spacing,
         grid: shape,
         volumes: Object.fromEntries(classes.map((name, k) => [name, {voxels: counts[k], ml: counts[k] * voxelMl}])),

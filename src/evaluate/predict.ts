@@ -11,7 +11,8 @@ import {hasCheckpoint, loadWeights, readableCheckpoint, readLoopState} from '../
 import {largestComponentFor} from './evaluate.js'
 import type {MirrorAxis} from './mirroring.js'
 import {keepLargestComponent} from './postprocess.js'
-import {slidingWindowLabels, type Triple, type WindowPredictor} from './sliding-window.js'
+import {slidingWindowLabels, type WindowPredictor} from './sliding-window.js'
+import type {Vec3} from '../util/vec3.js'
 
 /** The folder of a run's checkpoint (best, last, epoch-N); a missing one is a UserError. */
 export function requireCheckpoint(runDir: string, checkpoint: string): string {
@@ -45,7 +46,7 @@ export function loadRunModel(
   return {model, epoch: state.epoch}
 }
 
-export function modelPredictor(model: SiplNet, patch: Triple, channels: number, epoch: number): WindowPredictor {
+export function modelPredictor(model: SiplNet, patch: Vec3, channels: number, epoch: number): WindowPredictor {
   const [px, py, pz] = patch
   return async (batch, n) => {
     const probs = tf.tidy(() => {
@@ -60,7 +61,7 @@ export function modelPredictor(model: SiplNet, patch: Triple, channels: number, 
 
 export interface CaseImage {
   image: Float32Array
-  shape: Triple
+  shape: Vec3
   channels: number
 }
 
@@ -69,7 +70,7 @@ export async function predictCase(
   model: SiplNet,
   c: CaseImage,
   options: {
-    patch: Triple
+    patch: Vec3
     numClasses: number
     overlappingRegions: boolean
     eval: EvalConfig

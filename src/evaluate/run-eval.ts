@@ -8,7 +8,9 @@
  */
 import {join} from 'node:path'
 import type {ExperimentConfig} from '../config/schema.js'
-import {ensurePreprocessed, loadCase, loadCaseHeader, loadPlan, loadSplits, restoreToOriginal} from '../data/cache.js'
+import {loadCase, loadCaseHeader} from '../data/cache-files.js'
+import {prepareData} from '../data/prepared-data.js'
+import {restoreToOriginal} from '../data/original-grid.js'
 import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {progress} from '../log/progress.js'
@@ -18,11 +20,11 @@ import {runPaths} from '../run/run-dir.js'
 import {hasCheckpoint, readableCheckpoint, readLoopState} from '../run/checkpoint.js'
 import {writeFileAtomic} from '../util/atomic.js'
 import {scoreCase, type CaseResult} from './evaluate.js'
-import type {Spacing3} from './metrics.js'
+
 import {describeMirroring} from './mirroring.js'
 import {loadRunModel, predictCase} from './predict.js'
 import {predictionSettings, type PredictionSettings} from './settings.js'
-import type {Triple} from './sliding-window.js'
+import type {Vec3} from '../util/vec3.js'
 
 export interface RunEvalOptions {
   config: ExperimentConfig
@@ -62,6 +64,9 @@ export interface RunEvalPlan {
   /** the cases that will be predicted */
   ids: string[]
   classes: string[]
+  /** the plan's input channels and patch size, which the network was trained with */
+  channels: number
+  patch: Vec3
   /** each case's grid in its original image, where its prediction is written */
   originalShapes: Map<string, number[]>
 }
@@ -77,9 +82,7 @@ export async function planRunEval(config: ExperimentConfig, runDir: string, chec
   const state = readLoopState(dir)
   // refuses an impossible eval config (eval.ttaAxes beyond the trained mirror axes, largestComponent off under sipl) before any work
   const prediction = predictionSettings(config, {name: checkpoint, epoch: state.epoch, savedAt: state.savedAt})
-  const cacheDir = await ensurePreprocessed(config, log)
-  const plan = loadPlan(cacheDir)
-  const splits = loadSplits(config, cacheDir)
+  const {cacheDir, splits, classes, channels, patch} = await prepareData(config, log)
   const split = splits.test.length > 0 ? 'test' : 'val'
   const ids = splits[split]
   if (ids.length === 0) throw new UserError(`${cacheDir}/splits.json has no test or val cases to evaluate; fix data.splitFractions`)
@@ -91,7 +94,9 @@ export async function planRunEval(config: ExperimentConfig, runDir: string, chec
     cacheDir,
     split,
     ids,
-    classes: plan.classes ?? config.data.classes,
+    classes,
+    channels,
+    patch,
     originalShapes,
   }
 }
@@ -99,11 +104,8 @@ export async function planRunEval(config: ExperimentConfig, runDir: string, chec
 export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResult> {
   const {config, log} = options
   const prepared = options.plan ?? (await planRunEval(config, options.runDir, options.checkpoint, log))
-  const {cacheDir, split, ids, classes} = prepared
-  const plan = loadPlan(cacheDir)
+  const {cacheDir, split, ids, classes, channels, patch} = prepared
   const numClasses = classes.length
-  const channels: number = plan.channels ?? config.data.channels
-  const patch = (plan.patch ?? config.preprocess.patch) as Triple
   const overlappingRegions = config.data.overlappingRegions
   const epoch = prepared.checkpointEpoch
 
@@ -122,14 +124,14 @@ export async function evaluateRun(options: RunEvalOptions): Promise<RunEvalResul
     const c = loadCase(cacheDir, id)
     if (!c.label)
       throw new UserError(`preprocessed case ${id} has no label, so it cannot be scored; use --pred/--labels for unlabelled data`)
-    const shape = c.shape as Triple
+    const shape = c.shape as Vec3
     const {labels} = await predictCase(
       model,
       {image: c.image, shape, channels: c.channels},
       {patch, numClasses, overlappingRegions, eval: config.eval, mirrorAxes: prediction.ttaAxes, epoch: inferenceEpoch(epoch)},
     )
     results.push(
-      scoreCase(id, labels, c.label, shape, c.spacing as Spacing3, numClasses, {
+      scoreCase(id, labels, c.label, shape, c.spacing as Vec3, numClasses, {
         overlappingRegions,
         tolerance: config.eval.surfaceTolerance,
         protocol: config.eval.protocol,

@@ -16,13 +16,12 @@
  */
 
 import type {MirrorAxis} from './mirroring.js'
-
-export type Triple = [number, number, number]
+import type {Vec3} from '../util/vec3.js'
 
 export interface VolumeInput {
   image: Float32Array
   /** [X, Y, Z] */
-  shape: Triple
+  shape: Vec3
   channels: number
 }
 
@@ -31,7 +30,7 @@ export type WindowPredictor = (batch: Float32Array, n: number) => Promise<Float3
 
 export interface SlidingWindowOptions {
   /** window in voxels, (x, y, z) */
-  patch: Triple
+  patch: Vec3
   numClasses: number
   overlap: number
   sigmaScale: number
@@ -56,7 +55,7 @@ export function windowStarts(size: number, patch: number, overlap: number): numb
  * window centre, σ = patch · sigmaScale per axis, scaled to a maximum of 1. It is evaluated
  * analytically, so it has no zeros (nnU-Net has to patch the zeros of its filtered map).
  */
-export function gaussianImportance(patch: Triple, sigmaScale: number): Float32Array {
+export function gaussianImportance(patch: Vec3, sigmaScale: number): Float32Array {
   const axes = patch.map((p) => {
     const sigma = p * sigmaScale
     const centre = (p - 1) / 2
@@ -76,7 +75,7 @@ export function mirrorMasks(axes: MirrorAxis[]): number[] {
 }
 
 /** Mirrors a [pz, py, px, C] block (channels-last, x fastest after C) over the axes in `flip` (bit 0 = x, 1 = y, 2 = z). */
-export function flipBlock(src: Float32Array, dims: Triple, channels: number, flip: number): Float32Array {
+export function flipBlock(src: Float32Array, dims: Vec3, channels: number, flip: number): Float32Array {
   if (flip === 0) return src
   const [px, py, pz] = dims
   const out = new Float32Array(src.length)
@@ -96,7 +95,7 @@ export function flipBlock(src: Float32Array, dims: Triple, channels: number, fli
 }
 
 interface Window {
-  start: Triple
+  start: Vec3
 }
 
 /** The volume's class probabilities, [Z, Y, X, K] (index k + K·(x + X·(y + Y·z))). */
@@ -232,8 +231,8 @@ export async function slidingWindowPlanes(
 }
 
 /** Summed importance of every window at each voxel of a padded [X, Y, Z] grid (for tests and diagnostics). */
-export function importanceSum(shape: Triple, patch: Triple, overlap: number, sigmaScale: number): Float32Array {
-  const [X, Y, Z] = shape.map((s, i) => Math.max(s, patch[i])) as Triple
+export function importanceSum(shape: Vec3, patch: Vec3, overlap: number, sigmaScale: number): Float32Array {
+  const [X, Y, Z] = shape.map((s, i) => Math.max(s, patch[i])) as Vec3
   const [px, py, pz] = patch
   const weights = gaussianImportance(patch, sigmaScale)
   const norm = new Float32Array(X * Y * Z)

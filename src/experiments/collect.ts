@@ -14,22 +14,14 @@ import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {writeFileAtomic} from '../util/atomic.js'
 import {PROTOCOL_DESCRIPTIONS, type Protocol} from '../evaluate/evaluate.js'
+import {csvCell} from '../util/csv.js'
+import type {EvalSummary} from '../evaluate/evaluate.js'
 import {pairedTTest} from '../evaluate/stats.js'
 import {linePlotSvg} from '../report/line-plot.js'
 import {writeHParams} from './hparams.js'
 import {trialDir, type ExperimentRecord} from './layout.js'
 import type {ParamValue, TrialSpec} from './plan.js'
 import {isFailed, stateCounts, trialStatuses, type TrialState, type TrialStatus} from './status.js'
-
-/** eval/summary.json as the eval command writes it (only the fields read here) */
-interface EvalSummary {
-  protocol?: string
-  meanDice: number
-  meanHd95?: number | null
-  perClass: Record<string, {dice: number; hd95?: number; surfaceDice?: number}>
-  cases?: string[]
-  perCase?: Record<string, number>
-}
 
 export interface TrialResult {
   index: number
@@ -78,10 +70,11 @@ function finite(v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null
 }
 
-function readSummary(file: string): EvalSummary | undefined {
+/** eval/summary.json as the eval command writes it; partial, as an older or damaged file may be (every value read is checked) */
+function readSummary(file: string): Partial<EvalSummary> | undefined {
   if (!existsSync(file)) return undefined
   try {
-    const s = JSON.parse(readFileSync(file, 'utf8')) as EvalSummary
+    const s = JSON.parse(readFileSync(file, 'utf8')) as Partial<EvalSummary>
     return typeof s === 'object' && s !== null ? s : undefined
   } catch {
     return undefined
@@ -147,10 +140,6 @@ function versusFull(full: TrialResult | undefined, row: TrialResult): Pick<Ablat
 const pct = (v: number | null): string => (v === null ? '' : (100 * v).toFixed(2))
 const num = (v: number | null, digits = 4): string => (v === null ? '' : v.toFixed(digits))
 const pValue = (p: number | null): string => (p === null ? '' : p < 1e-4 ? p.toExponential(1) : p.toFixed(4))
-
-function csvCell(value: string): string {
-  return /[",\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value
-}
 
 function csv(header: string[], rows: string[][]): string {
   return [header, ...rows].map((r) => r.map(csvCell).join(',')).join('\n') + '\n'

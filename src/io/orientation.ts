@@ -5,9 +5,9 @@
  * Conventions: an affine maps a voxel index (i, j, k, 1) to RAS+ world millimetres, as in NIfTI.
  * Volumes are stored x-fastest: index = i + X * (j + Y * k).
  */
+import type {Vec3} from '../util/vec3.js'
 
 export type Mat4 = number[][]
-export type Vec3 = [number, number, number]
 
 export function identity4(): Mat4 {
   return [

@@ -18,7 +18,8 @@
 import {tf} from '../backend/tf.js'
 import type {ModelConfig} from '../config/schema.js'
 import type {ParamStore} from './init.js'
-import {Conv3d, ConvTranspose3d, leakyRelu, SpatialNorm, type NormSettings} from './layers.js'
+import {Conv3d, ConvTranspose3d, SpatialNorm, type NormSettings} from './layers.js'
+import {leakyRelu} from './ops.js'
 
 /**
  * Receives intermediate values under stable names: every LeakyReLU input

@@ -16,7 +16,8 @@ import {tf} from '../backend/tf.js'
 import type {ModelConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import type {ParamStore} from './init.js'
-import {addBias, bmm, Dense, gelu, resizeGrid, softmaxLast} from './layers.js'
+import {Dense} from './layers.js'
+import {addBias, bmm, gelu, resizeGrid, softmaxLast} from './ops.js'
 
 // ── class-embedding files (CPP init clip / biobert / file) ───────────────────────────────────
 

@@ -21,7 +21,7 @@
 import {tf} from '../backend/tf.js'
 import type {LossConfig} from '../config/schema.js'
 import {diceCrossEntropyFused, fusedKernelsActive, type DiceCeOptions} from '../kernels/fused.js'
-import {downsampleMean, resizeTrilinear} from './layers.js'
+import {downsampleMean, resizeTrilinear} from './ops.js'
 import type {SiplOutputs} from './sipl.js'
 
 export interface Targets {

@@ -21,7 +21,8 @@ import {Rng} from '../util/rng.js'
 import {Backbone, type ForwardTrace} from './backbone.js'
 import {ParamStore} from './init.js'
 import {Ipl, PlainPrototypes} from './ipl.js'
-import {Dense, isDryRun} from './layers.js'
+import {Dense} from './layers.js'
+import {isDryRun} from './mac-meter.js'
 import {Smg, tauAt} from './smg.js'
 
 export interface SiplOutputs {

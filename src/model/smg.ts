@@ -24,7 +24,8 @@ import {tf} from '../backend/tf.js'
 import type {SmgConfig} from '../config/schema.js'
 import type {ForwardTrace} from './backbone.js'
 import type {ParamStore} from './init.js'
-import {bmm, Dense, gelu, l2normalize, LayerNorm, resizeGrid, RmsNorm} from './layers.js'
+import {Dense, LayerNorm, RmsNorm} from './layers.js'
+import {bmm, gelu, l2normalize, resizeGrid} from './ops.js'
 
 /** A = onehot(argmax over the N clusters). argMax is integer-valued, so no gradient passes. */
 export function hardAssignment(logits: tf.Tensor3D, trace?: {name: string; to: ForwardTrace}): tf.Tensor3D {

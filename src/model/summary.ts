@@ -12,7 +12,7 @@
  */
 import {tf} from '../backend/tf.js'
 import type {ExperimentConfig} from '../config/schema.js'
-import {metered} from './layers.js'
+import {metered} from './mac-meter.js'
 import {SiplNet} from './sipl.js'
 
 export interface ModelSummary {

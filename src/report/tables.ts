@@ -5,6 +5,7 @@
  *    evaluated method ("ours") last with no p-value; p < 0.0001 is printed as "< 0.0001", other
  *    p-values with 4 decimals, as in the paper.
  */
+import {csvCell} from '../util/csv.js'
 
 /**
  * The header of a class column, in every table sipl writes (eval's Table 1, the ablation and sweep
@@ -25,10 +26,6 @@ export interface Rendered {
   markdown: string
   csv: string
   latex: string
-}
-
-function csvCell(s: string): string {
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
 }
 
 function latexCell(s: string): string {

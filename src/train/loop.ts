@@ -14,9 +14,10 @@ import type {BackendRequest} from '../backend/names.js'
 import {selectBackend, type BackendChoice} from '../backend/select.js'
 import {configHash, configToYaml} from '../config/load.js'
 import type {ExperimentConfig} from '../config/schema.js'
-import {ensurePreprocessed, loadCase, loadPlan, loadSplits} from '../data/cache.js'
+import {loadCase} from '../data/cache-files.js'
+import {prepareData} from '../data/prepared-data.js'
 import {augment} from '../data/augment.js'
-import {patchesInStep, PatchSampler, samplerOptions, stepsPerEpoch, type TrainCase, type Triple} from '../data/sampler.js'
+import {patchesInStep, PatchSampler, samplerOptions, stepsPerEpoch, type TrainCase} from '../data/sampler.js'
 import {fileSystemUserError, UserError} from '../errors.js'
 import {dice, classMask} from '../evaluate/metrics.js'
 import {ttaMirrorAxes} from '../evaluate/mirroring.js'
@@ -45,6 +46,7 @@ import {
 import {appendMetrics, rewriteMetrics, writeTrainingCurves, type EpochMetrics} from './metrics-log.js'
 import {clipByGlobalNorm, createOptimizer} from './optimizers.js'
 import {scheduleFor} from './schedule.js'
+import type {Vec3} from '../util/vec3.js'
 
 export interface TrainOptions {
   config: ExperimentConfig
@@ -74,7 +76,7 @@ export interface TrainResult {
 
 function caseOf(loaded: {id: string; image: Float32Array; label?: Uint8Array; shape: number[]; channels: number}): TrainCase {
   if (!loaded.label) throw new UserError(`preprocessed case ${loaded.id} has no label; training cases need labels (check splits.json)`)
-  return {id: loaded.id, image: loaded.image, label: loaded.label, shape: loaded.shape as Triple, channels: loaded.channels}
+  return {id: loaded.id, image: loaded.image, label: loaded.label, shape: loaded.shape as Vec3, channels: loaded.channels}
 }
 
 /**
@@ -116,7 +118,7 @@ async function validate(
   model: SiplNet,
   cases: TrainCase[],
   config: ExperimentConfig,
-  patch: Triple,
+  patch: Vec3,
   numClasses: number,
   epoch: number,
 ): Promise<{dice: number; perClass: number[]; overlay: Buffer}> {
@@ -202,18 +204,13 @@ async function trainLocked(options: TrainOptions): Promise<TrainResult> {
   const manifest = startManifest(paths, {command: options.resume ? 'train --resume' : 'train', config, backend})
 
   // 3. Data: the preprocessed cache (generated/preprocessed on first use) and the split.
-  const cacheDir = await ensurePreprocessed(config, log)
-  const plan = loadPlan(cacheDir)
+  const {cacheDir, plan, splits, classes, channels, patch} = await prepareData(config, log)
   // the plan travels with the run, so `sipl predict` preprocesses new scans as these were, without the cache
   writeFileAtomic(paths.plan, JSON.stringify(plan, null, 2) + '\n')
-  const splits = loadSplits(config, cacheDir)
   if (splits.train.length === 0) throw new UserError(`${cacheDir}/splits.json has no training cases; fix data.split / data.splitFractions`)
   const trainCases = splits.train.map((id) => caseOf(loadCase(cacheDir, id)))
   const valCases = splits.val.map((id) => caseOf(loadCase(cacheDir, id)))
-  const classes = plan.classes ?? config.data.classes
   const numClasses = classes.length
-  const channels = plan.channels ?? config.data.channels
-  const patch = (plan.patch ?? config.preprocess.patch) as Triple
   log.info({cache: cacheDir, train: trainCases.length, val: valCases.length, classes: numClasses, patch: patch.join('x')}, 'data')
   checkTrainingLabels(trainCases, classes, log)
 

@@ -10,23 +10,12 @@ import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {augmentSchema} from '../../src/config/sections/train.js'
-import {
-  affineMatrix,
-  aroundOne,
-  applyAugment,
-  augment,
-  blurChannel,
-  contrastChannel,
-  gammaChannel,
-  randomize,
-  resampleAffine,
-  simulateLowResolution,
-  type AugmentDraw,
-} from '../../src/data/augment.js'
-import {PatchSampler, type Patch, type TrainCase, type Triple} from '../../src/data/sampler.js'
+import {affineMatrix, aroundOne, applyAugment, augment, blurChannel, contrastChannel, gammaChannel, randomize, resampleAffine, simulateLowResolution, type AugmentDraw} from '../../src/data/augment.js'
+import {PatchSampler, type Patch, type TrainCase} from '../../src/data/sampler.js'
 import {Rng} from '../../src/util/rng.js'
 import {sipl} from '../helpers/cli.js'
 import {sets, TINY} from '../e2e/tiny.js'
+import type {Vec3} from '../../src/util/vec3.js'
 
 const near = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) => {
   assert.equal(a.length, b.length, what)
@@ -49,7 +38,7 @@ const ALL_ON = augmentSchema.parse({
   gamma: {p: 1},
 })
 
-function volume(shape: Triple, channels: number, seed: number): TrainCase {
+function volume(shape: Vec3, channels: number, seed: number): TrainCase {
   const rng = new Rng(seed)
   const n = shape[0] * shape[1] * shape[2]
   const label = new Uint8Array(n)
@@ -61,7 +50,7 @@ const patchOf = (c: TrainCase): Patch => ({caseId: c.id, origin: [0, 0, 0], posi
 const none: AugmentDraw = {rot90: 0, flips: [false, false, false], shift: 0, scale: 1}
 
 test('every transform keeps the shape; the whole set is a function of the seed', () => {
-  const dims: Triple = [8, 6, 4]
+  const dims: Vec3 = [8, 6, 4]
   const c = volume(dims, 2, 1)
   const p = patchOf(c)
   const a = augment(p, ALL_ON, new Rng(7), dims, 2)
@@ -94,7 +83,7 @@ test('every transform keeps the shape; the whole set is a function of the seed',
 })
 
 test('the number of draws depends on the config, never on the outcomes; p 0 draws nothing', () => {
-  const dims: Triple = [4, 4, 4]
+  const dims: Vec3 = [4, 4, 4]
   const r1 = new Rng(1)
   const r2 = new Rng(1)
   randomize(ALL_ON, r1, dims, 3)
@@ -123,7 +112,7 @@ test('aroundOne: half the factors below 1, half above, within the range', () => 
 
 test('rotation of a known pattern, scaling, identity, and resampling from the whole volume', () => {
   // 3×3×1 patch, one bright voxel at (x 2, y 1): offset (+1, 0) from the centre
-  const dims: Triple = [3, 3, 1]
+  const dims: Vec3 = [3, 3, 1]
   const image = new Float32Array(9)
   const label = new Uint8Array(9)
   image[2 + 3 * 1] = 5
@@ -151,7 +140,7 @@ test('rotation of a known pattern, scaling, identity, and resampling from the wh
 test('a 45° turn keeps the labels it had and fills the turned-in corners from the volume', () => {
   const c = volume([12, 12, 1], 1, 5)
   for (let i = 0; i < c.image.length; i++) c.image[i] = 1
-  const dims: Triple = [6, 6, 1]
+  const dims: Vec3 = [6, 6, 1]
   const crop: Patch = {caseId: c.id, origin: [3, 3, 0], positive: false, image: new Float32Array(36), label: new Uint8Array(36), source: c}
   const out = resampleAffine(crop, affineMatrix([Math.PI / 4, 0, 0], 1), dims, 1, c)
   assert.ok([...out.label].every((l) => l === 1 || l === 2))
@@ -160,7 +149,7 @@ test('a 45° turn keeps the labels it had and fills the turned-in corners from t
 })
 
 test('intensity transforms by hand: constant images, brightness, contrast, gamma against numpy', () => {
-  const dims: Triple = [4, 1, 1]
+  const dims: Vec3 = [4, 1, 1]
   const constant = () => Float32Array.from([2, 2, 2, 2])
   for (const key of ['blur', 'contrast', 'lowResolution', 'gamma', 'gammaInverted'] as const) {
     const draw: AugmentDraw = {...none, blur: [0.8], contrast: [1.3], lowResolution: [0.5], gamma: [1.4], gammaInverted: [0.8]}
@@ -194,7 +183,7 @@ test('Gaussian blur equals scipy.ndimage.gaussian_filter (reflect mode, truncate
   blurChannel(line, [7, 1, 1], 1, 0, 0.8)
   near(line, [0.2502210306, 0.4991171954, 0.2283107165, 0.0219103142, 0.0004407434, 0, 0], 1e-7, 'gaussian_filter1d')
   // scipy.ndimage.gaussian_filter of a (z 3, y 4, x 5) impulse at (1, 2, 0), σ 0.6; channel 1 of 2 only
-  const dims: Triple = [5, 4, 3]
+  const dims: Vec3 = [5, 4, 3]
   const v = new Float32Array(60 * 2)
   const at = (x: number, y: number, z: number) => x + 5 * (y + 4 * z)
   v[at(0, 2, 1) * 2 + 1] = 1
@@ -223,13 +212,13 @@ test('low-resolution simulation by hand: nearest down to 4 of 6, linear back up'
 test('nnunet sampling: one volume per batch element, the last round(B·(1 − 0.33)) … elements on foreground, class-balanced', () => {
   // ten volumes; class 1 a big block at x < 10, class 2 one voxel at x 35
   const cases = Array.from({length: 10}, (_, k) => {
-    const shape: Triple = [40, 8, 8]
+    const shape: Vec3 = [40, 8, 8]
     const label = new Uint8Array(40 * 64)
     for (let i = 0; i < label.length; i++) if (i % 40 < 10) label[i] = 1
     label[35 + 40 * (4 + 8 * 4)] = 2
     return {id: `c${k}`, shape, channels: 1, image: new Float32Array(40 * 64), label}
   })
-  const patch: Triple = [8, 8, 8]
+  const patch: Vec3 = [8, 8, 8]
   const sampler = new PatchSampler(cases, {patch, posNegRatio: [1, 1], samplesPerVolume: 4, mode: 'nnunet', batchSize: 3, oversampleForeground: 0.33}, new Rng(1))
   const batches = Array.from({length: 600}, () => [sampler.next(), sampler.next(), sampler.next()])
   // batch 3: round(3 · 0.67) = 2, so the third element of each batch is forced onto foreground

@@ -6,7 +6,9 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {sipl} from '../helpers/cli.js'
 import {loadConfig} from '../../src/config/load.js'
-import {cacheIsComplete, ensurePreprocessed, loadCase, loadPlan, loadSplits, runPreprocess} from '../../src/data/cache.js'
+import {ensurePreprocessed, runPreprocess} from '../../src/data/cache.js'
+import {loadCase, loadPlan, loadSplits} from '../../src/data/cache-files.js'
+import {cacheIsComplete} from '../../src/data/cache-staleness.js'
 
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `sipl-pre-${tag}-`))
 

@@ -2,7 +2,8 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {labelsToGrid, resampleGrid, resampleLinear, resampleNearest} from '../../src/data/resample.js'
 import {Rng} from '../../src/util/rng.js'
-import {matMul, type Mat4, type Vec3} from '../../src/io/orientation.js'
+import {matMul, type Mat4} from '../../src/io/orientation.js'
+import type {Vec3} from '../../src/util/vec3.js'
 
 const CASES: {shape: Vec3; spacing: Vec3; target: Vec3}[] = [
   {shape: [20, 17, 9], spacing: [0.8, 0.8, 2.5], target: [1.5, 1.5, 1.5]},

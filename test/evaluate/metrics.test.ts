@@ -1,18 +1,9 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {
-  dice,
-  evaluateLabels,
-  hd95,
-  percentile,
-  squaredDistanceTransform,
-  surface,
-  surfaceDice,
-  type Shape3,
-  type Spacing3,
-} from '../../src/evaluate/metrics.js'
+import {dice, evaluateLabels, hd95, percentile, squaredDistanceTransform, surface, surfaceDice} from '../../src/evaluate/metrics.js'
+import type {Vec3} from '../../src/util/vec3.js'
 
-function cube(shape: Shape3, from: Shape3, size: Shape3): Uint8Array {
+function cube(shape: Vec3, from: Vec3, size: Vec3): Uint8Array {
   const [X, Y] = shape
   const m = new Uint8Array(shape[0] * shape[1] * shape[2])
   for (let z = from[2]; z < from[2] + size[2]; z++)
@@ -21,7 +12,7 @@ function cube(shape: Shape3, from: Shape3, size: Shape3): Uint8Array {
 }
 
 test('identical masks: Dice 1, HD95 0, surface Dice 1', () => {
-  const shape: Shape3 = [12, 10, 8]
+  const shape: Vec3 = [12, 10, 8]
   const m = cube(shape, [2, 3, 1], [5, 4, 3])
   assert.equal(dice(m, m), 1)
   assert.equal(hd95(m, m, shape, [0.7, 1.2, 3]), 0)
@@ -29,7 +20,7 @@ test('identical masks: Dice 1, HD95 0, surface Dice 1', () => {
 })
 
 test('Dice of two overlapping boxes equals 2|A∩B|/(|A|+|B|) counted by hand', () => {
-  const shape: Shape3 = [10, 10, 10]
+  const shape: Vec3 = [10, 10, 10]
   // A: 4×4×4 = 64 voxels at x 1..4; B: same box shifted 2 along x → overlap 2×4×4 = 32
   const a = cube(shape, [1, 1, 1], [4, 4, 4])
   const b = cube(shape, [3, 1, 1], [4, 4, 4])
@@ -37,8 +28,8 @@ test('Dice of two overlapping boxes equals 2|A∩B|/(|A|+|B|) counted by hand', 
 })
 
 test('two cubes shifted by k voxels with anisotropic spacing: HD95 = k × spacing along the shift', () => {
-  const shape: Shape3 = [16, 14, 12]
-  const spacing: Spacing3 = [0.8, 1.5, 2.5]
+  const shape: Vec3 = [16, 14, 12]
+  const spacing: Vec3 = [0.8, 1.5, 2.5]
   // why the 95th percentile equals the maximum here: every voxel of A's face opposite the
   // shift (4×4 of the 56 surface voxels, 29 %) is exactly k·s from B's surface, and no surface
   // distance is larger, so more than 5 % of the distances sit at the maximum.
@@ -48,8 +39,8 @@ test('two cubes shifted by k voxels with anisotropic spacing: HD95 = k × spacin
     [1, 2],
     [2, 3],
   ] as const) {
-    const from: Shape3 = [3, 3, 3]
-    const shifted: Shape3 = [...from] as Shape3
+    const from: Vec3 = [3, 3, 3]
+    const shifted: Vec3 = [...from] as Vec3
     shifted[axis] += k
     const a = cube(shape, from, [4, 4, 4])
     const b = cube(shape, shifted, [4, 4, 4])
@@ -63,8 +54,8 @@ test('two cubes shifted by k voxels with anisotropic spacing: HD95 = k × spacin
 })
 
 test('surface Dice below the shift counts only coincident surface voxels (hand count)', () => {
-  const shape: Shape3 = [12, 12, 12]
-  const spacing: Spacing3 = [2, 1, 1]
+  const shape: Vec3 = [12, 12, 12]
+  const spacing: Vec3 = [2, 1, 1]
   // A = 4³ at x 2..5, B = 4³ at x 3..6 (shift 1 voxel = 2 mm along x). Tolerance 1 mm < 2 mm.
   // A's surface: 56 voxels. An A surface voxel is within 1 mm of B's surface when
   //  - it lies on B's surface: the 4×4 border ring (12 voxels) at x = 3, 4, 5 → 36, or
@@ -77,7 +68,7 @@ test('surface Dice below the shift counts only coincident surface voxels (hand c
 })
 
 test('one empty mask: Dice 0, HD95 null, surface Dice 0; both empty: 1, 0, 1', () => {
-  const shape: Shape3 = [6, 6, 6]
+  const shape: Vec3 = [6, 6, 6]
   const empty = new Uint8Array(216)
   const m = cube(shape, [1, 1, 1], [2, 2, 2])
   assert.equal(dice(empty, m), 0)
@@ -96,8 +87,8 @@ test('one empty mask: Dice 0, HD95 null, surface Dice 0; both empty: 1, 0, 1', (
 })
 
 test('distance transform equals brute-force anisotropic distances', () => {
-  const shape: Shape3 = [7, 5, 6]
-  const spacing: Spacing3 = [0.5, 1.25, 3]
+  const shape: Vec3 = [7, 5, 6]
+  const spacing: Vec3 = [0.5, 1.25, 3]
   const seeds = new Uint8Array(7 * 5 * 6)
   for (const i of [3, 40, 77, 150, 209]) seeds[i] = 1
   const got = squaredDistanceTransform(seeds, shape, spacing)
@@ -110,7 +101,7 @@ test('distance transform equals brute-force anisotropic distances', () => {
 })
 
 test('surface of a solid 3³ cube is its 26 outer voxels; percentile matches numpy linear interpolation', () => {
-  const shape: Shape3 = [5, 5, 5]
+  const shape: Vec3 = [5, 5, 5]
   const s = surface(cube(shape, [1, 1, 1], [3, 3, 3]), shape)
   assert.equal(
     s.reduce((a, b) => a + b, 0),

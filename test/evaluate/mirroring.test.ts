@@ -7,7 +7,8 @@ import assert from 'node:assert/strict'
 import {experimentSchema} from '../../src/config/schema.js'
 import {UserError} from '../../src/errors.js'
 import {describeMirroring, trainedMirrorAxes, ttaMirrorAxes, type MirrorAxis} from '../../src/evaluate/mirroring.js'
-import {probabilitiesToLabels, slidingWindow, type Triple} from '../../src/evaluate/sliding-window.js'
+import {probabilitiesToLabels, slidingWindow} from '../../src/evaluate/sliding-window.js'
+import type {Vec3} from '../../src/util/vec3.js'
 
 const configWith = (train: object, evalSection: object) => experimentSchema.parse({train: {augment: train}, eval: evalSection})
 
@@ -42,7 +43,7 @@ test('a left/right-asymmetric model: mirroring along x changes the answer, along
   // A toy "network" that has learnt laterality, as one trained without x flips does: bright
   // voxels in the left half of the window (x < 4) are organ 1 ("spleen"), bright voxels in the
   // right half organ 2 ("liver"). The volume holds one bright blob on the left.
-  const shape: Triple = [8, 4, 4]
+  const shape: Vec3 = [8, 4, 4]
   const image = new Float32Array(8 * 4 * 4)
   for (let z = 1; z < 3; z++) for (let y = 1; y < 3; y++) for (let x = 1; x < 3; x++) image[x + 8 * (y + 4 * z)] = 1
   const lateral = async (batch: Float32Array): Promise<Float32Array> => {

@@ -10,9 +10,9 @@ import {
   slidingWindowLabels,
   slidingWindowPlanes,
   windowStarts,
-  type Triple,
 } from '../../src/evaluate/sliding-window.js'
 import type {MirrorAxis} from '../../src/evaluate/mirroring.js'
+import type {Vec3} from '../../src/util/vec3.js'
 
 /** A position-dependent "model": p_k(voxel) = sigmoid of a fixed function of the input and k. */
 function voxelwise(C: number, K: number) {
@@ -30,7 +30,7 @@ function voxelwise(C: number, K: number) {
   }
 }
 
-function randomVolume(shape: Triple, C: number, seed: number): Float32Array {
+function randomVolume(shape: Vec3, C: number, seed: number): Float32Array {
   let s = seed
   return Float32Array.from({length: shape[0] * shape[1] * shape[2] * C}, () => {
     s = (s * 1103515245 + 12345) % 2147483648
@@ -39,7 +39,7 @@ function randomVolume(shape: Triple, C: number, seed: number): Float32Array {
 }
 
 test('one window covering the volume reproduces the direct whole-volume prediction', async () => {
-  const shape: Triple = [6, 5, 4]
+  const shape: Vec3 = [6, 5, 4]
   const image = randomVolume(shape, 2, 3)
   const predict = voxelwise(2, 3)
   const direct = await predict(image, 1)
@@ -58,7 +58,7 @@ test('one window covering the volume reproduces the direct whole-volume predicti
 test('a voxelwise model gives the same result through overlapping windows, padding and TTA', async () => {
   // for a model whose output at a voxel depends only on that voxel, every window agrees, so the
   // Gaussian-weighted average must equal the direct prediction everywhere (weights normalise)
-  const shape: Triple = [11, 7, 9]
+  const shape: Vec3 = [11, 7, 9]
   const image = randomVolume(shape, 1, 11)
   const predict = voxelwise(1, 2)
   const direct = await predict(image, 1)
@@ -82,10 +82,10 @@ test('a voxelwise model gives the same result through overlapping windows, paddi
  */
 async function wholeVolumeReference(
   image: Float32Array,
-  shape: Triple,
+  shape: Vec3,
   C: number,
   K: number,
-  patch: Triple,
+  patch: Vec3,
   predict: (batch: Float32Array, n: number) => Promise<Float32Array>,
   o: {overlap: number; sigmaScale: number; tta: boolean; batchSize: number},
 ): Promise<Float32Array> {
@@ -95,7 +95,7 @@ async function wholeVolumeReference(
   const weights = gaussianImportance(patch, o.sigmaScale)
   const acc = new Float32Array(PX * PY * PZ * K)
   const norm = new Float32Array(PX * PY * PZ)
-  const starts: Triple[] = []
+  const starts: Vec3[] = []
   for (const z of windowStarts(PZ, pz, o.overlap))
     for (const y of windowStarts(PY, py, o.overlap)) for (const x of windowStarts(PX, px, o.overlap)) starts.push([x, y, z])
   const flips = o.tta ? [0, 1, 2, 3, 4, 5, 6, 7] : [0]
@@ -143,7 +143,7 @@ async function wholeVolumeReference(
 }
 
 /** A model whose output at a voxel depends on its neighbours and on where it sits in the window, so windows disagree. */
-function contextual(C: number, K: number, patch: Triple) {
+function contextual(C: number, K: number, patch: Vec3) {
   const [px, py, pz] = patch
   return async (batch: Float32Array, n: number): Promise<Float32Array> => {
     const wv = px * py * pz
@@ -164,8 +164,8 @@ function contextual(C: number, K: number, patch: Triple) {
 test('streamed along z, the probabilities and labels equal a whole-volume accumulation bit for bit', async () => {
   // several window rows in z (patch 4 of 13 planes, with 0.5 and 0.25 overlap), batches that
   // straddle rows, padding in x (5 < 6), TTA on and off
-  const shape: Triple = [5, 7, 13]
-  const patch: Triple = [6, 4, 4]
+  const shape: Vec3 = [5, 7, 13]
+  const patch: Vec3 = [6, 4, 4]
   for (const [C, K, overlap, tta, batchSize] of [
     [1, 3, 0.5, false, 1],
     [2, 2, 0.25, true, 4],
@@ -198,8 +198,8 @@ test('streamed along z, the probabilities and labels equal a whole-volume accumu
 
 test('planes are handed on as soon as no later window covers them, so only one window depth is held', async () => {
   // z: 20 planes, patch 4, overlap 0.5 → window rows start at 0, 2, …, 16 (9 rows of 1 window)
-  const shape: Triple = [4, 4, 20]
-  const patch: Triple = [4, 4, 4]
+  const shape: Vec3 = [4, 4, 20]
+  const patch: Vec3 = [4, 4, 4]
   const starts = windowStarts(20, 4, 0.5)
   let calls = 0
   const inner = voxelwise(1, 2)
@@ -240,7 +240,7 @@ test('Gaussian weights sum correctly at overlaps', () => {
   // nnU-Net steps: size 10, patch 4, overlap 0.5 → ceil(6/2)+1 = 4 windows at 0, 2, 4, 6
   assert.deepEqual(windowStarts(10, 4, 0.5), [0, 2, 4, 6])
   assert.deepEqual(windowStarts(3, 4, 0.5), [0])
-  const patch: Triple = [4, 2, 2]
+  const patch: Vec3 = [4, 2, 2]
   const sigmaScale = 0.25
   const g = gaussianImportance(patch, sigmaScale)
   // 1-D profiles: σ = p/4; centre (p−1)/2
@@ -258,7 +258,7 @@ test('Gaussian weights sum correctly at overlaps', () => {
 })
 
 test('flipBlock mirrors over the requested axes and is its own inverse', () => {
-  const dims: Triple = [3, 2, 2]
+  const dims: Vec3 = [3, 2, 2]
   const src = Float32Array.from({length: 12 * 2}, (_, i) => i)
   const fx = flipBlock(src, dims, 2, 1)
   // voxel (0,0,0) takes (2,0,0): channels 4, 5

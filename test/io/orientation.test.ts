@@ -4,7 +4,8 @@ import {join} from 'node:path'
 import {SHARED} from '../helpers/cli.js'
 import {needsShared} from '../helpers/needs.js'
 import {readNifti, scaledFloat32} from '../../src/io/nifti.js'
-import {axcodes, inverseOrientation, invertAffine, matMul, reorient, reorientToRAS, type Mat4, type Vec3} from '../../src/io/orientation.js'
+import {axcodes, inverseOrientation, invertAffine, matMul, reorient, reorientToRAS, type Mat4} from '../../src/io/orientation.js'
+import type {Vec3} from '../../src/util/vec3.js'
 
 const DATA = join(SHARED, 'data')
 const skip = needsShared('the orientation tests on real volumes', 'data/labelled/sct/t2', 'data/nifti/niivue')

@@ -3,7 +3,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
-import {addBias, columnSums, scaleShift} from '../../src/model/layers.js'
+import {addBias, columnSums, scaleShift} from '../../src/model/ops.js'
 import {Rng} from '../../src/util/rng.js'
 import {relError} from '../../src/util/rel-error.js'
 import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'

@@ -4,17 +4,9 @@ import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {UserError} from '../../src/errors.js'
 import {ParamStore} from '../../src/model/init.js'
-import {
-  conv3d,
-  downsampleMean,
-  gelu,
-  linearResizeMatrix,
-  metered,
-  resizeGrid,
-  resizeTrilinear,
-  SpatialNorm,
-  upsampleNearest,
-} from '../../src/model/layers.js'
+import {SpatialNorm} from '../../src/model/layers.js'
+import {conv3d, downsampleMean, gelu, linearResizeMatrix, resizeGrid, resizeTrilinear, upsampleNearest} from '../../src/model/ops.js'
+import {metered} from '../../src/model/mac-meter.js'
 import {Rng} from '../../src/util/rng.js'
 import {useCpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
 import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'

@@ -4,7 +4,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
-import {metered} from '../../src/model/layers.js'
+import {metered} from '../../src/model/mac-meter.js'
 import {targetsFromLabels} from '../../src/model/losses.js'
 import {buildNet, dryForwardMacs, outputShapes, summarizeModel} from '../../src/model/summary.js'
 import {configOf, expectedParameterCount, phantom, trainingStep} from './sipl-fixtures.js'

@@ -1,12 +1,13 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {Rng} from '../../src/util/rng.js'
-import {PatchSampler, cropCase, patchesInStep, stepsPerEpoch, type TrainCase, type Triple} from '../../src/data/sampler.js'
+import {PatchSampler, cropCase, patchesInStep, stepsPerEpoch, type TrainCase} from '../../src/data/sampler.js'
 import {applyAugment, randomize} from '../../src/data/augment.js'
 import {augmentSchema} from '../../src/config/sections/train.js'
+import type {Vec3} from '../../src/util/vec3.js'
 
 function phantom(id: string): TrainCase {
-  const shape: Triple = [20, 16, 12]
+  const shape: Vec3 = [20, 16, 12]
   const n = 20 * 16 * 12
   const image = Float32Array.from({length: n * 2}, (_, i) => i)
   const label = new Uint8Array(n)
@@ -28,7 +29,7 @@ test('cropCase copies the block and zero-pads beyond the volume', () => {
 
 test('positive crops contain foreground; the pos:neg ratio is about 2:1; same seed → same patches', () => {
   const cases = [phantom('a'), phantom('b')]
-  const options = {patch: [8, 8, 4] as Triple, posNegRatio: [2, 1] as [number, number], samplesPerVolume: 3, volumeOrder: 'random' as const}
+  const options = {patch: [8, 8, 4] as Vec3, posNegRatio: [2, 1] as [number, number], samplesPerVolume: 3, volumeOrder: 'random' as const}
   const sampler = new PatchSampler(cases, options, new Rng(5))
   let positives = 0
   const n = 600
@@ -52,7 +53,7 @@ test('positive crops contain foreground; the pos:neg ratio is about 2:1; same se
 
 test('after startEpoch the stream depends only on the Rng state (what resume relies on)', () => {
   const cases = [phantom('a'), phantom('b')]
-  const options = {patch: [8, 8, 4] as Triple, posNegRatio: [1, 1] as [number, number], samplesPerVolume: 4, volumeOrder: 'random' as const}
+  const options = {patch: [8, 8, 4] as Vec3, posNegRatio: [1, 1] as [number, number], samplesPerVolume: 4, volumeOrder: 'random' as const}
   const rng = new Rng(3)
   const s = new PatchSampler(cases, options, rng)
   s.next() // leaves 3 crops queued
@@ -138,12 +139,12 @@ test('rot90 and flips move voxels as worked out by hand; intensity shift/scale; 
   // 2×2×1 patch, one channel: values v(x, y) = x + 2y → [0, 1, 2, 3] in x-fastest order
   const patch = {
     caseId: 'a',
-    origin: [0, 0, 0] as Triple,
+    origin: [0, 0, 0] as Vec3,
     positive: true,
     image: Float32Array.from([0, 1, 2, 3]),
     label: Uint8Array.from([0, 1, 2, 3]),
   }
-  const dims: Triple = [2, 2, 1]
+  const dims: Vec3 = [2, 2, 1]
   const none = {rot90: 0, flips: [false, false, false] as [boolean, boolean, boolean], shift: 0, scale: 1}
   // one quarter turn: out(x, y) = in(y, 1 − x): out(0,0) = in(0,1) = 2, out(1,0) = in(0,0) = 0,
   // out(0,1) = in(1,1) = 3, out(1,1) = in(1,0) = 1

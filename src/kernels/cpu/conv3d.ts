@@ -1,16 +1,25 @@
 /**
- * Conv3D, Conv3DBackpropFilterV2 and Conv3DBackpropInputV2 for tfjs's `cpu` backend as
- * im2col + GEMM in WebAssembly SIMD on a worker pool (assembly/conv3d.ts, runtime.ts). Each
- * call copies its inputs into the shared wasm heap, posts one job (row chunks of the im2col
- * matrix, taken dynamically by every thread), and copies the result out into a new tensor.
- * Design and measurements: docs/kernels.md.
+ * Conv3D, Conv3DBackpropFilterV2 and Conv3DBackpropInputV2 for tfjs's `cpu` backend, and sipl's
+ * fused convolution kernels (conv + bias + ReLU over [x, skip], conv3dTranspose + bias, and their
+ * backwards): each reads its tensors and attributes, runs the jobs of conv3d-heap.ts on one fresh
+ * heap, and wraps the results as tensors. Design and measurements: docs/kernels.md.
  */
 import {tf} from '../../backend/tf.js'
-import {JOB, JOB_ADDRESS, KIND} from './job.js'
+import type {Vec3} from '../../util/vec3.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output} from './tensors.js'
-import {copyIn, float64Slots, roundUp, SUM_SLOTS, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
-import {winogradApplies, winogradFilterGrad, winogradFilterGradApplies, winogradForward} from './winograd.js'
+import {copyIn} from './conv-job.js'
+import {
+  biasActGradAt,
+  conv3dFilterGrad,
+  conv3dForward,
+  conv3dInputGrad,
+  filterGradAt,
+  forwardAt,
+  inputGradAt,
+  inputLength,
+  outputLength,
+} from './conv3d-heap.js'
 
 type TensorInfo = tf.TensorInfo
 interface KernelArgs {
@@ -19,192 +28,13 @@ interface KernelArgs {
   attrs?: Record<string, unknown>
 }
 
-/** Bytes of im2col rows each thread builds per chunk: fits the 1 MiB L2 next to the filter panels. */
-const CHUNK_BYTES = 192 * 1024
-
-/**
- * Rows of the im2col matrix per chunk: L2-sized, but (balance) at least 4 chunks per thread. The
- * filter gradient passes balance = false: its chunks set the summation order, which must not
- * depend on the thread count.
- */
-function rowsPerChunk(rows: number, Kp: number, threads: number, balance: boolean): number {
-  const byCache = Math.max(4, Math.floor(CHUNK_BYTES / (Kp * 4 * 4)) * 4)
-  const byBalance = balance ? roundUp(Math.ceil(rows / (threads * 4)), 4) : Infinity
-  return Math.max(4, Math.min(byCache, byBalance))
-}
-
-/** Fills the geometry words and the row chunking of the im2col kernels. */
-function describe(job: Int32Array, info: ConvInfo, kind: number, rt: ConvRuntime): {M: number; K: number; Kp: number; mc: number} {
-  const K = info.filterDepth * info.filterHeight * info.filterWidth * info.inChannels
-  const Kp = roundUp(K, 8)
-  const M = info.batchSize * info.outDepth * info.outHeight * info.outWidth
-  const mc = rowsPerChunk(M, Kp, rt.threads, kind !== KIND.filterGrad)
-  writeGeometry(job, info)
-  job[JOB.KIND] = kind
-  job[JOB.CHUNKS] = Math.ceil(M / mc)
-  job[JOB.ROWS_PER_CHUNK] = mc
-  job[JOB.K] = K
-  job[JOB.KP] = Kp
-  return {M, K, Kp, mc}
-}
-
-/** Per-thread scratch: 256 bytes for edge tiles + one chunk of im2col rows. */
-function scratch(job: Int32Array, rt: ConvRuntime, mc: number, Kp: number): void {
-  const stride = 64 + roundUp(mc * Kp, 16)
-  job[JOB.SCRATCH] = rt.alloc(stride * rt.threads)
-  job[JOB.SCRATCH_STRIDE] = stride * 4
-}
-
-/** y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] (+ bias, then ReLU, when given) */
-export function conv3dForward(x: Float32Array, w: Float32Array, info: ConvInfo, epilogue?: Epilogue): Float32Array {
-  const rt = freshRuntime()
-  return rt.f32(forwardAt(rt, copyIn(rt, x), w, info, epilogue), outputLength(info)).slice()
-}
-
-const outputLength = (info: ConvInfo) => info.batchSize * info.outDepth * info.outHeight * info.outWidth * info.outChannels
-const inputLength = (info: ConvInfo) => info.batchSize * info.inDepth * info.inHeight * info.inWidth * info.inChannels
-
-/**
- * conv3dForward with x already in the heap at byte address `x`: allocates after what the heap
- * holds and returns the address of y (outputLength(info) floats).
- */
-function forwardAt(rt: ConvRuntime, x: number, w: Float32Array, info: ConvInfo, epilogue?: Epilogue): number {
-  if (winogradApplies(info)) return winogradForward(rt, x, w, info, epilogue)
-  const job = rt.job()
-  const {M, K, Kp, mc} = describe(job, info, KIND.forward, rt)
-  const cout = info.outChannels
-  const wRaw = copyIn(rt, w)
-  const wPacked = rt.alloc(roundUp(cout, 8) * Kp)
-  rt.exports.packFilter(wRaw, K, cout, Kp, wPacked)
-  const y = rt.alloc(M * cout)
-  writeForwardOperands(rt, job, x, wPacked, y, epilogue)
-  scratch(job, rt, mc, Kp)
-  rt.run()
-  return y
-}
-
-/** dW = im2col(x)ᵀ · dy: chunk c is added into slot c mod 8, in order; the slots are summed in order at the end. */
-export function conv3dFilterGrad(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
-  const rt = freshRuntime()
-  return filterGradAt(rt, copyIn(rt, x), copyIn(rt, dy), info)
-}
-
-function filterGradAt(rt: ConvRuntime, x: number, dy: number, info: ConvInfo): Float32Array {
-  if (winogradFilterGradApplies(info)) return winogradFilterGrad(rt, x, dy, info)
-  const job = rt.job()
-  const {K, Kp, mc} = describe(job, info, KIND.filterGrad, rt)
-  const cout = info.outChannels
-  job[JOB.X] = x
-  job[JOB.DY] = dy
-  scratch(job, rt, mc, Kp)
-  const accLen = cout * Kp
-  const accStride = roundUp(accLen, 16)
-  job[JOB.SLOTS] = SUM_SLOTS
-  job[JOB.ACC] = rt.alloc(accStride * SUM_SLOTS)
-  job[JOB.ACC_STRIDE] = accStride * 4
-  job[JOB.ACC_LEN] = accLen
-  const dw = rt.alloc(K * cout)
-  rt.run()
-  rt.exports.reduceFilterGrad(JOB_ADDRESS, dw)
-  return rt.f32(dw, K * cout).slice()
-}
-
-/**
- * At stride 1 the input gradient is itself a convolution: dx = conv(dy, W′) with the filter
- * mirrored in space and its channels swapped, W′[kd, kh, kw, co, ci] = W[kD−1−kd, kH−1−kh, kW−1−kw, ci, co],
- * and padding kD−1−front (etc.) in front. That runs on the forward kernel, whose rows are
- * disjoint: no per-thread copies of dx, no scatter, no summing job.
- */
-function stride1InputGrad(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo, epilogue?: Epilogue): number {
-  const {filterDepth: kD, filterHeight: kH, filterWidth: kW, inChannels: cin, outChannels: cout} = info
-  const mirrored = new Float32Array(w.length)
-  for (let d = 0; d < kD; d++)
-    for (let h = 0; h < kH; h++)
-      for (let x = 0; x < kW; x++) {
-        const from = ((d * kH + h) * kW + x) * cin * cout
-        const to = (((kD - 1 - d) * kH + (kH - 1 - h)) * kW + (kW - 1 - x)) * cout * cin
-        for (let ci = 0; ci < cin; ci++) for (let co = 0; co < cout; co++) mirrored[to + co * cin + ci] = w[from + ci * cout + co]
-      }
-  const transposed: ConvInfo = {
-    ...info,
-    inDepth: info.outDepth,
-    inHeight: info.outHeight,
-    inWidth: info.outWidth,
-    inChannels: cout,
-    outDepth: info.inDepth,
-    outHeight: info.inHeight,
-    outWidth: info.inWidth,
-    outChannels: cin,
-    dilationDepth: 1,
-    dilationHeight: 1,
-    dilationWidth: 1,
-    padInfo: {...info.padInfo, front: kD - 1 - info.padInfo.front, top: kH - 1 - info.padInfo.top, left: kW - 1 - info.padInfo.left},
-  }
-  return forwardAt(rt, dy, mirrored, transposed, epilogue)
-}
-
-/**
- * dx = col2im(dy · Wᵀ), every thread scattering into one dx. Chunks are slabs of output depth
- * planes thick enough that slabs c and c + 2 never touch the same input voxel; the even slabs run
- * first, then the odd ones, so concurrent chunks write disjoint voxels and each voxel receives its
- * contributions in one fixed order: no per-thread copies of dx, no summing job, and the same bits
- * in every run.
- */
-export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
-  const rt = freshRuntime()
-  return rt.f32(inputGradAt(rt, copyIn(rt, dy), w, info), inputLength(info)).slice()
-}
-
-/**
- * The input gradient with dy in the heap: returns the address of dx (inputLength(info) floats).
- * With `bias`, dx starts from the bias instead of zeros (or gets it in the forward's epilogue at
- * stride 1): a transposed convolution + bias for the price of the transposed convolution.
- */
-function inputGradAt(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo, bias?: Float32Array): number {
-  if (info.strideDepth === 1 && info.strideHeight === 1 && info.strideWidth === 1)
-    return stride1InputGrad(rt, dy, w, info, bias && {bias, relu: false})
-  const job = rt.job()
-  const {K, Kp, mc} = describe(job, info, KIND.inputGrad, rt)
-  const cout = info.outChannels
-  const wRaw = copyIn(rt, w)
-  const wPacked = rt.alloc(Kp * cout)
-  rt.exports.packFilterTransposed(wRaw, K, cout, Kp, wPacked)
-  job[JOB.W] = wPacked
-  job[JOB.DY] = dy
-  scratch(job, rt, mc, Kp)
-  const dxLen = info.batchSize * info.inDepth * info.inHeight * info.inWidth * info.inChannels
-  const dx = rt.alloc(dxLen)
-  const start = rt.f32(dx, dxLen)
-  if (bias) {
-    // bias in every row: one row, then doubling copies
-    start.set(bias)
-    for (let filled = bias.length; filled < dxLen; filled *= 2) start.copyWithin(filled, 0, Math.min(filled, dxLen - filled))
-  } else start.fill(0)
-  job[JOB.ACC0] = dx
-  // plane p of dy reaches input planes p·s − pad … p·s − pad + k − 1: slabs of h planes with
-  // h·s > k − 1 − s leave a gap between slab c and slab c + 2
-  const {filterDepth: k, strideDepth: s, outDepth, outHeight, outWidth} = info
-  const slab = Math.max(1, Math.floor((k - 1 - s) / s) + 1)
-  const planes = info.batchSize * outDepth
-  const slabs = Math.ceil(planes / slab)
-  job[JOB.ROWS_PER_CHUNK] = slab * outHeight * outWidth
-  job[JOB.SUB_ROWS] = mc
-  job[JOB.CHUNK_STEP] = 2
-  for (const parity of [0, 1]) {
-    job[JOB.COUNTER] = 0
-    job[JOB.CHUNK_FIRST] = parity
-    job[JOB.CHUNKS] = Math.ceil((slabs - parity) / 2)
-    if (job[JOB.CHUNKS] > 0) rt.run()
-  }
-  return dx
-}
-
-type Triple = [number, number, number] | number
+/** tfjs's strides and dilations attributes: one number for every axis, or one per axis */
+type Strides = Vec3 | number
 type Pad = 'valid' | 'same' | number
 
 export function conv3dKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
   const {x, filter} = inputs
-  const {strides, pad, dilations} = attrs as {strides: Triple; pad: Pad; dilations: Triple}
+  const {strides, pad, dilations} = attrs as {strides: Strides; pad: Pad; dilations: Strides}
   const info = tf.backend_util.computeConv3DInfo(
     x.shape as [number, number, number, number, number],
     filter.shape as [number, number, number, number, number],
@@ -217,7 +47,7 @@ export function conv3dKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
 
 export function conv3dBackpropFilterKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
   const {x, dy} = inputs
-  const {strides, pad, filterShape} = attrs as {strides: Triple; pad: Pad; filterShape: number[]}
+  const {strides, pad, filterShape} = attrs as {strides: Strides; pad: Pad; filterShape: number[]}
   const info = tf.backend_util.computeConv3DInfo(
     x.shape as [number, number, number, number, number],
     filterShape as [number, number, number, number, number],
@@ -230,7 +60,7 @@ export function conv3dBackpropFilterKernel({inputs, backend, attrs}: KernelArgs)
 
 export function conv3dBackpropInputKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
   const {dy, filter} = inputs
-  const {strides, pad, inputShape} = attrs as {strides: Triple; pad: Pad; inputShape: number[]}
+  const {strides, pad, inputShape} = attrs as {strides: Strides; pad: Pad; inputShape: number[]}
   const info = tf.backend_util.computeConv3DInfo(
     inputShape as [number, number, number, number, number],
     filter.shape as [number, number, number, number, number],
@@ -269,36 +99,12 @@ function copyInInput(rt: ConvRuntime, backend: unknown, x: TensorInfo, skip: Ten
  */
 export function conv3dBiasActKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
   const {x, skip, filter, bias} = inputs
-  const {strides, pad, relu} = attrs as {strides: Triple; pad: Pad; relu: boolean}
+  const {strides, pad, relu} = attrs as {strides: Strides; pad: Pad; relu: boolean}
   const info = tf.backend_util.computeConv3DInfo(inputShape(x, skip), filter.shape as Shape5, strides, 1, pad as 'valid' | 'same')
   const rt = freshRuntime()
   const epilogue = {bias: floats(backend, bias), relu}
   const y = forwardAt(rt, copyInInput(rt, backend, x, skip), floats(backend, filter), info, epilogue)
   return output(backend, info.outShape, rt.f32(y, outputLength(info)).slice())
-}
-
-/** Rows of dz per chunk of the bias/ReLU backward (its chunks go into SUM_SLOTS, as the filter gradient's). */
-const BIAS_GRAD_ROWS = 256
-
-/**
- * dz = dy · step(y) in place in the heap (dz = dy without ReLU), and db = Σ_rows dz: float32
- * vectors per chunk of 256 rows, chunks added in float64 into 8 slots in order, the slots summed
- * in order here.
- */
-function biasActGradAt(rt: ConvRuntime, dz: number, y: number, rows: number, channels: number, relu: boolean): Float32Array {
-  const job = rt.job()
-  const chunks = Math.ceil(rows / BIAS_GRAD_ROWS)
-  job[JOB.KIND] = KIND.biasActGrad
-  job[JOB.DY] = dz
-  job[JOB.X] = y
-  job[JOB.RELU] = relu ? 1 : 0
-  job[JOB.COUT] = channels
-  job[JOB.ROWS] = rows
-  job[JOB.ROWS_PER_CHUNK] = BIAS_GRAD_ROWS
-  job[JOB.CHUNKS] = chunks
-  const totals = float64Slots(rt, job, chunks, channels)
-  rt.run()
-  return Float32Array.from(totals())
 }
 
 /**
@@ -310,7 +116,7 @@ function biasActGradAt(rt: ConvRuntime, dz: number, y: number, rows: number, cha
  */
 export function conv3dBiasActGradKernel({inputs, backend, attrs}: KernelArgs): TensorInfo[] {
   const {dy, y, x, skip, filter} = inputs
-  const {strides, pad, relu, inputGrad} = attrs as {strides: Triple; pad: Pad; relu: boolean; inputGrad: boolean}
+  const {strides, pad, relu, inputGrad} = attrs as {strides: Strides; pad: Pad; relu: boolean; inputGrad: boolean}
   const info = tf.backend_util.computeConv3DInfo(inputShape(x, skip), filter.shape as Shape5, strides, 1, pad as 'valid' | 'same')
   const rt = freshRuntime()
   const channels = info.outChannels
@@ -344,7 +150,7 @@ export function conv3dBiasActGradKernel({inputs, backend, attrs}: KernelArgs): T
  */
 export function conv3dTransposeBiasKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
   const {x, filter, bias} = inputs
-  const {strides, pad, outShape} = attrs as {strides: Triple; pad: Pad; outShape: Shape5}
+  const {strides, pad, outShape} = attrs as {strides: Strides; pad: Pad; outShape: Shape5}
   const info = tf.backend_util.computeConv3DInfo(outShape, filter.shape as Shape5, strides, 1, pad as 'valid' | 'same')
   const rt = freshRuntime()
   const y = inputGradAt(rt, copyIn(rt, floats(backend, x)), floats(backend, filter), info, floats(backend, bias))
@@ -358,7 +164,7 @@ export function conv3dTransposeBiasKernel({inputs, backend, attrs}: KernelArgs):
  */
 export function conv3dTransposeBiasGradKernel({inputs, backend, attrs}: KernelArgs): TensorInfo[] {
   const {dy, x, filter} = inputs
-  const {strides, pad} = attrs as {strides: Triple; pad: Pad}
+  const {strides, pad} = attrs as {strides: Strides; pad: Pad}
   const info = tf.backend_util.computeConv3DInfo(dy.shape as Shape5, filter.shape as Shape5, strides, 1, pad as 'valid' | 'same')
   const rt = freshRuntime()
   const channels = dy.shape[4]
