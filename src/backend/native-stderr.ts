@@ -105,3 +105,12 @@ export function holdNativeStderr<T>(work: () => T): NativeStderr<T> {
   }
   return {value, text, held: true}
 }
+
+/** Dawn's stderr as messages: "Warning: " and the "    at f (/path/File.cpp:368)" lines dropped. */
+export function nativeMessages(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^at .*:\d+\)?$/.test(l))
+    .map((l) => l.replace(/^(Warning|Error):\s*/, ''))
+}

@@ -14,7 +14,7 @@ import {threadsCapped} from '../paths.js'
 import {tf} from './tf.js'
 import {cpuConvKernels, fastKernelsUnavailable, installCpuKernels} from '../kernels/register.js'
 import {conv3dSelfCheck, type SelfCheck} from './self-check.js'
-import {holdNativeStderr} from './native-stderr.js'
+import {holdNativeStderr, nativeMessages} from './native-stderr.js'
 import {installWebgpuKernels} from '../kernels/webgpu/index.js'
 import {BACKENDS, type BackendName, type BackendRequest} from './names.js'
 
@@ -78,15 +78,6 @@ const fallback = Boolean(adapter && (adapter.isFallbackAdapter || info.isFallbac
 process.stdout.write(JSON.stringify(adapter ? {found: true, name, fallback} : {found: false}) + '\\n')
 process.exit(0)
 `
-
-/** Dawn's stderr as messages: "Warning: " and the "    at f (/path/File.cpp:368)" lines dropped. */
-export function nativeMessages(stderr: string): string[] {
-  return stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !/^at .*:\d+\)?$/.test(l))
-    .map((l) => l.replace(/^(Warning|Error):\s*/, ''))
-}
 
 let adapterProbe: Promise<WebgpuAdapterProbe> | undefined
 
