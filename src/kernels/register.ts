@@ -34,6 +34,7 @@ import {fastBatchMatMul} from './cpu/matmul.js'
 import {adamwKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
+import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
 
 export type CpuConvKernels = 'fast' | 'reference'
 
@@ -131,5 +132,7 @@ tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: dic
 tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplGroupNorm', backendName: 'cpu', kernelFunc: groupNormKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplGroupNormGrad', backendName: 'cpu', kernelFunc: groupNormGradKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplKmaxLayer', backendName: 'cpu', kernelFunc: kmaxLayerKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplKmaxLayerGrad', backendName: 'cpu', kernelFunc: kmaxLayerGradKernel as unknown as tf.KernelFunc})
 
 if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')
