@@ -35,6 +35,7 @@ import {adamwKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
 import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
+import {resizeTrilinearGradKernel, resizeTrilinearKernel} from './cpu/resize.js'
 
 export type CpuConvKernels = 'fast' | 'reference'
 
@@ -134,5 +135,11 @@ tf.registerKernel({kernelName: 'SiplGroupNorm', backendName: 'cpu', kernelFunc: 
 tf.registerKernel({kernelName: 'SiplGroupNormGrad', backendName: 'cpu', kernelFunc: groupNormGradKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplKmaxLayer', backendName: 'cpu', kernelFunc: kmaxLayerKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplKmaxLayerGrad', backendName: 'cpu', kernelFunc: kmaxLayerGradKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplResizeTrilinear', backendName: 'cpu', kernelFunc: resizeTrilinearKernel as unknown as tf.KernelFunc})
+tf.registerKernel({
+  kernelName: 'SiplResizeTrilinearGrad',
+  backendName: 'cpu',
+  kernelFunc: resizeTrilinearGradKernel as unknown as tf.KernelFunc,
+})
 
 if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')
