@@ -31,7 +31,7 @@ import {
   type CpuKernel,
 } from './cpu/elementwise.js'
 import {fastBatchMatMul} from './cpu/matmul.js'
-import {adamwKernel} from './cpu/optimizer.js'
+import {adamwGroupKernel, adamwKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
 import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
@@ -129,6 +129,7 @@ tf.registerKernel({
   kernelFunc: conv3dTransposeBiasGradKernel as unknown as tf.KernelFunc,
 })
 tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
+tf.registerKernel({kernelName: 'SiplAdamWGroup', backendName: 'cpu', kernelFunc: adamwGroupKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})
 tf.registerKernel({kernelName: 'SiplGroupNorm', backendName: 'cpu', kernelFunc: groupNormKernel as unknown as tf.KernelFunc})

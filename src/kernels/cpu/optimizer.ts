@@ -39,3 +39,46 @@ export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo
   const shape = inputs.p.shape
   return [p, m, v].map((at) => output(backend, shape, rt.f32(at, length).slice()))
 }
+
+/**
+ * The AdamW step of many parameters in one worker-pool run (src/kernels/adamw.ts
+ * `adamwUpdateAll`): inputs p0…, g0…, m0…, v0… (attribute count), laid end to end in the heap;
+ * outputs p1₀…, m1₀…, v1₀…. The same arithmetic as adamwKernel.
+ */
+export function adamwGroupKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
+  const s = attrs as unknown as AdamWStep & {count: number}
+  const sizes = Array.from({length: s.count}, (_, i) => inputs[`p${i}`].shape.reduce((a, b) => a * b, 1))
+  const length = sizes.reduce((a, b) => a + b, 0)
+  const rt = freshRuntime()
+  const operands = ['p', 'g', 'm', 'v'].map((name) => {
+    const address = rt.alloc(length)
+    const heap = rt.f32(address, length)
+    for (let i = 0, at = 0; i < s.count; at += sizes[i++]) heap.set(floats(backend, inputs[`${name}${i}`]), at)
+    return address
+  })
+  const job = rt.job()
+  job[JOB.KIND] = KIND.adamw
+  ;[job[JOB.X], job[JOB.W], job[JOB.DY], job[JOB.ACC]] = operands
+  job[JOB.BIAS] = copyIn(
+    rt,
+    Float32Array.of(s.beta1, s.beta2, 1 - s.beta1, 1 - s.beta2, s.c1, s.c2, s.epsilon, s.lr, 1 - s.lr * s.weightDecay),
+  )
+  job[JOB.ROWS] = length
+  job[JOB.ROWS_PER_CHUNK] = CHUNK
+  job[JOB.CHUNKS] = Math.ceil(length / CHUNK)
+  rt.run()
+  // p, m and v are updated in place in the heap; each output gets its own copy (no shared buffers)
+  return [operands[0], operands[2], operands[3]].flatMap((address) => {
+    const all = rt.f32(address, length)
+    return sizes.map((size, i) =>
+      output(
+        backend,
+        inputs[`p${i}`].shape,
+        all.slice(
+          sizes.slice(0, i).reduce((a, b) => a + b, 0),
+          sizes.slice(0, i).reduce((a, b) => a + b, 0) + size,
+        ),
+      ),
+    )
+  })
+}
