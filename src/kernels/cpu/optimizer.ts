@@ -68,17 +68,9 @@ export function adamwGroupKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   job[JOB.CHUNKS] = Math.ceil(length / CHUNK)
   rt.run()
   // p, m and v are updated in place in the heap; each output gets its own copy (no shared buffers)
+  const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0))
   return [operands[0], operands[2], operands[3]].flatMap((address) => {
     const all = rt.f32(address, length)
-    return sizes.map((size, i) =>
-      output(
-        backend,
-        inputs[`p${i}`].shape,
-        all.slice(
-          sizes.slice(0, i).reduce((a, b) => a + b, 0),
-          sizes.slice(0, i).reduce((a, b) => a + b, 0) + size,
-        ),
-      ),
-    )
+    return sizes.map((size, i) => output(backend, inputs[`p${i}`].shape, all.slice(offsets[i], offsets[i] + size)))
   })
 }
