@@ -228,6 +228,16 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   const w = parameterValues(backend, inputs)
   const x = floats(backend, inputs.pixels)
   const q0 = floats(backend, inputs.queries)
+  // LN's affine map, then a dense map, on the query rows
+  const normThenDense = (normed: Float32Array, norm: string, proj: string, cout: number) =>
+    dense(
+      affineRows(normed, Q, d, w[`${norm}.gamma` as KmaxParameter], w[`${norm}.beta` as KmaxParameter]),
+      Q,
+      d,
+      w[`${proj}.kernel` as KmaxParameter],
+      w[`${proj}.bias` as KmaxParameter],
+      cout,
+    )
   const buffer = new Float32Array(workspaceLayout(dims).total)
   const ws = workspaceViews(buffer, dims)
 
@@ -252,14 +262,7 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   const queryStats = layerNormRows(q0, Q, d, LAYER_NORM_EPS)
   ws.queryNormed.set(queryStats.normed)
   ws.queryRstd.set(queryStats.rstd)
-  const k0 = dense(
-    affineRows(queryStats.normed, Q, d, w['kernelNorm.gamma'], w['kernelNorm.beta']),
-    Q,
-    d,
-    w['kernelProj.kernel'],
-    w['kernelProj.bias'],
-    d,
-  )
+  const k0 = normThenDense(queryStats.normed, 'kernelNorm', 'kernelProj', d)
   const clusters = new Int32Array(R)
   const similarity = new Float32Array(P * N)
   for (let b = 0; b < B; b++) {
@@ -308,14 +311,7 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   const updateStats = layerNormRows(updated, Q, d, LAYER_NORM_EPS)
   ws.updateNormed.set(updateStats.normed)
   ws.updateRstd.set(updateStats.rstd)
-  const hidden = dense(
-    affineRows(updateStats.normed, Q, d, w['ffnNorm.gamma'], w['ffnNorm.beta']),
-    Q,
-    d,
-    w['ffn1.kernel'],
-    w['ffn1.bias'],
-    F,
-  )
+  const hidden = normThenDense(updateStats.normed, 'ffnNorm', 'ffn1', F)
   ws.ffnHidden.set(hidden)
   const q1 = addInto(dense(gelu(hidden), Q, F, w['ffn2.kernel'], w['ffn2.bias'], d), updated)
 
@@ -323,23 +319,9 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   const outStats = layerNormRows(q1, Q, d, LAYER_NORM_EPS)
   ws.outNormed.set(outStats.normed)
   ws.outRstd.set(outStats.rstd)
-  const k1 = dense(
-    affineRows(outStats.normed, Q, d, w['kernelNorm.gamma'], w['kernelNorm.beta']),
-    Q,
-    d,
-    w['kernelProj.kernel'],
-    w['kernelProj.bias'],
-    d,
-  )
+  const k1 = normThenDense(outStats.normed, 'kernelNorm', 'kernelProj', d)
   ws.kernels.set(k1)
-  const c1 = dense(
-    affineRows(outStats.normed, Q, d, w['classNorm.gamma'], w['classNorm.beta']),
-    Q,
-    d,
-    w['class1.kernel'],
-    w['class1.bias'],
-    d,
-  )
+  const c1 = normThenDense(outStats.normed, 'classNorm', 'class1', d)
   ws.classHidden.set(c1)
   const mcc = dense(gelu(c1), Q, d, w['class2.kernel'], w['class2.bias'], K1)
   ws.clusterToClass.set(mcc)
@@ -398,6 +380,13 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   const dMask = floats(backend, inputs.dMask)
   const grads = {} as Record<KmaxParameter, Float32Array>
   const outStats: RowStats = {normed: ws.outNormed, rstd: ws.outRstd}
+  // the gradients of y = x·W + b: dW and db into grads, dx returned
+  const denseGrads = (dy: Float32Array, x: Float32Array, rows: number, cin: number, proj: string, cout: number) => {
+    const g = denseBackward(dy, x, rows, cin, w[`${proj}.kernel` as KmaxParameter], cout, {bias: true, dx: true})
+    grads[`${proj}.kernel` as KmaxParameter] = g.dw
+    grads[`${proj}.bias` as KmaxParameter] = g.db!
+    return g.dx!
+  }
 
   // M = (M_pc · M_cc)·s
   const scale = Math.fround(1 / Math.sqrt(N))
@@ -418,32 +407,22 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   const dQ = Float32Array.from(dQ1)
   const classIn = affineRows(ws.outNormed, Q, d, w['classNorm.gamma'], w['classNorm.beta'])
   const classAct = gelu(ws.classHidden)
-  const c2 = denseBackward(dClusterToClass, classAct, Q, d, w['class2.kernel'], K1, {bias: true, dx: true})
-  grads['class2.kernel'] = c2.dw
-  grads['class2.bias'] = c2.db!
-  const c1 = denseBackward(geluBackward(c2.dx!, ws.classHidden), classIn, Q, d, w['class1.kernel'], d, {bias: true, dx: true})
-  grads['class1.kernel'] = c1.dw
-  grads['class1.bias'] = c1.db!
-  ;[grads['classNorm.gamma'], grads['classNorm.beta']] = layerNormGrads(c1.dx!, outStats, Q, d, w['classNorm.gamma'], dQ)
+  const dClassAct = denseGrads(dClusterToClass, classAct, Q, d, 'class2', K1)
+  const dClassIn = denseGrads(geluBackward(dClassAct, ws.classHidden), classIn, Q, d, 'class1', d)
+  ;[grads['classNorm.gamma'], grads['classNorm.beta']] = layerNormGrads(dClassIn, outStats, Q, d, w['classNorm.gamma'], dQ)
 
   // K(Q^l) = LN_k(Q^l) W_k; the pre-update kernels only drive the argmax, which passes no gradient
   const kernelIn = affineRows(ws.outNormed, Q, d, w['kernelNorm.gamma'], w['kernelNorm.beta'])
-  const kp = denseBackward(dKernels, kernelIn, Q, d, w['kernelProj.kernel'], d, {bias: true, dx: true})
-  grads['kernelProj.kernel'] = kp.dw
-  grads['kernelProj.bias'] = kp.db!
-  ;[grads['kernelNorm.gamma'], grads['kernelNorm.beta']] = layerNormGrads(kp.dx!, outStats, Q, d, w['kernelNorm.gamma'], dQ)
+  const dKernelIn = denseGrads(dKernels, kernelIn, Q, d, 'kernelProj', d)
+  ;[grads['kernelNorm.gamma'], grads['kernelNorm.beta']] = layerNormGrads(dKernelIn, outStats, Q, d, w['kernelNorm.gamma'], dQ)
 
   // Q^l = Q + FFN(LN_f(Q))
   const dUpdated = Float32Array.from(dQ)
   const updateStats: RowStats = {normed: ws.updateNormed, rstd: ws.updateRstd}
   const ffnIn = affineRows(ws.updateNormed, Q, d, w['ffnNorm.gamma'], w['ffnNorm.beta'])
-  const f2 = denseBackward(dQ, gelu(ws.ffnHidden), Q, F, w['ffn2.kernel'], d, {bias: true, dx: true})
-  grads['ffn2.kernel'] = f2.dw
-  grads['ffn2.bias'] = f2.db!
-  const f1 = denseBackward(geluBackward(f2.dx!, ws.ffnHidden), ffnIn, Q, d, w['ffn1.kernel'], F, {bias: true, dx: true})
-  grads['ffn1.kernel'] = f1.dw
-  grads['ffn1.bias'] = f1.db!
-  ;[grads['ffnNorm.gamma'], grads['ffnNorm.beta']] = layerNormGrads(f1.dx!, updateStats, Q, d, w['ffnNorm.gamma'], dUpdated)
+  const dFfnAct = denseGrads(dQ, gelu(ws.ffnHidden), Q, F, 'ffn2', d)
+  const dFfnIn = denseGrads(geluBackward(dFfnAct, ws.ffnHidden), ffnIn, Q, d, 'ffn1', F)
+  ;[grads['ffnNorm.gamma'], grads['ffnNorm.beta']] = layerNormGrads(dFfnIn, updateStats, Q, d, w['ffnNorm.gamma'], dUpdated)
 
   // Q = Q^{l−1} + MHSA(LN_a(Q^{l−1})) + W_o·RMS(Aᵀ V)
   const dQueries = Float32Array.from(dUpdated)
@@ -476,15 +455,9 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
       dValues.set(dAggregate.subarray((b * N + n) * d, (b * N + n + 1) * d), (b * P + p) * d)
     }
   }
-  const vp = denseBackward(dValues, ws.projected, R, d, w['valueProj.kernel'], d, {bias: true, dx: true})
-  grads['valueProj.kernel'] = vp.dw
-  grads['valueProj.bias'] = vp.db!
-  const dProjected = vp.dx!
+  const dProjected = denseGrads(dValues, ws.projected, R, d, 'valueProj', d)
 
-  const ao = denseBackward(dUpdated, ws.mixed, Q, d, w['attnOut.kernel'], d, {bias: true, dx: true})
-  grads['attnOut.kernel'] = ao.dw
-  grads['attnOut.bias'] = ao.db!
-  const dMixed = ao.dx!
+  const dMixed = denseGrads(dUpdated, ws.mixed, Q, d, 'attnOut', d)
   const dQkv = new Float32Array(Q * 3 * d)
   const attentionScale = Math.fround(1 / Math.sqrt(dh))
   const dWeights = new Float64Array(N)
@@ -532,10 +505,8 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
     const inv = ws.invNorm[r]
     for (let j = 0; j < d; j++) dH[o + j] = (dEmbeddings[o + j] - ws.embeddings[o + j] * dot) * inv
   }
-  const ph = denseBackward(dH, ws.projected, R, d, w['pixelHead.kernel'], d, {bias: true, dx: true})
-  grads['pixelHead.kernel'] = ph.dw
-  grads['pixelHead.bias'] = ph.db!
-  addInto(dProjected, ph.dx!)
+  const dHead = denseGrads(dH, ws.projected, R, d, 'pixelHead', d)
+  addInto(dProjected, dHead)
   const pixelIn = affineRows(ws.pixelNormed, R, d, w['pixelNorm.gamma'], w['pixelNorm.beta'])
   geluBackward(dProjected, pixelIn)
   const dA = new Float32Array(R * d)
@@ -547,12 +518,10 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
     w['pixelNorm.gamma'],
     dA,
   )
-  const pp = denseBackward(dA, x, R, C, w['pixelProj.kernel'], d, {bias: true, dx: true})
-  grads['pixelProj.kernel'] = pp.dw
-  grads['pixelProj.bias'] = pp.db!
+  const dPixels = denseGrads(dA, x, R, C, 'pixelProj', d)
 
   return [
-    output(backend, [B, P, C], pp.dx!),
+    output(backend, [B, P, C], dPixels),
     output(backend, [B, N, d], dQueries),
     ...KMAX_PARAMETERS.map((name) => output(backend, inputs[name].shape, grads[name])),
   ]

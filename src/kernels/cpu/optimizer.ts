@@ -16,12 +16,9 @@ import {floats, output} from './tensors.js'
 /** parameters per work item: 64 KiB of each operand */
 const CHUNK = 16384
 
-export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const s = attrs as unknown as AdamWStep
-  const length = inputs.p.shape.reduce((a, b) => a * b, 1)
-  const rt = freshRuntime()
+/** Runs the AdamW job on `length` parameters at heap addresses p, g, m, v; p, m and v are updated in place. */
+function runAdamW(rt: ReturnType<typeof freshRuntime>, [p, g, m, v]: number[], length: number, s: AdamWStep): void {
   const job = rt.job()
-  const [p, g, m, v] = [inputs.p, inputs.g, inputs.m, inputs.v].map((t) => copyIn(rt, floats(backend, t)))
   job[JOB.KIND] = KIND.adamw
   job[JOB.X] = p
   job[JOB.W] = g
@@ -36,6 +33,14 @@ export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo
   job[JOB.ROWS_PER_CHUNK] = CHUNK
   job[JOB.CHUNKS] = Math.ceil(length / CHUNK)
   rt.run()
+}
+
+export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
+  const s = attrs as unknown as AdamWStep
+  const length = inputs.p.shape.reduce((a, b) => a * b, 1)
+  const rt = freshRuntime()
+  const [p, g, m, v] = [inputs.p, inputs.g, inputs.m, inputs.v].map((t) => copyIn(rt, floats(backend, t)))
+  runAdamW(rt, [p, g, m, v], length, s)
   const shape = inputs.p.shape
   return [p, m, v].map((at) => output(backend, shape, rt.f32(at, length).slice()))
 }
@@ -56,17 +61,7 @@ export function adamwGroupKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
     for (let i = 0, at = 0; i < s.count; at += sizes[i++]) heap.set(floats(backend, inputs[`${name}${i}`]), at)
     return address
   })
-  const job = rt.job()
-  job[JOB.KIND] = KIND.adamw
-  ;[job[JOB.X], job[JOB.W], job[JOB.DY], job[JOB.ACC]] = operands
-  job[JOB.BIAS] = copyIn(
-    rt,
-    Float32Array.of(s.beta1, s.beta2, 1 - s.beta1, 1 - s.beta2, s.c1, s.c2, s.epsilon, s.lr, 1 - s.lr * s.weightDecay),
-  )
-  job[JOB.ROWS] = length
-  job[JOB.ROWS_PER_CHUNK] = CHUNK
-  job[JOB.CHUNKS] = Math.ceil(length / CHUNK)
-  rt.run()
+  runAdamW(rt, operands, length, s)
   // p, m and v are updated in place in the heap; each output gets its own copy (no shared buffers)
   const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0))
   return [operands[0], operands[2], operands[3]].flatMap((address) => {
