@@ -22,6 +22,8 @@ export interface KmaxFusedInput {
   previous: tf.Tensor3D | null
   tau: number
   heads: number
+  /** false drops the cross-attention update (KmaxLayerInput.crossAttention) */
+  crossAttention: boolean
 }
 
 export interface KmaxFusedOutput {
@@ -43,7 +45,7 @@ interface EngineWithKernelFunc {
 
 export function kmaxLayerFused(input: KmaxFusedInput, parameters: Record<KmaxParameter, tf.Tensor>): KmaxFusedOutput {
   const {pixels, queries, previous} = input
-  const attrs: KmaxAttrs = {heads: input.heads, tau: input.tau, filter: previous !== null}
+  const attrs: KmaxAttrs = {heads: input.heads, tau: input.tau, filter: previous !== null, cross: input.crossAttention}
   const inputs: tf.NamedTensorMap = {pixels, queries, ...parameters}
   // variables outlive the forward pass; other tensors are saved (cloned) for the backward
   const unsaved = KMAX_PARAMETERS.filter((name) => parameters[name] instanceof tf.Variable)

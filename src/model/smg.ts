@@ -184,9 +184,12 @@ export class KmaxLayer {
 
   apply(input: KmaxLayerInput): KmaxLayerOutput {
     const {pixels, queries, previous, tau} = input
-    if (fusedKernelsActive() && input.crossAttention !== false) {
+    if (fusedKernelsActive()) {
       // one kernel each way on the cpu backend with sipl's kernels; the composition below elsewhere
-      const out = kmaxLayerFused({pixels, queries, previous, tau, heads: this.heads}, this.parameters())
+      const out = kmaxLayerFused(
+        {pixels, queries, previous, tau, heads: this.heads, crossAttention: input.crossAttention !== false},
+        this.parameters(),
+      )
       input.trace?.to(`${input.trace.name}.assignment`, out.clusters)
       return {queries: out.queries, maskLogits: out.maskLogits, assignment: out.assignment, keep: previous ? out.keep : null}
     }

@@ -31,6 +31,8 @@ interface Case {
   tau: number
   /** how often a voxel of `previous` is foreground class 1 (the rest is spread evenly over the other classes) */
   classOneShare?: number
+  /** false: the layer without its cross-attention update */
+  crossAttention?: boolean
 }
 
 const CASES: Case[] = [
@@ -46,6 +48,20 @@ const CASES: Case[] = [
     classes: 2,
     filter: false,
     tau: 0,
+  },
+  {
+    name: 'filter τ = 0.5, no cross-attention',
+    batch: 1,
+    voxels: 48,
+    channels: 12,
+    queries: 6,
+    dq: 16,
+    heads: 2,
+    ffn: 24,
+    classes: 3,
+    filter: true,
+    tau: 0.5,
+    crossAttention: false,
   },
   {
     name: 'filter τ = 0.5, batch 2',
@@ -108,6 +124,8 @@ interface Result {
   assignment: Float32Array
   keep: Float32Array | null
   grads: Float32Array[]
+  /** pixels, queries, then the parameters' names, in the order of grads */
+  names: string[]
 }
 
 function run(c: Case, seed: number): Result {
@@ -130,9 +148,15 @@ function run(c: Case, seed: number): Result {
         const weightQueries = tf.tensor3d(normal(c.batch * c.queries * c.dq), [c.batch, c.queries, c.dq])
         const weightMasks = tf.tensor3d(normal(c.batch * c.voxels * (c.classes + 1)), [c.batch, c.voxels, c.classes + 1])
         const variables = [...store.named().values()]
-        const out = layer.apply({pixels, queries, previous, tau: c.tau})
+        const out = layer.apply({pixels, queries, previous, tau: c.tau, crossAttention: c.crossAttention})
         const loss = (p: tf.Tensor, q: tf.Tensor) => {
-          const o = layer.apply({pixels: p as tf.Tensor3D, queries: q as tf.Tensor3D, previous, tau: c.tau})
+          const o = layer.apply({
+            pixels: p as tf.Tensor3D,
+            queries: q as tf.Tensor3D,
+            previous,
+            tau: c.tau,
+            crossAttention: c.crossAttention,
+          })
           return tf.add(tf.sum(tf.mul(o.queries, weightQueries)), tf.sum(tf.mul(o.maskLogits, weightMasks))) as tf.Scalar
         }
         const inputGrads = tf.grads(loss)([pixels, queries])
@@ -142,7 +166,9 @@ function run(c: Case, seed: number): Result {
           masks: out.maskLogits.dataSync() as Float32Array,
           assignment: out.assignment.dataSync() as Float32Array,
           keep: out.keep ? (out.keep.dataSync() as Float32Array) : null,
-          grads: [...inputGrads, ...variables.map((v) => grads[v.name])].map((g) => g.dataSync() as Float32Array),
+          // without cross-attention its parameters take no part, and tfjs gives them no gradient: zeros
+          grads: [...inputGrads, ...variables.map((v) => grads[v.name] ?? tf.zerosLike(v))].map((g) => g.dataSync() as Float32Array),
+          names: ['pixels', 'queries', ...store.named().keys()],
         }
       })
       return result!
@@ -164,8 +190,13 @@ for (const c of CASES) {
     } else assert.equal(fused.keep, null)
     assert.ok(relError(fused.queries, reference.queries) <= 1e-5, `queries: ${relError(fused.queries, reference.queries)}`)
     assert.ok(relError(fused.masks, reference.masks) <= 1e-5, `mask logits: ${relError(fused.masks, reference.masks)}`)
-    const names = ['pixels', 'queries', ...Array.from({length: fused.grads.length - 2}, (_, i) => `parameter ${i}`)]
+    const names = fused.names
+    const unused = (name: string) => c.crossAttention === false && /\.(valueProj|crossNorm|crossOut)\./.test(name)
     fused.grads.forEach((g, i) => {
+      if (unused(names[i])) {
+        assert.ok(g.every((v) => v === 0) && reference.grads[i].every((v) => v === 0), `${names[i]}: no gradient without cross-attention`)
+        return
+      }
       const err = relError(g, reference.grads[i])
       assert.ok(err <= 1e-4, `gradient of ${names[i]}: relative error ${err}`)
       assert.ok(

@@ -71,6 +71,8 @@ export interface KmaxAttrs {
   tau: number
   /** whether `previous` is given (Eq. 10 runs) */
   filter: boolean
+  /** false drops the cross-attention update (KmaxLayerInput.crossAttention): no voxel is aggregated */
+  cross: boolean
 }
 
 const LAYER_NORM_EPS = 1e-5
@@ -220,7 +222,7 @@ function attention(qkv: Float32Array, dims: Dims, weights: Float32Array, mixed: 
 }
 
 export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const {heads, tau, filter} = attrs as unknown as KmaxAttrs
+  const {heads, tau, filter, cross} = attrs as unknown as KmaxAttrs
   const dims = dimsOf(inputs.pixels, inputs.queries, inputs, heads)
   const {B, P, C, N, d, F, K1} = dims
   const R = B * P
@@ -287,7 +289,7 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   for (let b = 0; b < B; b++) {
     for (let p = 0; p < P; p++) {
       const n = clusters[b * P + p]
-      if (keep[b * N + n] === 0) continue
+      if (!cross || keep[b * N + n] === 0) continue
       const src = (b * P + p) * d
       const dst = (b * N + n) * d
       for (let j = 0; j < d; j++) aggregate[dst + j] += values[src + j]
@@ -367,7 +369,7 @@ function layerNormGrads(
  * the filter.
  */
 export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const {heads} = attrs as unknown as KmaxAttrs
+  const {heads, cross} = attrs as unknown as KmaxAttrs
   const dims = dimsOf(inputs.pixels, inputs.queries, inputs, heads)
   const {B, P, C, N, d, H, F, K1} = dims
   const R = B * P
@@ -451,7 +453,7 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   for (let b = 0; b < B; b++) {
     for (let p = 0; p < P; p++) {
       const n = ws.clusters[b * P + p]
-      if (ws.keep[b * N + n] === 0) continue
+      if (!cross || ws.keep[b * N + n] === 0) continue
       dValues.set(dAggregate.subarray((b * N + n) * d, (b * N + n + 1) * d), (b * P + p) * d)
     }
   }
