@@ -32,9 +32,11 @@ import {
   type CpuKernel,
 } from './cpu/elementwise.js'
 import {fastBatchMatMul} from './cpu/matmul.js'
-import {adamwKernel} from './cpu/optimizer.js'
+import {adamwGroupKernel, adamwKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
+import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
+import {resizeTrilinearGradKernel, resizeTrilinearKernel} from './cpu/resize.js'
 
 export type CpuConvKernels = 'fast' | 'reference'
 
@@ -139,10 +141,19 @@ function registerFusedKernels(): void {
     kernelFunc: conv3dTransposeBiasGradKernel as unknown as tf.KernelFunc,
   })
   tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplAdamWGroup', backendName: 'cpu', kernelFunc: adamwGroupKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplGroupNorm', backendName: 'cpu', kernelFunc: groupNormKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplGroupNormGrad', backendName: 'cpu', kernelFunc: groupNormGradKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplKmaxLayer', backendName: 'cpu', kernelFunc: kmaxLayerKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplKmaxLayerGrad', backendName: 'cpu', kernelFunc: kmaxLayerGradKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplResizeTrilinear', backendName: 'cpu', kernelFunc: resizeTrilinearKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({
+    kernelName: 'SiplResizeTrilinearGrad',
+    backendName: 'cpu',
+    kernelFunc: resizeTrilinearGradKernel as unknown as tf.KernelFunc,
+  })
 }
 
 let installed = false

@@ -21,6 +21,7 @@
 import {tf} from '../backend/tf.js'
 import type {LossConfig} from '../config/schema.js'
 import {diceCrossEntropyFused, fusedKernelsActive, type DiceCeOptions} from '../kernels/fused.js'
+import {resizeTrilinearFused} from '../kernels/resize.js'
 import {downsampleMean, resizeTrilinear} from './ops.js'
 import type {SiplOutputs} from './sipl.js'
 
@@ -115,7 +116,10 @@ function auxLosses(aux: tf.Tensor5D[], full: tf.Tensor5D, loss: LossConfig): tf.
   const coarseTargets = new Map<string, tf.Tensor5D>()
   return aux.map((mask) => {
     const grid = mask.shape.slice(1, 4)
-    if (loss.auxTarget === 'full') return auxLoss(resizeTrilinear(mask, patch), full, loss)
+    if (loss.auxTarget === 'full') {
+      const upsampled = fusedKernelsActive() ? resizeTrilinearFused(mask, patch) : resizeTrilinear(mask, patch)
+      return auxLoss(upsampled, full, loss)
+    }
     const key = grid.join('x')
     if (!coarseTargets.has(key)) {
       const factor = patch.map((s, i) => s / grid[i]) as [number, number, number]

@@ -24,6 +24,8 @@ import {tf} from '../backend/tf.js'
 import type {SmgConfig} from '../config/schema.js'
 import type {ForwardTrace} from './backbone.js'
 import type {ParamStore} from './init.js'
+import {fusedKernelsActive} from '../kernels/fused.js'
+import {kmaxLayerFused, type KmaxParameter} from '../kernels/kmax.js'
 import {Dense, LayerNorm, RmsNorm} from './layers.js'
 import {bmm, gelu, l2normalize, resizeGrid} from './ops.js'
 
@@ -124,6 +126,40 @@ export class KmaxLayer {
     this.class2 = new Dense(store, `${name}.class2`, dq, numClasses + 1)
   }
 
+  /** the parameters by the fused op's names (src/kernels/kmax.ts) */
+  private parameters(): Record<KmaxParameter, tf.Tensor> {
+    const named: Record<string, tf.Tensor> = {}
+    const modules: [string, Dense | LayerNorm | RmsNorm][] = [
+      ['pixelProj', this.pixelProj],
+      ['pixelNorm', this.pixelNorm],
+      ['pixelHead', this.pixelHead],
+      ['kernelNorm', this.kernelNorm],
+      ['kernelProj', this.kernelProj],
+      ['valueProj', this.valueProj],
+      ['crossNorm', this.crossNorm],
+      ['crossOut', this.crossOut],
+      ['attnNorm', this.attnNorm],
+      ['qkv', this.qkv],
+      ['attnOut', this.attnOut],
+      ['ffnNorm', this.ffnNorm],
+      ['ffn1', this.ffn1],
+      ['ffn2', this.ffn2],
+      ['classNorm', this.classNorm],
+      ['class1', this.class1],
+      ['class2', this.class2],
+    ]
+    for (const [name, module] of modules) {
+      if (module instanceof Dense) {
+        named[`${name}.kernel`] = module.kernel
+        if (module.bias) named[`${name}.bias`] = module.bias
+      } else {
+        named[`${name}.gamma`] = module.gamma
+        if (module instanceof LayerNorm) named[`${name}.beta`] = module.beta
+      }
+    }
+    return named as Record<KmaxParameter, tf.Tensor>
+  }
+
   private kernels(queries: tf.Tensor3D): tf.Tensor3D {
     return this.kernelProj.apply(this.kernelNorm.apply(queries)) as tf.Tensor3D
   }
@@ -149,6 +185,15 @@ export class KmaxLayer {
 
   apply(input: KmaxLayerInput): KmaxLayerOutput {
     const {pixels, queries, previous, tau} = input
+    if (fusedKernelsActive()) {
+      // one kernel each way on the cpu backend with sipl's kernels; the composition below elsewhere
+      const out = kmaxLayerFused(
+        {pixels, queries, previous, tau, heads: this.heads, crossAttention: input.crossAttention !== false},
+        this.parameters(),
+      )
+      input.trace?.to(`${input.trace.name}.assignment`, out.clusters)
+      return {queries: out.queries, maskLogits: out.maskLogits, assignment: out.assignment, keep: previous ? out.keep : null}
+    }
     const numQueries = queries.shape[1]
     const projected = gelu(this.pixelNorm.apply(this.pixelProj.apply(pixels))) as tf.Tensor3D // P′ [B, P, d_q]
     const embeddings = l2normalize(this.pixelHead.apply(projected)) as tf.Tensor3D // F̂ [B, P, d_q]

@@ -11,7 +11,7 @@
  */
 import {tf} from '../backend/tf.js'
 import type {TrainConfig} from '../config/schema.js'
-import {adamwUpdate} from '../kernels/fused.js'
+import {adamwUpdateAll} from '../kernels/adamw.js'
 
 export type OptimizerConfig = TrainConfig['optimizer']
 
@@ -77,25 +77,19 @@ export class AdamW extends Stateful implements Optimizer {
     const t = this.iterations
     const c1 = 1 - this.beta1 ** t
     const c2 = 1 - this.beta2 ** t
-    for (const [name, p] of variables) {
-      const g = grads.get(name)
-      if (!g) continue
-      const m = this.slot(`${name}.exp_avg`, p)
-      const v = this.slot(`${name}.exp_avg_sq`, p)
-      const [p1, m1, v1] = adamwUpdate(p, g, m, v, {
-        lr,
-        beta1: this.beta1,
-        beta2: this.beta2,
-        epsilon: this.epsilon,
-        weightDecay: this.weightDecay,
-        c1,
-        c2,
-      })
+    const names = [...variables.keys()].filter((name) => grads.has(name))
+    const operands = names.map((name) => {
+      const p = variables.get(name)!
+      return {p, g: grads.get(name)!, m: this.slot(`${name}.exp_avg`, p), v: this.slot(`${name}.exp_avg_sq`, p)}
+    })
+    const step = {lr, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, weightDecay: this.weightDecay, c1, c2}
+    adamwUpdateAll(operands, step, (i, p1, m1, v1) => {
+      const {p, m, v} = operands[i]
       p.assign(p1)
       m.assign(m1)
       v.assign(v1)
       tf.dispose([p1, m1, v1])
-    }
+    })
   }
 }
 

@@ -18,7 +18,7 @@ import {output, values} from './tensors.js'
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1)
 
 /** A matrix inside a flat array: element (r, c) at offset + r·row + c·col. */
-interface View {
+export interface View {
   values: Float32Array
   offset: number
   row: number
@@ -26,7 +26,7 @@ interface View {
 }
 
 /** out[M×N] (row-major, at outOffset) = left[M×K] · right[K×N] */
-function product(left: View, right: View, m: number, k: number, n: number, out: Float32Array, outOffset: number): void {
+export function product(left: View, right: View, m: number, k: number, n: number, out: Float32Array, outOffset: number): void {
   const rt = freshRuntime()
   // the left operand goes into the heap as it lies (rows × columns it spans), read by strides
   const span = (v: View, rows: number, cols: number) => (rows - 1) * v.row + (cols - 1) * v.col + 1

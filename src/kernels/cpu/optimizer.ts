@@ -26,12 +26,9 @@ export interface AdamWStep {
 /** parameters per work item: 64 KiB of each operand */
 const CHUNK = 16384
 
-export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const s = attrs as unknown as AdamWStep
-  const length = inputs.p.shape.reduce((a, b) => a * b, 1)
-  const rt = freshRuntime()
+/** Runs the AdamW job on `length` parameters at heap addresses p, g, m, v; p, m and v are updated in place. */
+function runAdamW(rt: ReturnType<typeof freshRuntime>, [p, g, m, v]: number[], length: number, s: AdamWStep): void {
   const job = rt.job()
-  const [p, g, m, v] = [inputs.p, inputs.g, inputs.m, inputs.v].map((t) => copyIn(rt, floats(backend, t)))
   job[JOB.KIND] = KIND.adamw
   job[JOB.X] = p
   job[JOB.W] = g
@@ -46,6 +43,39 @@ export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo
   job[JOB.ROWS_PER_CHUNK] = CHUNK
   job[JOB.CHUNKS] = Math.ceil(length / CHUNK)
   rt.run()
+}
+
+export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
+  const s = attrs as unknown as AdamWStep
+  const length = inputs.p.shape.reduce((a, b) => a * b, 1)
+  const rt = freshRuntime()
+  const [p, g, m, v] = [inputs.p, inputs.g, inputs.m, inputs.v].map((t) => copyIn(rt, floats(backend, t)))
+  runAdamW(rt, [p, g, m, v], length, s)
   const shape = inputs.p.shape
   return [p, m, v].map((at) => output(backend, shape, rt.f32(at, length).slice()))
+}
+
+/**
+ * The AdamW step of many parameters in one worker-pool run (src/kernels/adamw.ts
+ * `adamwUpdateAll`): inputs p0…, g0…, m0…, v0… (attribute count), laid end to end in the heap;
+ * outputs p1₀…, m1₀…, v1₀…. The same arithmetic as adamwKernel.
+ */
+export function adamwGroupKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
+  const s = attrs as unknown as AdamWStep & {count: number}
+  const sizes = Array.from({length: s.count}, (_, i) => inputs[`p${i}`].shape.reduce((a, b) => a * b, 1))
+  const length = sizes.reduce((a, b) => a + b, 0)
+  const rt = freshRuntime()
+  const operands = ['p', 'g', 'm', 'v'].map((name) => {
+    const address = rt.alloc(length)
+    const heap = rt.f32(address, length)
+    for (let i = 0, at = 0; i < s.count; at += sizes[i++]) heap.set(floats(backend, inputs[`${name}${i}`]), at)
+    return address
+  })
+  runAdamW(rt, operands, length, s)
+  // p, m and v are updated in place in the heap; each output gets its own copy (no shared buffers)
+  const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0))
+  return [operands[0], operands[2], operands[3]].flatMap((address) => {
+    const all = rt.f32(address, length)
+    return sizes.map((size, i) => output(backend, inputs[`p${i}`].shape, all.slice(offsets[i], offsets[i] + size)))
+  })
 }

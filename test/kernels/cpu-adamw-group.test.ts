@@ -1,0 +1,45 @@
+/**
+ * AdamW over many parameters at once (src/kernels/adamw.ts: one kernel call per group of
+ * parameters on `cpu`) gives the same bits as the op composition per parameter, for parameters of
+ * mixed sizes that fill more than one group, over several steps; and one call per group.
+ */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {tf} from '../helpers/tf.js'
+import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {FUSED_ADAMW_GROUP} from '../../src/kernels/adamw.js'
+import {AdamW} from '../../src/train/optimizers.js'
+import {expectNoLeakedTensors, variableOf} from '../helpers/tensors.js'
+
+await tf.setBackend('cpu')
+
+// 3 M + 1.5 M parameters do not fit one group of 2²² and split in two; the small ones ride along
+const SHAPES = [[7], [3000, 1000], [33, 41], [1], [1500000], [3, 3, 3, 5, 7]]
+
+async function run(fused: boolean): Promise<{state: number[][]; groupCalls: number}> {
+  const variables = new Map(
+    SHAPES.map((shape, i) => [`p${i}`, variableOf(() => tf.randomUniform(shape, -1, 1, 'float32', 40 + i), true, `group-${fused}-${i}`)]),
+  )
+  const grads = [0, 1, 2].map(
+    (step) => new Map(SHAPES.map((shape, i) => [`p${i}`, tf.randomUniform(shape, -0.1, 0.1, 'float32', 100 * step + i)])),
+  )
+  const optimizer = new AdamW(0.9, 0.999, 0.05)
+  const steps = () => grads.forEach((g, i) => optimizer.step(variables, g, 0.01 * (i + 1)))
+  // the steps leave only Adam's two moments per parameter behind
+  const profile = await tf.profile(() =>
+    expectNoLeakedTensors(() => (fused ? steps() : withReferenceConvKernels(steps)), 2 * SHAPES.length),
+  )
+  const state = [...variables.values(), ...optimizer.stateTensors().values()].map((t) => Array.from(t.dataSync()))
+  tf.dispose([...variables.values(), ...grads.flatMap((g) => [...g.values()])])
+  optimizer.dispose()
+  return {state, groupCalls: profile.kernels.filter((k) => k.name === FUSED_ADAMW_GROUP).length}
+}
+
+test('grouped AdamW step: the same bits as the op composition per parameter, two groups per step', async () => {
+  const fused = await run(true)
+  const composed = await run(false)
+  assert.equal(fused.groupCalls, 3 * 2, 'two grouped calls per step')
+  assert.equal(composed.groupCalls, 0)
+  assert.equal(fused.state.length, 3 * SHAPES.length)
+  fused.state.forEach((values, i) => assert.deepEqual(values, composed.state[i], `tensor ${i}`))
+})
