@@ -3,9 +3,9 @@
 // asks which cpu kernels run (e.g. src/kernels/fused.ts) takes its composite-op path.
 export const REPLACED_KERNELS = []
 export function installCpuKernels() {}
-export const cpuConvKernels = () => 'reference'
+export const activeCpuKernels = () => 'reference'
 export const fastKernelsUnavailable = () => 'not in the GPU device-check bundle'
-export function useCpuConvKernels(which) {
+export function useCpuKernels(which) {
   if (which !== 'reference') throw new Error('the GPU device-check bundle has only the reference cpu kernels')
 }
-export const withReferenceConvKernels = (fn) => fn()
+export const withReferenceCpuKernels = (fn) => fn()

@@ -12,7 +12,7 @@ import {UserError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {threadsCapped} from '../paths.js'
 import {tf} from './tf.js'
-import {cpuConvKernels, fastKernelsUnavailable, installCpuKernels} from '../kernels/register.js'
+import {activeCpuKernels, fastKernelsUnavailable, installCpuKernels} from '../kernels/register.js'
 import {conv3dSelfCheck, type SelfCheck} from './self-check.js'
 import {holdNativeStderr, nativeMessages} from './native-stderr.js'
 import {installWebgpuKernels} from '../kernels/webgpu/index.js'
@@ -201,7 +201,7 @@ const LOADERS: Record<BackendName, () => Promise<string>> = {
   webgpu: loadWebgpu,
   wasm: loadWasm,
   cpu: async () => {
-    const why = cpuConvKernels() === 'fast' ? undefined : (fastKernelsUnavailable() ?? 'switched to the reference kernels')
+    const why = activeCpuKernels() === 'fast' ? undefined : (fastKernelsUnavailable() ?? 'switched to the reference kernels')
     return why
       ? `pure JavaScript (@tensorflow/tfjs-backend-cpu; fast kernels off: ${why})`
       : `@tensorflow/tfjs-backend-cpu with sipl's wasm-SIMD conv3d kernels`

@@ -7,7 +7,7 @@ import {tf} from './tf.js'
 import {relError} from '../util/rel-error.js'
 
 export {relError}
-import {cpuConvKernels, useCpuConvKernels} from '../kernels/register.js'
+import {activeCpuKernels, useCpuKernels} from '../kernels/register.js'
 import {isUserError} from '../errors.js'
 
 export interface SelfCheck {
@@ -58,13 +58,13 @@ async function compute(): Promise<Float32Array[]> {
 export async function conv3dSelfCheck(backend: string, tolerance = 1e-3): Promise<SelfCheck> {
   const previous = tf.getBackend()
   await tf.setBackend('cpu')
-  const kernels = cpuConvKernels()
-  useCpuConvKernels('reference')
+  const kernels = activeCpuKernels()
+  useCpuKernels('reference')
   let expected: Float32Array[]
   try {
     expected = await compute()
   } finally {
-    useCpuConvKernels(kernels)
+    useCpuKernels(kernels)
   }
   await tf.setBackend(backend)
   let maxRelError: number

@@ -9,7 +9,7 @@ import type {BackendName} from '../backend/names.js'
 import {probeBackend} from '../backend/select.js'
 import {tf} from '../backend/tf.js'
 import {slidingWindow} from '../evaluate/sliding-window.js'
-import {cpuConvKernels, useCpuConvKernels, type CpuConvKernels} from '../kernels/register.js'
+import {activeCpuKernels, useCpuKernels, type CpuKernelSet} from '../kernels/register.js'
 import {existingRuntime} from '../kernels/cpu/runtime.js'
 import {UserError} from '../errors.js'
 import {Rng} from '../util/rng.js'
@@ -30,7 +30,7 @@ export interface BenchRow {
   inferSize: number
   steps: number
   /** cpu only: which conv3d kernels ran ('fast' = sipl's wasm kernels, 'reference' = tfjs's) */
-  kernels?: CpuConvKernels
+  kernels?: CpuKernelSet
   /** cpu only: threads of the kernel pool, and whether its GEMM used relaxed SIMD */
   threads?: number
   simd?: string
@@ -107,7 +107,7 @@ export interface BenchOptions {
   inferSize: number
   inferBatch: number
   check: boolean
-  kernels: CpuConvKernels
+  kernels: CpuKernelSet
   seed: number
   log: (line: string) => void
 }
@@ -168,12 +168,12 @@ export async function runBench(options: BenchOptions): Promise<BenchRow[]> {
     log(`reference: loss and gradient norms with tfjs's own cpu kernels at ${size}³ (slow: ~8 s at 32³, ~90 s at 64³)`)
     const net = options.factory(options.seed)
     const {x, target} = net.batch(size, options.seed)
-    const previous = cpuConvKernels()
-    useCpuConvKernels('reference')
+    const previous = activeCpuKernels()
+    useCpuKernels('reference')
     try {
       expected = await lossAndGradNorms(net, x, target)
     } finally {
-      useCpuConvKernels(previous)
+      useCpuKernels(previous)
       tf.dispose([x, target])
       net.dispose()
     }
@@ -202,7 +202,7 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
   // what loaded, and for webgpu what Dawn said while it loaded (held off the terminal): one line
   if (backend === 'webgpu') log(`${backend}: ${probe.detail}`)
   await tf.setBackend(backend)
-  if (backend === 'cpu') useCpuConvKernels(options.kernels)
+  if (backend === 'cpu') useCpuKernels(options.kernels)
   const net = options.factory(options.seed)
   const {x, target} = net.batch(size, options.seed)
   try {
@@ -259,7 +259,7 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
       log(`${backend}: sliding-window inference of ${options.inferSize}³ ${row.inferMs.toFixed(0)} ms`)
     }
     if (backend === 'cpu') {
-      row.kernels = cpuConvKernels()
+      row.kernels = activeCpuKernels()
       const rt = existingRuntime()
       if (rt && row.kernels === 'fast') {
         row.threads = rt.info.threads

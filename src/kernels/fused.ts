@@ -10,7 +10,7 @@
  * - the AdamW step, soft Dice + cross-entropy, and group / instance norm.
  */
 import {tf} from '../backend/tf.js'
-import {cpuConvKernels} from './register.js'
+import {activeCpuKernels} from './register.js'
 import type {AdamWStep} from './cpu/optimizer.js'
 
 export const FUSED_CONV = 'SiplConv3DBiasAct'
@@ -128,7 +128,7 @@ export const FUSED_DICE_CE_GRAD = 'SiplDiceCeGrad'
 
 /** True where the fused cpu kernels run: the `cpu` backend with sipl's fast kernels. */
 export function fusedKernelsActive(): boolean {
-  return tf.getBackend() === 'cpu' && cpuConvKernels() === 'fast'
+  return tf.getBackend() === 'cpu' && activeCpuKernels() === 'fast'
 }
 
 export interface DiceCeOptions {

@@ -38,7 +38,7 @@ import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
 import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
 import {resizeTrilinearGradKernel, resizeTrilinearKernel} from './cpu/resize.js'
 
-export type CpuConvKernels = 'fast' | 'reference'
+export type CpuKernelSet = 'fast' | 'reference'
 
 type KernelFactory = (reference: CpuKernel) => CpuKernel
 const conv =
@@ -75,10 +75,10 @@ function keepReferenceKernels(): void {
   }
 }
 
-let active: CpuConvKernels = 'reference'
+let active: CpuKernelSet = 'reference'
 
-/** Which conv3d kernels the `cpu` backend runs now. */
-export function cpuConvKernels(): CpuConvKernels {
+/** Which kernel set the `cpu` backend runs now: sipl's (conv3d and ~35 others) or tfjs's reference ones. */
+export function activeCpuKernels(): CpuKernelSet {
   return active
 }
 
@@ -91,7 +91,7 @@ export function fastKernelsUnavailable(): string | undefined {
 }
 
 /** Switches the `cpu` backend between the fast kernels and tfjs's reference ones. */
-export function useCpuConvKernels(which: CpuConvKernels): void {
+export function useCpuKernels(which: CpuKernelSet): void {
   if (which === active) return
   keepReferenceKernels()
   if (which === 'fast') {
@@ -109,13 +109,13 @@ export function useCpuConvKernels(which: CpuConvKernels): void {
 }
 
 /** Runs `fn` with tfjs's reference kernels on `cpu`, then restores the previous choice. */
-export function withReferenceConvKernels<T>(fn: () => T): T {
+export function withReferenceCpuKernels<T>(fn: () => T): T {
   const previous = active
-  useCpuConvKernels('reference')
+  useCpuKernels('reference')
   try {
     return fn()
   } finally {
-    useCpuConvKernels(previous)
+    useCpuKernels(previous)
   }
 }
 
@@ -160,12 +160,12 @@ let installed = false
 
 /**
  * Registers sipl's kernels on the `cpu` backend and, when build/kernels.*.wasm exist, switches it to
- * them. Idempotent: a later call keeps whatever useCpuConvKernels chose since.
+ * them. Idempotent: a later call keeps whatever useCpuKernels chose since.
  */
 export function installCpuKernels(): void {
   if (installed) return
   installed = true
   keepReferenceKernels()
   registerFusedKernels()
-  if (fastKernelsUnavailable() === undefined) useCpuConvKernels('fast')
+  if (fastKernelsUnavailable() === undefined) useCpuKernels('fast')
 }

@@ -6,7 +6,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
-import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {FUSED_ADAMW_GROUP} from '../../src/kernels/adamw.js'
 import {AdamW} from '../../src/train/optimizers.js'
 import {expectNoLeakedTensors, variableOf} from '../helpers/tensors.js'
@@ -26,9 +26,7 @@ async function run(fused: boolean): Promise<{state: number[][]; groupCalls: numb
   const optimizer = new AdamW(0.9, 0.999, 0.05)
   const steps = () => grads.forEach((g, i) => optimizer.step(variables, g, 0.01 * (i + 1)))
   // the steps leave only Adam's two moments per parameter behind
-  const profile = await tf.profile(() =>
-    expectNoLeakedTensors(() => (fused ? steps() : withReferenceConvKernels(steps)), 2 * SHAPES.length),
-  )
+  const profile = await tf.profile(() => expectNoLeakedTensors(() => (fused ? steps() : withReferenceCpuKernels(steps)), 2 * SHAPES.length))
   const state = [...variables.values(), ...optimizer.stateTensors().values()].map((t) => Array.from(t.dataSync()))
   tf.dispose([...variables.values(), ...grads.flatMap((g) => [...g.values()])])
   optimizer.dispose()

@@ -8,7 +8,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/backend/self-check.js'
-import {cpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
+import {activeCpuKernels, withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {existingRuntime} from '../../src/kernels/cpu/runtime.js'
 import {setWinograd, winogradApplies, winogradFilterGradApplies} from '../../src/kernels/cpu/winograd.js'
 import {environment} from '../../src/paths.js'
@@ -77,7 +77,7 @@ function convAndGrads(c: Case, seed: number): Float32Array[] {
 }
 
 test('the fast kernels are the ones registered on cpu', () => {
-  assert.equal(cpuConvKernels(), 'fast')
+  assert.equal(activeCpuKernels(), 'fast')
 })
 
 for (const [i, c] of CASES.entries()) {
@@ -85,7 +85,7 @@ for (const [i, c] of CASES.entries()) {
     const info = tf.backend_util.computeConv3DInfo(c.x as Shape5, c.w as Shape5, c.strides, c.dilations ?? 1, c.pad)
     assert.equal(winogradApplies(info), c.name.startsWith('Winograd'), 'the case runs on the kernels its name says')
     const fast = convAndGrads(c, 10 * i)
-    const reference = withReferenceConvKernels(() => convAndGrads(c, 10 * i))
+    const reference = withReferenceCpuKernels(() => convAndGrads(c, 10 * i))
     for (const [k, what] of ['y', 'dx', 'dw'].entries()) {
       assert.equal(fast[k].length, reference[k].length, what)
       const err = relError(fast[k], reference[k])
@@ -107,7 +107,7 @@ test('dilated forward conv matches the reference (dilation 2, and [1,2,3] valid)
             .dataSync(),
         ),
       )
-    const err = relError(run(), withReferenceConvKernels(run))
+    const err = relError(run(), withReferenceCpuKernels(run))
     assert.ok(err <= 1e-4, `dilation ${JSON.stringify(dilations)}: relative error ${err}`)
   }
 })
@@ -126,7 +126,7 @@ test('conv3dTranspose (k2 s2, the U-Net up-sampling) and its gradients match the
       }),
     )
   const fast = run()
-  const reference = withReferenceConvKernels(run)
+  const reference = withReferenceCpuKernels(run)
   for (let k = 0; k < 3; k++) assert.ok(relError(fast[k], reference[k]) <= 1e-4, `output ${k}: ${relError(fast[k], reference[k])}`)
 })
 
@@ -226,7 +226,7 @@ test('the worker pool uses every core (or SIPL_THREADS) and the kernels leave no
 test('with worker threads, results are the same when the workers do take part', {skip: availableParallelism() < 2 && 'one core'}, () => {
   const rt = existingRuntime()!
   const c = CASES[5]
-  const reference = withReferenceConvKernels(() => convAndGrads(c, 42))
+  const reference = withReferenceCpuKernels(() => convAndGrads(c, 42))
   // workers join a job only when they wake up in time; repeat until they have done a share
   const start = rt.workerJobs()
   const deadline = Date.now() + 20_000

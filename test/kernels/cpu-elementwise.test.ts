@@ -7,7 +7,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
-import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
@@ -19,7 +19,7 @@ function same(run: () => tf.Tensor | tf.Tensor[], label: string, tolerance = 1e-
     (Array.isArray(t) ? t : [t]).map((x) => ({shape: x.shape, dtype: x.dtype, values: Array.from(x.dataSync())}))
   // each kernel, fast and reference, leaves nothing behind (tensors, or buffers no tensor owns)
   const fast = expectNoLeakedTensors(() => tf.tidy(() => pack(run())))
-  const reference = expectNoLeakedTensors(() => tf.tidy(() => withReferenceConvKernels(() => pack(run()))))
+  const reference = expectNoLeakedTensors(() => tf.tidy(() => withReferenceCpuKernels(() => pack(run()))))
   assert.equal(fast.length, reference.length, label)
   fast.forEach((f, i) => {
     assert.deepEqual(f.shape, reference[i].shape, `${label}: shape`)

@@ -6,7 +6,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/backend/self-check.js'
-import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {conv3dBiasAct, conv3dTransposeBias, type DiceCeOptions, type FusedConvOptions} from '../../src/kernels/fused.js'
 import {AdamW} from '../../src/train/optimizers.js'
 import {diceCrossEntropy} from '../../src/model/losses.js'
@@ -48,7 +48,7 @@ const CASES: [string, number[], number[], FusedConvOptions][] = [
 for (const [name, xs, ws, o] of CASES) {
   test(`fused conv3d + bias${o.relu ? ' + relu' : ''} equals the composition: ${name}`, () => {
     const fast = valueAndGrads(xs, ws, o, 3)
-    const reference = withReferenceConvKernels(() => valueAndGrads(xs, ws, o, 3))
+    const reference = withReferenceCpuKernels(() => valueAndGrads(xs, ws, o, 3))
     ;['y', 'dx', 'dw', 'db'].forEach((what, k) => {
       const err = relError(fast[k], reference[k])
       assert.ok(err <= 1e-4, `${what}: relative error ${err}`)
@@ -82,7 +82,7 @@ for (const [name, aShape, skipChannels, wShape] of [
   test(`fused conv over [x, skip] concatenated in the kernel equals concat + conv: ${name}`, () => {
     const o: FusedConvOptions = {strides: 1, pad: 'same', relu: true}
     const fast = concatValueAndGrads(aShape, skipChannels, wShape, o, 21)
-    const reference = withReferenceConvKernels(() => concatValueAndGrads(aShape, skipChannels, wShape, o, 21))
+    const reference = withReferenceCpuKernels(() => concatValueAndGrads(aShape, skipChannels, wShape, o, 21))
     ;['y', 'dx', 'dskip', 'dw', 'db'].forEach((what, k) => {
       assert.equal(fast[k].length, reference[k].length, what)
       const err = relError(fast[k], reference[k])
@@ -127,7 +127,7 @@ for (const [name, xShape, wShape, stride, pad] of [
 ] as [string, number[], number[], number, 'same' | 'valid'][]) {
   test(`fused conv3dTranspose + bias equals the composition: ${name}`, () => {
     const fast = transposeValueAndGrads(xShape, wShape, stride, pad, 7)
-    const reference = withReferenceConvKernels(() => transposeValueAndGrads(xShape, wShape, stride, pad, 7))
+    const reference = withReferenceCpuKernels(() => transposeValueAndGrads(xShape, wShape, stride, pad, 7))
     ;['y', 'dx', 'dw', 'db'].forEach((what, k) => {
       assert.equal(fast[k].length, reference[k].length, what)
       const err = relError(fast[k], reference[k])
@@ -151,7 +151,7 @@ test('a NaN in x reaches the bias gradient through the ReLU backward, as in the 
       }),
     )
   const fast = run()
-  const reference = withReferenceConvKernels(run)
+  const reference = withReferenceCpuKernels(run)
   assert.ok(reference.every(Number.isNaN), 'the composition propagates the NaN')
   assert.ok(fast.every(Number.isNaN), `fused db: ${Array.from(fast)}`)
 })
@@ -182,7 +182,7 @@ function sameBitsAsComposition(shape: number[]): void {
     const optimizer = new AdamW(0.9, 0.999, 0.05)
     const step = () => grads.forEach((g, i) => optimizer.step(new Map([['p', p]]), new Map([['p', g]]), 0.01 * (i + 1)))
     // the steps leave only Adam's two moments behind
-    expectNoLeakedTensors(() => (fused ? step() : withReferenceConvKernels(step)), 2)
+    expectNoLeakedTensors(() => (fused ? step() : withReferenceCpuKernels(step)), 2)
     const state = [p, ...optimizer.stateTensors().values()].map((t) => Array.from(t.dataSync()))
     tf.dispose([p, ...grads])
     optimizer.dispose()
@@ -231,7 +231,7 @@ function diceCeMatchesComposition(
 ): {loss: number; grad: Float32Array} {
   const run = () => diceCeLossAndGrad(logits, targets, options)
   const fused = run()
-  const composed = withReferenceConvKernels(run)
+  const composed = withReferenceCpuKernels(run)
   assert.ok(Math.abs(fused.loss - composed.loss) <= 1e-5 * Math.abs(composed.loss), `${label} loss ${fused.loss} vs ${composed.loss}`)
   const err = relError(fused.grad, composed.grad)
   assert.ok(err <= 1e-5, `${label} gradient: relative error ${err}`)
@@ -387,7 +387,7 @@ function normMatchesComposition(shape: number[], groupCount: number): void {
         }),
       )
     const fused = run()
-    const composed = withReferenceConvKernels(run)
+    const composed = withReferenceCpuKernels(run)
     ;['y', 'dx', 'dγ', 'dβ'].forEach((what, i) => {
       const err = relError(fused[i], composed[i])
       assert.ok(err <= 1e-5, `${shape} ${norm} ${what}: relative error ${err}`)
@@ -409,6 +409,6 @@ test("the model's LeakyReLU: the same values and gradient bits with the Step-bas
         return [Array.from(leakyRelu(x).dataSync()), Array.from(grad.dataSync()), value.dataSync()[0]]
       }),
     )
-  assert.deepEqual(run(), withReferenceConvKernels(run))
+  assert.deepEqual(run(), withReferenceCpuKernels(run))
   tf.dispose([x, r])
 })

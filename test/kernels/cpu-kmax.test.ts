@@ -8,7 +8,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/backend/self-check.js'
-import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {fusedKernelsActive} from '../../src/kernels/fused.js'
 import {ParamStore} from '../../src/model/init.js'
 import {KmaxLayer} from '../../src/model/smg.js'
@@ -182,7 +182,7 @@ for (const c of CASES) {
   test(`fused kMaX layer equals the composition: ${c.name}`, () => {
     assert.ok(fusedKernelsActive(), 'the fused kernels run on cpu')
     const fused = run(c, 11)
-    const reference = withReferenceConvKernels(() => run(c, 11))
+    const reference = withReferenceCpuKernels(() => run(c, 11))
     assert.deepEqual(Array.from(fused.assignment), Array.from(reference.assignment), 'the same filtered assignment')
     if (c.filter) {
       assert.deepEqual(Array.from(fused.keep!), Array.from(reference.keep!), 'the same clusters kept')

@@ -7,7 +7,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/backend/self-check.js'
-import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {fusedKernelsActive} from '../../src/kernels/fused.js'
 import {resizeTrilinearFused} from '../../src/kernels/resize.js'
 import {resizeTrilinear} from '../../src/model/ops.js'
@@ -53,7 +53,7 @@ for (const {input, target} of CASES) {
       outShape,
     )
     const [y, dx] = expectNoLeakedTensors(() => valueAndGradient(x, target, weights, true))
-    const [ey, edx] = withReferenceConvKernels(() => valueAndGradient(x, target, weights, false))
+    const [ey, edx] = withReferenceCpuKernels(() => valueAndGradient(x, target, weights, false))
     assert.ok(relError(y, ey) <= 1e-6, `values: ${relError(y, ey)}`)
     assert.ok(relError(dx, edx) <= 1e-5, `gradient: ${relError(dx, edx)}`)
     tf.dispose([x, weights])

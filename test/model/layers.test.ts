@@ -8,7 +8,7 @@ import {SpatialNorm} from '../../src/model/layers.js'
 import {conv3d, downsampleMean, gelu, linearResizeMatrix, resizeGrid, resizeTrilinear, upsampleNearest} from '../../src/model/ops.js'
 import {metered} from '../../src/model/mac-meter.js'
 import {Rng} from '../../src/util/rng.js'
-import {useCpuConvKernels, withReferenceConvKernels} from '../../src/kernels/register.js'
+import {useCpuKernels, withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
@@ -103,7 +103,7 @@ test('instance and group norm equal the textbook formulas, per sample (the fused
     ['instance', 1, 'composition'],
     ['group', 2, 'composition'],
   ] as const) {
-    useCpuConvKernels(path === 'fused' ? 'fast' : 'reference')
+    useCpuKernels(path === 'fused' ? 'fast' : 'reference')
     const layer = new SpatialNorm(store, `n.${norm}.${path}`, 4, {norm, groups})
     layer.gamma.assign(tf.tensor1d([1, 2, 0.5, -1]))
     layer.beta.assign(tf.tensor1d([0, 1, -1, 2]))
@@ -138,7 +138,7 @@ test('instance and group norm equal the textbook formulas, per sample (the fused
     const actualGrads = [expectNoLeakedTensors(() => tf.grad(ours)(x), 1), grads[layer.gamma.name], grads[layer.beta.name]]
     for (let i = 0; i < 3; i++) close(actualGrads[i].dataSync(), expectedGrads[i].dataSync(), 2e-3)
   }
-  useCpuConvKernels('fast')
+  useCpuKernels('fast')
   store.dispose()
 })
 

@@ -5,7 +5,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
-import {withReferenceConvKernels} from '../../src/kernels/register.js'
+import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {UnetRef, unetRefBatch, unetRefLoss} from '../../src/model/unet-ref.js'
 import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
@@ -33,7 +33,7 @@ function trainTwoSteps(): {loss: number; gradNorms: number[]; gradients: Float32
 test('unet-ref: loss, every gradient norm, the kernels and the loss after two Adam steps agree with the reference kernels', () => {
   // building, two training steps and dispose leave nothing behind, on either kernels
   const fast = expectNoLeakedTensors(trainTwoSteps)
-  const reference = expectNoLeakedTensors(() => withReferenceConvKernels(trainTwoSteps))
+  const reference = expectNoLeakedTensors(() => withReferenceCpuKernels(trainTwoSteps))
   const rel = (a: number, e: number) => Math.abs(a - e) / Math.abs(e)
   assert.ok(rel(fast.loss, reference.loss) <= 1e-4, `loss ${fast.loss} vs ${reference.loss}`)
   // a 4-class softmax at initialisation: cross-entropy near ln 4, Dice loss in (0, 1)
