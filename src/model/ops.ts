@@ -7,10 +7,10 @@
  * - Per-channel vectors (biases, norm affines) are applied to a rank-2 `[voxels, C]` view with a
  *   rank-1 `[C]` operand: the webgpu backend fails to compile a rank-1 + rank-5 broadcast, and the
  *   cpu backend has a fast path only for a trailing operand without size-1 axes (a `[1, C]` or
- *   `[1, 1, 1, 1, C]` broadcast is ~20× slower there).
+ *   `[1, 1, 1, 1, C]` broadcast is an order of magnitude slower there).
  * - Sums over voxels are products with a ones vector (`columnSums`), and the gradients of the
  *   bias/affine ops are written out (`addBias`, `scaleShift`): tfjs's own broadcast gradients
- *   reduce over a leading axis, which the cpu backend does by transposing (~50× slower).
+ *   reduce over a leading axis, which the cpu backend does by transposing, far slower).
  * - Resampling works axis by axis with rank-3 products (tfjs has no 3-D resize, and avgPool3d /
  *   rank-8 reshapes are missing or slow on some backends).
  */

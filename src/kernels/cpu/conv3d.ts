@@ -145,7 +145,7 @@ export function conv3dBiasActGradKernel({inputs, backend, attrs}: KernelArgs): T
 
 /**
  * conv3dTranspose(x, W) + b: Conv3DBackpropInputV2 with x as its dy, the output starting from the
- * bias (no Add over the up-sampled volume, 12 ms of a 64³ unet-ref step). filter
+ * bias (no Add over the up-sampled volume: docs/bench/2026-11-26-cpu-kernels.md). filter
  * [kD, kH, kW, Cout, Cin], attrs as tf.conv3dTranspose's (outShape, strides, pad).
  */
 export function conv3dTransposeBiasKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {

@@ -163,8 +163,7 @@ function sumShape(shape: number[], axes: number[], keepDims: boolean): number[] 
 /**
  * out[outOffset + i] = Σ_r v[offset + r·inner + i] for i < inner, summed in float64. Narrow rows
  * (bias gradients: 4–64 channels) go column by column, four columns at a time in registers: a
- * row-by-row loop over an accumulator array spends its time on loop overhead (3× slower at 16
- * channels).
+ * row-by-row loop over an accumulator array spends its time on loop overhead at such widths.
  */
 export function sumRows(v: Float32Array, offset: number, rows: number, inner: number, out: Float32Array, outOffset: number): void {
   const end = offset + rows * inner
@@ -332,7 +331,7 @@ export const BINARY_OPS: Record<string, BinaryOp> = {
   Minimum: {expression: 'Math.min(x, y)', dtype: 'float32'},
   SquaredDifference: {expression: '(x - y) * (x - y)', dtype: 'float32'},
   // +(boolean) instead of a ternary: no branch, which on activations (half positive, half
-  // negative) mispredicts every other element and costs 4–5× the whole loop
+  // negative) mispredicts every other element and costs more than the whole loop
   Greater: {expression: '+(x > y)', dtype: 'bool'},
   GreaterEqual: {expression: '+(x >= y)', dtype: 'bool'},
   Less: {expression: '+(x < y)', dtype: 'bool'},
