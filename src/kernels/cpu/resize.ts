@@ -32,44 +32,47 @@ function linearTaps(inSize: number, outSize: number): Taps {
   return taps
 }
 
+/**
+ * Calls `visit` once per (outer index, output position) with the offsets of the output row and of
+ * its two source rows (in a [outer, inSize, inner] array) and their weights.
+ */
+function forEachTapRow(
+  outer: number,
+  inSize: number,
+  outSize: number,
+  inner: number,
+  visit: (at: number, i0: number, i1: number, w0: number, w1: number) => void,
+): void {
+  const {first, second, weight} = linearTaps(inSize, outSize)
+  for (let a = 0; a < outer; a++) {
+    const base = a * inSize * inner
+    for (let o = 0; o < outSize; o++) {
+      const w1 = weight[o]
+      visit((a * outSize + o) * inner, base + first[o] * inner, base + second[o] * inner, 1 - w1, w1)
+    }
+  }
+}
+
 /** y[outer, outSize, inner] = interpolation of x[outer, inSize, inner] along the middle axis */
 function interpolate(x: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
   if (inSize === outSize) return x
-  const {first, second, weight} = linearTaps(inSize, outSize)
   const y = new Float32Array(outer * outSize * inner)
-  for (let a = 0; a < outer; a++) {
-    const source = a * inSize * inner
-    for (let o = 0; o < outSize; o++) {
-      const w1 = weight[o]
-      const w0 = 1 - w1
-      const i0 = source + first[o] * inner
-      const i1 = source + second[o] * inner
-      const at = (a * outSize + o) * inner
-      for (let j = 0; j < inner; j++) y[at + j] = w0 * x[i0 + j] + w1 * x[i1 + j]
-    }
-  }
+  forEachTapRow(outer, inSize, outSize, inner, (at, i0, i1, w0, w1) => {
+    for (let j = 0; j < inner; j++) y[at + j] = w0 * x[i0 + j] + w1 * x[i1 + j]
+  })
   return y
 }
 
 /** the transpose of interpolate: dx[outer, inSize, inner] from dy[outer, outSize, inner] */
 function interpolateBackward(dy: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
   if (inSize === outSize) return dy
-  const {first, second, weight} = linearTaps(inSize, outSize)
   const dx = new Float32Array(outer * inSize * inner)
-  for (let a = 0; a < outer; a++) {
-    const target = a * inSize * inner
-    for (let o = 0; o < outSize; o++) {
-      const w1 = weight[o]
-      const w0 = 1 - w1
-      const i0 = target + first[o] * inner
-      const i1 = target + second[o] * inner
-      const at = (a * outSize + o) * inner
-      for (let j = 0; j < inner; j++) {
-        dx[i0 + j] += w0 * dy[at + j]
-        dx[i1 + j] += w1 * dy[at + j]
-      }
+  forEachTapRow(outer, inSize, outSize, inner, (at, i0, i1, w0, w1) => {
+    for (let j = 0; j < inner; j++) {
+      dx[i0 + j] += w0 * dy[at + j]
+      dx[i1 + j] += w1 * dy[at + j]
     }
-  }
+  })
   return dx
 }
 

@@ -3,7 +3,16 @@
  * small program that adds the partial sums (WGSL has no float atomics).
  */
 // the launch-field and shader-piece imports apart, so that each list stays on one line
-import {chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry, type WebGPUProgramLike} from './gemm-shader.js'
+import {
+  gridDims,
+  chooseTiling,
+  foldDispatch,
+  slots,
+  tilingKey,
+  TiledGemmProgram,
+  type ConvGeometry,
+  type WebGPUProgramLike,
+} from './gemm-shader.js'
 import {gemmShader, tileLayout, unroll} from './gemm-shader.js'
 
 /**
@@ -49,8 +58,7 @@ export class Conv3DBackpropFilterTiledProgram extends TiledGemmProgram {
     // memory by the first tk threads
     const rowSlot = (i: number) => (threads % tileM === 0 ? 0 : i)
     const setup = `
-  let D = uniforms.xShape.y; let H = uniforms.xShape.z; let Wd = uniforms.xShape.w;
-  let oD = uniforms.dyShape.y; let oH = uniforms.dyShape.z; let oW = uniforms.dyShape.w;
+${gridDims('xShape', 'dyShape')}
   let kStart = i32(workgroupId.z) * uniforms.kSplit;
   let kEnd = min(uniforms.K, kStart + uniforms.kSplit);
 ${unroll(aSlots, (i) => {

@@ -3,7 +3,7 @@
  * every A element gathered from the NDHWC input when its K tile is loaded (no im2col matrix).
  */
 // the launch-field and shader-piece imports apart, so that each list stays on one line
-import {chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry} from './gemm-shader.js'
+import {voxelRowSetup, chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry} from './gemm-shader.js'
 import {gemmShader, rowSlotSetup, tileLayout, unroll} from './gemm-shader.js'
 
 /** Conv3D forward: y = x ⊛ W, stride s, dilation 1. Inputs x [B,D,H,W,Cin], W [kd,kh,kw,Cin,Cout]. */
@@ -31,17 +31,11 @@ export class Conv3DTiledProgram extends TiledGemmProgram {
     const t = this.t
     const {threads, aSlots, bSlots, tileN, as, bs} = tileLayout(t)
     const K = g.kD * g.kH * g.kW * g.inC
-    const setup = `
-  let D = uniforms.xShape.y; let H = uniforms.xShape.z; let Wd = uniforms.xShape.w;
-  let oD = uniforms.outShape.y; let oH = uniforms.outShape.z; let oW = uniforms.outShape.w;
-  let kc = li % ${t.tk};
-${rowSlotSetup(
-  t,
-  aSlots,
-  threads,
-  (i) => `      let ow = m % oW; let q1 = m / oW; let oh = q1 % oH; let q2 = q1 / oH; let od = q2 % oD; let b = q2 / oD;
-      rB${i} = b * D * H * Wd * ${g.inC}; rD${i} = od * uniforms.sD - uniforms.padD; rH${i} = oh * uniforms.sH - uniforms.padH; rW${i} = ow * uniforms.sW - uniforms.padW;`,
-)}`
+    const decodeRow = (
+      i: number,
+    ) => `      let ow = m % oW; let q1 = m / oW; let oh = q1 % oH; let q2 = q1 / oH; let od = q2 % oD; let b = q2 / oD;
+      rB${i} = b * D * H * Wd * ${g.inC}; rD${i} = od * uniforms.sD - uniforms.padD; rH${i} = oh * uniforms.sH - uniforms.padH; rW${i} = ow * uniforms.sW - uniforms.padW;`
+    const setup = voxelRowSetup(t, aSlots, threads, ['xShape', 'outShape'], decodeRow)
     const loadTile = `
     { let k = t * ${t.tk} + kc;
       let tap = k / ${g.inC}; let ci = k - tap * ${g.inC};

@@ -4,7 +4,7 @@
  * the work a plain transposed GEMM would.
  */
 // the launch-field and shader-piece imports apart, so that each list stays on one line
-import {chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry} from './gemm-shader.js'
+import {voxelRowSetup, chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry} from './gemm-shader.js'
 import {gemmShader, rowSlotSetup, tileLayout, unroll} from './gemm-shader.js'
 
 /** one stride-parity class of the input gradient: voxels with (id, ih, iw) ≡ (rD, rH, rW) mod stride */
@@ -96,20 +96,12 @@ export class Conv3DBackpropInputTiledProgram extends TiledGemmProgram {
     const t = this.t
     const {threads, aSlots, bSlots, tileN, as, bs} = tileLayout(t)
     if (bSlots * threads < t.tk * tileN) throw new Error('B slots')
-    const setup = `
-  let D = uniforms.outShape.y; let H = uniforms.outShape.z; let Wd = uniforms.outShape.w;
-  let oD = uniforms.dyShape.y; let oH = uniforms.dyShape.z; let oW = uniforms.dyShape.w;
-  let kc = li % ${t.tk};
-${rowSlotSetup(
-  t,
-  aSlots,
-  threads,
-  (
-    i,
-  ) => `      let qw = m % uniforms.nW; let q1 = m / uniforms.nW; let qh = q1 % uniforms.nH; let q2 = q1 / uniforms.nH; let qd = q2 % uniforms.nD; let b = q2 / uniforms.nD;
+    const decodeRow = (
+      i: number,
+    ) => `      let qw = m % uniforms.nW; let q1 = m / uniforms.nW; let qh = q1 % uniforms.nH; let q2 = q1 / uniforms.nH; let qd = q2 % uniforms.nD; let b = q2 / uniforms.nD;
       rB${i} = b * oD * oH * oW * ${g.outC};
-      rD${i} = qd + uniforms.c0D; rH${i} = qh + uniforms.c0H; rW${i} = qw + uniforms.c0W;`,
-)}`
+      rD${i} = qd + uniforms.c0D; rH${i} = qh + uniforms.c0H; rW${i} = qw + uniforms.c0W;`
+    const setup = voxelRowSetup(t, aSlots, threads, ['outShape', 'dyShape'], decodeRow)
     // K = (tap of the class, co); B[k, ci] = W[fd, fh, fw, ci, co]; kc is the same column for A and B
     const loadTile = `
     { let k = t * ${t.tk} + kc;

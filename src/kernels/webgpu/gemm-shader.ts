@@ -172,6 +172,12 @@ export function tileLayout(t: Tiling): ReturnType<typeof slots> & {as: number; b
 /** The WGSL index of the M row that a thread's A slot `i` loads: (li / tk + i·threads/tk). */
 export const slotRow = (t: Tiling, threads: number, i: number) => `(li / ${t.tk} + ${i * (threads / t.tk)})`
 
+/** The WGSL lines naming the input grid (D, H, Wd) and the output grid (oD, oH, oW) from the programs' shape uniforms. */
+export function gridDims(input: string, output: string): string {
+  return `  let D = uniforms.${input}.y; let H = uniforms.${input}.z; let Wd = uniforms.${input}.w;
+  let oD = uniforms.${output}.y; let oH = uniforms.${output}.z; let oW = uniforms.${output}.w;`
+}
+
 /**
  * WGSL giving each of a thread's A slots its gather state for its M row m (rB: batch offset,
  * rD/rH/rW: first voxel; rD far out of range when m is past the last row): `decode(i)` is the
@@ -185,6 +191,17 @@ export function rowSlotSetup(t: Tiling, aSlots: number, threads: number, decode:
 ${decode(i)}
     } }`
   })
+}
+
+/**
+ * The row setup of a convolution GEMM whose rows are voxels: the two grids, this thread's K column
+ * `kc`, and each row slot's voxel as `decode` reads it from the row index m.
+ */
+export function voxelRowSetup(t: Tiling, aSlots: number, threads: number, grids: [string, string], decode: (i: number) => string): string {
+  return `
+${gridDims(grids[0], grids[1])}
+  let kc = li % ${t.tk};
+${rowSlotSetup(t, aSlots, threads, decode)}`
 }
 
 /**
