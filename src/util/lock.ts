@@ -202,8 +202,12 @@ function minutes(ms: number): string {
   return ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`
 }
 
-/** Removes `file` if it still is the lock `judged`; the guard makes the check and the removal one step. */
-function removeIfUnchanged(file: string, judged: Found): boolean {
+/**
+ * Removes `file` if it still is the lock `judged`; the guard makes the check and the removal one
+ * step. 'removed': this process removed it; 'absent': it was gone already; false: another process
+ * holds the guard or the lock changed.
+ */
+function removeIfUnchanged(file: string, judged: Found): 'removed' | 'absent' | false {
   const guard = `${file}.break`
   try {
     if (Date.now() - statSync(guard).mtimeMs > BREAK_GUARD_STALE_MS) rmSync(guard, {force: true})
@@ -213,10 +217,10 @@ function removeIfUnchanged(file: string, judged: Found): boolean {
   if (!createExclusive(guard, String(process.pid))) return false
   try {
     const now = readLock(file)
-    if (now === undefined) return true
+    if (now === undefined) return 'absent'
     if (now.ino !== judged.ino || now.text !== judged.text) return false
     unlinkSync(file)
-    return true
+    return 'removed'
   } finally {
     rmSync(guard, {force: true})
   }
@@ -290,6 +294,8 @@ export async function lockFolder(folder: string, options: LockOptions = {}): Pro
   // the abandoned lock this process found last; said when it gets the lock (of several processes
   // that find it, the one that removes it need not be the one that gets the lock)
   let abandoned: {found: Found; gone: string} | undefined
+  // the abandoned lock this process removed itself, said if another process then gets the lock
+  let removedByUs: {found: Found; gone: string} | undefined
   for (;;) {
     if (createExclusive(file, content)) {
       if (abandoned !== undefined)
@@ -304,12 +310,23 @@ export async function lockFolder(folder: string, options: LockOptions = {}): Pro
     const gone = goneBecause(found, options.breakLock ?? false)
     if (gone !== undefined) {
       abandoned = {found, gone}
+      const removal = removeIfUnchanged(file, found)
+      if (removal === 'removed') removedByUs = {found, gone}
       // false: another process is taking it over at this moment; look again shortly
-      if (!removeIfUnchanged(file, found)) await new Promise((r) => setTimeout(r, 50))
+      if (removal === false) await new Promise((r) => setTimeout(r, 50))
       continue
     }
     abandoned = undefined
     const holder = describeHolder(found)
+    if (removedByUs !== undefined) {
+      // this process cleared the abandoned lock and another took the folder first: say so, since
+      // the winner may never have seen the abandoned lock
+      options.log?.warn(
+        {lock: file, holder: removedByUs.found.record ?? removedByUs.found.text},
+        `removed the abandoned lock of ${folder} (${removedByUs.gone}); another sipl took the folder first`,
+      )
+      removedByUs = undefined
+    }
     if (!options.wait) {
       const elsewhere = found.record !== undefined && found.record.machine !== thisMachine()
       throw new UserError(
