@@ -172,8 +172,13 @@ clusterTest(
         trials: {state: string; job?: string; detail?: string}[]
       }
 
-    // cancel the sleeping trial once it runs, as a user's scancel or a preemption would
-    await until('trial 3 to run', 60, () => (status().trials[3].state === 'running' ? true : undefined))
+    // cancel the sleeping trial once its script runs (its own trial.json says running, so its
+    // SIGTERM trap is set), as a user's scancel or a preemption would; Slurm's RUNNING alone comes
+    // before the script starts, and a task cancelled then never ran ('failed', never started)
+    await until('trial 3 to run', 60, () => {
+      const trial = status().trials[3]
+      return trial.state === 'running' && trial.detail === undefined ? true : undefined
+    })
     spawnSync('scancel', [`${submitted.submission.jobId}_3`])
     const results = join(out, 'results.json')
     const collected = await until('the collect job to write results.json', 90, () => {
