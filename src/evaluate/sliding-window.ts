@@ -197,7 +197,8 @@ export async function slidingWindowPlanes(
   for (let b = 0; b < windows.length; b += batchSize) {
     const group = windows.slice(b, b + batchSize)
     const blocks = group.map(readWindow)
-    const summed = group.map(() => new Float32Array(windowVoxels * K))
+    // without mirroring a window's probabilities are used as the predictor returned them (0 + p is p)
+    const summed: Float32Array[] = flips.length === 1 ? [] : group.map(() => new Float32Array(windowVoxels * K))
     for (const flip of flips) {
       const batch = new Float32Array(group.length * windowVoxels * C)
       blocks.forEach((block, i) => batch.set(flipBlock(block, options.patch, C, flip), i * windowVoxels * C))
@@ -206,23 +207,32 @@ export async function slidingWindowPlanes(
         throw new Error(`window predictor returned ${probs.length} values, expected ${group.length}×${pz}×${py}×${px}×${K}`)
       for (let i = 0; i < group.length; i++) {
         const back = flipBlock(probs.subarray(i * windowVoxels * K, (i + 1) * windowVoxels * K), options.patch, K, flip)
+        if (flips.length === 1) {
+          summed.push(back)
+          continue
+        }
         const sum = summed[i]
         for (let j = 0; j < sum.length; j++) sum[j] += back[j]
       }
     }
+    // 1, 2, 4 or 8 mirrorings: multiplying by a power of two's inverse is dividing by it, bit for bit
+    const share = 1 / flips.length
     group.forEach((w, i) => {
       const [x0, y0, z0] = w.start
       if (z0 > held) finishBelow(z0)
       const sum = summed[i]
       for (let z = 0; z < pz; z++)
-        for (let y = 0; y < py; y++)
+        for (let y = 0; y < py; y++) {
+          const windowRow = px * (y + py * z)
+          const volumeRow = x0 + PX * (y0 + y + PY * z)
           for (let x = 0; x < px; x++) {
-            const wi = x + px * (y + py * z)
-            const vi = x0 + x + PX * (y0 + y + PY * z)
+            const wi = windowRow + x
+            const vi = volumeRow + x
             const g = weights[wi]
             norm[vi] += g
-            for (let k = 0; k < K; k++) acc[vi * K + k] += (g * sum[wi * K + k]) / flips.length
+            for (let k = 0; k < K; k++) acc[vi * K + k] += g * sum[wi * K + k] * share
           }
+        }
     })
     done += group.length
     options.onProgress?.(done, windows.length)

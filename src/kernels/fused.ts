@@ -168,24 +168,34 @@ export const FUSED_GROUP_NORM = 'SiplGroupNorm'
 export const FUSED_GROUP_NORM_GRAD = 'SiplGroupNormGrad'
 
 /**
- * y = γ·(x − μ)/σ + β over the rows of one sample x `[n, C]`, statistics per channel group
- * (groups = C: instance norm), as one kernel each way (src/kernels/cpu/group-norm.ts). Only where
- * fusedKernelsActive(); src/model/layers.ts `SpatialNorm` falls back to the op composition.
+ * y = γ·(x − μ)/σ + β over the rows of each of `samples` samples laid one after another in x
+ * `[samples·n, C]`, statistics per sample and channel group (groups = C: instance norm), as one
+ * kernel each way (src/kernels/cpu/group-norm.ts). Only where fusedKernelsActive();
+ * src/model/layers.ts `SpatialNorm` falls back to the op composition.
  */
-export function groupNormFused(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, groups: number, eps: number): tf.Tensor2D {
-  const attrs = {groups, eps}
+export function groupNormFused(
+  x: tf.Tensor2D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  groups: number,
+  eps: number,
+  samples = 1,
+  leakySlope?: number,
+): tf.Tensor2D {
+  // with leakySlope, LeakyReLU of the norm in the same kernel (one pass and one array fewer each way)
+  const attrs: tf.NamedAttrMap = leakySlope === undefined ? {groups, eps, samples} : {groups, eps, samples, leakySlope}
   const fused = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
     const [xs, gs, bs] = args as tf.Tensor[]
     const save = args[3] as (saved: tf.Tensor[]) => void
     const [y, mean, inv] = tf.engine().runKernel(FUSED_GROUP_NORM, {x: xs, gamma: gs, beta: bs}, attrs) as tf.Tensor[]
-    save([xs, gs, mean, inv])
+    save(leakySlope === undefined ? [xs, gs, mean, inv] : [xs, gs, mean, inv, y])
     return {
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [xi, gi, mi, ii] = saved
-        return tf
-          .engine()
-          .runKernel(FUSED_GROUP_NORM_GRAD, {dy: dy as tf.Tensor, x: xi, gamma: gi, mean: mi, inv: ii}, attrs) as tf.Tensor[]
+        const [xi, gi, mi, ii, yi] = saved
+        const inputs: tf.NamedTensorMap = {dy: dy as tf.Tensor, x: xi, gamma: gi, mean: mi, inv: ii}
+        if (yi) inputs.y = yi
+        return tf.engine().runKernel(FUSED_GROUP_NORM_GRAD, inputs, attrs) as tf.Tensor[]
       },
     }
   })

@@ -29,6 +29,7 @@ import {
   fastSplitV,
   fastSum,
   fastUnary,
+  leakyReluGradKernel,
   type CpuKernel,
 } from './cpu/elementwise.js'
 import {fastBatchMatMul} from './cpu/matmul.js'
@@ -148,6 +149,7 @@ function registerFusedKernels(): void {
   tf.registerKernel({kernelName: 'SiplGroupNormGrad', backendName: 'cpu', kernelFunc: groupNormGradKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplKmaxLayer', backendName: 'cpu', kernelFunc: kmaxLayerKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplKmaxLayerGrad', backendName: 'cpu', kernelFunc: kmaxLayerGradKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplLeakyReluGrad', backendName: 'cpu', kernelFunc: leakyReluGradKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplResizeTrilinear', backendName: 'cpu', kernelFunc: resizeTrilinearKernel as unknown as tf.KernelFunc})
   tf.registerKernel({
     kernelName: 'SiplResizeTrilinearGrad',

@@ -34,6 +34,11 @@ function act(z: tf.Tensor5D, name: string, trace: ForwardTrace | undefined): tf.
   return leakyRelu(z) as tf.Tensor5D
 }
 
+/** act(norm(z)): one kernel each way on cpu with sipl's kernels, unless the pre-activation is traced */
+function normAct(norm: SpatialNorm, z: tf.Tensor5D, name: string, trace: ForwardTrace | undefined): tf.Tensor5D {
+  return trace ? act(norm.apply(z), name, trace) : norm.applyLeakyRelu(z)
+}
+
 /** channel concatenation on rank-2 views (a rank-5 concat's gradient is a rank-5 slice/pad, which webgpu cannot compile) */
 function concatChannels(a: tf.Tensor5D, b: tf.Tensor5D): tf.Tensor5D {
   const [n, d, h, w, ca] = a.shape
@@ -58,7 +63,7 @@ class ConvNormAct {
     this.norm = new SpatialNorm(store, `${name}.norm`, cout, norm)
   }
   apply(x: tf.Tensor5D, trace?: ForwardTrace): tf.Tensor5D {
-    return act(this.norm.apply(this.conv.apply(x)), this.name, trace)
+    return normAct(this.norm, this.conv.apply(x), this.name, trace)
   }
 }
 
@@ -80,7 +85,7 @@ class ResBlock {
     this.norm2 = new SpatialNorm(store, `${name}.norm2`, channels, norm)
   }
   apply(x: tf.Tensor5D, trace?: ForwardTrace): tf.Tensor5D {
-    const h = act(this.norm1.apply(this.conv1.apply(x)), `${this.name}.act1`, trace)
+    const h = normAct(this.norm1, this.conv1.apply(x), `${this.name}.act1`, trace)
     return act(tf.add(x, this.norm2.apply(this.conv2.apply(h))) as tf.Tensor5D, `${this.name}.act2`, trace)
   }
 }
@@ -158,7 +163,7 @@ export class Backbone {
       h = level.fuse.apply(concatChannels(level.up.apply(h), skips[i]), trace)
       features.set(this.strides[i], h)
     }
-    const fused = act(this.outNorm.apply(tf.add(this.outUp.apply(h), this.full.apply(x, trace)) as tf.Tensor5D), 'backbone.out', trace)
+    const fused = normAct(this.outNorm, tf.add(this.outUp.apply(h), this.full.apply(x, trace)) as tf.Tensor5D, 'backbone.out', trace)
     const fo = this.outProj.apply(fused)
     return {f, features, fo}
   }

@@ -8,7 +8,7 @@ import {UserError} from '../errors.js'
 import type {ParamStore} from './init.js'
 import {fusedKernelsActive, groupNormFused} from '../kernels/fused.js'
 import {isDryRun} from './mac-meter.js'
-import {columnSums, conv3d, conv3dTranspose, dense, scaleShift} from './ops.js'
+import {LEAKY_SLOPE, columnSums, conv3d, conv3dTranspose, dense, leakyRelu, scaleShift} from './ops.js'
 
 export class Conv3d {
   readonly kernel: tf.Variable
@@ -78,6 +78,15 @@ export class SpatialNorm {
     this.beta = store.add(`${name}.beta`, [channels], {kind: 'zeros'})
   }
   apply(x: tf.Tensor5D, eps = 1e-5): tf.Tensor5D {
+    return this.normalize(x, eps, false)
+  }
+
+  /** LeakyReLU(apply(x)); on cpu with sipl's kernels in the norm's own kernel, with the same bits */
+  applyLeakyRelu(x: tf.Tensor5D, eps = 1e-5): tf.Tensor5D {
+    return this.normalize(x, eps, true)
+  }
+
+  private normalize(x: tf.Tensor5D, eps: number, leaky: boolean): tf.Tensor5D {
     const [b, d, h, w, c] = x.shape
     const g = this.groups
     const n = d * h * w
@@ -98,13 +107,17 @@ export class SpatialNorm {
               Array.from({length: c}, (_, j) => (Math.floor(i / (c / g)) === Math.floor(j / (c / g)) ? g / c : 0)),
             ),
           )
+    if (fused) {
+      const rows = tf.reshape(x, [b * n, c]) as tf.Tensor2D
+      const y = groupNormFused(rows, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, g, eps, b, leaky ? LEAKY_SLOPE : undefined)
+      return tf.reshape(y, [b, d, h, w, c])
+    }
     const samples = b === 1 ? [tf.reshape(x, [n, c])] : tf.split(tf.reshape(x, [b * n, c]), b, 0)
     const out = samples.map((sample) =>
-      fused
-        ? groupNormFused(sample as tf.Tensor2D, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, g, eps)
-        : normalizeRows(sample as tf.Tensor2D, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, groupMean, eps),
+      normalizeRows(sample as tf.Tensor2D, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, groupMean, eps),
     )
-    return tf.reshape(out.length === 1 ? out[0] : tf.concat(out, 0), [b, d, h, w, c])
+    const y = tf.reshape(out.length === 1 ? out[0] : tf.concat(out, 0), [b, d, h, w, c]) as tf.Tensor5D
+    return leaky ? (leakyRelu(y) as tf.Tensor5D) : y
   }
 }
 

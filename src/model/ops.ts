@@ -15,7 +15,7 @@
  *   rank-8 reshapes are missing or slow on some backends).
  */
 import {tf} from '../backend/tf.js'
-import {conv3dTransposeBias, fusedKernelsActive} from '../kernels/fused.js'
+import {conv3dBiasAct, conv3dTransposeBias, fusedKernelsActive} from '../kernels/fused.js'
 import {countMacs} from './mac-meter.js'
 
 const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1)
@@ -66,6 +66,8 @@ export function conv3d(x: tf.Tensor5D, kernel: tf.Tensor5D, bias: tf.Tensor1D | 
   const [kd, kh, kw, cin, cout] = kernel.shape
   const out: [number, number, number, number, number] = [b, Math.ceil(d / stride), Math.ceil(h / stride), Math.ceil(w / stride), cout]
   const dry = countMacs(prod(out) * kd * kh * kw * cin)
+  // on cpu with sipl's kernels the bias is the GEMM's epilogue and its gradient a sum in the same pass
+  if (!dry && bias && fusedKernelsActive()) return conv3dBiasAct(x, kernel, bias, {strides: stride, pad: 'same', relu: false})
   const y = dry ? tf.zeros(out) : tf.conv3d(x, kernel, stride, 'same')
   return (bias ? tf.reshape(addBias(tf.reshape(y, [-1, cout]) as tf.Tensor2D, bias), out) : y) as tf.Tensor5D
 }
@@ -101,18 +103,20 @@ export function bmm(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transpos
   return dry ? tf.zeros([batch, m, n]) : tf.matMul(a, b, transposeA, transposeB)
 }
 
-const LEAKY_SLOPE = 0.01
+export const LEAKY_SLOPE = 0.01
+export const LEAKY_RELU_GRAD = 'SiplLeakyReluGrad'
 
 /**
- * LeakyReLU whose gradient is dy · Step(x, slope): two passes where tfjs's gradient takes three
- * (Greater, Multiply, then a Select that branches on every element). Same values, except where
- * x is NaN (NaN here, dy·slope in tfjs). On the cpu backend with sipl's kernels; tf.leakyRelu elsewhere.
+ * LeakyReLU whose gradient is dy · Step(x, slope), one pass (SiplLeakyReluGrad) where tfjs's
+ * gradient takes three (Greater, Multiply, then a Select that branches on every element). Same
+ * values, except where x is NaN (NaN here, dy·slope in tfjs). On the cpu backend with sipl's
+ * kernels; tf.leakyRelu elsewhere.
  */
 const leakyReluStepGrad = tf.customGrad((x, save) => {
   ;(save as tf.GradSaveFunc)([x as tf.Tensor])
   return {
     value: tf.leakyRelu(x as tf.Tensor, LEAKY_SLOPE),
-    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => tf.mul(dy, tf.step(xs, LEAKY_SLOPE)),
+    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => tf.engine().runKernel(LEAKY_RELU_GRAD, {dy, x: xs}, {alpha: LEAKY_SLOPE}) as tf.Tensor,
   }
 }) as (x: tf.Tensor) => tf.Tensor
 

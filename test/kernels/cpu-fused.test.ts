@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {withReferenceCpuKernels} from '../../src/kernels/register.js'
-import {conv3dBiasAct, conv3dTransposeBias, type DiceCeOptions, type FusedConvOptions} from '../../src/kernels/fused.js'
+import {conv3dBiasAct, conv3dTransposeBias, groupNormFused, type DiceCeOptions, type FusedConvOptions} from '../../src/kernels/fused.js'
 import {AdamW} from '../../src/train/optimizers.js'
 import {diceCrossEntropy} from '../../src/model/losses.js'
 import {SpatialNorm} from '../../src/model/layers.js'
@@ -360,8 +360,69 @@ test('fused group norm: output and gradients (x, γ, β) equal the op compositio
   for (const [shape, groups] of [
     [[1, 6, 5, 7, 16], 4],
     [[1, 20, 25, 40, 6], 3],
+    [[3, 4, 5, 6, 8], 2],
   ] as [number[], number][])
     normMatchesComposition(shape, groups)
+})
+
+test('group norm with its LeakyReLU in one kernel: the same bits as the norm, then the LeakyReLU kernel (values and gradients)', () => {
+  const store = new ParamStore(new Rng(5))
+  for (const [shape, groups] of [
+    [[1, 6, 5, 7, 16], 4],
+    [[2, 4, 5, 6, 8], 8],
+  ] as [[number, number, number, number, number], number][]) {
+    const channels = shape[4]
+    const x = tf.randomNormal(shape, 0, 1, 'float32', 68) as tf.Tensor5D
+    const r = tf.randomNormal(x.shape, 0, 1, 'float32', 69)
+    const layer = new SpatialNorm(store, `act.${shape[0]}`, channels, {norm: 'group', groups})
+    layer.gamma.assign(tf.randomUniform([channels], 0.5, 1.5, 'float32', 70))
+    layer.beta.assign(tf.randomUniform([channels], -1, 1, 'float32', 71))
+    const run = (norm: (input: tf.Tensor5D) => tf.Tensor) =>
+      expectNoLeakedTensors(() =>
+        tf.tidy(() => {
+          const objective = (input: tf.Tensor) => tf.sum(tf.mul(r, norm(input as tf.Tensor5D))) as tf.Scalar
+          const {grads} = tf.variableGrads(() => objective(x), [layer.gamma, layer.beta])
+          return [norm(x), tf.grad(objective)(x), grads[layer.gamma.name], grads[layer.beta.name]].map((t) => Array.from(t.dataSync()))
+        }),
+      )
+    const fused = run((input) => layer.applyLeakyRelu(input))
+    const separate = run((input) => leakyRelu(layer.apply(input)))
+    assert.ok(fused[0].some((v) => v < 0) && fused[0].some((v) => v > 0), 'both sides of the kink')
+    ;['y', 'dx', 'dγ', 'dβ'].forEach((what, i) => assert.deepEqual(fused[i], separate[i], `${shape} ${what}: different bits`))
+    tf.dispose([x, r])
+  }
+  store.dispose()
+})
+
+test('fused group norm of a batch: the same bits as one fused norm per sample (split, then concatenated)', () => {
+  const store = new ParamStore(new Rng(4))
+  const [b, channels, groups] = [3, 8, 2]
+  const x = tf.randomNormal([b, 4, 5, 6, channels], 1, 2, 'float32', 64) as tf.Tensor5D
+  const r = tf.randomNormal(x.shape, 0, 1, 'float32', 65)
+  const layer = new SpatialNorm(store, 'batch.group', channels, {norm: 'group', groups})
+  layer.gamma.assign(tf.randomUniform([channels], 0.5, 1.5, 'float32', 66))
+  layer.beta.assign(tf.randomUniform([channels], -1, 1, 'float32', 67))
+  const gamma = layer.gamma as tf.Tensor1D
+  const beta = layer.beta as tf.Tensor1D
+  const perSample = (input: tf.Tensor5D) =>
+    tf.reshape(
+      tf.concat(
+        tf.split(tf.reshape(input, [-1, channels]), b, 0).map((sample) => groupNormFused(sample as tf.Tensor2D, gamma, beta, groups, 1e-5)),
+        0,
+      ),
+      input.shape,
+    ) as tf.Tensor5D
+  const run = (norm: (input: tf.Tensor5D) => tf.Tensor5D) =>
+    tf.tidy(() => {
+      const objective = (input: tf.Tensor) => tf.sum(tf.mul(r, tf.square(norm(input as tf.Tensor5D)))) as tf.Scalar
+      const {grads} = tf.variableGrads(() => objective(x), [layer.gamma, layer.beta])
+      return [norm(x), tf.grad(objective)(x), grads[layer.gamma.name], grads[layer.beta.name]].map((t) => Array.from(t.dataSync()))
+    })
+  const batched = run((input) => layer.apply(input))
+  const split = run(perSample)
+  ;['y', 'dx', 'dγ', 'dβ'].forEach((what, i) => assert.deepEqual(batched[i], split[i], `${what}: different bits`))
+  tf.dispose([x, r])
+  store.dispose()
 })
 
 function normMatchesComposition(shape: number[], groupCount: number): void {

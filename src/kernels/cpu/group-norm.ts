@@ -1,5 +1,5 @@
 /**
- * Group / instance norm over the rows of x `[n, C]` (one sample) and its backward, for the `cpu`
+ * Group / instance norm over the rows of each sample of x `[S·n, C]` and its backward, for the `cpu`
  * backend: the formulas of src/model/layers.ts `normalizeRows`, in two passes each way instead of
  * ~6 forward and ~14 backward full-size ops, which dominated a SIPL demo training step. Channel c is in group ⌊c / (C / groups)⌋; group statistics are the averages of
  * their channels' statistics. Both passes run in WebAssembly SIMD on the worker pool
@@ -17,6 +17,10 @@ import {floats, output} from './tensors.js'
 export interface GroupNormAttrs {
   groups: number
   eps: number
+  /** samples laid one after another in x's rows, each normalised on its own */
+  samples: number
+  /** LeakyReLU's negative slope when the norm's output goes through it in the same kernel; absent: no activation */
+  leakySlope?: number
 }
 
 /** per-channel values averaged over each channel's group, in place */
@@ -51,22 +55,22 @@ function columnSums(rt: ConvRuntime, a: number, b: number, rows: number, C: numb
   return {sums: total.subarray(0, C), products: total.subarray(C)}
 }
 
-/** a·s + b·t + u per channel (b = 0: no b term) into a new array of rows × C */
+/** a·s + b·t + u per channel (b = 0: no b term) into the heap at `out`, rows × C */
 function channelAffine(
   rt: ConvRuntime,
   a: number,
   b: number,
+  out: number,
   rows: number,
   C: number,
   s: ArrayLike<number>,
   t: ArrayLike<number>,
   u: ArrayLike<number>,
-): Float32Array {
+): void {
   const coefficients = new Float32Array(3 * C)
   coefficients.set(s)
   coefficients.set(t, C)
   coefficients.set(u, 2 * C)
-  const out = rt.alloc(rows * C)
   const job = rt.job()
   job[JOB.KIND] = KIND.channelAffine
   job[JOB.X] = a
@@ -78,37 +82,78 @@ function channelAffine(
   job[JOB.ROWS_PER_CHUNK] = rowsPerChunk(C)
   job[JOB.CHUNKS] = Math.ceil(rows / rowsPerChunk(C))
   rt.run()
-  return rt.f32(out, rows * C).slice()
 }
 
-/** outputs: y `[n, C]`, and per channel its group's mean and 1/σ (kept for the backward) */
+/**
+ * outputs: y `[S·n, C]`, and per sample and channel its group's mean and 1/σ `[S, C]` (kept for
+ * the backward). x holds S = attrs.samples samples of n rows each, normalised one by one (a batch
+ * without splitting it into per-sample tensors and concatenating the results).
+ */
 export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const gamma = floats(backend, inputs.gamma)
   const beta = floats(backend, inputs.beta)
-  const {groups, eps} = attrs as unknown as GroupNormAttrs
-  const [n, C] = inputs.x.shape
+  const {groups, eps, samples} = attrs as unknown as GroupNormAttrs
+  const [rows, C] = inputs.x.shape
+  const n = rows / samples
   const rt = freshRuntime()
   const x = copyIn(rt, floats(backend, inputs.x))
-  const {sums: mean, products: meanSquare} = columnSums(rt, x, x, n, C)
-  for (let c = 0; c < C; c++) {
-    mean[c] /= n
-    meanSquare[c] /= n
+  const y = rt.alloc(rows * C)
+  const meanOut = new Float32Array(samples * C)
+  const inv = new Float32Array(samples * C)
+  for (let s = 0; s < samples; s++) {
+    const at = x + 4 * s * n * C
+    const {sums: mean, products: meanSquare} = columnSums(rt, at, at, n, C)
+    for (let c = 0; c < C; c++) {
+      mean[c] /= n
+      meanSquare[c] /= n
+    }
+    averageOverGroups(mean, groups)
+    averageOverGroups(meanSquare, groups)
+    const scale = new Float64Array(C)
+    const shift = new Float64Array(C)
+    for (let c = 0, o = s * C; c < C; c++, o++) {
+      // var = E[x²] − E[x]², clamped: rounding can make it slightly negative
+      inv[o] = 1 / Math.sqrt(Math.max(meanSquare[c] - mean[c] * mean[c], 0) + eps)
+      meanOut[o] = mean[c]
+      scale[c] = gamma[c] * inv[o]
+      shift[c] = beta[c] - meanOut[o] * scale[c]
+    }
+    channelAffine(rt, at, 0, y + 4 * s * n * C, n, C, scale, new Float64Array(C), shift)
   }
-  averageOverGroups(mean, groups)
-  averageOverGroups(meanSquare, groups)
-  const meanOut = new Float32Array(C)
-  const inv = new Float32Array(C)
-  const scale = new Float64Array(C)
-  const shift = new Float64Array(C)
-  for (let c = 0; c < C; c++) {
-    // var = E[x²] − E[x]², clamped: rounding can make it slightly negative
-    inv[c] = 1 / Math.sqrt(Math.max(meanSquare[c] - mean[c] * mean[c], 0) + eps)
-    meanOut[c] = mean[c]
-    scale[c] = gamma[c] * inv[c]
-    shift[c] = beta[c] - meanOut[c] * scale[c]
+  const normed = rt.f32(y, rows * C)
+  const slope = (attrs as unknown as GroupNormAttrs).leakySlope
+  return [
+    output(backend, [rows, C], slope === undefined ? normed.slice() : leakyRelu(normed, slope)),
+    output(backend, [samples, C], meanOut),
+    output(backend, [samples, C], inv),
+  ]
+}
+
+/** LeakyReLU into a new array: the formula of sipl's LeakyRelu kernel (src/kernels/cpu/elementwise.ts), so the same bits */
+function leakyRelu(z: Float32Array, slope: number): Float32Array {
+  const scale = [1, slope]
+  const y = new Float32Array(z.length)
+  for (let i = 0; i < z.length; i++) {
+    const v = z[i]
+    y[i] = v * scale[+(v < 0)]
   }
-  const y = channelAffine(rt, x, 0, n, C, scale, new Float64Array(C), shift)
-  return [output(backend, [n, C], y), output(backend, [C], meanOut), output(backend, [C], inv)]
+  return y
+}
+
+/**
+ * dy · Step(z, slope) into the heap at `into`, with the sign of z read from y = LeakyReLU(z) (the
+ * same for every z: y > 0 exactly when z > 0, NaN exactly when z is NaN): the bits of the
+ * SiplLeakyReluGrad kernel on the pre-activation.
+ */
+function leakyReluBackwardInto(rt: ConvRuntime, dy: Float32Array, y: Float32Array, slope: number): number {
+  const pick = [Math.fround(slope), 1, NaN]
+  const at = rt.alloc(dy.length)
+  const dz = rt.f32(at, dy.length)
+  for (let i = 0; i < dz.length; i++) {
+    const v = y[i]
+    dz[i] = dy[i] * pick[+(v > 0) + 2 * +(v !== v)]
+  }
+  return at
 }
 
 /**
@@ -117,24 +162,44 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
  */
 export function groupNormGradKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const gamma = floats(backend, inputs.gamma)
-  const mean = floats(backend, inputs.mean)
-  const inv = floats(backend, inputs.inv)
-  const {groups} = attrs as unknown as GroupNormAttrs
-  const [n, C] = inputs.x.shape
+  const means = floats(backend, inputs.mean)
+  const invs = floats(backend, inputs.inv)
+  const {groups, samples, leakySlope} = attrs as unknown as GroupNormAttrs
+  const [rows, C] = inputs.x.shape
+  const n = rows / samples
   const rt = freshRuntime()
-  const dy = copyIn(rt, floats(backend, inputs.dy))
+  // with the activation fused: the gradient at the norm's output first (inputs.y: the activation's output)
+  const dy =
+    leakySlope === undefined
+      ? copyIn(rt, floats(backend, inputs.dy))
+      : leakyReluBackwardInto(rt, floats(backend, inputs.dy), floats(backend, inputs.y), leakySlope)
   const x = copyIn(rt, floats(backend, inputs.x))
-  // Σ dy·x̂ = inv·(Σ dy·x − μ·Σ dy)
-  const {sums: dBeta, products: dyx} = columnSums(rt, dy, x, n, C)
-  const dGamma = Float64Array.from(dyx, (v, c) => inv[c] * (v - mean[c] * dBeta[c]))
-  const m1 = Float64Array.from(dBeta, (v, c) => (gamma[c] * v) / n)
-  const m2 = Float64Array.from(dGamma, (v, c) => (gamma[c] * v) / n)
-  averageOverGroups(m1, groups)
-  averageOverGroups(m2, groups)
-  // dx = dy·γ·inv − x̂·inv·m2 − inv·m1 = dy·a + x·k + k0 per channel
-  const a = Float64Array.from(gamma, (g, c) => g * inv[c])
-  const k = Float64Array.from(inv, (v, c) => -v * v * m2[c])
-  const k0 = Float64Array.from(inv, (v, c) => mean[c] * v * v * m2[c] - v * m1[c])
-  const dx = channelAffine(rt, dy, x, n, C, a, k, k0)
-  return [output(backend, [n, C], dx), output(backend, [C], Float32Array.from(dGamma)), output(backend, [C], Float32Array.from(dBeta))]
+  const dx = rt.alloc(rows * C)
+  const dGammaTotal = new Float32Array(C)
+  const dBetaTotal = new Float32Array(C)
+  // the last sample first: the order in which tfjs adds up the gradients of a parameter used once
+  // per sample (the bits of a batch split into per-sample norms)
+  for (let s = samples - 1; s >= 0; s--) {
+    const mean = means.subarray(s * C, (s + 1) * C)
+    const inv = invs.subarray(s * C, (s + 1) * C)
+    const offset = 4 * s * n * C
+    // Σ dy·x̂ = inv·(Σ dy·x − μ·Σ dy)
+    const {sums: dBeta, products: dyx} = columnSums(rt, dy + offset, x + offset, n, C)
+    const dGamma = Float64Array.from(dyx, (v, c) => inv[c] * (v - mean[c] * dBeta[c]))
+    const m1 = Float64Array.from(dBeta, (v, c) => (gamma[c] * v) / n)
+    const m2 = Float64Array.from(dGamma, (v, c) => (gamma[c] * v) / n)
+    averageOverGroups(m1, groups)
+    averageOverGroups(m2, groups)
+    // dx = dy·γ·inv − x̂·inv·m2 − inv·m1 = dy·a + x·k + k0 per channel
+    const a = Float64Array.from(gamma, (g, c) => g * inv[c])
+    const k = Float64Array.from(inv, (v, c) => -v * v * m2[c])
+    const k0 = Float64Array.from(inv, (v, c) => mean[c] * v * v * m2[c] - v * m1[c])
+    channelAffine(rt, dy + offset, x + offset, dx + offset, n, C, a, k, k0)
+    for (let c = 0; c < C; c++) {
+      // float32 sums, as tfjs's Add of float32 gradients
+      dGammaTotal[c] = s === samples - 1 ? dGamma[c] : Math.fround(dGammaTotal[c] + Math.fround(dGamma[c]))
+      dBetaTotal[c] = s === samples - 1 ? dBeta[c] : Math.fround(dBetaTotal[c] + Math.fround(dBeta[c]))
+    }
+  }
+  return [output(backend, [rows, C], rt.f32(dx, rows * C).slice()), output(backend, [C], dGammaTotal), output(backend, [C], dBetaTotal)]
 }

@@ -33,33 +33,57 @@ function linearTaps(inSize: number, outSize: number): Taps {
 }
 
 /**
- * Calls `visit` once per (outer index, output position) with the offsets of the output row and of
- * its two source rows (in a [outer, inSize, inner] array) and their weights.
+ * Every output row of a resize along the middle axis of a [outer, inSize, inner] array, in
+ * (outer, output position) order: where it goes, its two source rows and their weights. Plain
+ * arrays, so that the passes below run as monomorphic loops (a callback per row of a few
+ * channels cost more than the interpolation).
  */
-function forEachTapRow(
-  outer: number,
-  inSize: number,
-  outSize: number,
-  inner: number,
-  visit: (at: number, i0: number, i1: number, w0: number, w1: number) => void,
-): void {
+interface TapRows {
+  count: number
+  at: Int32Array
+  first: Int32Array
+  second: Int32Array
+  w0: Float64Array
+  w1: Float64Array
+}
+
+function tapRows(outer: number, inSize: number, outSize: number, inner: number): TapRows {
   const {first, second, weight} = linearTaps(inSize, outSize)
-  for (let a = 0; a < outer; a++) {
+  const count = outer * outSize
+  const rows: TapRows = {
+    count,
+    at: new Int32Array(count),
+    first: new Int32Array(count),
+    second: new Int32Array(count),
+    w0: new Float64Array(count),
+    w1: new Float64Array(count),
+  }
+  for (let a = 0, r = 0; a < outer; a++) {
     const base = a * inSize * inner
-    for (let o = 0; o < outSize; o++) {
-      const w1 = weight[o]
-      visit((a * outSize + o) * inner, base + first[o] * inner, base + second[o] * inner, 1 - w1, w1)
+    for (let o = 0; o < outSize; o++, r++) {
+      rows.at[r] = r * inner
+      rows.first[r] = base + first[o] * inner
+      rows.second[r] = base + second[o] * inner
+      rows.w1[r] = weight[o]
+      rows.w0[r] = 1 - weight[o]
     }
   }
+  return rows
 }
 
 /** y[outer, outSize, inner] = interpolation of x[outer, inSize, inner] along the middle axis */
 function interpolate(x: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
   if (inSize === outSize) return x
   const y = new Float32Array(outer * outSize * inner)
-  forEachTapRow(outer, inSize, outSize, inner, (at, i0, i1, w0, w1) => {
-    for (let j = 0; j < inner; j++) y[at + j] = w0 * x[i0 + j] + w1 * x[i1 + j]
-  })
+  const {count, at, first, second, w0, w1} = tapRows(outer, inSize, outSize, inner)
+  for (let r = 0; r < count; r++) {
+    const o = at[r]
+    const i0 = first[r]
+    const i1 = second[r]
+    const a = w0[r]
+    const b = w1[r]
+    for (let j = 0; j < inner; j++) y[o + j] = a * x[i0 + j] + b * x[i1 + j]
+  }
   return y
 }
 
@@ -67,12 +91,18 @@ function interpolate(x: Float32Array, outer: number, inSize: number, outSize: nu
 function interpolateBackward(dy: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
   if (inSize === outSize) return dy
   const dx = new Float32Array(outer * inSize * inner)
-  forEachTapRow(outer, inSize, outSize, inner, (at, i0, i1, w0, w1) => {
+  const {count, at, first, second, w0, w1} = tapRows(outer, inSize, outSize, inner)
+  for (let r = 0; r < count; r++) {
+    const o = at[r]
+    const i0 = first[r]
+    const i1 = second[r]
+    const a = w0[r]
+    const b = w1[r]
     for (let j = 0; j < inner; j++) {
-      dx[i0 + j] += w0 * dy[at + j]
-      dx[i1 + j] += w1 * dy[at + j]
+      dx[i0 + j] += a * dy[o + j]
+      dx[i1 + j] += b * dy[o + j]
     }
-  })
+  }
   return dx
 }
 
