@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, configFlags} from '../src/cli/base-command.js'
 import {BACKENDS, type BackendName} from '../src/backend/names.js'
-import {runBench, unetRefNet, type BenchRow} from '../src/bench/bench.js'
+import {unetRefNet, type BenchRow} from '../src/bench/bench.js'
+import {runBenchRounds} from '../src/bench/rounds.js'
 import {siplNetFactory} from '../src/bench/sipl-net.js'
 import {benchPreprocess, type PreprocessBenchResult} from '../src/bench/preprocess.js'
-import {addTorchRatios, torchBench, twinBench} from '../src/bench/torch.js'
 import {cpuDescription} from '../src/bench/cpu-info.js'
 import {environment} from '../src/paths.js'
 import {UserError} from '../src/errors.js'
@@ -16,7 +16,7 @@ const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
 export default class Bench extends BaseCommand<typeof Bench> {
   static override summary =
     'Time a training step and a sliding-window inference per backend, checking results against the reference cpu kernels'
-  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same step in PyTorch with the same thread count and reports each backend's time as a multiple of PyTorch's (target: ≤ 1): for unet-ref src/bench/unet_ref_torch.py; for --net sipl the PyTorch twin of the SIPL network (src/bench/sipl_twin.py) on the same weights and labelled batch, after checking that the twin and sipl agree on them (twinMaxRelErr), plus its sliding-window pass over the same windows. With --net sipl, cpu rows also count the tfjs kernel executions of one step (kernelCalls). Python: SIPL_PYTHON, default python3, with torch. Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
+  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same step in PyTorch with the same thread count and reports each backend's time as a multiple of PyTorch's (target: ≤ 1): for unet-ref src/bench/unet_ref_torch.py; for --net sipl the PyTorch twin of the SIPL network (src/bench/sipl_twin.py) on the same weights and labelled batch, after checking that the twin and sipl agree on them (twinMaxRelErr), plus its sliding-window pass over the same windows. With --net sipl, cpu rows also count the tfjs kernel executions of one step (kernelCalls). --rounds R repeats the timed runs R times, sipl's backends and PyTorch taking turns, and pools them (every step time is in stepMs): on a machine other jobs share, the two sides then see the same load. Python: SIPL_PYTHON, default python3, with torch. Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
   static override examples = [
     '<%= config.bin %> bench --size 32',
     '<%= config.bin %> bench --size 64 --backend cpu --steps 5 --json',
@@ -24,6 +24,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
     '<%= config.bin %> bench --net sipl --config experiments/demo.yaml --size 32 --backend cpu',
     'SIPL_PYTHON=~/venv/bin/python <%= config.bin %> bench --size 64 --backend cpu --infer-size 0 --torch',
     '<%= config.bin %> bench --net sipl -c experiments/demo.yaml --size 32 --backend cpu --no-check --torch --json',
+    '<%= config.bin %> bench --net sipl -c experiments/demo.yaml --backend cpu --torch --rounds 3 --infer-size 96   # on a shared machine',
   ]
   static override flags = {
     net: Flags.string({description: 'network to time', options: [...NETS], default: 'unet-ref'}),
@@ -36,6 +37,12 @@ export default class Bench extends BaseCommand<typeof Bench> {
     }),
     steps: Flags.integer({description: 'timed training steps (median and min are reported)', default: 5, min: 1}),
     warmup: Flags.integer({description: 'untimed training steps first', default: 1, min: 0}),
+    rounds: Flags.integer({
+      description:
+        "repeat the timed runs this many times, sipl and PyTorch taking turns, and pool them (fair ratios on a machine other jobs share)",
+      default: 1,
+      min: 1,
+    }),
     'infer-size': Flags.integer({description: 'edge of the volume for the sliding-window inference (0 = skip)', default: 192, min: 0}),
     'infer-batch': Flags.integer({description: 'windows per forward pass in the inference', default: 2, min: 1}),
     kernels: Flags.string({
@@ -68,7 +75,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
     const config = f.net === 'sipl' ? this.loadConfig().config : undefined
     const factory = config ? siplNetFactory(config, f.size) : unetRefNet
     const log = f.quiet ? () => undefined : (line: string) => process.stderr.write(line + '\n')
-    const rows = await runBench({
+    const rows = await runBenchRounds({
       net: f.net,
       factory,
       size: f.size,
@@ -81,35 +88,10 @@ export default class Bench extends BaseCommand<typeof Bench> {
       kernels: f.kernels as 'fast' | 'reference',
       seed: f.seed,
       log,
+      rounds: f.rounds,
+      torch: f.torch ? {python: environment().python, threads: environment().threads || availableParallelism()} : undefined,
+      config,
     })
-    if (f.torch) {
-      const threads = environment().threads || availableParallelism()
-      const python = environment().python
-      log(`pytorch: ${f.steps} steps at ${f.size}³ on ${threads} threads`)
-      const base = {size: f.size, steps: f.steps, warmup: f.warmup, threads, python}
-      if (config) {
-        const twin = await twinBench({
-          ...base,
-          config,
-          seed: f.seed,
-          inferSize: f['infer-size'],
-          inferBatch: f['infer-batch'],
-          check: f.check,
-        })
-        if (twin.twinMaxRelErr !== undefined) {
-          const verdict = twin.twinAgrees ? 'every quantity within its bound' : 'DISAGREES'
-          log(`twin agreement: max relative difference ${twin.twinMaxRelErr.toExponential(2)} (${verdict})`)
-          for (const row of rows)
-            if (row.backend === 'cpu') Object.assign(row, {twinMaxRelErr: twin.twinMaxRelErr, twinAgrees: twin.twinAgrees})
-        }
-        rows.push(twin.row)
-        addTorchRatios(rows, twin.row)
-      } else {
-        const torch = torchBench(base)
-        rows.push(torch)
-        addTorchRatios(rows, torch)
-      }
-    }
     const cpu = cpuDescription()
     for (const row of rows) row.cpu = cpu
     const preprocess = f.preprocess ? await benchPreprocess({log}) : undefined

@@ -12,6 +12,7 @@ import {slidingWindow} from '../evaluate/sliding-window.js'
 import {activeCpuKernels, useCpuKernels, type CpuKernelSet} from '../kernels/register.js'
 import {existingRuntime} from '../kernels/cpu/runtime.js'
 import {UserError} from '../errors.js'
+import {median} from '../util/median.js'
 import {Rng} from '../util/rng.js'
 import {AdamW, type Optimizer} from '../train/optimizers.js'
 import {UnetRef, unetRefBatch, unetRefLoss, UNET_REF_CLASSES} from '../model/unet-ref.js'
@@ -29,6 +30,11 @@ export interface BenchRow {
   maxRelErr: number | null
   inferSize: number
   steps: number
+  /** every timed step, in ms, in the order run (all rounds) */
+  stepMs?: number[]
+  /** with --rounds: the timed runs this row merges (sipl and PyTorch alternating), and each run's inference time */
+  rounds?: number
+  inferMsRounds?: number[]
   /** cpu only: which conv3d kernels ran ('fast' = sipl's wasm kernels, 'reference' = tfjs's) */
   kernels?: CpuKernelSet
   /** cpu only: threads of the kernel pool, and whether its GEMM used relaxed SIMD */
@@ -114,11 +120,6 @@ export interface BenchOptions {
 
 /** loss and gradient norms must agree with the reference cpu kernels this closely (issue 7) */
 export const AGREEMENT = 1e-4
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
 
 /** loss and the L2 norm of every variable's gradient at the initial weights (read asynchronously: webgpu in Node cannot dataSync) */
 async function lossAndGradNorms(net: BenchNet, x: tf.Tensor5D, target: tf.Tensor): Promise<number[]> {
@@ -254,6 +255,7 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
     row.stepMsMedian = median(times)
     row.stepMsMin = Math.min(...times)
     row.steps = options.steps
+    row.stepMs = times
     if (options.inferSize > 0) {
       row.inferMs = await inferenceMs(net, options)
       log(`${backend}: sliding-window inference of ${options.inferSize}³ ${row.inferMs.toFixed(0)} ms`)

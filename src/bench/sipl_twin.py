@@ -753,6 +753,7 @@ def bench(directory, steps, warmup, threads, infer_size, infer_batch, overlap):
         'threads': torch.get_num_threads(),
         'stepMsMedian': statistics.median(times),
         'stepMsMin': min(times),
+        'stepMs': times,
         'steps': steps,
         'inferMs': None,
     }

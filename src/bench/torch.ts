@@ -28,6 +28,7 @@ interface TorchResult {
   threads: number
   stepMsMedian: number
   stepMsMin: number
+  stepMs: number[]
   steps: number
 }
 
@@ -56,6 +57,7 @@ export function torchBench(options: TorchBenchOptions): BenchRow & {torch: strin
     backend: 'pytorch',
     stepMsMedian: parsed.stepMsMedian,
     stepMsMin: parsed.stepMsMin,
+    stepMs: parsed.stepMs,
     inferMs: null,
     maxRelErr: null,
     inferSize: 0,
@@ -88,6 +90,7 @@ interface TwinTiming {
   threads: number
   stepMsMedian: number
   stepMsMin: number
+  stepMs: number[]
   steps: number
   inferMs: number | null
 }
@@ -133,6 +136,7 @@ export async function twinBench(
       backend: 'pytorch',
       stepMsMedian: timing.stepMsMedian,
       stepMsMin: timing.stepMsMin,
+      stepMs: timing.stepMs,
       inferMs: timing.inferMs,
       maxRelErr: null,
       inferSize: options.inferSize,

