@@ -39,7 +39,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
     warmup: Flags.integer({description: 'untimed training steps first', default: 1, min: 0}),
     rounds: Flags.integer({
       description:
-        "repeat the timed runs this many times, sipl and PyTorch taking turns, and pool them (fair ratios on a machine other jobs share)",
+        'repeat the timed runs this many times, sipl and PyTorch taking turns, and pool them (fair ratios on a machine other jobs share)',
       default: 1,
       min: 1,
     }),

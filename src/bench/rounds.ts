@@ -33,7 +33,14 @@ export async function runBenchRounds(options: BenchRoundsOptions): Promise<Bench
       log(`pytorch: ${options.steps} steps at ${options.size}³ on ${torch.threads} threads`)
       const base = {size: options.size, steps: options.steps, warmup: options.warmup, threads: torch.threads, python: torch.python}
       if (config) {
-        const twin = await twinBench({...base, config, seed: options.seed, inferSize: options.inferSize, inferBatch: options.inferBatch, check})
+        const twin = await twinBench({
+          ...base,
+          config,
+          seed: options.seed,
+          inferSize: options.inferSize,
+          inferBatch: options.inferBatch,
+          check,
+        })
         if (twin.twinMaxRelErr !== undefined) {
           const verdict = twin.twinAgrees ? 'every quantity within its bound' : 'DISAGREES'
           log(`twin agreement: max relative difference ${twin.twinMaxRelErr.toExponential(2)} (${verdict})`)

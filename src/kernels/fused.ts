@@ -146,22 +146,22 @@ export interface DiceCeOptions {
  */
 export function diceCrossEntropyFused(logits: tf.Tensor3D, targets: tf.Tensor3D, options: DiceCeOptions): tf.Scalar {
   const attrs = {...options}
+  // the targets are data: not an input of the gradient scope (which would need a zero gradient
+  // for them, a targets-sized array per loss and step), only saved for the backward
   const fused = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
-    const [z, y] = args as tf.Tensor[]
-    const save = args[2] as (saved: tf.Tensor[]) => void
-    const [loss, p, stats] = tf.engine().runKernel(FUSED_DICE_CE, {logits: z, targets: y}, attrs) as tf.Tensor[]
-    save([p, y, stats])
+    const z = args[0] as tf.Tensor
+    const save = args[1] as (saved: tf.Tensor[]) => void
+    const [loss, p, stats] = tf.engine().runKernel(FUSED_DICE_CE, {logits: z, targets}, attrs) as tf.Tensor[]
+    save([p, targets, stats])
     return {
       value: loss,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [ps, ys, ss] = saved
-        const dz = tf.engine().runKernel(FUSED_DICE_CE_GRAD, {dy: dy as tf.Tensor, p: ps, targets: ys, stats: ss}, attrs) as tf.Tensor
-        // targets are data: no gradient flows to them
-        return [dz, tf.zerosLike(ys)]
+        return tf.engine().runKernel(FUSED_DICE_CE_GRAD, {dy: dy as tf.Tensor, p: ps, targets: ys, stats: ss}, attrs) as tf.Tensor
       },
     }
   })
-  return fused(logits, targets) as tf.Scalar
+  return fused(logits) as tf.Scalar
 }
 
 export const FUSED_GROUP_NORM = 'SiplGroupNorm'

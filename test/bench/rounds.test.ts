@@ -1,6 +1,7 @@
 /** mergeRounds (src/bench/rounds.ts): how `sipl bench --rounds` pools the rounds into one row per backend. */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
+import '../helpers/tf.js'
 import type {BenchRow} from '../../src/bench/bench.js'
 import {mergeRounds} from '../../src/bench/rounds.js'
 
