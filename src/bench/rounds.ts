@@ -28,7 +28,13 @@ export async function runBenchRounds(options: BenchRoundsOptions): Promise<Bench
   for (let round = 0; round < options.rounds; round++) {
     const check = options.check && round === 0
     if (options.rounds > 1) log(`round ${round + 1} of ${options.rounds}`)
-    const rows = await runBench({...options, check})
+    // after the first round, only the backends it timed: one that failed its agreement check has
+    // null timings, and a later, unchecked round must not time it anyway
+    const backends =
+      round === 0
+        ? options.backends
+        : options.backends.filter((name) => rounds[0].some((row) => row.backend === name && row.stepMsMedian !== null))
+    const rows = await runBench({...options, backends, check})
     if (torch) {
       log(`pytorch: ${options.steps} steps at ${options.size}³ on ${torch.threads} threads`)
       const base = {size: options.size, steps: options.steps, warmup: options.warmup, threads: torch.threads, python: torch.python}
@@ -59,14 +65,16 @@ export async function runBenchRounds(options: BenchRoundsOptions): Promise<Bench
 }
 
 /**
- * One row per backend from the rows of every round (in round order): the step times of all
- * rounds pooled (median and min over all of them), the inference time the median of the rounds'
- * (each round's kept in inferMsRounds); everything else as the first round measured it (the
- * agreement checks run only there).
+ * One row per backend of the first round, from the rows of every round (in round order): the
+ * step times of all rounds pooled (median and min over all of them), the inference time the
+ * median of the rounds' (each round's kept in inferMsRounds); everything else as the first round
+ * measured it (the agreement checks run only there). A row the first round did not time (it
+ * failed its check) stays as it is; a backend absent from the first round is left out.
  */
 export function mergeRounds(rounds: BenchRow[][]): BenchRow[] {
   if (rounds.length === 1) return rounds[0]
   return rounds[0].map((first) => {
+    if (first.stepMsMedian === null) return first
     const same = rounds.map((rows) => rows.find((row) => row.backend === first.backend && row.net === first.net))
     const timed = same.filter((row): row is BenchRow => row !== undefined && row.stepMs !== undefined && row.stepMs.length > 0)
     if (timed.length === 0) return first

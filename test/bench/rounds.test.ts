@@ -9,8 +9,9 @@ const row = (backend: string, stepMs: number[], inferMs: number | null, extra: P
   net: 'sipl',
   size: 32,
   backend,
-  stepMsMedian: null,
-  stepMsMin: null,
+  // as one round measured them (mergeRounds recomputes both from the pooled times)
+  stepMsMedian: stepMs.length > 0 ? stepMs[0] : null,
+  stepMsMin: stepMs.length > 0 ? Math.min(...stepMs) : null,
   inferMs,
   maxRelErr: null,
   inferSize: 96,
@@ -44,11 +45,14 @@ test('mergeRounds pools the step times of every round, takes the median inferenc
   assert.equal(torch.inferMs, 95)
 })
 
-test('mergeRounds of one round returns its rows unchanged, and a row without timings (failed its check) as the first round has it', () => {
+test('mergeRounds of one round returns its rows unchanged; a row the first round did not time (failed its check) keeps null timings', () => {
   const only = [row('cpu', [5, 6], 7)]
   assert.equal(mergeRounds([only]), only)
-  const failed = row('webgpu', [], null, {maxRelErr: 0.5})
+  const failed = row('wasm', [], null, {maxRelErr: 0.9})
   delete failed.stepMs
-  const merged = mergeRounds([[failed], [{...failed}]])
+  // were a later, unchecked round to time it, its times must not be pooled into the failed row
+  const merged = mergeRounds([[failed], [row('wasm', [5, 6], 70)]])
   assert.equal(merged[0], failed)
+  assert.equal(merged[0].stepMsMedian, null)
+  assert.equal(merged[0].rounds, undefined)
 })

@@ -7,7 +7,14 @@ import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/backend/self-check.js'
 import {withReferenceCpuKernels} from '../../src/kernels/register.js'
-import {conv3dBiasAct, conv3dTransposeBias, groupNormFused, type DiceCeOptions, type FusedConvOptions} from '../../src/kernels/fused.js'
+import {
+  conv3dBiasAct,
+  conv3dTransposeBias,
+  fusedKernelsActive,
+  groupNormFused,
+  type DiceCeOptions,
+  type FusedConvOptions,
+} from '../../src/kernels/fused.js'
 import {AdamW} from '../../src/train/optimizers.js'
 import {diceCrossEntropy} from '../../src/model/losses.js'
 import {SpatialNorm} from '../../src/model/layers.js'
@@ -385,6 +392,8 @@ test('group norm with its LeakyReLU in one kernel: the same bits as the norm, th
           return [norm(x), tf.grad(objective)(x), grads[layer.gamma.name], grads[layer.beta.name]].map((t) => Array.from(t.dataSync()))
         }),
       )
+    // both sides on sipl's kernels (without them both would run the same composition)
+    assert.ok(fusedKernelsActive())
     const fused = run((input) => layer.applyLeakyRelu(input))
     const separate = run((input) => leakyRelu(layer.apply(input)))
     assert.ok(fused[0].some((v) => v < 0) && fused[0].some((v) => v > 0), 'both sides of the kink')
@@ -413,11 +422,13 @@ test('fused group norm of a batch: the same bits as one fused norm per sample (s
       input.shape,
     ) as tf.Tensor5D
   const run = (norm: (input: tf.Tensor5D) => tf.Tensor5D) =>
-    tf.tidy(() => {
-      const objective = (input: tf.Tensor) => tf.sum(tf.mul(r, tf.square(norm(input as tf.Tensor5D)))) as tf.Scalar
-      const {grads} = tf.variableGrads(() => objective(x), [layer.gamma, layer.beta])
-      return [norm(x), tf.grad(objective)(x), grads[layer.gamma.name], grads[layer.beta.name]].map((t) => Array.from(t.dataSync()))
-    })
+    expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const objective = (input: tf.Tensor) => tf.sum(tf.mul(r, tf.square(norm(input as tf.Tensor5D)))) as tf.Scalar
+        const {grads} = tf.variableGrads(() => objective(x), [layer.gamma, layer.beta])
+        return [norm(x), tf.grad(objective)(x), grads[layer.gamma.name], grads[layer.beta.name]].map((t) => Array.from(t.dataSync()))
+      }),
+    )
   const batched = run((input) => layer.apply(input))
   const split = run(perSample)
   ;['y', 'dx', 'dγ', 'dβ'].forEach((what, i) => assert.deepEqual(batched[i], split[i], `${what}: different bits`))

@@ -33,6 +33,13 @@ function averageOverGroups(v: Float64Array, groups: number): void {
   }
 }
 
+/** rows per sample; the samples must split the rows evenly */
+function samplesOf(rows: number, samples: number): number {
+  if (!Number.isInteger(samples) || samples < 1 || rows % samples !== 0)
+    throw new Error(`SiplGroupNorm: ${rows} rows do not split into ${samples} samples`)
+  return rows / samples
+}
+
 /** Rows per work item: ~64 KiB of each operand; it sets the summation order, so it depends on C only. */
 const rowsPerChunk = (C: number) => Math.max(16, Math.floor(16384 / C))
 
@@ -92,9 +99,9 @@ function channelAffine(
 export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const gamma = floats(backend, inputs.gamma)
   const beta = floats(backend, inputs.beta)
-  const {groups, eps, samples} = attrs as unknown as GroupNormAttrs
+  const {groups, eps, samples, leakySlope} = attrs as unknown as GroupNormAttrs
   const [rows, C] = inputs.x.shape
-  const n = rows / samples
+  const n = samplesOf(rows, samples)
   const rt = freshRuntime()
   const x = copyIn(rt, floats(backend, inputs.x))
   const y = rt.alloc(rows * C)
@@ -121,9 +128,8 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
     channelAffine(rt, at, 0, y + 4 * s * n * C, n, C, scale, new Float64Array(C), shift)
   }
   const normed = rt.f32(y, rows * C)
-  const slope = (attrs as unknown as GroupNormAttrs).leakySlope
   return [
-    output(backend, [rows, C], slope === undefined ? normed.slice() : leakyRelu(normed, slope)),
+    output(backend, [rows, C], leakySlope === undefined ? normed.slice() : leakyRelu(normed, leakySlope)),
     output(backend, [samples, C], meanOut),
     output(backend, [samples, C], inv),
   ]
@@ -166,7 +172,7 @@ export function groupNormGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   const invs = floats(backend, inputs.inv)
   const {groups, samples, leakySlope} = attrs as unknown as GroupNormAttrs
   const [rows, C] = inputs.x.shape
-  const n = rows / samples
+  const n = samplesOf(rows, samples)
   const rt = freshRuntime()
   // with the activation fused: the gradient at the norm's output first (inputs.y: the activation's output)
   const dy =
