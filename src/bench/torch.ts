@@ -85,13 +85,7 @@ export interface TwinBenchOptions extends TorchBenchOptions {
   check: boolean
 }
 
-interface TwinTiming {
-  torch: string
-  threads: number
-  stepMsMedian: number
-  stepMsMin: number
-  stepMs: number[]
-  steps: number
+interface TwinTiming extends TorchResult {
   inferMs: number | null
 }
 

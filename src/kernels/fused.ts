@@ -173,16 +173,17 @@ export const FUSED_GROUP_NORM_GRAD = 'SiplGroupNormGrad'
  * kernel each way (src/kernels/cpu/group-norm.ts). Only where fusedKernelsActive();
  * src/model/layers.ts `SpatialNorm` falls back to the op composition.
  */
-export function groupNormFused(
-  x: tf.Tensor2D,
-  gamma: tf.Tensor1D,
-  beta: tf.Tensor1D,
-  groups: number,
-  eps: number,
-  samples = 1,
-  leakySlope?: number,
-): tf.Tensor2D {
-  // with leakySlope, LeakyReLU of the norm in the same kernel (one pass and one array fewer each way)
+export interface GroupNormOptions {
+  groups: number
+  eps: number
+  /** samples laid one after another in x's rows (default 1) */
+  samples?: number
+  /** LeakyReLU of the norm in the same kernel (one pass and one array fewer each way), with this negative slope */
+  leakySlope?: number
+}
+
+export function groupNormFused(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, options: GroupNormOptions): tf.Tensor2D {
+  const {groups, eps, samples = 1, leakySlope} = options
   const attrs: tf.NamedAttrMap = leakySlope === undefined ? {groups, eps, samples} : {groups, eps, samples, leakySlope}
   const fused = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
     const [xs, gs, bs] = args as tf.Tensor[]

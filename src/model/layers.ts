@@ -109,7 +109,8 @@ export class SpatialNorm {
           )
     if (fused) {
       const rows = tf.reshape(x, [b * n, c]) as tf.Tensor2D
-      const y = groupNormFused(rows, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, g, eps, b, leaky ? LEAKY_SLOPE : undefined)
+      const options = {groups: g, eps, samples: b, leakySlope: leaky ? LEAKY_SLOPE : undefined}
+      const y = groupNormFused(rows, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, options)
       return tf.reshape(y, [b, d, h, w, c])
     }
     const samples = b === 1 ? [tf.reshape(x, [n, c])] : tf.split(tf.reshape(x, [b * n, c]), b, 0)

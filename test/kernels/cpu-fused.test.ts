@@ -416,7 +416,9 @@ test('fused group norm of a batch: the same bits as one fused norm per sample (s
   const perSample = (input: tf.Tensor5D) =>
     tf.reshape(
       tf.concat(
-        tf.split(tf.reshape(input, [-1, channels]), b, 0).map((sample) => groupNormFused(sample as tf.Tensor2D, gamma, beta, groups, 1e-5)),
+        tf
+          .split(tf.reshape(input, [-1, channels]), b, 0)
+          .map((sample) => groupNormFused(sample as tf.Tensor2D, gamma, beta, {groups, eps: 1e-5})),
         0,
       ),
       input.shape,

@@ -34,13 +34,12 @@ function linearTaps(inSize: number, outSize: number): Taps {
 
 /**
  * Every output row of a resize along the middle axis of a [outer, inSize, inner] array, in
- * (outer, output position) order: where it goes, its two source rows and their weights. Plain
- * arrays, so that the passes below run as monomorphic loops (a callback per row of a few
+ * (outer, output position) order (row r at r·inner): its two source rows and their weights.
+ * Plain arrays, so that the passes below run as monomorphic loops (a callback per row of a few
  * channels cost more than the interpolation).
  */
 interface TapRows {
   count: number
-  at: Int32Array
   first: Int32Array
   second: Int32Array
   w0: Float64Array
@@ -52,7 +51,6 @@ function tapRows(outer: number, inSize: number, outSize: number, inner: number):
   const count = outer * outSize
   const rows: TapRows = {
     count,
-    at: new Int32Array(count),
     first: new Int32Array(count),
     second: new Int32Array(count),
     w0: new Float64Array(count),
@@ -61,7 +59,6 @@ function tapRows(outer: number, inSize: number, outSize: number, inner: number):
   for (let a = 0, r = 0; a < outer; a++) {
     const base = a * inSize * inner
     for (let o = 0; o < outSize; o++, r++) {
-      rows.at[r] = r * inner
       rows.first[r] = base + first[o] * inner
       rows.second[r] = base + second[o] * inner
       rows.w1[r] = weight[o]
@@ -71,19 +68,32 @@ function tapRows(outer: number, inSize: number, outSize: number, inner: number):
   return rows
 }
 
-/** y[outer, outSize, inner] = interpolation of x[outer, inSize, inner] along the middle axis */
-function interpolate(x: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
-  if (inSize === outSize) return x
-  const y = new Float32Array(outer * outSize * inner)
-  const {count, at, first, second, w0, w1} = tapRows(outer, inSize, outSize, inner)
-  for (let r = 0; r < count; r++) {
-    const o = at[r]
+/**
+ * The interpolation along the middle axis (dst[outer, outSize, inner] from src[outer, inSize,
+ * inner]) or, `transposed`, its transpose (each output row's gradient in src added to its two
+ * source rows in dst).
+ */
+function applyTaps(src: Float32Array, dst: Float32Array, rows: TapRows, inner: number, transposed: boolean): void {
+  const {count, first, second, w0, w1} = rows
+  for (let r = 0, o = 0; r < count; r++, o += inner) {
     const i0 = first[r]
     const i1 = second[r]
     const a = w0[r]
     const b = w1[r]
-    for (let j = 0; j < inner; j++) y[o + j] = a * x[i0 + j] + b * x[i1 + j]
+    if (transposed)
+      for (let j = 0; j < inner; j++) {
+        dst[i0 + j] += a * src[o + j]
+        dst[i1 + j] += b * src[o + j]
+      }
+    else for (let j = 0; j < inner; j++) dst[o + j] = a * src[i0 + j] + b * src[i1 + j]
   }
+}
+
+/** y[outer, outSize, inner] = interpolation of x[outer, inSize, inner] along the middle axis */
+function interpolate(x: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
+  if (inSize === outSize) return x
+  const y = new Float32Array(outer * outSize * inner)
+  applyTaps(x, y, tapRows(outer, inSize, outSize, inner), inner, false)
   return y
 }
 
@@ -91,18 +101,7 @@ function interpolate(x: Float32Array, outer: number, inSize: number, outSize: nu
 function interpolateBackward(dy: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
   if (inSize === outSize) return dy
   const dx = new Float32Array(outer * inSize * inner)
-  const {count, at, first, second, w0, w1} = tapRows(outer, inSize, outSize, inner)
-  for (let r = 0; r < count; r++) {
-    const o = at[r]
-    const i0 = first[r]
-    const i1 = second[r]
-    const a = w0[r]
-    const b = w1[r]
-    for (let j = 0; j < inner; j++) {
-      dx[i0 + j] += a * dy[o + j]
-      dx[i1 + j] += b * dy[o + j]
-    }
-  }
+  applyTaps(dy, dx, tapRows(outer, inSize, outSize, inner), inner, true)
   return dx
 }
 
