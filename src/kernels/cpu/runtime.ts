@@ -15,7 +15,7 @@ import {Worker} from 'node:worker_threads'
 import {UserError} from '../../errors.js'
 import {environment} from '../../paths.js'
 import {projectRoot} from '../../project-root.js'
-import {CTL, DATA_BASE, JOB_ADDRESS, JOB_WORDS, JOIN_CLOSED, JOIN_COUNT, layoutChecksum} from './job.js'
+import {CTL, DATA_BASE, JOB, JOB_ADDRESS, JOB_WORDS, JOIN_CLOSED, JOIN_COUNT, layoutChecksum} from './job.js'
 import {wasm, type WasmMemory, type WasmModule} from './wasm-api.js'
 
 export interface ConvExports {
@@ -82,6 +82,8 @@ export class ConvRuntime {
   readonly exports: ConvExports
   readonly info: RuntimeInfo
   private readonly ctl: Int32Array
+  /** the job descriptor words (fixed address, below the initial memory: the view stays valid when the memory grows) */
+  private readonly jobWords: Int32Array
   private readonly workers: Worker[] = []
   private top = DATA_BASE
 
@@ -93,6 +95,7 @@ export class ConvRuntime {
     checkJobLayout(exports, file)
     this.exports = exports as unknown as ConvExports
     this.ctl = new Int32Array(this.memory.buffer, 0, 64)
+    this.jobWords = new Int32Array(this.memory.buffer, JOB_ADDRESS, JOB_WORDS)
     const wanted = threads > 0 ? threads : availableParallelism()
     for (let i = 1; i < wanted; i++) {
       const worker = new Worker(new URL('./worker.js', import.meta.url), {workerData: {module, memory: this.memory, index: i, spin: SPIN}})
@@ -152,7 +155,10 @@ export class ConvRuntime {
    */
   run(): void {
     const ctl = this.ctl
-    const n = this.workers.length
+    // a job of one chunk has nothing to share: the workers are not woken for it (the SIPL step
+    // posts dozens, on the coarse grids, between which a woken worker would only spin)
+    const single = this.jobWords[JOB.CHUNKS] === 1
+    const n = single ? 0 : this.workers.length
     if (n > 0) {
       const gen = (Atomics.load(ctl, CTL.GEN) + 1) | 0
       Atomics.store(ctl, CTL.DONE, 0)
