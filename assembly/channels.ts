@@ -9,7 +9,23 @@
  * summed in float32 and added (in float64) into slot chunk mod J_SLOTS in order; the caller adds
  * the slots in order.
  */
-import {clearedSlot, endRow, firstRow, J_BIAS, J_CHUNKS, J_COUT, J_DY, J_SLOTS, J_W, J_X, nextChunk, nextSlot, word} from './job'
+import {
+  clearedSlot,
+  endRow,
+  firstRow,
+  J_ACC,
+  J_BIAS,
+  J_CHUNKS,
+  J_COUT,
+  J_DY,
+  J_RELU,
+  J_SLOTS,
+  J_W,
+  J_X,
+  nextChunk,
+  nextSlot,
+  word,
+} from './job'
 import {addPromoted, addPromotedScalar, copyFloats} from './floats'
 
 /** Slots of float64 [Σ a per channel, Σ a·b per channel] over the rows of a (J_X) and b (J_W). */
@@ -59,7 +75,9 @@ export function columnSums(job: usize): void {
 
 /**
  * out (J_DY) = a·s + b·t + u per channel, a at J_X, b at J_W (0: no b term), float32 coefficients
- * [s, t, u] (C each) at J_BIAS; work items are chunks of J_ROWS_PER_CHUNK rows.
+ * [s, t, u] (C each) at J_BIAS; work items are chunks of J_ROWS_PER_CHUNK rows. With J_RELU ≠ 0,
+ * LeakyReLU of the result with the float64 slope at J_ACC: a negative y becomes y·slope computed
+ * in float64 and rounded to float32, as sipl's JavaScript LeakyRelu kernel does (the same bits).
  */
 export function channelAffine(job: usize): void {
   const a = <usize>word(job, J_X)
@@ -67,6 +85,10 @@ export function channelAffine(job: usize): void {
   const out = <usize>word(job, J_DY)
   const coefficients = <usize>word(job, J_BIAS)
   const C = word(job, J_COUT)
+  const leaky = word(job, J_RELU) != 0
+  const slope: f64 = leaky ? load<f64>(<usize>word(job, J_ACC)) : 1
+  const slopes = f64x2.splat(slope)
+  const zero = f32x4.splat(0)
   const rowBytes = (<usize>C) << 2
   const full = C & ~3
   const s = coefficients
@@ -81,12 +103,18 @@ export function channelAffine(job: usize): void {
         const o = (<usize>c) << 2
         let v = f32x4.add(f32x4.mul(v128.load(a + row + o), v128.load(s + o)), v128.load(u + o))
         if (b) v = f32x4.add(v, f32x4.mul(v128.load(b + row + o), v128.load(t + o)))
+        if (leaky) {
+          const low = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(v), slopes))
+          const high = f32x4.demote_f64x2_zero(f64x2.mul(f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)), slopes))
+          v = v128.bitselect(i32x4.shuffle(low, high, 0, 1, 4, 5), v, f32x4.lt(v, zero))
+        }
         v128.store(out + row + o, v)
       }
       for (let c = full; c < C; c++) {
         const o = (<usize>c) << 2
         let v = load<f32>(a + row + o) * load<f32>(s + o) + load<f32>(u + o)
         if (b) v += load<f32>(b + row + o) * load<f32>(t + o)
+        if (leaky && v < 0) v = <f32>(<f64>v * slope)
         store<f32>(out + row + o, v)
       }
       row += rowBytes
@@ -116,5 +144,38 @@ export function splitChannels(src: usize, a: usize, ca: i32, b: usize, cb: i32, 
     copyFloats(a + <usize>v * aBytes, src, ca)
     copyFloats(b + <usize>v * bBytes, src + aBytes, cb)
     src += aBytes + bBytes
+  }
+}
+
+/**
+ * dz (J_DY) = dy (J_X) · Step(z, slope) over J_ROWS floats in chunks of J_ROWS_PER_CHUNK, with the
+ * sign of z read from y = LeakyReLU(z) (J_W): y > 0 exactly when z > 0, NaN exactly when z is.
+ * The float32 slope at J_ACC; dy·slope of two float32s rounds as JavaScript's float64 product
+ * stored to float32 does, so the bits of sipl's SiplLeakyReluGrad kernel.
+ */
+export function leakyReluGrad(job: usize): void {
+  const dy = <usize>word(job, J_X)
+  const y = <usize>word(job, J_W)
+  const dz = <usize>word(job, J_DY)
+  const slope = load<f32>(<usize>word(job, J_ACC))
+  const slopes = f32x4.splat(slope)
+  const zero = f32x4.splat(0)
+  const nan = f32x4.splat(NaN)
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
+    const end = endRow(job, k)
+    let i = firstRow(job, k)
+    for (; i + 4 <= end; i += 4) {
+      const at = (<usize>i) << 2
+      const g = v128.load(dy + at)
+      const v = v128.load(y + at)
+      const scaled = v128.bitselect(nan, f32x4.mul(g, slopes), f32x4.ne(v, v))
+      v128.store(dz + at, v128.bitselect(g, scaled, f32x4.gt(v, zero)))
+    }
+    for (; i < end; i++) {
+      const at = (<usize>i) << 2
+      const g = load<f32>(dy + at)
+      const v = load<f32>(y + at)
+      store<f32>(dz + at, v > 0 ? g : v != v ? NaN : g * slope)
+    }
   }
 }

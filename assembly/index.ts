@@ -17,6 +17,7 @@ import {
   KIND_FILTER_GRAD,
   KIND_FORWARD,
   KIND_INPUT_GRAD,
+  KIND_LEAKY_RELU_GRAD,
   KIND_SUM_SLOTS,
   KIND_WINOGRAD_FILTER_GRAD,
   KIND_WINOGRAD_FILTER_GRAD_REDUCE,
@@ -31,7 +32,7 @@ import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradP
 import {biasActGrad} from './bias-act'
 import {diceCe, diceCeGrad} from './dice-ce'
 import {adamw} from './adamw'
-import {channelAffine, columnSums} from './channels'
+import {channelAffine, columnSums, leakyReluGrad} from './channels'
 
 export {gemm} from './gemm'
 export {packFilter, packFilterTransposed, reduceFilterGrad} from './conv3d'
@@ -87,6 +88,9 @@ export function runJob(job: usize, t: i32): void {
       break
     case KIND_CHANNEL_AFFINE:
       channelAffine(job)
+      break
+    case KIND_LEAKY_RELU_GRAD:
+      leakyReluGrad(job)
       break
     default:
       // a kind this module does not know: trap (the caller throws) rather than return having done nothing

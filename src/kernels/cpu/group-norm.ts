@@ -62,7 +62,11 @@ function columnSums(rt: ConvRuntime, a: number, b: number, rows: number, C: numb
   return {sums: total.subarray(0, C), products: total.subarray(C)}
 }
 
-/** a·s + b·t + u per channel (b = 0: no b term) into the heap at `out`, rows × C */
+/**
+ * a·s + b·t + u per channel (b = 0: no b term) into the heap at `out`, rows × C; with
+ * `leakySlope`, LeakyReLU of it in the same pass (the formula of sipl's LeakyRelu kernel,
+ * src/kernels/cpu/elementwise.ts: the same bits)
+ */
 function channelAffine(
   rt: ConvRuntime,
   a: number,
@@ -73,6 +77,7 @@ function channelAffine(
   s: ArrayLike<number>,
   t: ArrayLike<number>,
   u: ArrayLike<number>,
+  leakySlope?: number,
 ): void {
   const coefficients = new Float32Array(3 * C)
   coefficients.set(s)
@@ -88,6 +93,12 @@ function channelAffine(
   job[JOB.ROWS] = rows
   job[JOB.ROWS_PER_CHUNK] = rowsPerChunk(C)
   job[JOB.CHUNKS] = Math.ceil(rows / rowsPerChunk(C))
+  if (leakySlope !== undefined) {
+    const slope = rt.alloc(2)
+    rt.f64(slope, 1)[0] = leakySlope
+    job[JOB.RELU] = 1
+    job[JOB.ACC] = slope
+  }
   rt.run()
 }
 
@@ -125,42 +136,39 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
       scale[c] = gamma[c] * inv[o]
       shift[c] = beta[c] - meanOut[o] * scale[c]
     }
-    channelAffine(rt, at, 0, y + 4 * s * n * C, n, C, scale, new Float64Array(C), shift)
+    channelAffine(rt, at, 0, y + 4 * s * n * C, n, C, scale, new Float64Array(C), shift, leakySlope)
   }
-  const normed = rt.f32(y, rows * C)
   return [
-    output(backend, [rows, C], leakySlope === undefined ? normed.slice() : leakyRelu(normed, leakySlope)),
+    output(backend, [rows, C], rt.f32(y, rows * C).slice()),
     output(backend, [samples, C], meanOut),
     output(backend, [samples, C], inv),
   ]
 }
 
-/** LeakyReLU into a new array: the formula of sipl's LeakyRelu kernel (src/kernels/cpu/elementwise.ts), so the same bits */
-function leakyRelu(z: Float32Array, slope: number): Float32Array {
-  const scale = [1, slope]
-  const y = new Float32Array(z.length)
-  for (let i = 0; i < z.length; i++) {
-    const v = z[i]
-    y[i] = v * scale[+(v < 0)]
-  }
-  return y
-}
-
 /**
- * dy · Step(z, slope) into the heap at `into`, with the sign of z read from y = LeakyReLU(z) (the
- * same for every z: y > 0 exactly when z > 0, NaN exactly when z is NaN): the bits of the
- * SiplLeakyReluGrad kernel on the pre-activation.
+ * dy · Step(z, slope) into the heap, with the sign of z read from y = LeakyReLU(z) (the same for
+ * every z: y > 0 exactly when z > 0, NaN exactly when z is NaN), on the worker pool
+ * (assembly/channels.ts leakyReluGrad): the bits of the SiplLeakyReluGrad kernel on the pre-activation.
  */
 function leakyReluBackwardInto(rt: ConvRuntime, dy: Float32Array, y: Float32Array, slope: number): number {
-  const pick = [Math.fround(slope), 1, NaN]
-  const at = rt.alloc(dy.length)
-  const dz = rt.f32(at, dy.length)
-  for (let i = 0; i < dz.length; i++) {
-    const v = y[i]
-    dz[i] = dy[i] * pick[+(v > 0) + 2 * +(v !== v)]
-  }
-  return at
+  const dyAt = copyIn(rt, dy)
+  const yAt = copyIn(rt, y)
+  const dz = rt.alloc(dy.length)
+  const job = rt.job()
+  job[JOB.KIND] = KIND.leakyReluGrad
+  job[JOB.X] = dyAt
+  job[JOB.W] = yAt
+  job[JOB.DY] = dz
+  job[JOB.ACC] = copyIn(rt, Float32Array.of(slope))
+  job[JOB.ROWS] = dy.length
+  job[JOB.ROWS_PER_CHUNK] = ELEMENTWISE_CHUNK
+  job[JOB.CHUNKS] = Math.ceil(dy.length / ELEMENTWISE_CHUNK)
+  rt.run()
+  return dz
 }
+
+/** floats per work item of an element-wise job: 64 KiB of each operand */
+const ELEMENTWISE_CHUNK = 16384
 
 /**
  * dx = (1/σ)·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = γ·dy, dγ = Σ dy·x̂, dβ = Σ dy (means over each

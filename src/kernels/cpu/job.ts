@@ -95,6 +95,7 @@ export const KIND = {
   sumSlots: 12,
   columnSums: 13,
   channelAffine: 14,
+  leakyReluGrad: 15,
 } as const
 
 /**
