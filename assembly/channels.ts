@@ -9,23 +9,7 @@
  * summed in float32 and added (in float64) into slot chunk mod J_SLOTS in order; the caller adds
  * the slots in order.
  */
-import {
-  clearedSlot,
-  endRow,
-  firstRow,
-  J_ACC,
-  J_BIAS,
-  J_CHUNKS,
-  J_COUT,
-  J_DY,
-  J_RELU,
-  J_SLOTS,
-  J_W,
-  J_X,
-  nextChunk,
-  nextSlot,
-  word,
-} from './job'
+import {clearedSlot, endRow, firstRow, J_BIAS, J_CHUNKS, J_COUT, J_DY, J_RELU, J_SLOTS, J_W, J_X, nextChunk, nextSlot, word} from './job'
 import {addPromoted, addPromotedScalar, copyFloats} from './floats'
 
 /** Slots of float64 [Σ a per channel, Σ a·b per channel] over the rows of a (J_X) and b (J_W). */
@@ -76,8 +60,9 @@ export function columnSums(job: usize): void {
 /**
  * out (J_DY) = a·s + b·t + u per channel, a at J_X, b at J_W (0: no b term), float32 coefficients
  * [s, t, u] (C each) at J_BIAS; work items are chunks of J_ROWS_PER_CHUNK rows. With J_RELU ≠ 0,
- * LeakyReLU of the result with the float64 slope at J_ACC: a negative y becomes y·slope computed
- * in float64 and rounded to float32, as sipl's JavaScript LeakyRelu kernel does (the same bits).
+ * LeakyReLU of the result with the float64 slope after the coefficients (at float 3C rounded up
+ * to even): a negative y becomes y·slope computed in float64 and rounded to float32, as sipl's
+ * JavaScript LeakyRelu kernel does (the same bits).
  */
 export function channelAffine(job: usize): void {
   const a = <usize>word(job, J_X)
@@ -86,7 +71,7 @@ export function channelAffine(job: usize): void {
   const coefficients = <usize>word(job, J_BIAS)
   const C = word(job, J_COUT)
   const leaky = word(job, J_RELU) != 0
-  const slope: f64 = leaky ? load<f64>(<usize>word(job, J_ACC)) : 1
+  const slope: f64 = leaky ? load<f64>(coefficients + (((<usize>(3 * C + 1)) & ~1) << 2)) : 1
   const slopes = f64x2.splat(slope)
   const zero = f32x4.splat(0)
   const rowBytes = (<usize>C) << 2
@@ -150,14 +135,14 @@ export function splitChannels(src: usize, a: usize, ca: i32, b: usize, cb: i32, 
 /**
  * dz (J_DY) = dy (J_X) · Step(z, slope) over J_ROWS floats in chunks of J_ROWS_PER_CHUNK, with the
  * sign of z read from y = LeakyReLU(z) (J_W): y > 0 exactly when z > 0, NaN exactly when z is.
- * The float32 slope at J_ACC; dy·slope of two float32s rounds as JavaScript's float64 product
+ * The float32 slope at J_BIAS; dy·slope of two float32s rounds as JavaScript's float64 product
  * stored to float32 does, so the bits of sipl's SiplLeakyReluGrad kernel.
  */
 export function leakyReluGrad(job: usize): void {
   const dy = <usize>word(job, J_X)
   const y = <usize>word(job, J_W)
   const dz = <usize>word(job, J_DY)
-  const slope = load<f32>(<usize>word(job, J_ACC))
+  const slope = load<f32>(<usize>word(job, J_BIAS))
   const slopes = f32x4.splat(slope)
   const zero = f32x4.splat(0)
   const nan = f32x4.splat(NaN)

@@ -79,10 +79,13 @@ function channelAffine(
   u: ArrayLike<number>,
   leakySlope?: number,
 ): void {
-  const coefficients = new Float32Array(3 * C)
+  // with a slope, it follows as a float64 at the next even float (8-byte aligned in the heap)
+  const slopeAt = (3 * C + 1) & ~1
+  const coefficients = new Float32Array(leakySlope === undefined ? 3 * C : slopeAt + 2)
   coefficients.set(s)
   coefficients.set(t, C)
   coefficients.set(u, 2 * C)
+  if (leakySlope !== undefined) new Float64Array(coefficients.buffer, 4 * slopeAt, 1)[0] = leakySlope
   const job = rt.job()
   job[JOB.KIND] = KIND.channelAffine
   job[JOB.X] = a
@@ -93,12 +96,7 @@ function channelAffine(
   job[JOB.ROWS] = rows
   job[JOB.ROWS_PER_CHUNK] = rowsPerChunk(C)
   job[JOB.CHUNKS] = Math.ceil(rows / rowsPerChunk(C))
-  if (leakySlope !== undefined) {
-    const slope = rt.alloc(2)
-    rt.f64(slope, 1)[0] = leakySlope
-    job[JOB.RELU] = 1
-    job[JOB.ACC] = slope
-  }
+  if (leakySlope !== undefined) job[JOB.RELU] = 1
   rt.run()
 }
 
@@ -159,7 +157,7 @@ function leakyReluBackwardInto(rt: ConvRuntime, dy: Float32Array, y: Float32Arra
   job[JOB.X] = dyAt
   job[JOB.W] = yAt
   job[JOB.DY] = dz
-  job[JOB.ACC] = copyIn(rt, Float32Array.of(slope))
+  job[JOB.BIAS] = copyIn(rt, Float32Array.of(slope))
   job[JOB.ROWS] = dy.length
   job[JOB.ROWS_PER_CHUNK] = ELEMENTWISE_CHUNK
   job[JOB.CHUNKS] = Math.ceil(dy.length / ELEMENTWISE_CHUNK)
