@@ -134,9 +134,9 @@ export function splitChannels(src: usize, a: usize, ca: i32, b: usize, cb: i32, 
 
 /**
  * dz (J_DY) = dy (J_X) · Step(z, slope) over J_ROWS floats in chunks of J_ROWS_PER_CHUNK, with the
- * sign of z read from y = LeakyReLU(z) (J_W): y > 0 exactly when z > 0, NaN exactly when z is.
- * The float32 slope at J_BIAS; dy·slope of two float32s rounds as JavaScript's float64 product
- * stored to float32 does, so the bits of sipl's SiplLeakyReluGrad kernel.
+ * sign of z read from J_W: z itself or y = LeakyReLU(z) (y > 0 exactly when z > 0, NaN exactly
+ * when z is). The float32 slope at J_BIAS; a float32 product rounds as tfjs's Multiply of the
+ * float32 Step output does, so the same bits.
  */
 export function leakyReluGrad(job: usize): void {
   const dy = <usize>word(job, J_X)

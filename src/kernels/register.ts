@@ -29,7 +29,6 @@ import {
   fastSplitV,
   fastSum,
   fastUnary,
-  leakyReluGradKernel,
   type CpuKernel,
 } from './cpu/elementwise.js'
 import {fastBatchMatMul} from './cpu/matmul.js'
@@ -37,6 +36,7 @@ import {adamwGroupKernel, adamwKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
 import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
+import {leakyReluGradKernel} from './cpu/leaky-relu.js'
 import {resizeTrilinearGradKernel, resizeTrilinearKernel} from './cpu/resize.js'
 
 export type CpuKernelSet = 'fast' | 'reference'

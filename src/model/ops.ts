@@ -15,7 +15,7 @@
  *   rank-8 reshapes are missing or slow on some backends).
  */
 import {tf} from '../backend/tf.js'
-import {conv3dBiasAct, conv3dTransposeBias, fusedKernelsActive} from '../kernels/fused.js'
+import {FUSED_LEAKY_RELU_GRAD, conv3dBiasAct, conv3dTransposeBias, fusedKernelsActive} from '../kernels/fused.js'
 import {countMacs} from './mac-meter.js'
 
 const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1)
@@ -104,7 +104,6 @@ export function bmm(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transpos
 }
 
 export const LEAKY_SLOPE = 0.01
-export const LEAKY_RELU_GRAD = 'SiplLeakyReluGrad'
 
 /**
  * LeakyReLU whose gradient is dy · Step(x, slope), one pass (SiplLeakyReluGrad) where tfjs's
@@ -116,7 +115,8 @@ const leakyReluStepGrad = tf.customGrad((x, save) => {
   ;(save as tf.GradSaveFunc)([x as tf.Tensor])
   return {
     value: tf.leakyRelu(x as tf.Tensor, LEAKY_SLOPE),
-    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => tf.engine().runKernel(LEAKY_RELU_GRAD, {dy, x: xs}, {alpha: LEAKY_SLOPE}) as tf.Tensor,
+    gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) =>
+      tf.engine().runKernel(FUSED_LEAKY_RELU_GRAD, {dy, x: xs}, {alpha: LEAKY_SLOPE}) as tf.Tensor,
   }
 }) as (x: tf.Tensor) => tf.Tensor
 

@@ -383,24 +383,6 @@ export const UNARY_OPS: Record<string, string> = {
   Tanh: 'Math.tanh(v)',
 }
 
-/**
- * The LeakyReLU gradient dy · Step(x, alpha) in one pass (`SiplLeakyReluGrad`, inputs dy and x of
- * one shape): the same bits as tfjs's Step into a float32 array and a Multiply, which at full
- * resolution were two passes and a fresh activation-sized array per layer.
- */
-export function leakyReluGradKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
-  const dy = values(backend, inputs.dy) as Float32Array
-  const x = values(backend, inputs.x) as Float32Array
-  // Step writes alpha into a float32 array, and the product reads it back from there
-  const pick = [Math.fround((attrs as {alpha: number}).alpha), 1, NaN]
-  const out = new Float32Array(x.length)
-  for (let i = 0; i < out.length; i++) {
-    const v = x[i]
-    out[i] = dy[i] * pick[+(v > 0) + 2 * +(v !== v)]
-  }
-  return output(backend, inputs.x.shape, out)
-}
-
 /** Select (where) with the condition, `t` and `e` all of one shape. */
 export function fastSelect(reference: CpuKernel): CpuKernel {
   return (args) => {

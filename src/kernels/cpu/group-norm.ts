@@ -11,6 +11,7 @@ import type {tf} from '../../backend/tf.js'
 import {copyIn, float64Slots} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
+import {leakyReluStepInto} from './leaky-relu.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output} from './tensors.js'
 
@@ -116,6 +117,8 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   const y = rt.alloc(rows * C)
   const meanOut = new Float32Array(samples * C)
   const inv = new Float32Array(samples * C)
+  // the affine map has no second operand here: its coefficients are zeros
+  const none = new Float64Array(C)
   for (let s = 0; s < samples; s++) {
     const at = x + 4 * s * n * C
     const {sums: mean, products: meanSquare} = columnSums(rt, at, at, n, C)
@@ -134,7 +137,7 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
       scale[c] = gamma[c] * inv[o]
       shift[c] = beta[c] - meanOut[o] * scale[c]
     }
-    channelAffine(rt, at, 0, y + 4 * s * n * C, n, C, scale, new Float64Array(C), shift, leakySlope)
+    channelAffine(rt, at, 0, y + 4 * s * n * C, n, C, scale, none, shift, leakySlope)
   }
   return [
     output(backend, [rows, C], rt.f32(y, rows * C).slice()),
@@ -142,31 +145,6 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
     output(backend, [samples, C], inv),
   ]
 }
-
-/**
- * dy · Step(z, slope) into the heap, with the sign of z read from y = LeakyReLU(z) (the same for
- * every z: y > 0 exactly when z > 0, NaN exactly when z is NaN), on the worker pool
- * (assembly/channels.ts leakyReluGrad): the bits of the SiplLeakyReluGrad kernel on the pre-activation.
- */
-function leakyReluBackwardInto(rt: ConvRuntime, dy: Float32Array, y: Float32Array, slope: number): number {
-  const dyAt = copyIn(rt, dy)
-  const yAt = copyIn(rt, y)
-  const dz = rt.alloc(dy.length)
-  const job = rt.job()
-  job[JOB.KIND] = KIND.leakyReluGrad
-  job[JOB.X] = dyAt
-  job[JOB.W] = yAt
-  job[JOB.DY] = dz
-  job[JOB.BIAS] = copyIn(rt, Float32Array.of(slope))
-  job[JOB.ROWS] = dy.length
-  job[JOB.ROWS_PER_CHUNK] = ELEMENTWISE_CHUNK
-  job[JOB.CHUNKS] = Math.ceil(dy.length / ELEMENTWISE_CHUNK)
-  rt.run()
-  return dz
-}
-
-/** floats per work item of an element-wise job: 64 KiB of each operand */
-const ELEMENTWISE_CHUNK = 16384
 
 /**
  * dx = (1/σ)·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = γ·dy, dγ = Σ dy·x̂, dβ = Σ dy (means over each
@@ -180,11 +158,13 @@ export function groupNormGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   const [rows, C] = inputs.x.shape
   const n = samplesOf(rows, samples)
   const rt = freshRuntime()
-  // with the activation fused: the gradient at the norm's output first (inputs.y: the activation's output)
+  // with the activation fused: the gradient at the norm's output first, the sign of the
+  // pre-activation read from the activation's output inputs.y (y > 0 exactly when z > 0, NaN
+  // exactly when z is NaN)
   const dy =
     leakySlope === undefined
       ? copyIn(rt, floats(backend, inputs.dy))
-      : leakyReluBackwardInto(rt, floats(backend, inputs.dy), floats(backend, inputs.y), leakySlope)
+      : leakyReluStepInto(rt, floats(backend, inputs.dy), floats(backend, inputs.y), leakySlope)
   const x = copyIn(rt, floats(backend, inputs.x))
   const dx = rt.alloc(rows * C)
   const dGammaTotal = new Float32Array(C)
