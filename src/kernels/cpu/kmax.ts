@@ -480,9 +480,9 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
           dWeights[j] = s
           dot += s * ws.attention[w0 + i * N + j]
         }
+        const qi = qAt(i)
         for (let j = 0; j < N; j++) {
           const dLogit = ws.attention[w0 + i * N + j] * (dWeights[j] - dot) * attentionScale
-          const qi = qAt(i)
           const kj = qAt(j) + d
           for (let t = 0; t < dh; t++) {
             dQkv[qi + t] += dLogit * ws.qkv[kj + t]

@@ -33,59 +33,35 @@ function linearTaps(inSize: number, outSize: number): Taps {
 }
 
 /**
- * Every output row of a resize along the middle axis of a [outer, inSize, inner] array, in
- * (outer, output position) order (row r at r·inner): its two source rows and their weights.
- * Plain arrays, so that the passes below run as monomorphic loops (a callback per row of a few
- * channels cost more than the interpolation).
- */
-interface TapRows {
-  count: number
-  first: Int32Array
-  second: Int32Array
-  w0: Float64Array
-  w1: Float64Array
-}
-
-function tapRows(outer: number, inSize: number, outSize: number, inner: number): TapRows {
-  const {first, second, weight} = linearTaps(inSize, outSize)
-  const count = outer * outSize
-  const rows: TapRows = {
-    count,
-    first: new Int32Array(count),
-    second: new Int32Array(count),
-    w0: new Float64Array(count),
-    w1: new Float64Array(count),
-  }
-  for (let a = 0, r = 0; a < outer; a++) {
-    const base = a * inSize * inner
-    for (let o = 0; o < outSize; o++, r++) {
-      rows.first[r] = base + first[o] * inner
-      rows.second[r] = base + second[o] * inner
-      rows.w1[r] = weight[o]
-      rows.w0[r] = 1 - weight[o]
-    }
-  }
-  return rows
-}
-
-/**
  * The interpolation along the middle axis (dst[outer, outSize, inner] from src[outer, inSize,
  * inner]) or, `transposed`, its transpose (each output row's gradient in src added to its two
- * source rows in dst).
+ * source rows in dst). Plain loops: a callback per row of a few channels cost more than the
+ * interpolation.
  */
-function applyTaps(src: Float32Array, dst: Float32Array, rows: TapRows, inner: number, transposed: boolean): void {
-  const {count, first, second, w0, w1} = rows
-  for (let r = 0, o = 0; r < count; r++, o += inner) {
-    const i0 = first[r]
-    const i1 = second[r]
-    const a = w0[r]
-    const b = w1[r]
-    if (transposed)
-      for (let j = 0; j < inner; j++) {
-        dst[i0 + j] += a * src[o + j]
-        dst[i1 + j] += b * src[o + j]
-      }
-    else for (let j = 0; j < inner; j++) dst[o + j] = a * src[i0 + j] + b * src[i1 + j]
+function applyTaps(
+  src: Float32Array,
+  dst: Float32Array,
+  outer: number,
+  inSize: number,
+  outSize: number,
+  inner: number,
+  transposed: boolean,
+): void {
+  const {first, second, weight} = linearTaps(inSize, outSize)
+  for (let r = 0, o = 0; r < outer; r++) {
+    const base = r * inSize * inner
+    for (let t = 0; t < outSize; t++, o += inner) {
+      const i0 = base + first[t] * inner
+      const i1 = base + second[t] * inner
+      const b = weight[t]
+      const a = 1 - b
+      if (transposed)
+        for (let j = 0; j < inner; j++) {
+          dst[i0 + j] += a * src[o + j]
+          dst[i1 + j] += b * src[o + j]
+        }
+      else for (let j = 0; j < inner; j++) dst[o + j] = a * src[i0 + j] + b * src[i1 + j]
+    }
   }
 }
 
@@ -93,7 +69,7 @@ function applyTaps(src: Float32Array, dst: Float32Array, rows: TapRows, inner: n
 function interpolate(x: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
   if (inSize === outSize) return x
   const y = new Float32Array(outer * outSize * inner)
-  applyTaps(x, y, tapRows(outer, inSize, outSize, inner), inner, false)
+  applyTaps(x, y, outer, inSize, outSize, inner, false)
   return y
 }
 
@@ -101,7 +77,7 @@ function interpolate(x: Float32Array, outer: number, inSize: number, outSize: nu
 function interpolateBackward(dy: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
   if (inSize === outSize) return dy
   const dx = new Float32Array(outer * inSize * inner)
-  applyTaps(dy, dx, tapRows(outer, inSize, outSize, inner), inner, true)
+  applyTaps(dy, dx, outer, inSize, outSize, inner, true)
   return dx
 }
 
@@ -114,11 +90,12 @@ export interface ResizeAttrs {
 export function resizeTrilinearKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
   const [b, d, h, w, c] = inputs.x.shape
   const [td, th, tw] = (attrs as unknown as ResizeAttrs).size
-  let y = interpolate(floats(backend, inputs.x), b * d * h, w, tw, c)
+  const x = floats(backend, inputs.x)
+  let y = interpolate(x, b * d * h, w, tw, c)
   y = interpolate(y, b * d, h, th, tw * c)
   y = interpolate(y, b, d, td, th * tw * c)
   // an all-same-size resize returns its input's own array: the output must own a copy
-  if (y === floats(backend, inputs.x)) y = Float32Array.from(y)
+  if (y === x) y = Float32Array.from(y)
   return output(backend, [b, td, th, tw, c], y)
 }
 
@@ -126,9 +103,10 @@ export function resizeTrilinearKernel({inputs, backend, attrs}: KernelArgs): tf.
 export function resizeTrilinearGradKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
   const [b, d, h, w, c] = (attrs as unknown as {inShape: number[]}).inShape
   const [, td, th, tw] = inputs.dy.shape
-  let dx = interpolateBackward(floats(backend, inputs.dy), b, d, td, th * tw * c)
+  const dy = floats(backend, inputs.dy)
+  let dx = interpolateBackward(dy, b, d, td, th * tw * c)
   dx = interpolateBackward(dx, b * d, h, th, tw * c)
   dx = interpolateBackward(dx, b * d * h, w, tw, c)
-  if (dx === floats(backend, inputs.dy)) dx = Float32Array.from(dx)
+  if (dx === dy) dx = Float32Array.from(dx)
   return output(backend, [b, d, h, w, c], dx)
 }

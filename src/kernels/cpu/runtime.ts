@@ -144,9 +144,8 @@ export class ConvRuntime {
 
   /** The job descriptor words, to be filled before `run`. */
   job(): Int32Array {
-    const words = new Int32Array(this.memory.buffer, JOB_ADDRESS, JOB_WORDS)
-    words.fill(0)
-    return words
+    this.jobWords.fill(0)
+    return this.jobWords
   }
 
   /**

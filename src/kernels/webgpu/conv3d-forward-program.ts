@@ -4,7 +4,7 @@
  */
 // the launch-field and shader-piece imports apart, so that each list stays on one line
 import {voxelRowSetup, chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry} from './gemm-shader.js'
-import {gemmShader, rowSlotSetup, tileLayout, unroll} from './gemm-shader.js'
+import {gemmShader, slotRow, tileLayout, unroll} from './gemm-shader.js'
 
 /** Conv3D forward: y = x ⊛ W, stride s, dilation 1. Inputs x [B,D,H,W,Cin], W [kd,kh,kw,Cin,Cout]. */
 export class Conv3DTiledProgram extends TiledGemmProgram {
@@ -42,7 +42,7 @@ export class Conv3DTiledProgram extends TiledGemmProgram {
       let fd = tap / ${g.kH * g.kW}; let fr = tap - fd * ${g.kH * g.kW}; let fh = fr / ${g.kW}; let fw = fr - fh * ${g.kW};
       let kOk = k < ${K};
 ${unroll(aSlots, (i) => {
-  const r = `(li / ${t.tk} + ${i * (threads / t.tk)})`
+  const r = slotRow(t, threads, i)
   return `      { let d = rD${i} + fd; let h = rH${i} + fh; let w = rW${i} + fw;
         var v = 0.0;
         if (kOk && u32(d) < u32(D) && u32(h) < u32(H) && u32(w) < u32(Wd)) { v = x[rB${i} + ((d * H + h) * Wd + w) * ${g.inC} + ci]; }

@@ -5,7 +5,7 @@
  */
 // the launch-field and shader-piece imports apart, so that each list stays on one line
 import {voxelRowSetup, chooseTiling, foldDispatch, slots, tilingKey, TiledGemmProgram, type ConvGeometry} from './gemm-shader.js'
-import {gemmShader, rowSlotSetup, tileLayout, unroll} from './gemm-shader.js'
+import {gemmShader, slotRow, tileLayout, unroll} from './gemm-shader.js'
 
 /** one stride-parity class of the input gradient: voxels with (id, ih, iw) ≡ (rD, rH, rW) mod stride */
 export interface ParityClass {
@@ -112,7 +112,7 @@ export class Conv3DBackpropInputTiledProgram extends TiledGemmProgram {
       let fd = uniforms.f0D + jd * uniforms.sD; let fh = uniforms.f0H + jh * uniforms.sH; let fw = uniforms.f0W + jw * uniforms.sW;
       let kOk = k < uniforms.K;
 ${unroll(aSlots, (i) => {
-  const r = `(li / ${t.tk} + ${i * (threads / t.tk)})`
+  const r = slotRow(t, threads, i)
   return `      { let od = rD${i} - jd; let oh = rH${i} - jh; let ow = rW${i} - jw;
         var v = 0.0;
         if (kOk && u32(od) < u32(oD) && u32(oh) < u32(oH) && u32(ow) < u32(oW)) { v = dy[rB${i} + ((od * oH + oh) * oW + ow) * ${g.outC} + co]; }
