@@ -75,6 +75,8 @@ export default class Bench extends BaseCommand<typeof Bench> {
     const config = f.net === 'sipl' ? this.loadConfig().config : undefined
     const factory = config ? siplNetFactory(config, f.size) : unetRefNet
     const log = f.quiet ? () => undefined : (line: string) => process.stderr.write(line + '\n')
+    // PyTorch gets the Python of SIPL_PYTHON and the thread count of sipl's kernels
+    const {python, threads} = environment()
     const rows = await runBenchRounds({
       net: f.net,
       factory,
@@ -89,7 +91,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
       seed: f.seed,
       log,
       rounds: f.rounds,
-      torch: f.torch ? {python: environment().python, threads: environment().threads || availableParallelism()} : undefined,
+      torch: f.torch ? {python, threads: threads || availableParallelism()} : undefined,
       config,
     })
     const cpu = cpuDescription()

@@ -113,6 +113,8 @@ export interface BenchOptions {
   inferSize: number
   inferBatch: number
   check: boolean
+  /** profile the first warm-up step on cpu (kernelCalls, peakTensorBytes); default true */
+  profile?: boolean
   kernels: CpuKernelSet
   seed: number
   log: (line: string) => void
@@ -240,7 +242,7 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
       for (let i = 0; i < options.warmup + options.steps; i++) {
         const start = performance.now()
         // the first warm-up step is profiled: it is not timed, and on cpu profiling costs little
-        if (i === 0 && options.warmup > 0 && backend === 'cpu') {
+        if (i === 0 && options.warmup > 0 && backend === 'cpu' && options.profile !== false) {
           const profile = await tf.profile(step)
           row.peakTensorBytes = profile.peakBytes
           row.kernelCalls = profile.kernels.length

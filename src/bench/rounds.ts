@@ -20,21 +20,22 @@ export interface BenchRoundsOptions extends BenchOptions {
 
 /**
  * Runs the benchmark `rounds` times, sipl's backends then PyTorch in each round, and merges the
- * rounds (mergeRounds). The agreement checks (reference kernels, twin) run in the first round only.
+ * rounds (mergeRounds). The agreement checks (reference kernels, twin) and the profiled warm-up
+ * step run in the first round only.
  */
 export async function runBenchRounds(options: BenchRoundsOptions): Promise<BenchRow[]> {
   const {log, torch, config} = options
   const rounds: BenchRow[][] = []
+  let backends = options.backends
   for (let round = 0; round < options.rounds; round++) {
-    const check = options.check && round === 0
+    // what the first round measured once (agreement, kernel calls, peak memory) mergeRounds takes from it
+    const first = round === 0
+    const check = options.check && first
     if (options.rounds > 1) log(`round ${round + 1} of ${options.rounds}`)
+    const rows = await runBench({...options, backends, check, profile: first})
     // after the first round, only the backends it timed: one that failed its agreement check has
     // null timings, and a later, unchecked round must not time it anyway
-    const backends =
-      round === 0
-        ? options.backends
-        : options.backends.filter((name) => rounds[0].some((row) => row.backend === name && row.stepMsMedian !== null))
-    const rows = await runBench({...options, backends, check})
+    if (first) backends = backends.filter((name) => rows.some((row) => row.backend === name && row.stepMsMedian !== null))
     if (torch) {
       log(`pytorch: ${options.steps} steps at ${options.size}³ on ${torch.threads} threads`)
       const base = {size: options.size, steps: options.steps, warmup: options.warmup, threads: torch.threads, python: torch.python}

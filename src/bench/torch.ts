@@ -101,7 +101,15 @@ export async function twinBench(
   const dir = mkdtempSync(join(tmpdir(), 'sipl-bench-twin-'))
   try {
     const config = benchConfig(options.config, options.size, options.seed)
-    await writeTwinCase(dir, {config, batch: config.train.batchSize, training: true, epoch: benchEpoch(config), dataSeed: options.seed})
+    const results = options.check
+    await writeTwinCase(dir, {
+      config,
+      batch: config.train.batchSize,
+      training: true,
+      epoch: benchEpoch(config),
+      dataSeed: options.seed,
+      results,
+    })
     let agreement: {twinMaxRelErr: number; twinAgrees: boolean} | undefined
     if (options.check) {
       const [report] = runTwinCheck(options.python, [dir])

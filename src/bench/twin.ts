@@ -40,6 +40,8 @@ export interface TwinCaseOptions {
   epoch: number
   /** seed of the labelled batch (the weights come from config.seed) */
   dataSeed: number
+  /** false: leave out sipl's own results (sipl.safetensors, a traced forward and backward), which only the agreement check reads */
+  results?: boolean
 }
 
 export interface TwinCase {
@@ -128,7 +130,7 @@ export async function writeTwinCase(dir: string, options: TwinCaseOptions): Prom
       ]),
     )
     writeFileSync(join(dir, 'config.json'), JSON.stringify(twinConfig(options, numClasses), null, 2) + '\n')
-    await writeResults(net, options, join(dir, 'sipl.safetensors'))
+    if (options.results !== false) await writeResults(net, options, join(dir, 'sipl.safetensors'))
     return {dir, numClasses, parameters: net.parameterCount()}
   } finally {
     net.dispose()
