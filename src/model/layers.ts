@@ -96,23 +96,22 @@ export class SpatialNorm {
           `use model.backbone.norm=group, or a patch of at least twice the deepest stride per axis`,
       )
     }
-    // one kernel each way on the cpu backend with sipl's kernels; this composition elsewhere
-    const fused = fusedKernelsActive()
+    // one kernel each way on the cpu backend with sipl's kernels; the composition below elsewhere
+    if (fusedKernelsActive()) {
+      const rows = tf.reshape(x, [b * n, c]) as tf.Tensor2D
+      const options = {groups: g, eps, samples: b, leakySlope: leaky ? LEAKY_SLOPE : undefined}
+      const y = groupNormFused(rows, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, options)
+      return tf.reshape(y, [b, d, h, w, c])
+    }
     // group g's statistics are the average of its channels' statistics: a [C, C] block matrix
     const groupMean =
-      g === c || fused
+      g === c
         ? null
         : tf.tensor2d(
             Array.from({length: c}, (_, i) =>
               Array.from({length: c}, (_, j) => (Math.floor(i / (c / g)) === Math.floor(j / (c / g)) ? g / c : 0)),
             ),
           )
-    if (fused) {
-      const rows = tf.reshape(x, [b * n, c]) as tf.Tensor2D
-      const options = {groups: g, eps, samples: b, leakySlope: leaky ? LEAKY_SLOPE : undefined}
-      const y = groupNormFused(rows, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, options)
-      return tf.reshape(y, [b, d, h, w, c])
-    }
     const samples = b === 1 ? [tf.reshape(x, [n, c])] : tf.split(tf.reshape(x, [b * n, c]), b, 0)
     const out = samples.map((sample) =>
       normalizeRows(sample as tf.Tensor2D, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, groupMean, eps),
