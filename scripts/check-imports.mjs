@@ -10,13 +10,13 @@ import {fileURLToPath} from 'node:url'
 
 const ts = createRequire(import.meta.url)('typescript')
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
 /**
  * The stages from the bottom up. A file may import files of its own stage (without a cycle) and of
  * any stage below it, never one above. The first prefix that matches a file's path names its stage.
  */
-export const STAGES = [
+const STAGES = [
   {stage: 'foundation', prefixes: ['src/errors.ts', 'src/paths.ts', 'src/project-root.ts', 'src/util/', 'src/log/']},
   {stage: 'compute', prefixes: ['src/backend/', 'src/kernels/']},
   {stage: 'config', prefixes: ['src/config/']},
@@ -36,7 +36,7 @@ export const STAGES = [
   {stage: 'commands', prefixes: ['commands/']},
 ]
 
-export function stageOf(file) {
+function stageOf(file) {
   const i = STAGES.findIndex((s) => s.prefixes.some((p) => file === p || (p.endsWith('/') && file.startsWith(p))))
   return i < 0 ? undefined : {index: i, name: STAGES[i].stage}
 }

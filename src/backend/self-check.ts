@@ -5,8 +5,6 @@
  */
 import {tf} from './tf.js'
 import {relError} from '../util/rel-error.js'
-
-export {relError}
 import {activeCpuKernels, useCpuKernels} from '../kernels/register.js'
 import {isUserError} from '../errors.js'
 

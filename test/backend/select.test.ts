@@ -1,7 +1,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {selectBackend} from '../../src/backend/select.js'
-import {relError} from '../../src/backend/self-check.js'
+import {relError} from '../../src/util/rel-error.js'
 import {tf} from '../helpers/tf.js'
 import {UserError} from '../../src/errors.js'
 

@@ -7,7 +7,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
-import {relError} from '../../src/backend/self-check.js'
+import {relError} from '../../src/util/rel-error.js'
 import {activeCpuKernels, withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {existingRuntime} from '../../src/kernels/cpu/runtime.js'
 import {setWinograd, winogradApplies, winogradFilterGradApplies} from '../../src/kernels/cpu/winograd.js'

@@ -5,7 +5,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
-import {relError} from '../../src/backend/self-check.js'
+import {relError} from '../../src/util/rel-error.js'
 import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {
   conv3dBiasAct,

@@ -140,7 +140,7 @@ test('six processes racing for a free lock, then for a dead holder’s lock: exa
 })
 
 test('a lock from another host: refused with --break-lock advice; taken over when not refreshed for LOCK_STALE_MS, with --break-lock, or after a Slurm requeue', (t) => {
-  const {root, script, folder} = setup(t)
+  const {script, folder} = setup(t)
   const lockFile = lockFileOf(folder)
   mkdirSync(dirname(lockFile), {recursive: true})
   const foreign = (extra: Record<string, unknown> = {}) => {
@@ -185,7 +185,7 @@ test('a lock from another host: refused with --break-lock advice; taken over whe
 })
 
 test('a live holder on this machine is never taken over, not even with --break-lock; SIGTERM releases its lock and still ends it', async (t) => {
-  const {root, script, folder} = setup(t)
+  const {script, folder} = setup(t)
   const holder = start(script, [folder, '-1'])
   await until(() => holder.out().includes('LOCKED'), 'the holder')
   assert.equal(tryOnce(script, folder, {LOCK_MODE: 'break'}).status, 2)
@@ -195,7 +195,7 @@ test('a live holder on this machine is never taken over, not even with --break-l
 })
 
 test('with wait (the preprocessed cache), the second process waits for the holder, then takes the lock', async (t) => {
-  const {root, script, folder} = setup(t)
+  const {script, folder} = setup(t)
   const holder = start(script, [folder, '-1'])
   await until(() => holder.out().includes('LOCKED'), 'the holder')
   const waiter = start(script, [folder, '0'], {LOCK_MODE: 'wait'})
