@@ -103,17 +103,13 @@ export function conv3dTransposeBias(
   return fused(x, w, b) as tf.Tensor5D
 }
 
-export const FUSED_ADAMW = 'SiplAdamW'
-
 /**
  * p ← p(1 − lr·λ) − lr · (m₁/c1) / (√(v₁/c2) + ε), m₁ = β₁m + (1 − β₁)g, v₁ = β₂v + (1 − β₂)g²;
- * returns [p₁, m₁, v₁]. On `cpu` with sipl's fast kernels one pass per parameter (the ops below
- * are 12 passes and 12 kernel calls, which for the SIPL model's ~120 small parameters cost more
- * than their arithmetic), rounding to float32 after each operation exactly as the ops do, so
- * both paths give the same bits.
+ * returns [p₁, m₁, v₁]: the op composition, which every backend but `cpu` with sipl's kernels
+ * runs per parameter; there src/kernels/adamw.ts runs all parameters in one pass
+ * (`SiplAdamWGroup`) with the same bits.
  */
 export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: AdamWStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
-  if (fusedKernelsActive()) return tf.engine().runKernel(FUSED_ADAMW, {p, g, m, v}, {...s}) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
   return tf.tidy(() => {
     const m1 = m.mul(s.beta1).add(g.mul(1 - s.beta1))
     const v1 = v.mul(s.beta2).add(g.square().mul(1 - s.beta2))

@@ -32,7 +32,7 @@ import {
   type CpuKernel,
 } from './cpu/elementwise.js'
 import {fastBatchMatMul} from './cpu/matmul.js'
-import {adamwGroupKernel, adamwKernel} from './cpu/optimizer.js'
+import {adamwGroupKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
 import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
@@ -141,7 +141,6 @@ function registerFusedKernels(): void {
     backendName: 'cpu',
     kernelFunc: conv3dTransposeBiasGradKernel as unknown as tf.KernelFunc,
   })
-  tf.registerKernel({kernelName: 'SiplAdamW', backendName: 'cpu', kernelFunc: adamwKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplAdamWGroup', backendName: 'cpu', kernelFunc: adamwGroupKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})

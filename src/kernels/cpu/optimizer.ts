@@ -1,5 +1,6 @@
 /**
- * The fused AdamW step of src/kernels/fused.ts (`adamwUpdate`) for the `cpu` backend, in
+ * The fused AdamW step (src/kernels/adamw.ts `adamwUpdateAll`, the formula of src/kernels/fused.ts
+ * `adamwUpdate`) for the `cpu` backend, in
  * WebAssembly SIMD on the worker pool (assembly/adamw.ts). float32 vector arithmetic rounds after
  * every operation, as the op composition does, so both give the same bits. A JS loop (Math.fround
  * after each operation) was too slow for the btcv config's 34.6 M parameters (docs/bench/
@@ -45,20 +46,11 @@ function runAdamW(rt: ReturnType<typeof freshRuntime>, [p, g, m, v]: number[], l
   rt.run()
 }
 
-export function adamwKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const s = attrs as unknown as AdamWStep
-  const length = inputs.p.shape.reduce((a, b) => a * b, 1)
-  const rt = freshRuntime()
-  const [p, g, m, v] = [inputs.p, inputs.g, inputs.m, inputs.v].map((t) => copyIn(rt, floats(backend, t)))
-  runAdamW(rt, [p, g, m, v], length, s)
-  const shape = inputs.p.shape
-  return [p, m, v].map((at) => output(backend, shape, rt.f32(at, length).slice()))
-}
-
 /**
  * The AdamW step of many parameters in one worker-pool run (src/kernels/adamw.ts
  * `adamwUpdateAll`): inputs p0…, g0…, m0…, v0… (attribute count), laid end to end in the heap;
- * outputs p1₀…, m1₀…, v1₀…. The same arithmetic as adamwKernel.
+ * outputs p1₀…, m1₀…, v1₀…. float32 vector arithmetic rounds after every operation, as the op
+ * composition (src/kernels/fused.ts `adamwUpdate`) does: the same bits.
  */
 export function adamwGroupKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const s = attrs as unknown as AdamWStep & {count: number}
