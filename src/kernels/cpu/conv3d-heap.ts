@@ -47,10 +47,13 @@ function scratch(job: Int32Array, rt: ConvRuntime, mc: number, Kp: number): void
   job[JOB.SCRATCH_STRIDE] = stride * 4
 }
 
-/** y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] (+ bias, then ReLU, when given) */
+/**
+ * y = conv3d(x, W): y[m, :] = im2col(x)[m, :] · W[K, Cout] (+ bias, then ReLU, when given), as a
+ * view of the heap: valid until the next kernel call
+ */
 export function conv3dForward(x: Float32Array, w: Float32Array, info: ConvInfo, epilogue?: Epilogue): Float32Array {
   const rt = freshRuntime()
-  return rt.f32(forwardAt(rt, copyIn(rt, x), w, info, epilogue), outputLength(info)).slice()
+  return rt.f32(forwardAt(rt, copyIn(rt, x), w, info, epilogue), outputLength(info))
 }
 
 export const outputLength = (info: ConvInfo) => info.batchSize * info.outDepth * info.outHeight * info.outWidth * info.outChannels
@@ -140,11 +143,11 @@ function stride1InputGrad(rt: ConvRuntime, dy: number, w: Float32Array, info: Co
  * planes thick enough that slabs c and c + 2 never touch the same input voxel; the even slabs run
  * first, then the odd ones, so concurrent chunks write disjoint voxels and each voxel receives its
  * contributions in one fixed order: no per-thread copies of dx, no summing job, and the same bits
- * in every run.
+ * in every run. Returns a view of the heap: valid until the next kernel call.
  */
 export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInfo): Float32Array {
   const rt = freshRuntime()
-  return rt.f32(inputGradAt(rt, copyIn(rt, dy), w, info), inputLength(info)).slice()
+  return rt.f32(inputGradAt(rt, copyIn(rt, dy), w, info), inputLength(info))
 }
 
 /**

@@ -7,7 +7,7 @@
 import {tf} from '../../backend/tf.js'
 import type {Vec3} from '../../util/vec3.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
-import {floats, output} from './tensors.js'
+import {floats, output, outputFromHeap} from './tensors.js'
 import {copyIn} from './conv-job.js'
 import {
   biasActGradAt,
@@ -42,7 +42,7 @@ export function conv3dKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
     dilations,
     pad as 'valid' | 'same',
   )
-  return output(backend, info.outShape, conv3dForward(floats(backend, x), floats(backend, filter), info))
+  return outputFromHeap(backend, info.outShape, conv3dForward(floats(backend, x), floats(backend, filter), info))
 }
 
 export function conv3dBackpropFilterKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
@@ -68,7 +68,7 @@ export function conv3dBackpropInputKernel({inputs, backend, attrs}: KernelArgs):
     1,
     pad as 'valid' | 'same',
   )
-  return output(backend, inputShape, conv3dInputGrad(floats(backend, dy), floats(backend, filter), info))
+  return outputFromHeap(backend, inputShape, conv3dInputGrad(floats(backend, dy), floats(backend, filter), info))
 }
 
 type Shape5 = [number, number, number, number, number]
@@ -104,7 +104,7 @@ export function conv3dBiasActKernel({inputs, backend, attrs}: KernelArgs): Tenso
   const rt = freshRuntime()
   const epilogue = {bias: floats(backend, bias), relu}
   const y = forwardAt(rt, copyInInput(rt, backend, x, skip), floats(backend, filter), info, epilogue)
-  return output(backend, info.outShape, rt.f32(y, outputLength(info)).slice())
+  return outputFromHeap(backend, info.outShape, rt.f32(y, outputLength(info)))
 }
 
 /**
@@ -130,15 +130,15 @@ export function conv3dBiasActGradKernel({inputs, backend, attrs}: KernelArgs): T
     return [...zeros, ...grads]
   }
   const dx = inputGradAt(rt, dz, floats(backend, filter), info)
-  if (!skip) return [output(backend, x.shape, rt.f32(dx, inputLength(info)).slice()), ...grads]
+  if (!skip) return [outputFromHeap(backend, x.shape, rt.f32(dx, inputLength(info))), ...grads]
   const [ca, cb] = [x.shape[4], skip.shape[4]]
   const voxels = inputLength(info) / (ca + cb)
   const dxa = rt.alloc(voxels * ca)
   const dxb = rt.alloc(voxels * cb)
   rt.exports.splitChannels(dx, dxa, ca, dxb, cb, voxels)
   return [
-    output(backend, x.shape, rt.f32(dxa, voxels * ca).slice()),
-    output(backend, skip.shape, rt.f32(dxb, voxels * cb).slice()),
+    outputFromHeap(backend, x.shape, rt.f32(dxa, voxels * ca)),
+    outputFromHeap(backend, skip.shape, rt.f32(dxb, voxels * cb)),
     ...grads,
   ]
 }
@@ -154,7 +154,7 @@ export function conv3dTransposeBiasKernel({inputs, backend, attrs}: KernelArgs):
   const info = tf.backend_util.computeConv3DInfo(outShape, filter.shape as Shape5, strides, 1, pad as 'valid' | 'same')
   const rt = freshRuntime()
   const y = inputGradAt(rt, copyIn(rt, floats(backend, x)), floats(backend, filter), info, floats(backend, bias))
-  return output(backend, outShape, rt.f32(y, inputLength(info)).slice())
+  return outputFromHeap(backend, outShape, rt.f32(y, inputLength(info)))
 }
 
 /**
@@ -174,7 +174,7 @@ export function conv3dTransposeBiasGradKernel({inputs, backend, attrs}: KernelAr
   const dw = filterGradAt(rt, dyAt, copyIn(rt, floats(backend, x)), info)
   const dx = forwardAt(rt, dyAt, floats(backend, filter), info)
   return [
-    output(backend, x.shape, rt.f32(dx, outputLength(info)).slice()),
+    outputFromHeap(backend, x.shape, rt.f32(dx, outputLength(info))),
     output(backend, filter.shape, dw),
     output(backend, [channels], db),
   ]

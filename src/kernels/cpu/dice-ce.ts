@@ -16,7 +16,7 @@ import {copyIn, float64Slots, roundUp} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
-import {floats, output} from './tensors.js'
+import {floats, output, outputFromHeap} from './tensors.js'
 
 export interface DiceCeAttrs {
   activation: 'softmax' | 'sigmoid'
@@ -47,7 +47,7 @@ export function diceCeKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInf
     stats[2 * k + 1] = d
   }
   const loss = Float32Array.of(ceMean + 1 - diceSum / (B * C))
-  return [output(backend, [], loss), output(backend, [B, N, C], rt.f32(p, B * N * C).slice()), output(backend, [B, C, 2], stats)]
+  return [output(backend, [], loss), outputFromHeap(backend, [B, N, C], rt.f32(p, B * N * C)), output(backend, [B, C, 2], stats)]
 }
 
 /** d loss / d logits, scaled by dy (the scalar upstream gradient). */
@@ -71,7 +71,7 @@ export function diceCeGradKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   // per thread: the row's Dice gradient, one float per channel
   allocScratch(rt, job, C)
   rt.run()
-  return output(backend, [B, N, C], rt.f32(dz, B * N * C).slice())
+  return outputFromHeap(backend, [B, N, C], rt.f32(dz, B * N * C))
 }
 
 /**

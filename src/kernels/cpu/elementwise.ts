@@ -8,7 +8,7 @@
  * loops; any case they do not cover goes to the reference kernel unchanged.
  */
 import {tf} from '../../backend/tf.js'
-import {output, values} from './tensors.js'
+import {output, outputArray, values} from './tensors.js'
 
 type TensorInfo = tf.TensorInfo
 type Values = Float32Array | Int32Array | Uint8Array
@@ -315,7 +315,7 @@ export function fastBinary(reference: CpuKernel, op: BinaryOp): CpuKernel {
     const plan = layoutOf(a.shape, b.shape)
     if (!plan || sizeOf(plan.shape) === 0) return reference(args)
     const size = sizeOf(plan.shape)
-    const out = op.dtype === 'bool' ? new Uint8Array(size) : new Float32Array(size)
+    const out = op.dtype === 'bool' ? new Uint8Array(size) : outputArray(args.backend, size)
     loop(plan.layout, av, bv, out)
     return output(args.backend, plan.shape, out, op.dtype)
   }
@@ -359,7 +359,7 @@ export function fastUnary(reference: CpuKernel, expression: string): CpuKernel {
     const v = values(args.backend, x)
     if (x.dtype !== 'float32' || !(v instanceof Float32Array)) return reference(args)
     const alpha = (args.attrs?.alpha as number | undefined) ?? 0
-    const out = new Float32Array(v.length)
+    const out = outputArray(args.backend, v.length)
     loop(v, out, alpha)
     return output(args.backend, x.shape, out)
   }
@@ -393,7 +393,7 @@ export function fastSelect(reference: CpuKernel): CpuKernel {
     const sameShape = (p: number[], q: number[]) => p.length === q.length && p.every((d, i) => d === q[i])
     if (!(c instanceof Uint8Array) || !(tv instanceof Float32Array) || !(ev instanceof Float32Array)) return reference(args)
     if (!sameShape(condition.shape, t.shape) || !sameShape(t.shape, e.shape)) return reference(args)
-    const out = new Float32Array(tv.length)
+    const out = outputArray(args.backend, tv.length)
     for (let i = 0; i < out.length; i++) out[i] = c[i] === 1 ? tv[i] : ev[i]
     return output(args.backend, t.shape, out)
   }
@@ -408,7 +408,7 @@ export function fastSoftmax(reference: CpuKernel): CpuKernel {
     const dim = (args.attrs as {dim: number}).dim
     if (x.dtype !== 'float32' || !(v instanceof Float32Array) || rank === 0 || (dim !== -1 && dim !== rank - 1)) return reference(args)
     const k = x.shape[rank - 1]
-    const out = new Float32Array(v.length)
+    const out = outputArray(args.backend, v.length)
     for (let row = 0; row < v.length; row += k) {
       let max = -Infinity
       for (let j = 0; j < k; j++) max = Math.max(max, v[row + j])

@@ -13,7 +13,7 @@ import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {leakyReluStepInto} from './leaky-relu.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
-import {floats, output} from './tensors.js'
+import {floats, output, outputFromHeap} from './tensors.js'
 
 export interface GroupNormAttrs {
   groups: number
@@ -140,7 +140,7 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
     channelAffine(rt, at, 0, y + 4 * s * n * C, n, C, scale, none, shift, leakySlope)
   }
   return [
-    output(backend, [rows, C], rt.f32(y, rows * C).slice()),
+    outputFromHeap(backend, [rows, C], rt.f32(y, rows * C)),
     output(backend, [samples, C], meanOut),
     output(backend, [samples, C], inv),
   ]
@@ -193,5 +193,5 @@ export function groupNormGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
       dBetaTotal[c] = s === samples - 1 ? dBeta[c] : Math.fround(dBetaTotal[c] + Math.fround(dBeta[c]))
     }
   }
-  return [output(backend, [rows, C], rt.f32(dx, rows * C).slice()), output(backend, [C], dGammaTotal), output(backend, [C], dBetaTotal)]
+  return [outputFromHeap(backend, [rows, C], rt.f32(dx, rows * C)), output(backend, [C], dGammaTotal), output(backend, [C], dBetaTotal)]
 }

@@ -10,7 +10,7 @@ import {copyIn} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
-import {floats, output} from './tensors.js'
+import {floats, output, outputFromHeap} from './tensors.js'
 
 /** floats per work item: 64 KiB of each operand */
 const CHUNK = 16384
@@ -42,5 +42,5 @@ export function leakyReluGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   const length = inputs.x.shape.reduce((a, b) => a * b, 1)
   const rt = freshRuntime()
   const dz = leakyReluStepInto(rt, floats(backend, inputs.dy), floats(backend, inputs.x), (attrs as {alpha: number}).alpha)
-  return output(backend, inputs.x.shape, rt.f32(dz, length).slice())
+  return outputFromHeap(backend, inputs.x.shape, rt.f32(dz, length))
 }

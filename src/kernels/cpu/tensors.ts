@@ -1,5 +1,6 @@
 /** Reading and making tensors of tfjs's `cpu` backend, for sipl's kernels on it. */
 import type {tf} from '../../backend/tf.js'
+import {arrayPool} from './array-pool.js'
 
 interface CpuBackendLike {
   data: {get(dataId: object): {values: unknown}}
@@ -25,4 +26,16 @@ export function output(
   dtype: tf.DataType = 'float32',
 ): tf.TensorInfo {
   return (backend as CpuBackendLike).makeTensorInfo(shape, dtype, data)
+}
+
+/** an array for a kernel output of `length` floats, from the backend's pool (src/kernels/cpu/array-pool.ts): its values are stale, write every element */
+export function outputArray(backend: unknown, length: number): Float32Array {
+  return arrayPool(backend).take(length)
+}
+
+/** a new cpu tensor holding a copy of `heap`, a view of the kernels' heap (which the next kernel call reuses) */
+export function outputFromHeap(backend: unknown, shape: number[], heap: Float32Array): tf.TensorInfo {
+  const out = outputArray(backend, heap.length)
+  out.set(heap)
+  return output(backend, shape, out)
 }

@@ -1,0 +1,141 @@
+/**
+ * Output arrays of sipl's `cpu` kernels, taken back when their tensors are disposed and handed to
+ * the next output of the same length.
+ *
+ * Why: every kernel call gives tfjs a new array per output, tens of MB per training step or
+ * inference batch of the demo net. A fresh large array is memory the process has not touched, so
+ * each of its pages costs a fault (on the shared VMs of docs/bench/2026-12-07-array-pool.md, faults
+ * were ~9 % of an inference run), and the volume of discarded arrays drives V8's garbage collector.
+ *
+ * When reuse is safe: an array goes back to the pool only when no tensor of the backend views its
+ * buffer any more (tfjs's slices and reshapes share buffers) and no one outside the backend was
+ * given it — `readSync` (dataSync, data, arraySync, bufferSync, a move to another backend) marks
+ * its buffer as escaped, never to be reused. Kernels read their inputs' arrays only during a call.
+ * An array from `take` holds stale values: the kernel must write every element.
+ */
+
+/** arrays below this many elements are cheap to allocate (and small ones live on V8's heap) */
+const SMALLEST_POOLED = 4096
+/** the most memory that free arrays may hold; beyond it a released array is left to the GC */
+const MOST_FREE_BYTES = 1024 ** 3
+
+interface TensorData {
+  values?: unknown
+}
+
+/** the parts of tfjs-backend-cpu's MathBackendCPU the pool hooks into */
+interface CpuBackendInternals {
+  data: {
+    set(dataId: object, value: TensorData): void
+    delete(dataId: object): boolean
+    has(dataId: object): boolean
+    get(dataId: object): TensorData
+  }
+  readSync(dataId: object): unknown
+}
+
+export class ArrayPool {
+  /** free arrays by length */
+  private readonly free = new Map<number, Float32Array[]>()
+  private freeBytes = 0
+  /** buffers the pool handed out that no one outside the backend has seen → the pool's array on it */
+  private readonly owned = new WeakMap<ArrayBuffer | SharedArrayBuffer, Float32Array>()
+  /** how many tensor data entries view each owned buffer */
+  private readonly views = new WeakMap<ArrayBuffer | SharedArrayBuffer, number>()
+  /** false: every `take` allocates (benchmarks and tests compare both) */
+  enabled = true
+  /** tests: fill released arrays with NaN, so that a read after release shows */
+  poison = false
+  /** how many `take` calls were served from the free arrays (tests and benchmarks) */
+  reused = 0
+
+  /** An array of `length` floats with undefined contents. */
+  take(length: number): Float32Array {
+    if (length < SMALLEST_POOLED || !this.enabled) return new Float32Array(length)
+    const array = this.free.get(length)?.pop()
+    if (array) {
+      this.freeBytes -= array.byteLength
+      this.reused++
+    }
+    const out = array ?? new Float32Array(length)
+    this.owned.set(out.buffer, out)
+    this.views.set(out.buffer, 0)
+    return out
+  }
+
+  /** Drops every free array (memory back to the GC). */
+  clear(): void {
+    this.free.clear()
+    this.freeBytes = 0
+  }
+
+  get freeArrayBytes(): number {
+    return this.freeBytes
+  }
+
+  private viewed(values: unknown): void {
+    const buffer = bufferOf(values)
+    if (buffer && this.owned.has(buffer)) this.views.set(buffer, (this.views.get(buffer) ?? 0) + 1)
+  }
+
+  private released(values: unknown): void {
+    const buffer = bufferOf(values)
+    if (!buffer) return
+    const array = this.owned.get(buffer)
+    if (!array) return
+    const left = (this.views.get(buffer) ?? 1) - 1
+    this.views.set(buffer, left)
+    if (left > 0) return
+    this.owned.delete(buffer)
+    if (this.freeBytes + array.byteLength > MOST_FREE_BYTES) return
+    if (this.poison) array.fill(NaN)
+    const list = this.free.get(array.length)
+    if (list) list.push(array)
+    else this.free.set(array.length, [array])
+    this.freeBytes += array.byteLength
+  }
+
+  private escaped(values: unknown): void {
+    const buffer = bufferOf(values)
+    if (buffer) this.owned.delete(buffer)
+  }
+
+  /** Watches the backend's tensor data: new entries, deleted ones, and reads that hand arrays out. */
+  attach(backend: CpuBackendInternals): void {
+    const data = backend.data
+    const set = data.set.bind(data)
+    const remove = data.delete.bind(data)
+    const readSync = backend.readSync.bind(backend)
+    data.set = (dataId, value) => {
+      // tfjs's `move` sets an id that exists: its old values are released first
+      if (data.has(dataId)) this.released(data.get(dataId).values)
+      set(dataId, value)
+      this.viewed(value.values)
+    }
+    data.delete = (dataId) => {
+      if (data.has(dataId)) this.released(data.get(dataId).values)
+      return remove(dataId)
+    }
+    backend.readSync = (dataId) => {
+      if (data.has(dataId)) this.escaped(data.get(dataId).values)
+      return readSync(dataId)
+    }
+  }
+}
+
+function bufferOf(values: unknown): ArrayBuffer | SharedArrayBuffer | undefined {
+  return ArrayBuffer.isView(values) ? values.buffer : undefined
+}
+
+const pools = new WeakMap<object, ArrayPool>()
+
+/** The pool of this cpu backend, attached on first use. */
+export function arrayPool(backend: unknown): ArrayPool {
+  let pool = pools.get(backend as object)
+  if (!pool) {
+    pool = new ArrayPool()
+    pool.attach(backend as CpuBackendInternals)
+    pools.set(backend as object, pool)
+  }
+  return pool
+}
