@@ -175,6 +175,7 @@ export async function slidingWindowPlanes(
   const windowVoxels = px * py * pz
   const batchSize = Math.max(1, options.batchSize)
 
+  const image = volume.image
   const readWindow = (w: Window): Float32Array => {
     const block = new Float32Array(windowVoxels * C)
     const [x0, y0, z0] = w.start
@@ -186,8 +187,9 @@ export async function slidingWindowPlanes(
         if (vy >= Y) continue
         const rowFrom = C * X * (vy + Y * vz)
         const rowTo = C * px * (y + py * z)
-        const n = Math.min(px, X - x0)
-        if (n > 0) block.set(volume.image.subarray(rowFrom + C * x0, rowFrom + C * (x0 + n)), rowTo)
+        // a plain loop: a subarray and set per row of 32 values cost more than the copy
+        const end = rowFrom + C * Math.min(x0 + px, X)
+        for (let from = rowFrom + C * x0, to = rowTo; from < end; from++, to++) block[to] = image[from]
       }
     }
     return block
@@ -220,24 +222,44 @@ export async function slidingWindowPlanes(
     group.forEach((w, i) => {
       const [x0, y0, z0] = w.start
       if (z0 > held) finishBelow(z0)
-      const sum = summed[i]
-      for (let z = 0; z < pz; z++)
-        for (let y = 0; y < py; y++) {
-          const windowRow = px * (y + py * z)
-          const volumeRow = x0 + PX * (y0 + y + PY * z)
-          for (let x = 0; x < px; x++) {
-            const wi = windowRow + x
-            const vi = volumeRow + x
-            const g = weights[wi]
-            norm[vi] += g
-            for (let k = 0; k < K; k++) acc[vi * K + k] += g * sum[wi * K + k] * share
-          }
-        }
+      addWindow(acc, norm, summed[i], weights, share, w.start, options.patch, PX, PY, K)
     })
     done += group.length
     options.onProgress?.(done, windows.length)
   }
   finishBelow(PZ)
+}
+
+/**
+ * Adds one window's probabilities, weighted by the importance map and divided among the
+ * mirrorings, into the accumulators at the window's place (planes counted from the buffers' first).
+ * `share` is 1, 1/2, 1/4 or 1/8: g·share is exact, so g·share·p is (g·p)·share bit for bit.
+ */
+function addWindow(
+  acc: Float32Array,
+  norm: Float32Array,
+  probs: Float32Array,
+  weights: Float32Array,
+  share: number,
+  start: Vec3,
+  patch: Vec3,
+  PX: number,
+  PY: number,
+  K: number,
+): void {
+  const [x0, y0] = start
+  const [px, py, pz] = patch
+  for (let z = 0; z < pz; z++)
+    for (let y = 0; y < py; y++) {
+      let wi = px * (y + py * z)
+      let vi = x0 + PX * (y0 + y + PY * z)
+      for (let x = 0; x < px; x++, wi++, vi++) {
+        const g = weights[wi]
+        const gs = g * share
+        norm[vi] += g
+        for (let k = 0, a = vi * K, p = wi * K; k < K; k++) acc[a + k] += gs * probs[p + k]
+      }
+    }
 }
 
 /** Summed importance of every window at each voxel of a padded [X, Y, Z] grid (for tests and diagnostics). */
