@@ -61,6 +61,15 @@ test('an array stays out of the pool while a reshape or a view of its buffer is 
   assert.notEqual(outputArray(backend, N), array, 'read through the view: escaped')
 })
 
+test('an id set again with values on the same buffer (tfjs move) keeps its array out of the pool', () => {
+  pool.clear()
+  const {t, array} = pooledTensor(5)
+  const cpu = backend as unknown as {move(id: object, values: Float32Array, shape: number[], dtype: string, refCount: number): void}
+  cpu.move(t.dataId, array.subarray(0, N / 2), [N / 2], 'float32', 1)
+  assert.notEqual(outputArray(backend, N), array)
+  t.dispose()
+})
+
 test('a disabled pool allocates every array', () => {
   pool.clear()
   pool.enabled = false

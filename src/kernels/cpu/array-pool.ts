@@ -107,10 +107,12 @@ export class ArrayPool {
     const remove = data.delete.bind(data)
     const readSync = backend.readSync.bind(backend)
     data.set = (dataId, value) => {
-      // tfjs's `move` sets an id that exists: its old values are released first
-      if (data.has(dataId)) this.released(data.get(dataId).values)
+      // an id set again (tfjs's `move`): the new values are counted before the old ones are
+      // released, so that values on the same buffer never take its count to zero in between
+      const previous = data.has(dataId) ? data.get(dataId).values : undefined
       set(dataId, value)
       this.viewed(value.values)
+      if (previous !== undefined) this.released(previous)
     }
     data.delete = (dataId) => {
       if (data.has(dataId)) this.released(data.get(dataId).values)
