@@ -6,6 +6,7 @@ import {runBenchRounds} from '../src/bench/rounds.js'
 import {siplNetFactory} from '../src/bench/sipl-net.js'
 import {benchPreprocess, type PreprocessBenchResult} from '../src/bench/preprocess.js'
 import {cpuDescription} from '../src/bench/cpu-info.js'
+import {TORCH_MALLOC, type TorchMalloc} from '../src/bench/torch.js'
 import {environment} from '../src/paths.js'
 import {UserError} from '../src/errors.js'
 import {availableParallelism} from 'node:os'
@@ -16,7 +17,7 @@ const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
 export default class Bench extends BaseCommand<typeof Bench> {
   static override summary =
     'Time a training step and a sliding-window inference per backend, checking results against the reference cpu kernels'
-  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same step in PyTorch with the same thread count and reports each backend's time as a multiple of PyTorch's (target: ≤ 1): for unet-ref src/bench/unet_ref_torch.py; for --net sipl the PyTorch twin of the SIPL network (src/bench/sipl_twin.py) on the same weights and labelled batch, after checking that the twin and sipl agree on them (twinMaxRelErr), plus its sliding-window pass over the same windows. With --net sipl, cpu rows also count the tfjs kernel executions of one step (kernelCalls). --rounds R repeats the timed runs R times, sipl's backends and PyTorch taking turns, and pools them (every step time is in stepMs): on a machine other jobs share, the two sides then see the same load. Python: SIPL_PYTHON, default python3, with torch. Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
+  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same step in PyTorch with the same thread count and reports each backend's time as a multiple of PyTorch's (target: ≤ 1): for unet-ref src/bench/unet_ref_torch.py; for --net sipl the PyTorch twin of the SIPL network (src/bench/sipl_twin.py) on the same weights and labelled batch, after checking that the twin and sipl agree on them (twinMaxRelErr), plus its sliding-window pass over the same windows. With --net sipl, cpu rows also count the tfjs kernel executions of one step (kernelCalls). --rounds R repeats the timed runs R times, sipl's backends and PyTorch taking turns, and pools them (every step time is in stepMs): on a machine other jobs share, the two sides then see the same load. PyTorch's process runs with glibc keeping the memory it frees (--torch-malloc retain: no page faults on reused activations; 'default' runs it untouched). Python: SIPL_PYTHON, default python3, with torch. Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
   static override examples = [
     '<%= config.bin %> bench --size 32',
     '<%= config.bin %> bench --size 64 --backend cpu --steps 5 --json',
@@ -62,6 +63,12 @@ export default class Bench extends BaseCommand<typeof Bench> {
         'also time the same network in PyTorch (unet-ref, or the SIPL twin for --net sipl; SIPL_PYTHON, default python3, with torch) and report ratios to it',
       default: false,
     }),
+    'torch-malloc': Flags.string({
+      description:
+        "how PyTorch's process gets memory: 'retain' (glibc keeps what it frees: no page faults on reused activations, PyTorch at its steadiest) or 'default' (glibc as PyTorch usually runs); docs/kernels.md",
+      options: [...TORCH_MALLOC],
+      default: 'retain',
+    }),
     preprocess: Flags.boolean({
       description: 'also time preprocessing one 512×512×200 CT volume to 1.5 mm (src/bench/preprocess.ts), as an extra row',
       default: false,
@@ -91,7 +98,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
       seed: f.seed,
       log,
       rounds: f.rounds,
-      torch: f.torch ? {python, threads: threads || availableParallelism()} : undefined,
+      torch: f.torch ? {python, threads: threads || availableParallelism(), malloc: f['torch-malloc'] as TorchMalloc} : undefined,
       config,
     })
     const cpu = cpuDescription()
@@ -129,7 +136,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
             : `${r.maxRelErr.toExponential(1)}${r.maxRelErr <= 1e-4 ? '' : ' FAIL'}`,
         r.peakTensorBytes === undefined ? '–' : (r.peakTensorBytes / 2 ** 20).toFixed(0),
         r.torch
-          ? `torch ${r.torch}, ${r.threads} threads`
+          ? `torch ${r.torch}, ${r.threads} threads, malloc ${r.torchMalloc}`
           : r.kernels
             ? `${r.kernels} kernels${r.threads ? `, ${r.threads} threads, ${r.simd} SIMD` : ''}`
             : '',

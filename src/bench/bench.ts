@@ -52,6 +52,8 @@ export interface BenchRow {
   inferVsTorch?: number
   /** the pytorch row: torch's version */
   torch?: string
+  /** the pytorch row: how its process got memory (src/bench/torch.ts TorchMalloc) */
+  torchMalloc?: 'retain' | 'default'
   /** cpu, with a warm-up step: tfjs kernel executions in one training step */
   kernelCalls?: number
   /** --net sipl --torch: largest max |sipl − twin| / max |twin| over every compared quantity (src/bench/sipl_twin.py) */

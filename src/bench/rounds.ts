@@ -8,12 +8,12 @@
 import type {ExperimentConfig} from '../config/schema.js'
 import {median} from '../util/median.js'
 import {runBench, type BenchOptions, type BenchRow} from './bench.js'
-import {addTorchRatios, torchBench, twinBench} from './torch.js'
+import {addTorchRatios, torchBench, twinBench, type TorchMalloc} from './torch.js'
 
 export interface BenchRoundsOptions extends BenchOptions {
   rounds: number
   /** also time PyTorch (unet-ref, or with `config` the SIPL twin) with this Python and thread count */
-  torch?: {python: string; threads: number}
+  torch?: {python: string; threads: number; malloc: TorchMalloc}
   /** --net sipl: the experiment config the twin is built from */
   config?: ExperimentConfig
 }
@@ -38,7 +38,7 @@ export async function runBenchRounds(options: BenchRoundsOptions): Promise<Bench
     if (first) backends = backends.filter((name) => rows.some((row) => row.backend === name && row.stepMsMedian !== null))
     if (torch) {
       log(`pytorch: ${options.steps} steps at ${options.size}³ on ${torch.threads} threads`)
-      const base = {size: options.size, steps: options.steps, warmup: options.warmup, threads: torch.threads, python: torch.python}
+      const base = {...torch, size: options.size, steps: options.steps, warmup: options.warmup}
       if (config) {
         const twin = await twinBench({
           ...base,

@@ -14,6 +14,20 @@ import type {BenchRow} from './bench.js'
 import {benchConfig, benchEpoch} from './sipl-net.js'
 import {compareTwin, runTwinCheck, TWIN_SCRIPT, writeTwinCase} from './twin.js'
 
+/**
+ * How PyTorch's process gets its memory. 'retain': glibc keeps what PyTorch frees (no mmap for
+ * large blocks, no trimming of the heap), so a tensor of the next call reuses pages already
+ * touched; 'default': glibc as PyTorch usually runs. Why: PyTorch frees every activation after
+ * use, glibc hands blocks of ≥ 128 KiB back to the kernel, and each page of the next allocation
+ * is then a page fault; on the shared VMs of docs/bench/2026-12-07-array-pool.md a fault cost
+ * ~7 µs and PyTorch's demo inference took 1.2–5.4 s by default against 1.13–1.14 s retaining.
+ */
+export type TorchMalloc = 'retain' | 'default'
+export const TORCH_MALLOC: readonly TorchMalloc[] = ['retain', 'default']
+
+/** glibc's malloc tunables for 'retain' */
+const RETAIN_ENV = {MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: `${2 ** 62}`, MALLOC_TOP_PAD_: `${256 * 2 ** 20}`}
+
 export interface TorchBenchOptions {
   size: number
   steps: number
@@ -21,6 +35,7 @@ export interface TorchBenchOptions {
   threads: number
   /** the Python that has torch (env SIPL_PYTHON, default python3) */
   python: string
+  malloc: TorchMalloc
 }
 
 interface TorchResult {
@@ -33,10 +48,11 @@ interface TorchResult {
 }
 
 /** Runs one of the PyTorch scripts with `threads` threads and returns the JSON of its last stdout line. */
-function runTorchScript<T>(python: string, args: string[], threads: number): T {
+function runTorchScript<T>(python: string, args: string[], threads: number, malloc: TorchMalloc): T {
   // OpenBLAS ignores torch.set_num_threads (../shared/reference/gemm/RESULTS.md): pin it as well
   const threadsEnv = {OMP_NUM_THREADS: `${threads}`, OPENBLAS_NUM_THREADS: `${threads}`, MKL_NUM_THREADS: `${threads}`}
-  const result = spawnSync(python, args, {encoding: 'utf8', env: {...process.env, ...threadsEnv}})
+  const mallocEnv = malloc === 'retain' ? RETAIN_ENV : {}
+  const result = spawnSync(python, args, {encoding: 'utf8', env: {...process.env, ...threadsEnv, ...mallocEnv}})
   if (result.error || result.status !== 0) {
     const why = result.error ? result.error.message : (result.stderr.trim().split('\n').pop() ?? `exit ${result.status}`)
     throw new UserError(
@@ -50,7 +66,7 @@ export function torchBench(options: TorchBenchOptions): BenchRow & {torch: strin
   const script = join(projectRoot(), 'src', 'bench', 'unet_ref_torch.py')
   const args = [script, '--size', `${options.size}`, '--steps', `${options.steps}`, '--warmup', `${options.warmup}`]
   args.push('--threads', `${options.threads}`)
-  const parsed = runTorchScript<TorchResult>(options.python, args, options.threads)
+  const parsed = runTorchScript<TorchResult>(options.python, args, options.threads, options.malloc)
   return {
     net: 'unet-ref',
     size: options.size,
@@ -64,6 +80,7 @@ export function torchBench(options: TorchBenchOptions): BenchRow & {torch: strin
     steps: parsed.steps,
     threads: parsed.threads,
     torch: parsed.torch,
+    torchMalloc: options.malloc,
   }
 }
 
@@ -131,7 +148,7 @@ export async function twinBench(
       `${options.threads}`,
     ]
     args.push('--infer-size', `${options.inferSize}`, '--infer-batch', `${options.inferBatch}`)
-    const timing = runTorchScript<TwinTiming>(options.python, args, options.threads)
+    const timing = runTorchScript<TwinTiming>(options.python, args, options.threads, options.malloc)
     const row = {
       net: 'sipl',
       size: options.size,
@@ -145,6 +162,7 @@ export async function twinBench(
       steps: timing.steps,
       threads: timing.threads,
       torch: timing.torch,
+      torchMalloc: options.malloc,
     }
     return {row, ...agreement}
   } finally {

@@ -45,13 +45,13 @@ test('sipl bench rejects a size the net cannot take, with exit code 2', () => {
   assert.match(r.stderr, /--size 10: must be a positive multiple of 4/)
 })
 
-test('sipl bench --torch: a pytorch row from SIPL_PYTHON, the script gets size/steps/threads, and ratios to it', () => {
+test('sipl bench --torch: a pytorch row from SIPL_PYTHON, the script gets size/steps/threads and glibc retaining memory, and ratios to it', () => {
   // a stand-in Python that records its arguments and answers like src/bench/unet_ref_torch.py
   const dir = mkdtempSync(join(tmpdir(), 'sipl-torch-'))
   const python = join(dir, 'python')
   writeFileSync(
     python,
-    `#!/bin/sh\necho "$@" > ${dir}/args\necho "OMP=$OMP_NUM_THREADS" >> ${dir}/args\n` +
+    `#!/bin/sh\necho "$@" > ${dir}/args\necho "OMP=$OMP_NUM_THREADS MMAP_MAX=$MALLOC_MMAP_MAX_" >> ${dir}/args\n` +
       `echo '{"torch": "0.0-fake", "threads": 2, "size": 8, "stepMsMedian": 0.5, "stepMsMin": 0.25, "steps": 2}'\n`,
   )
   chmodSync(python, 0o755)
@@ -68,22 +68,24 @@ test('sipl bench --torch: a pytorch row from SIPL_PYTHON, the script gets size/s
   const [cpu, torch] = rows
   assert.equal(torch.stepMsMedian, 0.5)
   assert.equal(torch.torch, '0.0-fake')
+  assert.equal(torch.torchMalloc, 'retain')
   assert.ok(Math.abs((cpu.vsTorch as number) - (cpu.stepMsMedian as number) / 0.5) < 1e-9)
   const args = readFileSync(join(dir, 'args'), 'utf8')
   assert.match(args, /unet_ref_torch\.py --size 8 --steps 2 --warmup 1 --threads 2/)
-  assert.match(args, /OMP=2/)
+  assert.match(args, /OMP=2 MMAP_MAX=0\n/)
 })
 
-test('sipl bench --torch --rounds 2: sipl and PyTorch take turns, and each row pools both rounds', () => {
+test('sipl bench --torch --rounds 2 --torch-malloc default: sipl and PyTorch take turns, each row pools both rounds, glibc untouched', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sipl-torch-'))
   const python = join(dir, 'python')
   writeFileSync(
     python,
-    `#!/bin/sh\necho call >> ${dir}/calls\necho "pytorch call" >&2\n` +
+    `#!/bin/sh\necho "call$MALLOC_MMAP_MAX_" >> ${dir}/calls\necho "pytorch call" >&2\n` +
       `echo '{"torch": "0.0-fake", "threads": 2, "size": 8, "stepMsMedian": 0.5, "stepMsMin": 0.25, "stepMs": [0.5, 0.25], "steps": 2}'\n`,
   )
   chmodSync(python, 0o755)
-  const r = sipl(['bench', '--size', '8', '--backend', 'cpu', '--steps', '2', '--infer-size', '0', '--torch', '--rounds', '2', '--json'], {
+  const args = ['bench', '--size', '8', '--backend', 'cpu', '--steps', '2', '--infer-size', '0', '--torch', '--rounds', '2', '--json']
+  const r = sipl([...args, '--torch-malloc', 'default'], {
     env: {SIPL_PYTHON: python, SIPL_THREADS: '2'},
     timeoutMs: 120_000,
   })
@@ -103,6 +105,7 @@ test('sipl bench --torch --rounds 2: sipl and PyTorch take turns, and each row p
   assert.equal(cpu.stepMs!.length, 4)
   assert.deepEqual(torch.stepMs, [0.5, 0.25, 0.5, 0.25])
   assert.equal(torch.stepMsMedian, 0.375)
+  assert.equal(torch.torchMalloc, 'default')
   assert.ok(Math.abs((cpu.vsTorch as number) - (cpu.stepMsMedian as number) / 0.375) < 1e-9)
   // the agreement check with the reference kernels ran once, in the first round
   assert.equal(r.stderr.match(/reference: loss and gradient norms/g)?.length, 1)
