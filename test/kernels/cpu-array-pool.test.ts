@@ -70,6 +70,17 @@ test('an id set again with values on the same buffer (tfjs move) keeps its array
   t.dispose()
 })
 
+test('scratch given back is reused; an array a tensor holds is not taken back by giveBack', () => {
+  pool.clear()
+  const scratch = outputArray(backend, N)
+  pool.giveBack(scratch)
+  assert.equal(outputArray(backend, N), scratch)
+  const {t, array} = pooledTensor(6)
+  pool.giveBack(array)
+  assert.notEqual(outputArray(backend, N), array)
+  t.dispose()
+})
+
 test('a disabled pool allocates every array', () => {
   pool.clear()
   pool.enabled = false

@@ -63,6 +63,14 @@ export class ArrayPool {
     return out
   }
 
+  /**
+   * Takes back an array from `take` that never became a tensor's values (a kernel's scratch), for
+   * the next `take` of its length; the caller must not use it any more.
+   */
+  giveBack(array: Float32Array): void {
+    if (this.owned.get(array.buffer) === array && this.views.get(array.buffer) === 0) this.free_(array)
+  }
+
   /** Drops every free array (memory back to the GC). */
   clear(): void {
     this.free.clear()
@@ -86,7 +94,12 @@ export class ArrayPool {
     const left = (this.views.get(buffer) ?? 1) - 1
     this.views.set(buffer, left)
     if (left > 0) return
-    this.owned.delete(buffer)
+    this.free_(array)
+  }
+
+  /** an owned array no tensor views: onto the free list (or left to the GC beyond the limit) */
+  private free_(array: Float32Array): void {
+    this.owned.delete(array.buffer)
     if (this.freeBytes + array.byteLength > MOST_FREE_BYTES) return
     if (this.poison) array.fill(NaN)
     const list = this.free.get(array.length)

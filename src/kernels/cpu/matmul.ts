@@ -13,7 +13,7 @@
 import {tf} from '../../backend/tf.js'
 import type {CpuKernel} from './elementwise.js'
 import {freshRuntime} from './runtime.js'
-import {output, values} from './tensors.js'
+import {output, outputArray, values} from './tensors.js'
 
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1)
 
@@ -78,7 +78,8 @@ export function fastBatchMatMul(reference: CpuKernel): CpuKernel {
     const batch = Math.max(batchA, batchB)
     const [aRow, aCol] = transposeA ? [1, m] : [k, 1]
     const [bRow, bCol] = transposeB ? [1, k] : [n, 1]
-    const out = new Float32Array(batch * m * n)
+    // every block of out is written: a pooled array's stale values never show
+    const out = outputArray(args.backend, batch * m * n)
     const swap = m < n
     const transposed = swap ? new Float32Array(n * m) : undefined
     for (let bi = 0; bi < batch; bi++) {

@@ -11,7 +11,7 @@ import {copyIn} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {freshRuntime} from './runtime.js'
-import {floats, output} from './tensors.js'
+import {floats, outputFromHeap} from './tensors.js'
 
 /** One AdamW step's constants (src/train/optimizers.ts): c1, c2 are the bias corrections 1 − βᵗ. */
 export interface AdamWStep {
@@ -68,6 +68,6 @@ export function adamwGroupKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0))
   return [operands[0], operands[2], operands[3]].flatMap((address) => {
     const all = rt.f32(address, length)
-    return sizes.map((size, i) => output(backend, inputs[`p${i}`].shape, all.slice(offsets[i], offsets[i] + size)))
+    return sizes.map((size, i) => outputFromHeap(backend, inputs[`p${i}`].shape, all.subarray(offsets[i], offsets[i] + size)))
   })
 }

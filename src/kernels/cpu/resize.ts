@@ -9,6 +9,7 @@
  */
 import type {tf} from '../../backend/tf.js'
 import type {KernelArgs} from './elementwise.js'
+import {arrayPool, type ArrayPool} from './array-pool.js'
 import {floats, output} from './tensors.js'
 
 interface Taps {
@@ -65,20 +66,37 @@ function applyTaps(
   }
 }
 
-/** y[outer, outSize, inner] = interpolation of x[outer, inSize, inner] along the middle axis */
-function interpolate(x: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
-  if (inSize === outSize) return x
-  const y = new Float32Array(outer * outSize * inner)
-  applyTaps(x, y, outer, inSize, outSize, inner, false)
-  return y
+/**
+ * One pass along the middle axis of src[outer, inSize, inner] into an array from the pool: the
+ * interpolation to outSize or, `transposed`, its transpose back to inSize (outSize is then src's
+ * middle size). src itself when the sizes agree. A src that is not `input` (the previous pass's
+ * scratch) goes back to the pool.
+ */
+function pass(
+  pool: ArrayPool,
+  input: Float32Array,
+  src: Float32Array,
+  outer: number,
+  inSize: number,
+  outSize: number,
+  inner: number,
+  transposed: boolean,
+): Float32Array {
+  if (inSize === outSize) return src
+  const length = outer * (transposed ? inSize : outSize) * inner
+  // the transpose adds into its output: it starts from zeros; the interpolation writes every element
+  const dst = transposed ? pool.take(length).fill(0) : pool.take(length)
+  applyTaps(src, dst, outer, inSize, outSize, inner, transposed)
+  if (src !== input) pool.giveBack(src)
+  return dst
 }
 
-/** the transpose of interpolate: dx[outer, inSize, inner] from dy[outer, outSize, inner] */
-function interpolateBackward(dy: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array {
-  if (inSize === outSize) return dy
-  const dx = new Float32Array(outer * inSize * inner)
-  applyTaps(dy, dx, outer, inSize, outSize, inner, true)
-  return dx
+/** the last pass's array as the output tensor; a copy when no pass ran (the input's own array is not the output's) */
+function resizeOutput(backend: unknown, pool: ArrayPool, input: Float32Array, result: Float32Array, shape: number[]): tf.TensorInfo {
+  if (result !== input) return output(backend, shape, result)
+  const copy = pool.take(input.length)
+  copy.set(input)
+  return output(backend, shape, copy)
 }
 
 export interface ResizeAttrs {
@@ -90,23 +108,22 @@ export interface ResizeAttrs {
 export function resizeTrilinearKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
   const [b, d, h, w, c] = inputs.x.shape
   const [td, th, tw] = (attrs as unknown as ResizeAttrs).size
+  const pool = arrayPool(backend)
   const x = floats(backend, inputs.x)
-  let y = interpolate(x, b * d * h, w, tw, c)
-  y = interpolate(y, b * d, h, th, tw * c)
-  y = interpolate(y, b, d, td, th * tw * c)
-  // an all-same-size resize returns its input's own array: the output must own a copy
-  if (y === x) y = Float32Array.from(y)
-  return output(backend, [b, td, th, tw, c], y)
+  let y = pass(pool, x, x, b * d * h, w, tw, c, false)
+  y = pass(pool, x, y, b * d, h, th, tw * c, false)
+  y = pass(pool, x, y, b, d, td, th * tw * c, false)
+  return resizeOutput(backend, pool, x, y, [b, td, th, tw, c])
 }
 
 /** dy `[B, D, H, W, C]` → dx `[B, d, h, w, C]`, d h w from the attribute inShape (the input's shape) */
 export function resizeTrilinearGradKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
   const [b, d, h, w, c] = (attrs as unknown as {inShape: number[]}).inShape
   const [, td, th, tw] = inputs.dy.shape
+  const pool = arrayPool(backend)
   const dy = floats(backend, inputs.dy)
-  let dx = interpolateBackward(dy, b, d, td, th * tw * c)
-  dx = interpolateBackward(dx, b * d, h, th, tw * c)
-  dx = interpolateBackward(dx, b * d * h, w, tw, c)
-  if (dx === dy) dx = Float32Array.from(dx)
-  return output(backend, [b, d, h, w, c], dx)
+  let dx = pass(pool, dy, dy, b, d, td, th * tw * c, true)
+  dx = pass(pool, dy, dx, b * d, h, th, tw * c, true)
+  dx = pass(pool, dy, dx, b * d * h, w, tw, c, true)
+  return resizeOutput(backend, pool, dy, dx, [b, d, h, w, c])
 }
