@@ -18,6 +18,7 @@ import {
   KIND_FORWARD,
   KIND_INPUT_GRAD,
   KIND_LEAKY_RELU_GRAD,
+  KIND_SIGMOID,
   KIND_SUM_SLOTS,
   KIND_WINOGRAD_FILTER_GRAD,
   KIND_WINOGRAD_FILTER_GRAD_REDUCE,
@@ -30,7 +31,7 @@ import {
 import {convFilterGrad, convForward, convInputGrad} from './conv3d'
 import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradPackFilter} from './winograd'
 import {biasActGrad} from './bias-act'
-import {diceCe, diceCeGrad} from './dice-ce'
+import {diceCe, diceCeGrad, sigmoid} from './dice-ce'
 import {adamw} from './adamw'
 import {channelAffine, columnSums, leakyReluGrad} from './channels'
 
@@ -91,6 +92,9 @@ export function runJob(job: usize, t: i32): void {
       break
     case KIND_LEAKY_RELU_GRAD:
       leakyReluGrad(job)
+      break
+    case KIND_SIGMOID:
+      sigmoid(job)
       break
     default:
       // a kind this module does not know: trap (the caller throws) rather than return having done nothing

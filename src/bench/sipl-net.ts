@@ -52,7 +52,7 @@ export function siplNetFactory(config: ExperimentConfig, size: number): NetFacto
           const out = net.apply(x, {training: true, epoch})
           return siplLoss(out, targetsFromLabels(labels as tf.Tensor4D, numClasses, overlappingRegions), c.loss).total
         }),
-      probabilities: (x) => tf.sigmoid(net.apply(x, {training: false, epoch}).logits) as tf.Tensor5D,
+      probabilities: (x) => net.probabilities(x, epoch),
       optimizer: () => createOptimizer(c.train.optimizer),
       // a few of its gradients move by more than 1e-4 under float32 rounding (LeakyReLU's kink,
       // ill-conditioned decoder gradients); the twin check (--torch) compares each with its own bound

@@ -49,10 +49,7 @@ export function loadRunModel(
 export function modelPredictor(model: SiplNet, patch: Vec3, channels: number, epoch: number): WindowPredictor {
   const [px, py, pz] = patch
   return async (batch, n) => {
-    const probs = tf.tidy(() => {
-      const x = tf.tensor5d(batch, [n, pz, py, px, channels]) // [B, D, H, W, C]
-      return tf.sigmoid(model.apply(x, {training: false, epoch}).logits) // [B, D, H, W, K]
-    })
+    const probs = tf.tidy(() => model.probabilities(tf.tensor5d(batch, [n, pz, py, px, channels]), epoch)) // [B, D, H, W, C] → [B, D, H, W, K]
     const data = (await probs.data()) as Float32Array
     probs.dispose()
     return data

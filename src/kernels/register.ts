@@ -38,6 +38,7 @@ import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
 import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
 import {leakyReluGradKernel} from './cpu/leaky-relu.js'
 import {resizeTrilinearGradKernel, resizeTrilinearKernel} from './cpu/resize.js'
+import {sigmoidKernel} from './cpu/sigmoid.js'
 
 export type CpuKernelSet = 'fast' | 'reference'
 
@@ -149,6 +150,7 @@ function registerFusedKernels(): void {
   tf.registerKernel({kernelName: 'SiplKmaxLayer', backendName: 'cpu', kernelFunc: kmaxLayerKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplKmaxLayerGrad', backendName: 'cpu', kernelFunc: kmaxLayerGradKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplLeakyReluGrad', backendName: 'cpu', kernelFunc: leakyReluGradKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({kernelName: 'SiplSigmoid', backendName: 'cpu', kernelFunc: sigmoidKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplResizeTrilinear', backendName: 'cpu', kernelFunc: resizeTrilinearKernel as unknown as tf.KernelFunc})
   tf.registerKernel({
     kernelName: 'SiplResizeTrilinearGrad',

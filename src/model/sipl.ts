@@ -15,6 +15,7 @@
  * Weights are DHWIO (`[kd, kh, kw, in, out]`, tfjs's layout); PyTorch's Conv3d is OIDHW.
  */
 import {tf} from '../backend/tf.js'
+import {sigmoidProbabilities} from '../kernels/fused.js'
 import type {ModelConfig, SmgConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import {Rng} from '../util/rng.js'
@@ -133,6 +134,11 @@ export class SiplNet {
     else aux = [this.maskHead!.dense.apply(features.get(this.maskHead!.stride)!) as tf.Tensor5D]
     const logits = this.ipl ? this.ipl.apply(f, aux[aux.length - 1], fo) : this.plain!.apply(fo)
     return {logits, aux, keep}
+  }
+
+  /** Ŷ = σ(logits) of an inference pass, `[B, D, H, W, K]`; x and epoch as `apply`'s. */
+  probabilities(x: tf.Tensor5D, epoch: number): tf.Tensor5D {
+    return tf.tidy(() => sigmoidProbabilities(this.apply(x, {training: false, epoch}).logits) as tf.Tensor5D)
   }
 
   /** τ of the self-supervised filtering for this call (Eq. 11, from state.epoch), or null when it does not run */

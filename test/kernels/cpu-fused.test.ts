@@ -12,6 +12,7 @@ import {
   conv3dTransposeBias,
   fusedKernelsActive,
   groupNormFused,
+  sigmoidProbabilities,
   type DiceCeOptions,
   type FusedConvOptions,
 } from '../../src/kernels/fused.js'
@@ -487,4 +488,41 @@ test("the model's LeakyReLU: the same values and gradient bits with the Step-bas
     )
   assert.deepEqual(run(), withReferenceCpuKernels(run))
   tf.dispose([x, r])
+})
+
+test('inference σ (SiplSigmoid): within 1e-6 of float64 σ from −100 to 100, NaN and ±Inf kept, tails and chunks alike', () => {
+  // 40 003 values: several chunks of 16 384, and a length that is no multiple of 4
+  const n = 40003
+  const x = Float32Array.from({length: n}, (_, i) => -100 + (200 * i) / (n - 1))
+  x.set([NaN, Infinity, -Infinity, 0, -0], 100)
+  const p = expectNoLeakedTensors(() => tf.tidy(() => sigmoidProbabilities(tf.tensor1d(x)).dataSync() as Float32Array))
+  x.forEach((v, i) => {
+    const want = 1 / (1 + Math.exp(-v))
+    if (Number.isNaN(v)) assert.ok(Number.isNaN(p[i]), `σ(NaN) = ${p[i]}`)
+    // below float32's smallest normal (e^−87.3) the loss's exp may return 0
+    else if (want > 1.2e-38 || p[i] !== 0) assert.ok(Math.abs(p[i] - want) / want < 1e-6, `σ(${v}): ${p[i]} vs ${want}`)
+  })
+  assert.deepEqual([p[101], p[102], p[103], p[104]], [1, 0, 0.5, 0.5])
+  // an element's bits do not depend on its place: the same value at the end of the last chunk
+  const tail = expectNoLeakedTensors(() => tf.tidy(() => sigmoidProbabilities(tf.tensor1d(x.subarray(n - 7))).dataSync()))
+  assert.deepEqual([...tail], [...p.subarray(n - 7)])
+})
+
+test("inference σ equals the training loss's σ (SiplDiceCe's probabilities) bit for bit, and tf.sigmoid off the fast kernels", () => {
+  const logits = seeded([1, 4096, 4], 9).mul(8) as tf.Tensor3D
+  const targets = tf.zerosLike(logits) as tf.Tensor3D
+  const [loss, lossP, stats] = tf
+    .engine()
+    .runKernel('SiplDiceCe', {logits, targets}, {activation: 'sigmoid', squared: true, smooth: 1}) as tf.Tensor[]
+  const p = sigmoidProbabilities(logits)
+  assert.deepEqual([...p.dataSync()], [...lossP.dataSync()])
+  const reference = withReferenceCpuKernels(() => {
+    const r = sigmoidProbabilities(logits)
+    const s = tf.sigmoid(logits)
+    const same = r.dataSync().every((v, i) => Object.is(v, s.dataSync()[i]))
+    tf.dispose([r, s])
+    return same
+  })
+  assert.ok(reference, 'with the reference kernels it is tf.sigmoid')
+  tf.dispose([logits, targets, loss, lossP, stats, p])
 })

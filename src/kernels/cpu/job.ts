@@ -96,6 +96,7 @@ export const KIND = {
   columnSums: 13,
   channelAffine: 14,
   leakyReluGrad: 15,
+  sigmoid: 16,
 } as const
 
 /**
