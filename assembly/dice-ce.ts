@@ -15,8 +15,6 @@
  */
 import {
   clearedSlot,
-  endRow,
-  firstRow,
   J_ACC,
   J_BATCH,
   J_CHUNKS,
@@ -92,36 +90,14 @@ function logScalar(x: f32): f32 {
 }
 
 /** σ(v) = 1/(1 + e) where v ≥ 0, else e/(1 + e), from e = e^−|v| and inverse = 1/(1 + e) */
-function sigmoidOf(v: v128, e: v128, inverse: v128): v128 {
+export function sigmoidOf(v: v128, e: v128, inverse: v128): v128 {
   return v128.bitselect(inverse, f32x4.mul(e, inverse), f32x4.ge(v, f32x4.splat(0)))
 }
 
 /** σ(v) of four floats through the loss's exp (sigmoidChunk's p) */
-function sigmoidVector(v: v128): v128 {
+export function sigmoidVector(v: v128): v128 {
   const e = expNonPositive(f32x4.neg(f32x4.abs(v)))
   return sigmoidOf(v, e, f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), e)))
-}
-
-/**
- * p = σ(z) element-wise over J_ROWS floats at J_X into J_DY (chunks of J_ROWS_PER_CHUNK): the
- * probabilities at inference, by the σ the loss uses in training. The tail goes through the same
- * vector code, so an element's bits do not depend on where the chunks end.
- */
-export function sigmoid(job: usize): void {
-  const z = <usize>word(job, J_X)
-  const p = <usize>word(job, J_DY)
-  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
-    const end = endRow(job, k)
-    let i = firstRow(job, k)
-    for (; i + 4 <= end; i += 4) {
-      const at = (<usize>i) << 2
-      v128.store(p + at, sigmoidVector(v128.load(z + at)))
-    }
-    for (; i < end; i++) {
-      const at = (<usize>i) << 2
-      store<f32>(p + at, f32x4.extract_lane(sigmoidVector(f32x4.splat(load<f32>(z + at))), 0))
-    }
-  }
 }
 
 /** p = σ(z) and the chunk's Σ BCE(z, y) = Σ max(z, 0) − z·y + log(1 + e^−|z|), over elements [e0, e1). */

@@ -16,6 +16,7 @@ import {
   KIND_DICE_CE_GRAD,
   KIND_FILTER_GRAD,
   KIND_FORWARD,
+  KIND_GELU,
   KIND_INPUT_GRAD,
   KIND_LEAKY_RELU_GRAD,
   KIND_SIGMOID,
@@ -31,7 +32,8 @@ import {
 import {convFilterGrad, convForward, convInputGrad} from './conv3d'
 import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradPackFilter} from './winograd'
 import {biasActGrad} from './bias-act'
-import {diceCe, diceCeGrad, sigmoid} from './dice-ce'
+import {diceCe, diceCeGrad} from './dice-ce'
+import {gelu, sigmoid} from './activations'
 import {adamw} from './adamw'
 import {channelAffine, columnSums, leakyReluGrad} from './channels'
 
@@ -95,6 +97,9 @@ export function runJob(job: usize, t: i32): void {
       break
     case KIND_SIGMOID:
       sigmoid(job)
+      break
+    case KIND_GELU:
+      gelu(job)
       break
     default:
       // a kind this module does not know: trap (the caller throws) rather than return having done nothing

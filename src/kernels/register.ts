@@ -38,7 +38,7 @@ import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
 import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
 import {leakyReluGradKernel} from './cpu/leaky-relu.js'
 import {resizeTrilinearGradKernel, resizeTrilinearKernel} from './cpu/resize.js'
-import {sigmoidKernel} from './cpu/sigmoid.js'
+import {sigmoidKernel} from './cpu/activations.js'
 
 export type CpuKernelSet = 'fast' | 'reference'
 

@@ -45,6 +45,18 @@ export function writeGeometry(job: Int32Array, info: ConvInfo): void {
   for (const [i, v] of words) job[i] = v
 }
 
+/** Floats per work item of an element-wise job (AdamW, σ, GELU, the LeakyReLU gradient): 64 KiB of each operand. */
+export const ELEMENTS_PER_CHUNK = 16384
+
+/** The words of a job over `rows` rows (or elements) taken `perChunk` at a time: J_ROWS, J_ROWS_PER_CHUNK, J_CHUNKS; returns the chunk count. */
+export function writeRows(job: Int32Array, rows: number, perChunk: number): number {
+  const chunks = Math.ceil(rows / perChunk)
+  job[JOB.ROWS] = rows
+  job[JOB.ROWS_PER_CHUNK] = perChunk
+  job[JOB.CHUNKS] = chunks
+  return chunks
+}
+
 /** Copies `values` into a fresh heap allocation and returns its byte address. */
 export function copyIn(rt: ConvRuntime, values: Float32Array): number {
   const address = rt.alloc(values.length)

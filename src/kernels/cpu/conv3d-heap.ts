@@ -8,7 +8,17 @@
  */
 import {JOB, JOB_ADDRESS, KIND} from './job.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
-import {copyIn, float64Slots, roundUp, SUM_SLOTS, writeForwardOperands, writeGeometry, type ConvInfo, type Epilogue} from './conv-job.js'
+import {
+  copyIn,
+  float64Slots,
+  roundUp,
+  SUM_SLOTS,
+  writeForwardOperands,
+  writeGeometry,
+  writeRows,
+  type ConvInfo,
+  type Epilogue,
+} from './conv-job.js'
 import {winogradApplies, winogradFilterGrad, winogradFilterGradApplies, winogradForward} from './winograd.js'
 
 /** Bytes of im2col rows each thread builds per chunk: fits the 1 MiB L2 next to the filter panels. */
@@ -204,15 +214,12 @@ const BIAS_GRAD_ROWS = 256
  */
 export function biasActGradAt(rt: ConvRuntime, dz: number, y: number, rows: number, channels: number, relu: boolean): Float32Array {
   const job = rt.job()
-  const chunks = Math.ceil(rows / BIAS_GRAD_ROWS)
   job[JOB.KIND] = KIND.biasActGrad
   job[JOB.DY] = dz
   job[JOB.X] = y
   job[JOB.RELU] = relu ? 1 : 0
   job[JOB.COUT] = channels
-  job[JOB.ROWS] = rows
-  job[JOB.ROWS_PER_CHUNK] = BIAS_GRAD_ROWS
-  job[JOB.CHUNKS] = chunks
+  const chunks = writeRows(job, rows, BIAS_GRAD_ROWS)
   const totals = float64Slots(rt, job, chunks, channels)
   rt.run()
   return Float32Array.from(totals())

@@ -8,7 +8,7 @@
  * slower: docs/bench/2026-11-26-cpu-kernels.md).
  */
 import type {tf} from '../../backend/tf.js'
-import {copyIn, float64Slots} from './conv-job.js'
+import {copyIn, float64Slots, writeRows} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {leakyReluStepInto} from './leaky-relu.js'
@@ -47,15 +47,11 @@ const rowsPerChunk = (C: number) => Math.max(16, Math.floor(16384 / C))
 /** Σ a and Σ a·b per channel over the rows of a and b (heap addresses, `rows` × C), in float64. */
 function columnSums(rt: ConvRuntime, a: number, b: number, rows: number, C: number): {sums: Float64Array; products: Float64Array} {
   const job = rt.job()
-  const perChunk = rowsPerChunk(C)
-  const chunks = Math.ceil(rows / perChunk)
   job[JOB.KIND] = KIND.columnSums
   job[JOB.X] = a
   job[JOB.W] = b
   job[JOB.COUT] = C
-  job[JOB.ROWS] = rows
-  job[JOB.ROWS_PER_CHUNK] = perChunk
-  job[JOB.CHUNKS] = chunks
+  const chunks = writeRows(job, rows, rowsPerChunk(C))
   // a slot: float64 [Σ a per channel, Σ a·b per channel]
   const totals = float64Slots(rt, job, chunks, 2 * C)
   rt.run()
@@ -94,9 +90,7 @@ function channelAffine(
   job[JOB.DY] = out
   job[JOB.BIAS] = copyIn(rt, coefficients)
   job[JOB.COUT] = C
-  job[JOB.ROWS] = rows
-  job[JOB.ROWS_PER_CHUNK] = rowsPerChunk(C)
-  job[JOB.CHUNKS] = Math.ceil(rows / rowsPerChunk(C))
+  writeRows(job, rows, rowsPerChunk(C))
   if (leakySlope !== undefined) job[JOB.RELU] = 1
   rt.run()
 }

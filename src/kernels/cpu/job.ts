@@ -97,6 +97,7 @@ export const KIND = {
   channelAffine: 14,
   leakyReluGrad: 15,
   sigmoid: 16,
+  gelu: 17,
 } as const
 
 /**

@@ -6,14 +6,11 @@
  * Multiply, which at full resolution were two passes and a fresh activation-sized array per layer.
  */
 import type {tf} from '../../backend/tf.js'
-import {copyIn} from './conv-job.js'
+import {copyIn, ELEMENTS_PER_CHUNK, writeRows} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output, outputFromHeap} from './tensors.js'
-
-/** floats per work item: 64 KiB of each operand */
-const CHUNK = 16384
 
 /**
  * dy · Step(x, slope) into the heap; returns its address. `signs` may be x or LeakyReLU(x): both
@@ -30,9 +27,7 @@ export function leakyReluStepInto(rt: ConvRuntime, dy: Float32Array, signs: Floa
   job[JOB.DY] = dz
   // Step writes the slope into a float32 array, and the product reads it back from there
   job[JOB.BIAS] = copyIn(rt, Float32Array.of(slope))
-  job[JOB.ROWS] = dy.length
-  job[JOB.ROWS_PER_CHUNK] = CHUNK
-  job[JOB.CHUNKS] = Math.ceil(dy.length / CHUNK)
+  writeRows(job, dy.length, ELEMENTS_PER_CHUNK)
   rt.run()
   return dz
 }

@@ -7,7 +7,7 @@
  * 2026-11-26-cpu-kernels.md).
  */
 import type {tf} from '../../backend/tf.js'
-import {copyIn} from './conv-job.js'
+import {copyIn, ELEMENTS_PER_CHUNK, writeRows} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {freshRuntime} from './runtime.js'
@@ -24,9 +24,6 @@ export interface AdamWStep {
   c2: number
 }
 
-/** parameters per work item: 64 KiB of each operand */
-const CHUNK = 16384
-
 /** Runs the AdamW job on `length` parameters at heap addresses p, g, m, v; p, m and v are updated in place. */
 function runAdamW(rt: ReturnType<typeof freshRuntime>, [p, g, m, v]: number[], length: number, s: AdamWStep): void {
   const job = rt.job()
@@ -40,9 +37,7 @@ function runAdamW(rt: ReturnType<typeof freshRuntime>, [p, g, m, v]: number[], l
     rt,
     Float32Array.of(s.beta1, s.beta2, 1 - s.beta1, 1 - s.beta2, s.c1, s.c2, s.epsilon, s.lr, 1 - s.lr * s.weightDecay),
   )
-  job[JOB.ROWS] = length
-  job[JOB.ROWS_PER_CHUNK] = CHUNK
-  job[JOB.CHUNKS] = Math.ceil(length / CHUNK)
+  writeRows(job, length, ELEMENTS_PER_CHUNK)
   rt.run()
 }
 

@@ -3,9 +3,10 @@
  * of src/kernels/cpu/kmax.ts): dense maps on the wasm GEMM, LayerNorm, GELU, L2 normalisation,
  * each with its backward. A matrix is row-major `[rows, cols]`; per-row statistics and column sums
  * are taken in float64 and stored as float32, so they are at least as accurate as the op
- * composition they replace. Everything runs on the calling thread, so results do not depend on the
- * thread count.
+ * composition they replace. Results do not depend on the thread count: everything but the GELU
+ * runs on the calling thread, and the GELU is element-wise.
  */
+import {geluGradOf, geluOf} from './activations.js'
 import {product, type View} from './matmul.js'
 
 /** a row-major `[rows, cols]` matrix starting at `offset` */
@@ -131,28 +132,14 @@ export function layerNormBackward(
   }
 }
 
-const GELU_C = Math.sqrt(2 / Math.PI)
-
-/**
- * GELU, tanh approximation (src/model/ops.ts `gelu`), as v·σ(2u) with u = √(2/π)(v + 0.044715v³):
- * the same function (1 + tanh u = 2σ(2u)), and Math.exp is ~1.5× faster than Math.tanh here.
- */
+/** GELU (tanh form, src/model/ops.ts `gelu`) on the worker pool, with the training loss's σ: src/kernels/cpu/activations.ts */
 export function gelu(x: Float32Array): Float32Array {
-  const y = new Float32Array(x.length)
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]
-    y[i] = v / (1 + Math.exp(-2 * GELU_C * (v + 0.044715 * v * v * v)))
-  }
-  return y
+  return geluOf(x)
 }
 
-/** dy · GELU′(x), in place into dy: GELU′ = s + 2v·s(1 − s)·√(2/π)(1 + 3·0.044715v²), s = σ(2u) */
+/** dy · GELU′(x), in place into dy */
 export function geluBackward(dy: Float32Array, x: Float32Array): Float32Array {
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]
-    const s = 1 / (1 + Math.exp(-2 * GELU_C * (v + 0.044715 * v * v * v)))
-    dy[i] *= s + 2 * v * s * (1 - s) * GELU_C * (1 + 3 * 0.044715 * v * v)
-  }
+  dy.set(geluGradOf(dy, x))
   return dy
 }
 
