@@ -7,7 +7,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
-import {arrayPool} from '../../src/kernels/cpu/array-pool.js'
+import {arrayPool, ArrayPool} from '../../src/kernels/cpu/array-pool.js'
 import {output, outputArray} from '../../src/kernels/cpu/tensors.js'
 import {siplNetFactory} from '../../src/bench/sipl-net.js'
 import {loadConfig} from '../../src/config/load.js'
@@ -91,6 +91,52 @@ test('a disabled pool allocates every array', () => {
   } finally {
     pool.enabled = true
   }
+})
+
+/** a pool on a stand-in for tfjs's cpu backend: tensor data entries in a map */
+function poolOnFakeBackend(bounds: {freeBytesFloor: number; staleTakes: number}) {
+  const entries = new Map<object, {values?: unknown}>()
+  const fake = {
+    data: {
+      set: (id: object, value: {values?: unknown}) => void entries.set(id, value),
+      delete: (id: object) => entries.delete(id),
+      has: (id: object) => entries.has(id),
+      get: (id: object) => entries.get(id)!,
+    },
+    readSync: (id: object) => entries.get(id)!.values,
+  }
+  const pool = new ArrayPool(bounds)
+  pool.attach(fake)
+  /** an array of `length` from the pool as one tensor's data, and a function that disposes it */
+  const held = (length: number) => {
+    const id = {}
+    const array = pool.take(length)
+    fake.data.set(id, {values: array})
+    return {array, dispose: () => fake.data.delete(id)}
+  }
+  return {pool, held}
+}
+
+test('free arrays stay within the most the pool had in use at once (or the floor)', () => {
+  const {pool, held} = poolOnFakeBackend({freeBytesFloor: 0, staleTakes: 1e9})
+  const bytes = (n: number, length: number) => n * length * 4
+  // four arrays in use at once, all released: all four kept
+  const first = [0, 1, 2, 3].map(() => held(N))
+  first.forEach((t) => t.dispose())
+  assert.equal(pool.freeArrayBytes, bytes(4, N))
+  // then four of another length: the free arrays may not exceed the peak in use (four of the larger)
+  const second = [0, 1, 2, 3].map(() => held(N + 8))
+  second.forEach((t) => t.dispose())
+  assert.ok(pool.freeArrayBytes <= bytes(4, N + 8), `${pool.freeArrayBytes} bytes free`)
+})
+
+test('free arrays of a length not asked for within staleTakes calls go to the GC', () => {
+  const {pool, held} = poolOnFakeBackend({freeBytesFloor: 2 ** 30, staleTakes: 16})
+  const old = held(N)
+  old.dispose()
+  for (let i = 0; i < 40; i++) held(N + 8).dispose()
+  assert.equal(pool.freeArrayBytes, (N + 8) * 4)
+  assert.notEqual(pool.take(N), old.array)
 })
 
 /** three AdamW steps of the demo SIPL net, then its class probabilities on the batch: every value's bits */

@@ -16,8 +16,15 @@
 
 /** arrays below this many elements are cheap to allocate (and small ones live on V8's heap) */
 const SMALLEST_POOLED = 4096
-/** the most memory that free arrays may hold; beyond it a released array is left to the GC */
-const MOST_FREE_BYTES = 1024 ** 3
+/**
+ * Free arrays hold at most this much, or the most memory the pool's arrays ever held in use at once
+ * if that is more: a training step of the BTCV config has ~8 GB of them in use, and capped at 1 GiB
+ * most went to the GC and were faulted in again (its step 11.5–16.6 s, uncapped 4.6–5.0 s, the same
+ * peak RSS: docs/bench/2026-12-07-array-pool.md). So memory stays within what the process once used.
+ */
+const FREE_BYTES_FLOOR = 256 * 1024 ** 2
+/** a length not taken within this many `take` calls (a few training steps) has its free arrays dropped */
+const STALE_TAKES = 8192
 
 interface TensorData {
   values?: unknown
@@ -38,6 +45,12 @@ export class ArrayPool {
   /** free arrays by length */
   private readonly free = new Map<number, Float32Array[]>()
   private freeBytes = 0
+  /** bytes of the pool's arrays in use (taken, not yet back or escaped), and their most so far */
+  private liveBytes = 0
+  private peakLiveBytes = 0
+  /** `take` calls so far, and the call that last asked for each length */
+  private takes = 0
+  private readonly lastTaken = new Map<number, number>()
   /** buffers the pool handed out that no one outside the backend has seen → the pool's array on it */
   private readonly owned = new WeakMap<ArrayBuffer | SharedArrayBuffer, Float32Array>()
   /** how many tensor data entries view each owned buffer */
@@ -49,9 +62,14 @@ export class ArrayPool {
   /** how many `take` calls were served from the free arrays (tests and benchmarks) */
   reused = 0
 
+  /** the bounds of the free arrays (tests use small ones) */
+  constructor(private readonly bounds = {freeBytesFloor: FREE_BYTES_FLOOR, staleTakes: STALE_TAKES}) {}
+
   /** An array of `length` floats with undefined contents. */
   take(length: number): Float32Array {
     if (length < SMALLEST_POOLED || !this.enabled) return new Float32Array(length)
+    if (++this.takes % this.bounds.staleTakes === 0) this.dropStale()
+    this.lastTaken.set(length, this.takes)
     const array = this.free.get(length)?.pop()
     if (array) {
       this.freeBytes -= array.byteLength
@@ -60,6 +78,8 @@ export class ArrayPool {
     const out = array ?? new Float32Array(length)
     this.owned.set(out.buffer, out)
     this.views.set(out.buffer, 0)
+    this.liveBytes += out.byteLength
+    this.peakLiveBytes = Math.max(this.peakLiveBytes, this.liveBytes)
     return out
   }
 
@@ -81,6 +101,16 @@ export class ArrayPool {
     return this.freeBytes
   }
 
+  /** free arrays of the lengths no `take` asked for in the last `staleTakes` calls: to the GC */
+  private dropStale(): void {
+    for (const [length, taken] of this.lastTaken) {
+      if (this.takes - taken < this.bounds.staleTakes) continue
+      this.freeBytes -= (this.free.get(length)?.length ?? 0) * length * 4
+      this.free.delete(length)
+      this.lastTaken.delete(length)
+    }
+  }
+
   private viewed(values: unknown): void {
     const buffer = bufferOf(values)
     if (buffer && this.owned.has(buffer)) this.views.set(buffer, (this.views.get(buffer) ?? 0) + 1)
@@ -97,10 +127,11 @@ export class ArrayPool {
     this.free_(array)
   }
 
-  /** an owned array no tensor views: onto the free list (or left to the GC beyond the limit) */
+  /** an owned array no tensor views: out of use, onto the free list (or to the GC beyond the bound) */
   private free_(array: Float32Array): void {
     this.owned.delete(array.buffer)
-    if (this.freeBytes + array.byteLength > MOST_FREE_BYTES) return
+    this.liveBytes -= array.byteLength
+    if (this.freeBytes + array.byteLength > Math.max(this.bounds.freeBytesFloor, this.peakLiveBytes)) return
     if (this.poison) array.fill(NaN)
     const list = this.free.get(array.length)
     if (list) list.push(array)
@@ -110,7 +141,11 @@ export class ArrayPool {
 
   private escaped(values: unknown): void {
     const buffer = bufferOf(values)
-    if (buffer) this.owned.delete(buffer)
+    const array = buffer && this.owned.get(buffer)
+    if (!array) return
+    // handed out: never reused, and no longer the pool's to count
+    this.owned.delete(buffer)
+    this.liveBytes -= array.byteLength
   }
 
   /** Watches the backend's tensor data: new entries, deleted ones, and reads that hand arrays out. */
