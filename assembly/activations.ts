@@ -7,28 +7,6 @@
 import {endRow, firstRow, J_DY, J_W, J_X, nextChunk, word} from './job'
 import {sigmoidVector} from './dice-ce'
 
-/**
- * p = σ(z) element-wise over J_ROWS floats at J_X into J_DY (chunks of J_ROWS_PER_CHUNK): the
- * probabilities at inference, by the σ the loss uses in training. The tail goes through the same
- * vector code, so an element's bits do not depend on where the chunks end.
- */
-export function sigmoid(job: usize): void {
-  const z = <usize>word(job, J_X)
-  const p = <usize>word(job, J_DY)
-  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
-    const end = endRow(job, k)
-    let i = firstRow(job, k)
-    for (; i + 4 <= end; i += 4) {
-      const at = (<usize>i) << 2
-      v128.store(p + at, sigmoidVector(v128.load(z + at)))
-    }
-    for (; i < end; i++) {
-      const at = (<usize>i) << 2
-      store<f32>(p + at, f32x4.extract_lane(sigmoidVector(f32x4.splat(load<f32>(z + at))), 0))
-    }
-  }
-}
-
 const GELU_C: f32 = 0.7978845608028654 // √(2/π)
 const GELU_CUBIC: f32 = 0.044715
 
@@ -50,26 +28,49 @@ function geluGradVector(dy: v128, v: v128): v128 {
   return f32x4.mul(dy, f32x4.add(s, inner))
 }
 
+const SIGMOID = 0
+const GELU = 1
+const GELU_GRAD = 2
+
+/** one activation of four floats at `at`: of x, or for GELU_GRAD of dy (at x) and the GELU's input (at `second`) */
+function activate(mode: i32, x: v128, second: usize, at: usize): v128 {
+  if (mode == SIGMOID) return sigmoidVector(x)
+  if (mode == GELU) return geluVector(x)
+  return geluGradVector(x, v128.load(second + at))
+}
+
 /**
- * GELU of J_ROWS floats at J_X into J_DY, or with J_W set its gradient: J_W (the GELU's input)
- * and J_X (dy) into J_DY. The kMaX layer's GELUs (src/kernels/cpu/rows.ts); tails through the
- * vector code, so an element's bits do not depend on where the chunks end.
+ * The activation `mode` element-wise over J_ROWS floats at J_X (and J_W) into J_DY, in chunks of
+ * J_ROWS_PER_CHUNK. The tail goes through the same vector code (the lanes beyond it are copies),
+ * so an element's bits do not depend on where the chunks end.
  */
-export function gelu(job: usize): void {
+function activationJob(job: usize, mode: i32): void {
   const x = <usize>word(job, J_X)
-  const input = <usize>word(job, J_W)
+  const second = <usize>word(job, J_W)
   const out = <usize>word(job, J_DY)
   for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
     const end = endRow(job, k)
     let i = firstRow(job, k)
     for (; i + 4 <= end; i += 4) {
       const at = (<usize>i) << 2
-      v128.store(out + at, input ? geluGradVector(v128.load(x + at), v128.load(input + at)) : geluVector(v128.load(x + at)))
+      v128.store(out + at, activate(mode, v128.load(x + at), second, at))
     }
     for (; i < end; i++) {
       const at = (<usize>i) << 2
+      // the tail's lane 0 is its element: splat it (and its second operand) to a vector
       const v = f32x4.splat(load<f32>(x + at))
-      store<f32>(out + at, f32x4.extract_lane(input ? geluGradVector(v, f32x4.splat(load<f32>(input + at))) : geluVector(v), 0))
+      const y = mode == GELU_GRAD ? geluGradVector(v, f32x4.splat(load<f32>(second + at))) : activate(mode, v, 0, 0)
+      store<f32>(out + at, f32x4.extract_lane(y, 0))
     }
   }
+}
+
+/** p = σ(z): the probabilities at inference, by the σ the loss uses in training */
+export function sigmoid(job: usize): void {
+  activationJob(job, SIGMOID)
+}
+
+/** The kMaX layer's GELU (src/kernels/cpu/rows.ts), or with J_W set its gradient: dy (J_X) · GELU′(J_W) */
+export function gelu(job: usize): void {
+  activationJob(job, word(job, J_W) != 0 ? GELU_GRAD : GELU)
 }
