@@ -16,6 +16,7 @@ import {UserError} from '../errors.js'
 import {assertScalar, assertUsableGeometry, readNifti, scaledFloat32, type NiftiImage} from '../io/nifti.js'
 import {geometryOf, type NiftiGeometry} from '../io/nifti-writer.js'
 import {AFFINE_TOLERANCE, affineSpacing, axcodes, ioOrientation, matMul, maxAffineDifference, reorient, reorientGeometry, type Mat4} from '../io/orientation.js'
+import {percentileOfSorted} from '../util/percentile.js'
 import {Rng} from '../util/rng.js'
 import type {CaseSource} from './datasets.js'
 import {LabelMapping} from './label-map.js'
@@ -202,15 +203,6 @@ export function sampleForeground(channel: Float32Array, label: Uint8Array, perCa
   for (let i = 0; i < label.length; i++) if (label[i] > 0) foreground.push(channel[i])
   if (foreground.length <= perCase) return foreground
   return Array.from({length: perCase}, () => foreground[rng.int(foreground.length)])
-}
-
-/** numpy-style linear-interpolated percentile of values already sorted ascending (evaluate/metrics.ts `percentile` sorts a copy first) */
-export function percentileOfSorted(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN
-  const pos = (q / 100) * (sorted.length - 1)
-  const lo = Math.floor(pos)
-  const hi = Math.min(lo + 1, sorted.length - 1)
-  return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo])
 }
 
 export function fingerprintFrom(samples: number[], percentiles: [number, number]): IntensityFingerprint {

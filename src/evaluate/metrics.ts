@@ -17,6 +17,7 @@
  * HD95 values are reported per case and counted in the summary, and left out of HD95 means;
  * nothing is ever a silent NaN.
  */
+import {percentile} from '../util/percentile.js'
 import type {Vec3} from '../util/vec3.js'
 
 function count(mask: Uint8Array): number {
@@ -150,16 +151,6 @@ function surfaceDistances(fromSurface: Uint8Array, toDist: Float64Array): number
   const out: number[] = []
   for (let i = 0; i < fromSurface.length; i++) if (fromSurface[i]) out.push(Math.sqrt(toDist[i]))
   return out
-}
-
-/** numpy.percentile(values, q) with linear interpolation. */
-export function percentile(values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  if (sorted.length === 0) return NaN
-  const pos = (q / 100) * (sorted.length - 1)
-  const lo = Math.floor(pos)
-  const hi = Math.ceil(pos)
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo)
 }
 
 interface SurfacePair {

@@ -1,6 +1,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {dice, evaluateLabels, hd95, percentile, squaredDistanceTransform, surface, surfaceDice} from '../../src/evaluate/metrics.js'
+import {dice, evaluateLabels, hd95, squaredDistanceTransform, surface, surfaceDice} from '../../src/evaluate/metrics.js'
+import {percentile} from '../../src/util/percentile.js'
 import type {Vec3} from '../../src/util/vec3.js'
 
 function cube(shape: Vec3, from: Vec3, size: Vec3): Uint8Array {
