@@ -20,11 +20,16 @@ function geluVector(v: v128): v128 {
   return f32x4.mul(v, geluSigmoid(v))
 }
 
-/** dy · GELU′(v), GELU′ = s + 2v·s(1 − s)·√(2/π)(1 + 3·0.044715v²), s = σ(2u) */
+/**
+ * dy · GELU′(v), GELU′ = s + 2v·s(1 − s)·√(2/π)(1 + 3·0.044715v²), s = σ(2u). The second term reads
+ * v clamped to ±16: beyond it s(1 − s) is exactly 0 in float32, and v² or 2v would overflow to ∞
+ * (0 · ∞ = NaN) for |v| ≥ ~1.8e19; below it the bits are v's own.
+ */
 function geluGradVector(dy: v128, v: v128): v128 {
   const s = geluSigmoid(v)
-  const slope = f32x4.mul(f32x4.splat(GELU_C), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(3 * GELU_CUBIC), f32x4.mul(v, v))))
-  const inner = f32x4.mul(f32x4.mul(f32x4.mul(f32x4.add(v, v), s), f32x4.sub(f32x4.splat(1), s)), slope)
+  const w = f32x4.max(f32x4.min(v, f32x4.splat(16)), f32x4.splat(-16))
+  const slope = f32x4.mul(f32x4.splat(GELU_C), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(3 * GELU_CUBIC), f32x4.mul(w, w))))
+  const inner = f32x4.mul(f32x4.mul(f32x4.mul(f32x4.add(w, w), s), f32x4.sub(f32x4.splat(1), s)), slope)
   return f32x4.mul(dy, f32x4.add(s, inner))
 }
 

@@ -65,9 +65,8 @@ export default class Bench extends BaseCommand<typeof Bench> {
     }),
     'torch-malloc': Flags.string({
       description:
-        "how PyTorch's process gets memory: 'retain' (glibc keeps what it frees: no page faults on reused activations, PyTorch at its steadiest) or 'default' (glibc as PyTorch usually runs); docs/kernels.md",
+        "with --torch, how PyTorch's process gets memory: 'retain' (the default; glibc keeps what it frees: no page faults on reused activations, PyTorch at its steadiest) or 'default' (glibc as PyTorch usually runs); docs/kernels.md",
       options: [...TORCH_MALLOC],
-      default: 'retain',
     }),
     preprocess: Flags.boolean({
       description: 'also time preprocessing one 512×512×200 CT volume to 1.5 mm (src/bench/preprocess.ts), as an extra row',
@@ -79,6 +78,8 @@ export default class Bench extends BaseCommand<typeof Bench> {
 
   async run(): Promise<{rows: BenchRow[]; preprocess?: PreprocessBenchResult}> {
     const f = this.flags
+    if (f['torch-malloc'] !== undefined && !f.torch)
+      throw new UserError(`--torch-malloc ${f['torch-malloc']}: it sets how PyTorch runs; add --torch, or leave it out`)
     const config = f.net === 'sipl' ? this.loadConfig().config : undefined
     const factory = config ? siplNetFactory(config, f.size) : unetRefNet
     const log = f.quiet ? () => undefined : (line: string) => process.stderr.write(line + '\n')
@@ -98,7 +99,9 @@ export default class Bench extends BaseCommand<typeof Bench> {
       seed: f.seed,
       log,
       rounds: f.rounds,
-      torch: f.torch ? {python, threads: threads || availableParallelism(), malloc: f['torch-malloc'] as TorchMalloc} : undefined,
+      torch: f.torch
+        ? {python, threads: threads || availableParallelism(), malloc: (f['torch-malloc'] ?? 'retain') as TorchMalloc}
+        : undefined,
       config,
     })
     const cpu = cpuDescription()

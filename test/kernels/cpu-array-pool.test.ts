@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {arrayPool, ArrayPool} from '../../src/kernels/cpu/array-pool.js'
 import {output, outputArray} from '../../src/kernels/cpu/tensors.js'
+import {resizeTrilinearFused} from '../../src/kernels/resize.js'
 import {siplNetFactory} from '../../src/bench/sipl-net.js'
 import {loadConfig} from '../../src/config/load.js'
 
@@ -79,6 +80,24 @@ test('scratch given back is reused; an array a tensor holds is not taken back by
   pool.giveBack(array)
   assert.notEqual(outputArray(backend, N), array)
   t.dispose()
+})
+
+test('an array read out leaves the in-use count and giveBack refuses it; a resize forward and backward leave the count as they found it', () => {
+  pool.clear()
+  const before = pool.liveArrayBytes
+  const a = pooledTensor(7)
+  assert.equal(pool.liveArrayBytes, before + N * 4)
+  a.t.dataSync()
+  assert.equal(pool.liveArrayBytes, before, 'read out: no longer counted')
+  pool.giveBack(a.array)
+  assert.notEqual(outputArray(backend, N), a.array)
+  a.t.dispose()
+  const x = tf.randomUniform([1, 8, 8, 8, 4]) as tf.Tensor5D
+  const settled = pool.liveArrayBytes
+  const dx = tf.grad((a: tf.Tensor) => tf.sum(resizeTrilinearFused(a as tf.Tensor5D, [32, 32, 32])))(x)
+  dx.dispose()
+  assert.equal(pool.liveArrayBytes, settled)
+  tf.dispose(x)
 })
 
 test('a disabled pool allocates every array', () => {

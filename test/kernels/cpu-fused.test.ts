@@ -490,18 +490,29 @@ test("the model's LeakyReLU: the same values and gradient bits with the Step-bas
   tf.dispose([x, r])
 })
 
-test('inference σ (SiplSigmoid): within 1e-6 of float64 σ from −100 to 100, NaN and ±Inf kept, tails and chunks alike', () => {
+test('inference σ (SiplSigmoid): within 3 ulp of float64 σ from −100 to 100 (1 M points in −5…5), NaN and ±Inf kept, tails and chunks alike', () => {
+  // float32 values as ordered integers (for positive values): their difference counts ulps
+  const asInt = new Int32Array(1)
+  const asFloat = new Float32Array(asInt.buffer)
+  const ordinal = (v: number) => ((asFloat[0] = v), asInt[0])
+  const withinUlps = (x: Float32Array, p: Float32Array) =>
+    x.forEach((v, i) => {
+      const want = 1 / (1 + Math.exp(-v))
+      if (Number.isNaN(v)) assert.ok(Number.isNaN(p[i]), `σ(NaN) = ${p[i]}`)
+      // below float32's smallest normal (e^−87.3) the loss's exp may return 0
+      else if (want > 1.2e-38) assert.ok(Math.abs(ordinal(p[i]) - ordinal(want)) <= 3, `σ(${v}): ${p[i]} vs ${Math.fround(want)}`)
+      else assert.ok(p[i] === 0 || Math.abs(p[i] - want) / want < 1e-6, `σ(${v}): ${p[i]} vs ${want}`)
+    })
+  const sigmoidOf = (x: Float32Array) =>
+    expectNoLeakedTensors(() => tf.tidy(() => sigmoidProbabilities(tf.tensor1d(x)).dataSync() as Float32Array))
   // 40 003 values: several chunks of 16 384, and a length that is no multiple of 4
   const n = 40003
   const x = Float32Array.from({length: n}, (_, i) => -100 + (200 * i) / (n - 1))
   x.set([NaN, Infinity, -Infinity, 0, -0], 100)
-  const p = expectNoLeakedTensors(() => tf.tidy(() => sigmoidProbabilities(tf.tensor1d(x)).dataSync() as Float32Array))
-  x.forEach((v, i) => {
-    const want = 1 / (1 + Math.exp(-v))
-    if (Number.isNaN(v)) assert.ok(Number.isNaN(p[i]), `σ(NaN) = ${p[i]}`)
-    // below float32's smallest normal (e^−87.3) the loss's exp may return 0
-    else if (want > 1.2e-38 || p[i] !== 0) assert.ok(Math.abs(p[i] - want) / want < 1e-6, `σ(${v}): ${p[i]} vs ${want}`)
-  })
+  const p = sigmoidOf(x)
+  withinUlps(x, p)
+  const dense = Float32Array.from({length: 1_000_000}, (_, i) => -5 + i / 100_000)
+  withinUlps(dense, sigmoidOf(dense))
   assert.deepEqual([p[101], p[102], p[103], p[104]], [1, 0, 0.5, 0.5])
   // an element's bits do not depend on its place: the same value at the end of the last chunk
   const tail = expectNoLeakedTensors(() => tf.tidy(() => sigmoidProbabilities(tf.tensor1d(x.subarray(n - 7))).dataSync()))

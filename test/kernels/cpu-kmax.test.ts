@@ -12,7 +12,7 @@ import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {fusedKernelsActive} from '../../src/kernels/fused.js'
 import {ParamStore} from '../../src/model/init.js'
 import {KmaxLayer} from '../../src/model/smg.js'
-import {gelu, geluBackward} from '../../src/kernels/cpu/rows.js'
+import {gelu, geluBackward} from '../../src/kernels/cpu/activations.js'
 import {Rng} from '../../src/util/rng.js'
 import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
@@ -208,7 +208,7 @@ for (const c of CASES) {
   })
 }
 
-test("the kMaX layer's GELU and its gradient (wasm, with the loss's σ): within 1e-5 of float64 over −12…12, NaN kept, tails alike", () => {
+test("the kMaX layer's GELU and its gradient (wasm, with the loss's σ): within 1e-5 of float64 over −12…12, NaN kept, tails alike, no overflow far out", () => {
   const n = 10003
   const x = Float32Array.from({length: n}, (_, i) => -12 + (24 * i) / (n - 1))
   x[500] = NaN
@@ -229,4 +229,7 @@ test("the kMaX layer's GELU and its gradient (wasm, with the loss's σ): within 
   })
   // an element's bits do not depend on its place (the last values run through the scalar tail)
   assert.deepEqual([...gelu(x.subarray(n - 5))], [...y.subarray(n - 5)])
+  // far out (v² and 2v overflow float32 from ~1.8e19): GELU′ is 1 or 0, never NaN
+  const far = Float32Array.of(1e20, -1e20, 3e38, -3e38, 20, -20)
+  assert.deepEqual([...geluBackward(Float32Array.of(2, 2, 2, 2, 2, 2), far)], [2, 0, 2, 0, 2, 0])
 })

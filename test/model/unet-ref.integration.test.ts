@@ -120,3 +120,10 @@ test('sipl bench --torch without a working torch: one line naming SIPL_PYTHON, e
   assert.match(r.stderr, /--torch: .*set SIPL_PYTHON to a Python with torch installed/)
   assert.doesNotMatch(r.stderr, /at .*\.js:\d+/)
 })
+
+test('sipl bench --torch-malloc without --torch: one line saying to add --torch, exit code 2', () => {
+  const r = sipl(['bench', '--backend', 'cpu', '--infer-size', '0', '--torch-malloc', 'default'])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /--torch-malloc default: .*add --torch/)
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/)
+})

@@ -1,6 +1,6 @@
 /**
  * Element-wise activations in WebAssembly SIMD on the worker pool (assembly/activations.ts), with
- * the exp of the training loss's σ (SiplDiceCe: a 4-wide polynomial within 2 ulp): `SiplSigmoid`,
+ * the exp of the training loss's σ (SiplDiceCe: a 4-wide polynomial; σ within 3 ulp): `SiplSigmoid`,
  * the class probabilities at inference, and the kMaX layer's GELU and its gradient
  * (src/kernels/cpu/rows.ts). tfjs's Sigmoid and the JavaScript GELU called Math.exp per element,
  * ~10–25 ns each here: a tenth of the demo net's inference forward went into the σ alone.
@@ -33,12 +33,13 @@ export function sigmoidKernel({inputs, backend}: KernelArgs): tf.TensorInfo {
   return outputFromHeap(backend, inputs.x.shape, elementwiseJob(freshRuntime(), KIND.sigmoid, floats(backend, inputs.x)))
 }
 
-/** GELU (tanh form) of x, as v·σ(2u) with u = √(2/π)(v + 0.044715v³), into a new array */
-export function geluOf(x: Float32Array): Float32Array {
+/** GELU (tanh form, src/model/ops.ts `gelu`) of x, as v·σ(2u) with u = √(2/π)(v + 0.044715v³), into a new array */
+export function gelu(x: Float32Array): Float32Array {
   return elementwiseJob(freshRuntime(), KIND.gelu, x).slice()
 }
 
-/** dy · GELU′(x), into a new array */
-export function geluGradOf(dy: Float32Array, x: Float32Array): Float32Array {
-  return elementwiseJob(freshRuntime(), KIND.gelu, dy, x).slice()
+/** dy · GELU′(x), in place into dy; returns dy */
+export function geluBackward(dy: Float32Array, x: Float32Array): Float32Array {
+  dy.set(elementwiseJob(freshRuntime(), KIND.gelu, dy, x))
+  return dy
 }

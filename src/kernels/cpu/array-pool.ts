@@ -5,7 +5,8 @@
  * Why: every kernel call gives tfjs a new array per output, tens of MB per training step or
  * inference batch of the demo net. A fresh large array is memory the process has not touched, so
  * each of its pages costs a fault (on the shared VMs of docs/bench/2026-12-07-array-pool.md, faults
- * were ~9 % of an inference run), and the volume of discarded arrays drives V8's garbage collector.
+ * were ~11 % of an inference run's CPU samples), and the volume of discarded arrays drives V8's
+ * garbage collector.
  *
  * When reuse is safe: an array goes back to the pool only when no tensor of the backend views its
  * buffer any more (tfjs's slices and reshapes share buffers) and no one outside the backend was
@@ -18,9 +19,11 @@
 const SMALLEST_POOLED = 4096
 /**
  * Free arrays hold at most this much, or the most memory the pool's arrays ever held in use at once
- * if that is more: a training step of the BTCV config has ~8 GB of them in use, and capped at 1 GiB
- * most went to the GC and were faulted in again (its step 11.5–16.6 s, uncapped 4.6–5.0 s, the same
- * peak RSS: docs/bench/2026-12-07-array-pool.md). So memory stays within what the process once used.
+ * if that is more: a training step of the BTCV config has ~8 GB of them in use, and with the free
+ * arrays capped at 1 GiB most went to the GC and were faulted in again (its step 11.5–16.6 s; bounded
+ * by the peak in use 5.2–6.6 s, at the same peak RSS: docs/bench/2026-12-07-array-pool.md). Free and
+ * in-use arrays together can approach twice that peak when new lengths follow old ones (evaluation
+ * after training), until the old lengths go stale.
  */
 const FREE_BYTES_FLOOR = 256 * 1024 ** 2
 /** a length not taken within this many `take` calls (a few training steps) has its free arrays dropped */
@@ -55,11 +58,11 @@ export class ArrayPool {
   private readonly owned = new WeakMap<ArrayBuffer | SharedArrayBuffer, Float32Array>()
   /** how many tensor data entries view each owned buffer */
   private readonly views = new WeakMap<ArrayBuffer | SharedArrayBuffer, number>()
-  /** false: every `take` allocates (benchmarks and tests compare both) */
+  /** false: every `take` allocates (the tests compare both) */
   enabled = true
   /** tests: fill released arrays with NaN, so that a read after release shows */
   poison = false
-  /** how many `take` calls were served from the free arrays (tests and benchmarks) */
+  /** how many `take` calls were served from the free arrays (for the tests) */
   reused = 0
 
   /** the bounds of the free arrays (tests use small ones) */
@@ -99,6 +102,11 @@ export class ArrayPool {
 
   get freeArrayBytes(): number {
     return this.freeBytes
+  }
+
+  /** bytes of the pool's arrays in use: taken, and neither back nor read out */
+  get liveArrayBytes(): number {
+    return this.liveBytes
   }
 
   /** free arrays of the lengths no `take` asked for in the last `staleTakes` calls: to the GC */

@@ -18,8 +18,6 @@ import {
   affineRows,
   dense,
   denseBackward,
-  gelu,
-  geluBackward,
   layerNormBackward,
   layerNormRows,
   matmul,
@@ -27,6 +25,7 @@ import {
   transposed,
   type RowStats,
 } from './rows.js'
+import {gelu, geluBackward} from './activations.js'
 import {floats, output} from './tensors.js'
 
 /** the layer's parameters, in the order of the gradient kernel's outputs (after dPixels, dQueries) */

@@ -1,12 +1,11 @@
 /**
  * Row-wise building blocks on plain float32 arrays for sipl's whole-layer kernels (the kMaX layer
- * of src/kernels/cpu/kmax.ts): dense maps on the wasm GEMM, LayerNorm, GELU, L2 normalisation,
+ * of src/kernels/cpu/kmax.ts): dense maps on the wasm GEMM, LayerNorm, L2 normalisation,
  * each with its backward. A matrix is row-major `[rows, cols]`; per-row statistics and column sums
  * are taken in float64 and stored as float32, so they are at least as accurate as the op
- * composition they replace. Results do not depend on the thread count: everything but the GELU
- * runs on the calling thread, and the GELU is element-wise.
+ * composition they replace. Everything runs on the calling thread, so results do not depend on the
+ * thread count. (The layer's GELU is in src/kernels/cpu/activations.ts.)
  */
-import {geluGradOf, geluOf} from './activations.js'
 import {product, type View} from './matmul.js'
 
 /** a row-major `[rows, cols]` matrix starting at `offset` */
@@ -130,17 +129,6 @@ export function layerNormBackward(
     const inv = rstd[r]
     for (let j = 0; j < c; j++) dx[o + j] += inv * (dy[o + j] * gamma[j] - meanG - normed[o + j] * meanGn)
   }
-}
-
-/** GELU (tanh form, src/model/ops.ts `gelu`) on the worker pool, with the training loss's σ: src/kernels/cpu/activations.ts */
-export function gelu(x: Float32Array): Float32Array {
-  return geluOf(x)
-}
-
-/** dy · GELU′(x), in place into dy */
-export function geluBackward(dy: Float32Array, x: Float32Array): Float32Array {
-  dy.set(geluGradOf(dy, x))
-  return dy
 }
 
 /** a += b, element-wise */
