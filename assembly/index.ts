@@ -19,6 +19,7 @@ import {
   KIND_GELU,
   KIND_INPUT_GRAD,
   KIND_LEAKY_RELU_GRAD,
+  KIND_RESIZE_PASS,
   KIND_SIGMOID,
   KIND_SUM_SLOTS,
   KIND_WINOGRAD_FILTER_GRAD,
@@ -34,6 +35,7 @@ import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradP
 import {biasActGrad} from './bias-act'
 import {diceCe, diceCeGrad} from './dice-ce'
 import {gelu, sigmoid} from './activations'
+import {resizePass} from './resize'
 import {adamw} from './adamw'
 import {channelAffine, columnSums, leakyReluGrad} from './channels'
 
@@ -100,6 +102,9 @@ export function runJob(job: usize, t: i32): void {
       break
     case KIND_GELU:
       gelu(job)
+      break
+    case KIND_RESIZE_PASS:
+      resizePass(job)
       break
     default:
       // a kind this module does not know: trap (the caller throws) rather than return having done nothing

@@ -71,3 +71,71 @@ test('fused trilinear resize by hand: 2 → 4 along one axis, and its gradient',
   assert.deepEqual(Array.from(dx.dataSync()), [3.25, 6.75])
   tf.dispose([x, dx])
 })
+
+/**
+ * The resize written out plainly: separable passes (innermost spatial axis first) of two-tap
+ * interpolation, products and sums in float64 and every stored value rounded to float32, the
+ * gradient the transposed passes from zeros, t ascending.
+ */
+function plainResize(x: Float32Array, shape: number[], target: number[], transposed: boolean): Float32Array {
+  const [b, d, h, w, c] = shape
+  const [td, th, tw] = target
+  const pass = (src: Float32Array, outer: number, inSize: number, outSize: number, inner: number): Float32Array => {
+    if (inSize === outSize) return src
+    const dst = new Float32Array(outer * (transposed ? inSize : outSize) * inner)
+    const scale = inSize / outSize
+    for (let r = 0; r < outer; r++)
+      for (let t = 0; t < outSize; t++) {
+        const source = Math.max((t + 0.5) * scale - 0.5, 0)
+        const i0 = Math.min(Math.floor(source), inSize - 1)
+        const i1 = Math.min(i0 + 1, inSize - 1)
+        const weight = Math.fround(source - i0)
+        const [p0, p1, o] = [(r * inSize + i0) * inner, (r * inSize + i1) * inner, (r * outSize + t) * inner]
+        for (let j = 0; j < inner; j++) {
+          if (transposed) {
+            dst[p0 + j] += (1 - weight) * src[o + j]
+            dst[p1 + j] += weight * src[o + j]
+          } else dst[o + j] = (1 - weight) * src[p0 + j] + weight * src[p1 + j]
+        }
+      }
+    return dst
+  }
+  if (!transposed) return pass(pass(pass(x, b * d * h, w, tw, c), b * d, h, th, tw * c), b, d, td, th * tw * c)
+  return pass(pass(pass(x, b, d, td, th * tw * c), b * d, h, th, tw * c), b * d * h, w, tw, c)
+}
+
+test('fused trilinear resize: the same bits as the passes written out plainly, both ways, rows of many chunks and odd widths', () => {
+  const rng = new Rng(11)
+  for (const [shape, target] of [
+    [
+      [2, 8, 8, 8, 4],
+      [32, 32, 32],
+    ],
+    [
+      [1, 3, 4, 5, 3],
+      [6, 40, 50],
+    ],
+    [
+      [1, 8, 6, 4, 2],
+      [4, 3, 4],
+    ],
+    [
+      [1, 2, 2, 2, 5],
+      [2, 2, 2],
+    ],
+  ] as [number[], [number, number, number]][]) {
+    const x = Float32Array.from({length: shape.reduce((a, v) => a * v)}, () => rng.normal())
+    const outShape = [shape[0], ...target, shape[4]]
+    const dy = Float32Array.from({length: outShape.reduce((a, v) => a * v)}, () => rng.normal())
+    const [y, dx] = expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const xt = tf.tensor5d(x, shape as [number, number, number, number, number])
+        const value = resizeTrilinearFused(xt, target).dataSync() as Float32Array
+        const grad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(resizeTrilinearFused(t as tf.Tensor5D, target), tf.tensor(dy, outShape))))(xt)
+        return [value, grad.dataSync() as Float32Array]
+      }),
+    )
+    assert.deepEqual([...y], [...plainResize(x, shape, target, false)], `${shape.join('×')} → ${target.join('×')}`)
+    assert.deepEqual([...dx], [...plainResize(dy, shape, target, true)], `gradient ${shape.join('×')}`)
+  }
+})

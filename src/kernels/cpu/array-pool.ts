@@ -86,14 +86,6 @@ export class ArrayPool {
     return out
   }
 
-  /**
-   * Takes back an array from `take` that never became a tensor's values (a kernel's scratch), for
-   * the next `take` of its length; the caller must not use it any more.
-   */
-  giveBack(array: Float32Array): void {
-    if (this.owned.get(array.buffer) === array && this.views.get(array.buffer) === 0) this.free_(array)
-  }
-
   /** Drops every free array (memory back to the GC). */
   clear(): void {
     this.free.clear()
@@ -124,6 +116,7 @@ export class ArrayPool {
     if (buffer && this.owned.has(buffer)) this.views.set(buffer, (this.views.get(buffer) ?? 0) + 1)
   }
 
+  /** a tensor data entry on `values` is gone: when it was the last on an owned buffer, the array is out of use and goes onto the free list (or to the GC beyond the bound) */
   private released(values: unknown): void {
     const buffer = bufferOf(values)
     if (!buffer) return
@@ -132,12 +125,7 @@ export class ArrayPool {
     const left = (this.views.get(buffer) ?? 1) - 1
     this.views.set(buffer, left)
     if (left > 0) return
-    this.free_(array)
-  }
-
-  /** an owned array no tensor views: out of use, onto the free list (or to the GC beyond the bound) */
-  private free_(array: Float32Array): void {
-    this.owned.delete(array.buffer)
+    this.owned.delete(buffer)
     this.liveBytes -= array.byteLength
     if (this.freeBytes + array.byteLength > Math.max(this.bounds.freeBytesFloor, this.peakLiveBytes)) return
     if (this.poison) array.fill(NaN)

@@ -98,6 +98,7 @@ export const KIND = {
   leakyReluGrad: 15,
   sigmoid: 16,
   gelu: 17,
+  resizePass: 18,
 } as const
 
 /**

@@ -5,98 +5,63 @@
  * the same passes transposed (each output's gradient scattered back to its two taps). The op
  * composition does each axis as a batched product with an `[out, in]` weight matrix that is zero
  * but for two entries per row; on small innermost axes (the pseudo masks' K+1 classes) that product
- * is most of the cost of the aux losses' upsampling.
+ * is most of the cost of the aux losses' upsampling. The passes run in WebAssembly on the worker
+ * pool (assembly/resize.ts) in float64 pairs, the arithmetic of the JavaScript loops they replaced
+ * (those took ~4 ns an element: ~10 % of a demo training step).
  */
 import type {tf} from '../../backend/tf.js'
 import type {KernelArgs} from './elementwise.js'
-import {arrayPool, type ArrayPool} from './array-pool.js'
-import {floats, output} from './tensors.js'
+import {copyIn} from './conv-job.js'
+import {JOB, KIND} from './job.js'
+import {freshRuntime, type ConvRuntime} from './runtime.js'
+import {floats, outputFromHeap} from './tensors.js'
 
-interface Taps {
-  first: Int32Array
-  second: Int32Array
-  /** the weight of `second`; `first` gets 1 − weight */
-  weight: Float32Array
-}
+/** columns of a work item: 4 KiB of a row */
+const COLUMNS_PER_CHUNK = 1024
 
-/** output voxel o samples the input at (o + ½)·in/out − ½, clamped to the edges */
-function linearTaps(inSize: number, outSize: number): Taps {
-  const taps: Taps = {first: new Int32Array(outSize), second: new Int32Array(outSize), weight: new Float32Array(outSize)}
+/**
+ * The taps of output voxel o: it samples the input at (o + ½)·in/out − ½, clamped to the edges,
+ * between `first` and `second` with weight 1 − w and w. In the heap as first[out] and second[out]
+ * (i32), then w[out] (f32); returns the address.
+ */
+function linearTapsInHeap(rt: ConvRuntime, inSize: number, outSize: number): number {
+  const at = rt.alloc(3 * outSize)
+  const first = new Int32Array(rt.memory.buffer, at, outSize)
+  const second = new Int32Array(rt.memory.buffer, at + 4 * outSize, outSize)
+  const weight = rt.f32(at + 8 * outSize, outSize)
   const scale = inSize / outSize
   for (let o = 0; o < outSize; o++) {
     const source = Math.max((o + 0.5) * scale - 0.5, 0)
     const i0 = Math.min(Math.floor(source), inSize - 1)
-    taps.first[o] = i0
-    taps.second[o] = Math.min(i0 + 1, inSize - 1)
-    taps.weight[o] = source - i0
+    first[o] = i0
+    second[o] = Math.min(i0 + 1, inSize - 1)
+    weight[o] = source - i0
   }
-  return taps
+  return at
 }
 
 /**
- * The interpolation along the middle axis (dst[outer, outSize, inner] from src[outer, inSize,
- * inner]) or, `transposed`, its transpose (each output row's gradient in src added to its two
- * source rows in dst). Plain loops: a callback per row of a few channels cost more than the
- * interpolation.
+ * One pass along the middle axis of the heap array at `src`, [outer, inSize, inner] → [outer,
+ * outSize, inner], or `transposed` its gradient [outer, outSize, inner] → [outer, inSize, inner];
+ * returns the output's address (src itself when the sizes agree).
  */
-function applyTaps(
-  src: Float32Array,
-  dst: Float32Array,
-  outer: number,
-  inSize: number,
-  outSize: number,
-  inner: number,
-  transposed: boolean,
-): void {
-  const {first, second, weight} = linearTaps(inSize, outSize)
-  for (let r = 0, o = 0; r < outer; r++) {
-    const base = r * inSize * inner
-    for (let t = 0; t < outSize; t++, o += inner) {
-      const i0 = base + first[t] * inner
-      const i1 = base + second[t] * inner
-      const b = weight[t]
-      const a = 1 - b
-      if (transposed)
-        for (let j = 0; j < inner; j++) {
-          dst[i0 + j] += a * src[o + j]
-          dst[i1 + j] += b * src[o + j]
-        }
-      else for (let j = 0; j < inner; j++) dst[o + j] = a * src[i0 + j] + b * src[i1 + j]
-    }
-  }
-}
-
-/**
- * One pass along the middle axis of src[outer, inSize, inner] into an array from the pool: the
- * interpolation to outSize or, `transposed`, its transpose back to inSize (outSize is then src's
- * middle size). src itself when the sizes agree. A src that is not `input` (the previous pass's
- * scratch) goes back to the pool.
- */
-function pass(
-  pool: ArrayPool,
-  input: Float32Array,
-  src: Float32Array,
-  outer: number,
-  inSize: number,
-  outSize: number,
-  inner: number,
-  transposed: boolean,
-): Float32Array {
+function pass(rt: ConvRuntime, src: number, outer: number, inSize: number, outSize: number, inner: number, transposed: boolean): number {
   if (inSize === outSize) return src
-  const length = outer * (transposed ? inSize : outSize) * inner
-  // the transpose adds into its output: it starts from zeros; the interpolation writes every element
-  const dst = transposed ? pool.take(length).fill(0) : pool.take(length)
-  applyTaps(src, dst, outer, inSize, outSize, inner, transposed)
-  if (src !== input) pool.giveBack(src)
+  const taps = linearTapsInHeap(rt, inSize, outSize)
+  const dst = rt.alloc(outer * (transposed ? inSize : outSize) * inner)
+  const job = rt.job()
+  job[JOB.KIND] = KIND.resizePass
+  job[JOB.X] = src
+  job[JOB.DY] = dst
+  job[JOB.W] = taps
+  job[JOB.IN_D] = inSize
+  job[JOB.OUT_D] = outSize
+  job[JOB.COUT] = inner
+  job[JOB.K] = COLUMNS_PER_CHUNK
+  job[JOB.RELU] = transposed ? 1 : 0
+  job[JOB.CHUNKS] = outer * Math.ceil(inner / COLUMNS_PER_CHUNK)
+  rt.run()
   return dst
-}
-
-/** the last pass's array as the output tensor; a copy when no pass ran (the input's own array is not the output's) */
-function resizeOutput(backend: unknown, pool: ArrayPool, input: Float32Array, result: Float32Array, shape: number[]): tf.TensorInfo {
-  if (result !== input) return output(backend, shape, result)
-  const copy = pool.take(input.length)
-  copy.set(input)
-  return output(backend, shape, copy)
 }
 
 export interface ResizeAttrs {
@@ -108,22 +73,22 @@ export interface ResizeAttrs {
 export function resizeTrilinearKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
   const [b, d, h, w, c] = inputs.x.shape
   const [td, th, tw] = (attrs as unknown as ResizeAttrs).size
-  const pool = arrayPool(backend)
-  const x = floats(backend, inputs.x)
-  let y = pass(pool, x, x, b * d * h, w, tw, c, false)
-  y = pass(pool, x, y, b * d, h, th, tw * c, false)
-  y = pass(pool, x, y, b, d, td, th * tw * c, false)
-  return resizeOutput(backend, pool, x, y, [b, td, th, tw, c])
+  const rt = freshRuntime()
+  let y = copyIn(rt, floats(backend, inputs.x))
+  y = pass(rt, y, b * d * h, w, tw, c, false)
+  y = pass(rt, y, b * d, h, th, tw * c, false)
+  y = pass(rt, y, b, d, td, th * tw * c, false)
+  return outputFromHeap(backend, [b, td, th, tw, c], rt.f32(y, b * td * th * tw * c))
 }
 
 /** dy `[B, D, H, W, C]` → dx `[B, d, h, w, C]`, d h w from the attribute inShape (the input's shape) */
 export function resizeTrilinearGradKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
   const [b, d, h, w, c] = (attrs as unknown as {inShape: number[]}).inShape
   const [, td, th, tw] = inputs.dy.shape
-  const pool = arrayPool(backend)
-  const dy = floats(backend, inputs.dy)
-  let dx = pass(pool, dy, dy, b, d, td, th * tw * c, true)
-  dx = pass(pool, dy, dx, b * d, h, th, tw * c, true)
-  dx = pass(pool, dy, dx, b * d * h, w, tw, c, true)
-  return resizeOutput(backend, pool, dy, dx, [b, d, h, w, c])
+  const rt = freshRuntime()
+  let dx = copyIn(rt, floats(backend, inputs.dy))
+  dx = pass(rt, dx, b, d, td, th * tw * c, true)
+  dx = pass(rt, dx, b * d, h, th, tw * c, true)
+  dx = pass(rt, dx, b * d * h, w, tw, c, true)
+  return outputFromHeap(backend, [b, d, h, w, c], rt.f32(dx, b * d * h * w * c))
 }
