@@ -1,10 +1,11 @@
 /**
  * Element-wise activations on the worker pool, with the training loss's σ (assembly/dice-ce.ts:
  * the exp of Cephes' single-precision polynomial, four lanes at a time): the class probabilities at
- * inference (`sigmoid`) and the kMaX layer's GELU and its gradient (`gelu`). V8's Math.exp, which
- * the JavaScript versions called per element, costs 10–25 ns here.
+ * inference (`sigmoid`), the kMaX layer's GELU and its gradient (`gelu`), and LeakyReLU's gradient
+ * (`leakyReluGrad`). V8's Math.exp, which the JavaScript versions called per element, costs
+ * 10–25 ns here.
  */
-import {endRow, firstRow, J_DY, J_W, J_X, nextChunk, word} from './job'
+import {endRow, firstRow, J_BIAS, J_DY, J_W, J_X, nextChunk, word} from './job'
 import {sigmoidVector} from './dice-ce'
 
 const GELU_C: f32 = 0.7978845608028654 // √(2/π)
@@ -33,38 +34,51 @@ function geluGradVector(dy: v128, v: v128): v128 {
   return f32x4.mul(dy, f32x4.add(s, inner))
 }
 
+/**
+ * dy · Step(z, slope), the sign of z read from `signs`: z itself or y = LeakyReLU(z) (y > 0 exactly
+ * when z > 0, NaN exactly when z is). A float32 product rounds as tfjs's Multiply of the float32 Step
+ * output does, so the same bits.
+ */
+function leakyReluGradVector(dy: v128, signs: v128, slopes: v128): v128 {
+  const scaled = v128.bitselect(f32x4.splat(NaN), f32x4.mul(dy, slopes), f32x4.ne(signs, signs))
+  return v128.bitselect(dy, scaled, f32x4.gt(signs, f32x4.splat(0)))
+}
+
 const SIGMOID = 0
 const GELU = 1
 const GELU_GRAD = 2
+const LEAKY_RELU_GRAD = 3
 
-/** one activation of four floats at `at`: of x, or for GELU_GRAD of dy (at x) and the GELU's input (at `second`) */
-function activate(mode: i32, x: v128, second: usize, at: usize): v128 {
+/** one activation of four floats x; the gradients read their second operand (the forward's input) from `second` */
+function activate(mode: i32, x: v128, second: v128, slopes: v128): v128 {
   if (mode == SIGMOID) return sigmoidVector(x)
   if (mode == GELU) return geluVector(x)
-  return geluGradVector(x, v128.load(second + at))
+  if (mode == GELU_GRAD) return geluGradVector(x, second)
+  return leakyReluGradVector(x, second, slopes)
 }
 
 /**
- * The activation `mode` element-wise over J_ROWS floats at J_X (and J_W) into J_DY, in chunks of
- * J_ROWS_PER_CHUNK. The tail goes through the same vector code (the lanes beyond it are copies),
- * so an element's bits do not depend on where the chunks end.
+ * The activation `mode` element-wise over J_ROWS floats at J_X (and, for the gradients, J_W) into
+ * J_DY, in chunks of J_ROWS_PER_CHUNK; LeakyReLU's float32 slope at J_BIAS. The tail goes through
+ * the same vector code (its element splat to every lane), so an element's bits do not depend on
+ * where the chunks end.
  */
 function activationJob(job: usize, mode: i32): void {
   const x = <usize>word(job, J_X)
   const second = <usize>word(job, J_W)
   const out = <usize>word(job, J_DY)
+  const slopes = mode == LEAKY_RELU_GRAD ? f32x4.splat(load<f32>(<usize>word(job, J_BIAS))) : f32x4.splat(0)
+  const reads = mode == GELU_GRAD || mode == LEAKY_RELU_GRAD
   for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
     const end = endRow(job, k)
     let i = firstRow(job, k)
     for (; i + 4 <= end; i += 4) {
       const at = (<usize>i) << 2
-      v128.store(out + at, activate(mode, v128.load(x + at), second, at))
+      v128.store(out + at, activate(mode, v128.load(x + at), reads ? v128.load(second + at) : slopes, slopes))
     }
     for (; i < end; i++) {
       const at = (<usize>i) << 2
-      // the tail's lane 0 is its element: splat it (and its second operand) to a vector
-      const v = f32x4.splat(load<f32>(x + at))
-      const y = mode == GELU_GRAD ? geluGradVector(v, f32x4.splat(load<f32>(second + at))) : activate(mode, v, 0, 0)
+      const y = activate(mode, f32x4.splat(load<f32>(x + at)), reads ? f32x4.splat(load<f32>(second + at)) : slopes, slopes)
       store<f32>(out + at, f32x4.extract_lane(y, 0))
     }
   }
@@ -78,4 +92,9 @@ export function sigmoid(job: usize): void {
 /** The kMaX layer's GELU (src/kernels/cpu/rows.ts), or with J_W set its gradient: dy (J_X) · GELU′(J_W) */
 export function gelu(job: usize): void {
   activationJob(job, word(job, J_W) != 0 ? GELU_GRAD : GELU)
+}
+
+/** dy (J_X) · Step(z, slope), the sign of z from J_W: LeakyReLU's gradient (src/model/ops.ts, and the norm's backward) */
+export function leakyReluGrad(job: usize): void {
+  activationJob(job, LEAKY_RELU_GRAD)
 }

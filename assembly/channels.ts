@@ -131,36 +131,3 @@ export function splitChannels(src: usize, a: usize, ca: i32, b: usize, cb: i32, 
     src += aBytes + bBytes
   }
 }
-
-/**
- * dz (J_DY) = dy (J_X) · Step(z, slope) over J_ROWS floats in chunks of J_ROWS_PER_CHUNK, with the
- * sign of z read from J_W: z itself or y = LeakyReLU(z) (y > 0 exactly when z > 0, NaN exactly
- * when z is). The float32 slope at J_BIAS; a float32 product rounds as tfjs's Multiply of the
- * float32 Step output does, so the same bits.
- */
-export function leakyReluGrad(job: usize): void {
-  const dy = <usize>word(job, J_X)
-  const y = <usize>word(job, J_W)
-  const dz = <usize>word(job, J_DY)
-  const slope = load<f32>(<usize>word(job, J_BIAS))
-  const slopes = f32x4.splat(slope)
-  const zero = f32x4.splat(0)
-  const nan = f32x4.splat(NaN)
-  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
-    const end = endRow(job, k)
-    let i = firstRow(job, k)
-    for (; i + 4 <= end; i += 4) {
-      const at = (<usize>i) << 2
-      const g = v128.load(dy + at)
-      const v = v128.load(y + at)
-      const scaled = v128.bitselect(nan, f32x4.mul(g, slopes), f32x4.ne(v, v))
-      v128.store(dz + at, v128.bitselect(g, scaled, f32x4.gt(v, zero)))
-    }
-    for (; i < end; i++) {
-      const at = (<usize>i) << 2
-      const g = load<f32>(dy + at)
-      const v = load<f32>(y + at)
-      store<f32>(dz + at, v > 0 ? g : v != v ? NaN : g * slope)
-    }
-  }
-}

@@ -90,7 +90,7 @@ function logScalar(x: f32): f32 {
 }
 
 /** σ(v) = 1/(1 + e) where v ≥ 0, else e/(1 + e), from e = e^−|v| and inverse = 1/(1 + e) */
-export function sigmoidOf(v: v128, e: v128, inverse: v128): v128 {
+function sigmoidOf(v: v128, e: v128, inverse: v128): v128 {
   return v128.bitselect(inverse, f32x4.mul(e, inverse), f32x4.ge(v, f32x4.splat(0)))
 }
 

@@ -171,7 +171,7 @@ export function diceCrossEntropyFused(logits: tf.Tensor3D, targets: tf.Tensor3D,
   return fused(logits) as tf.Scalar
 }
 
-/** LeakyReLU's gradient dy · Step(x, slope) in one pass (src/kernels/cpu/leaky-relu.ts), used by src/model/ops.ts */
+/** LeakyReLU's gradient dy · Step(x, slope) in one pass (src/kernels/cpu/activations.ts), used by src/model/ops.ts */
 export const FUSED_LEAKY_RELU_GRAD = 'SiplLeakyReluGrad'
 
 export const FUSED_GROUP_NORM = 'SiplGroupNorm'

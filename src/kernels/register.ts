@@ -36,9 +36,8 @@ import {adamwGroupKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
 import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
-import {leakyReluGradKernel} from './cpu/leaky-relu.js'
 import {resizeTrilinearGradKernel, resizeTrilinearKernel} from './cpu/resize.js'
-import {sigmoidKernel} from './cpu/activations.js'
+import {leakyReluGradKernel, sigmoidKernel} from './cpu/activations.js'
 
 export type CpuKernelSet = 'fast' | 'reference'
 

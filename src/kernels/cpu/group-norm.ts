@@ -11,7 +11,7 @@ import type {tf} from '../../backend/tf.js'
 import {copyIn, float64Slots, writeRows} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
-import {leakyReluStepInto} from './leaky-relu.js'
+import {leakyReluStepInto} from './activations.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output, outputFromHeap} from './tensors.js'
 
