@@ -118,14 +118,14 @@ export async function twinBench(
   const dir = mkdtempSync(join(tmpdir(), 'sipl-bench-twin-'))
   try {
     const config = benchConfig(options.config, options.size, options.seed)
-    const results = options.check
+    // sipl's own results are written only for the agreement check, which reads them
     await writeTwinCase(dir, {
       config,
       batch: config.train.batchSize,
       training: true,
       epoch: benchEpoch(config),
       dataSeed: options.seed,
-      results,
+      results: options.check,
     })
     let agreement: {twinMaxRelErr: number; twinAgrees: boolean} | undefined
     if (options.check) {
