@@ -75,9 +75,10 @@ export const FUSED_CONV_TRANSPOSE = 'SiplConv3DTransposeBias'
 export const FUSED_CONV_TRANSPOSE_GRAD = 'SiplConv3DTransposeBiasGrad'
 
 /**
- * conv3dTranspose(x, w) + b; x [B, D, H, W, Cin], w [kD, kH, kW, Cout, Cin], b [Cout], output
- * shape `outShape` (as tf.conv3dTranspose). On `cpu` the output starts from the bias and the
- * backward (bias, input and filter gradients) reads one copy of dy.
+ * conv3dTranspose(x, w) + b (+ residual); x [B, D, H, W, Cin], w [kD, kH, kW, Cout, Cin], b [Cout],
+ * output shape `outShape` (as tf.conv3dTranspose), residual of that shape. On `cpu` the output
+ * starts from the bias, the residual is added in the same kernel, and the backward (bias, input
+ * and filter gradients) reads one copy of dy.
  */
 export function conv3dTransposeBias(
   x: tf.Tensor5D,
@@ -86,21 +87,32 @@ export function conv3dTransposeBias(
   outShape: [number, number, number, number, number],
   strides: number | [number, number, number],
   pad: 'same' | 'valid',
+  residual?: tf.Tensor5D,
 ): tf.Tensor5D {
-  if (!fusedKernelsActive()) return tf.tidy(() => tf.add(tf.conv3dTranspose(x, w, outShape, strides, pad), b) as tf.Tensor5D)
+  if (!fusedKernelsActive())
+    return tf.tidy(() => {
+      const y = tf.add(tf.conv3dTranspose(x, w, outShape, strides, pad), b) as tf.Tensor5D
+      return residual ? (tf.add(y, residual) as tf.Tensor5D) : y
+    })
   const fused = tf.customGrad((...args: (tf.Tensor | ((saved: tf.Tensor[]) => void))[]) => {
     const [xi, wi, bi] = args as tf.Tensor[]
-    const save = args[3] as (saved: tf.Tensor[]) => void
+    const ri = residual ? (args[3] as tf.Tensor) : undefined
+    const save = args.at(-1) as (saved: tf.Tensor[]) => void
     save([xi, wi])
+    const inputs: tf.NamedTensorMap = ri ? {x: xi, filter: wi, bias: bi, residual: ri} : {x: xi, filter: wi, bias: bi}
     return {
-      value: tf.engine().runKernel(FUSED_CONV_TRANSPOSE, {x: xi, filter: wi, bias: bi}, {strides, pad, outShape}) as tf.Tensor5D,
+      value: tf.engine().runKernel(FUSED_CONV_TRANSPOSE, inputs, {strides, pad, outShape}) as tf.Tensor5D,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [xs, ws] = saved
-        return tf.engine().runKernel(FUSED_CONV_TRANSPOSE_GRAD, {dy: dy as tf.Tensor, x: xs, filter: ws}, {strides, pad}) as tf.Tensor[]
+        const grads = tf
+          .engine()
+          .runKernel(FUSED_CONV_TRANSPOSE_GRAD, {dy: dy as tf.Tensor, x: xs, filter: ws}, {strides, pad}) as tf.Tensor[]
+        // the residual's gradient is dy: a new handle on its data (tf.clone copies nothing), as tf.add's gradient is
+        return ri ? [...grads, tf.clone(dy as tf.Tensor)] : grads
       },
     }
   })
-  return fused(x, w, b) as tf.Tensor5D
+  return (residual ? fused(x, w, b, residual) : fused(x, w, b)) as tf.Tensor5D
 }
 
 /**

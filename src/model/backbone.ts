@@ -163,7 +163,7 @@ export class Backbone {
       h = level.fuse.apply(concatChannels(level.up.apply(h), skips[i]), trace)
       features.set(this.strides[i], h)
     }
-    const fused = normAct(this.outNorm, tf.add(this.outUp.apply(h), this.full.apply(x, trace)) as tf.Tensor5D, 'backbone.out', trace)
+    const fused = normAct(this.outNorm, this.outUp.apply(h, this.full.apply(x, trace)), 'backbone.out', trace)
     const fo = this.outProj.apply(fused)
     return {f, features, fo}
   }

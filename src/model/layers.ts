@@ -45,8 +45,9 @@ export class ConvTranspose3d {
     this.kernel = store.add(`${name}.kernel`, [stride, stride, stride, cout, cin], {kind: 'he', fanIn: cin})
     this.bias = store.add(`${name}.bias`, [cout], {kind: 'zeros'})
   }
-  apply(x: tf.Tensor5D): tf.Tensor5D {
-    return conv3dTranspose(x, this.kernel as tf.Tensor5D, this.bias as tf.Tensor1D, this.stride)
+  /** the up-sampled x, plus `residual` (of the output's shape) when given */
+  apply(x: tf.Tensor5D, residual?: tf.Tensor5D): tf.Tensor5D {
+    return conv3dTranspose(x, this.kernel as tf.Tensor5D, this.bias as tf.Tensor1D, this.stride, residual)
   }
 }
 

@@ -72,15 +72,25 @@ export function conv3d(x: tf.Tensor5D, kernel: tf.Tensor5D, bias: tf.Tensor1D | 
   return (bias ? tf.reshape(addBias(tf.reshape(y, [-1, cout]) as tf.Tensor2D, bias), out) : y) as tf.Tensor5D
 }
 
-/** Transposed convolution with kernel = stride (non-overlapping learned upsampling). kernel `[k, k, k, Cout, Cin]`. */
-export function conv3dTranspose(x: tf.Tensor5D, kernel: tf.Tensor5D, bias: tf.Tensor1D | null, stride: number): tf.Tensor5D {
+/**
+ * Transposed convolution with kernel = stride (non-overlapping learned upsampling), plus `residual`
+ * (of the output's shape) when given: one kernel on cpu with sipl's kernels. kernel `[k, k, k, Cout, Cin]`.
+ */
+export function conv3dTranspose(
+  x: tf.Tensor5D,
+  kernel: tf.Tensor5D,
+  bias: tf.Tensor1D | null,
+  stride: number,
+  residual?: tf.Tensor5D,
+): tf.Tensor5D {
   const [b, d, h, w, cin] = x.shape
   const [kd, kh, kw, cout] = kernel.shape
   const out: [number, number, number, number, number] = [b, d * stride, h * stride, w * stride, cout]
   const dry = countMacs(b * d * h * w * kd * kh * kw * cin * cout)
-  if (!dry && bias && fusedKernelsActive()) return conv3dTransposeBias(x, kernel, bias, out, stride, 'same')
+  if (!dry && bias && fusedKernelsActive()) return conv3dTransposeBias(x, kernel, bias, out, stride, 'same', residual)
   const y = dry ? tf.zeros(out) : tf.conv3dTranspose(x, kernel, out, stride, 'same')
-  return (bias ? tf.reshape(addBias(tf.reshape(y, [-1, cout]) as tf.Tensor2D, bias), out) : y) as tf.Tensor5D
+  const biased = (bias ? tf.reshape(addBias(tf.reshape(y, [-1, cout]) as tf.Tensor2D, bias), out) : y) as tf.Tensor5D
+  return residual ? (tf.add(biased, residual) as tf.Tensor5D) : biased
 }
 
 /** x `[..., Cin]` · kernel `[Cin, Cout]` (+ bias) */

@@ -102,7 +102,15 @@ for (const [name, aShape, skipChannels, wShape] of [
   })
 }
 
-function transposeValueAndGrads(xShape: number[], wShape: number[], stride: number, pad: 'same' | 'valid', seed: number): Float32Array[] {
+/** [y, dx, dw, db] (and dresidual, then y without the residual and dy, with `residual`) */
+function transposeValueAndGrads(
+  xShape: number[],
+  wShape: number[],
+  stride: number,
+  pad: 'same' | 'valid',
+  seed: number,
+  residual = false,
+): Float32Array[] {
   return expectNoLeakedTensors(() =>
     tf.tidy(() => {
       const x = seeded(xShape, seed) as tf.Tensor5D
@@ -117,12 +125,16 @@ function transposeValueAndGrads(xShape: number[], wShape: number[], stride: numb
         edge(xShape[3], wShape[2]),
         wShape[3],
       ]
-      const y = conv3dTransposeBias(x, w, b, out, stride, pad)
+      const r = residual ? (seeded(out, seed + 4) as tf.Tensor5D) : undefined
+      const y = conv3dTransposeBias(x, w, b, out, stride, pad, r)
       const dy = seeded(y.shape, seed + 3)
-      const grads = tf.grads((a: tf.Tensor, k: tf.Tensor, c: tf.Tensor) =>
-        tf.sum(tf.mul(conv3dTransposeBias(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, out, stride, pad), dy)),
-      )([x, w, b])
-      return [y, ...grads].map((t) => t.dataSync() as Float32Array)
+      const grads = tf.grads((a: tf.Tensor, k: tf.Tensor, c: tf.Tensor, ...rest: tf.Tensor[]) =>
+        tf.sum(
+          tf.mul(conv3dTransposeBias(a as tf.Tensor5D, k as tf.Tensor5D, c as tf.Tensor1D, out, stride, pad, rest[0] as tf.Tensor5D), dy),
+        ),
+      )(r ? [x, w, b, r] : [x, w, b])
+      const extra = r ? [conv3dTransposeBias(x, w, b, out, stride, pad), dy] : []
+      return [y, ...grads, ...extra].map((t) => t.dataSync() as Float32Array)
     }),
   )
 }
@@ -143,6 +155,31 @@ for (const [name, xShape, wShape, stride, pad] of [
     })
   })
 }
+
+test("fused conv3dTranspose + bias + residual (the backbone's full-resolution sum): the composition within 1e-4, y + r rounded once, dr = dy", () => {
+  for (const [xShape, wShape, stride] of [
+    [[2, 2, 3, 2, 8], [4, 4, 4, 6, 8], 4],
+    [[1, 3, 4, 5, 6], [2, 2, 2, 5, 6], 2],
+  ] as [number[], number[], number][]) {
+    const fast = transposeValueAndGrads(xShape, wShape, stride, 'same', 11, true)
+    const reference = withReferenceCpuKernels(() => transposeValueAndGrads(xShape, wShape, stride, 'same', 11, true))
+    ;['y', 'dx', 'dw', 'db', 'dr'].forEach((what, k) => {
+      assert.equal(fast[k].length, reference[k].length, what)
+      assert.ok(relError(fast[k], reference[k]) <= 1e-4, `${what}: relative error ${relError(fast[k], reference[k])}`)
+    })
+    const [y, , , , dr, plain, dy] = fast
+    assert.deepEqual(dr, dy, "the residual's gradient is dy")
+    // the residual transposeValueAndGrads drew (seed + 4)
+    const residual = tf.tidy(() =>
+      seeded([xShape[0], xShape[1] * stride, xShape[2] * stride, xShape[3] * stride, wShape[3]], 15).dataSync(),
+    )
+    assert.deepEqual(
+      y,
+      plain.map((v, i) => Math.fround(v + residual[i])),
+      'y = fl((conv + b) + r)',
+    )
+  }
+})
 
 test('a NaN in x reaches the bias gradient through the ReLU backward, as in the composition (dy · Step(NaN) = NaN)', () => {
   const run = () =>

@@ -9,6 +9,7 @@ import type {Vec3} from '../../util/vec3.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output, outputFromHeap} from './tensors.js'
 import {copyIn} from './conv-job.js'
+import {channelAffine} from './channel-affine.js'
 import {
   biasActGradAt,
   conv3dFilterGrad,
@@ -144,17 +145,25 @@ export function conv3dBiasActGradKernel({inputs, backend, attrs}: KernelArgs): T
 }
 
 /**
- * conv3dTranspose(x, W) + b: Conv3DBackpropInputV2 with x as its dy, the output starting from the
- * bias (no Add over the up-sampled volume: docs/bench/2026-11-26-cpu-kernels.md). filter
- * [kD, kH, kW, Cout, Cin], attrs as tf.conv3dTranspose's (outShape, strides, pad).
+ * conv3dTranspose(x, W) + b (+ residual): Conv3DBackpropInputV2 with x as its dy, the output
+ * starting from the bias (no Add over the up-sampled volume: docs/bench/2026-11-26-cpu-kernels.md).
+ * filter [kD, kH, kW, Cout, Cin], attrs as tf.conv3dTranspose's (outShape, strides, pad). An
+ * optional `residual` of the output's shape is added last in the heap, y + r rounded once as tfjs's
+ * Add rounds it (JavaScript's Add over a full-resolution volume cost more than the convolution).
  */
 export function conv3dTransposeBiasKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
-  const {x, filter, bias} = inputs
+  const {x, filter, bias, residual} = inputs
   const {strides, pad, outShape} = attrs as {strides: Strides; pad: Pad; outShape: Shape5}
   const info = tf.backend_util.computeConv3DInfo(outShape, filter.shape as Shape5, strides, 1, pad as 'valid' | 'same')
   const rt = freshRuntime()
   const y = inputGradAt(rt, copyIn(rt, floats(backend, x)), floats(backend, filter), info, floats(backend, bias))
-  return outputFromHeap(backend, outShape, rt.f32(y, inputLength(info)))
+  const length = inputLength(info)
+  if (residual) {
+    const channels = outShape[4]
+    const ones = new Float32Array(channels).fill(1)
+    channelAffine(rt, y, copyIn(rt, floats(backend, residual)), y, length / channels, channels, ones, ones, new Float32Array(channels))
+  }
+  return outputFromHeap(backend, outShape, rt.f32(y, length))
 }
 
 /**
