@@ -1,3 +1,5 @@
+import {J_A_COL_BYTES, J_A_ROW_BYTES, J_ACC0, J_COUT, J_DY, J_K, J_ROWS, J_W, J_X, endRow, firstRow, nextChunk, word} from './job'
+
 /**
  * The GEMM of sipl's cpu kernels: a 4×8 register-tiled micro-kernel in WebAssembly SIMD (relaxed
  * SIMD multiply-add in the relaxed build), used by the im2col convolutions (conv3d.ts), the Winograd
@@ -134,6 +136,42 @@ export function gemm(
           store<f32>(cBase + <usize>r * cRS + ((<usize>j) << 2), load<f32>(tmp + ((<usize>(r * 8 + j)) << 2)))
         }
       }
+    }
+  }
+}
+
+/**
+ * The product job: C (J_DY, rows × J_COUT, row-major) = A · B for the rows of each chunk, A at J_X
+ * read through J_A_ROW_BYTES / J_A_COL_BYTES, B packed in panels of 8 columns at J_W (J_K rows).
+ * With fewer than 8 columns every tile would be an edge tile (through `tmp`, scalar copies): the
+ * rows then go into J_ACC0 eight floats apart, full tiles over B's zero columns, and are compacted
+ * into C. Each element is the same multiply-add chain whichever way its rows are split.
+ */
+export function product(job: usize, tmp: usize): void {
+  const n = word(job, J_COUT)
+  const k = word(job, J_K)
+  const a = <usize>word(job, J_X)
+  const aRS = <usize>word(job, J_A_ROW_BYTES)
+  const aKS = <usize>word(job, J_A_COL_BYTES)
+  const b = <usize>word(job, J_W)
+  const c = <usize>word(job, J_DY)
+  const padded = <usize>word(job, J_ACC0)
+  const panels = (n + 7) >> 3
+  for (let chunk = nextChunk(job); chunk >= 0; chunk = nextChunk(job)) {
+    const r0 = firstRow(job, chunk)
+    const rows = endRow(job, chunk) - r0
+    const aRows = a + <usize>r0 * aRS
+    if (padded == 0) {
+      gemm(rows, n, k, aRows, aRS, aKS, b, (<usize>k) << 5, 32, c + ((<usize>r0 * <usize>n) << 2), (<usize>n) << 2, false, rows > 4 * panels, tmp)
+      continue
+    }
+    const wide = padded + ((<usize>r0) << 5)
+    gemm(rows, 8, k, aRows, aRS, aKS, b, (<usize>k) << 5, 32, wide, 32, false, false, tmp)
+    let dst = c + ((<usize>r0 * <usize>n) << 2)
+    for (let r = 0; r < rows; r++) {
+      const src = wide + ((<usize>r) << 5)
+      for (let j = 0; j < n; j++) store<f32>(dst + ((<usize>j) << 2), load<f32>(src + ((<usize>j) << 2)))
+      dst += (<usize>n) << 2
     }
   }
 }

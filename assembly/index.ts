@@ -19,6 +19,7 @@ import {
   KIND_GELU,
   KIND_INPUT_GRAD,
   KIND_LEAKY_RELU_GRAD,
+  KIND_PRODUCT,
   KIND_RESIZE_PASS,
   KIND_SIGMOID,
   KIND_SUM_SLOTS,
@@ -39,6 +40,7 @@ import {resizePass} from './resize'
 import {adamw} from './adamw'
 import {channelAffine, columnSums} from './channels'
 
+import {product} from './gemm'
 export {gemm} from './gemm'
 export {packFilter, packFilterTransposed, reduceFilterGrad} from './conv3d'
 export {concatChannels, splitChannels} from './channels'
@@ -105,6 +107,9 @@ export function runJob(job: usize, t: i32): void {
       break
     case KIND_RESIZE_PASS:
       resizePass(job)
+      break
+    case KIND_PRODUCT:
+      product(job, scratch)
       break
     default:
       // a kind this module does not know: trap (the caller throws) rather than return having done nothing

@@ -76,6 +76,10 @@ export const JOB = {
   SIGMOID: 49,
   /** Dice + CE: 1 = Σp² + Σy² in the Dice denominator, 0 = Σp + Σy */
   SQUARED: 50,
+  /** product: bytes between rows of the left operand (at X) */
+  A_ROW_BYTES: 51,
+  /** product: bytes between elements of a row of the left operand */
+  A_COL_BYTES: 52,
 } as const
 export const JOB_WORDS = Math.max(...Object.values(JOB)) + 1
 
@@ -99,6 +103,7 @@ export const KIND = {
   sigmoid: 16,
   gelu: 17,
   resizePass: 18,
+  product: 19,
 } as const
 
 /**

@@ -1,5 +1,5 @@
 /**
- * BatchMatMul for the `cpu` backend on the convolution module's wasm SIMD GEMM (one thread).
+ * BatchMatMul for the `cpu` backend on the convolution module's wasm SIMD GEMM.
  * tfjs-backend-cpu 4.22 runs every product through a 64-blocked triple loop with index
  * arithmetic per element, 15–30 ns per multiply-add, and plain JS loops reach only 1–4 ns; the
  * products in the SIPL model are small but many (column sums as ones-vector products, the kMaX
@@ -13,6 +13,8 @@
 import {tf} from '../../backend/tf.js'
 import type {CpuKernel} from './elementwise.js'
 import {freshRuntime} from './runtime.js'
+import {writeRows} from './conv-job.js'
+import {JOB, KIND} from './job.js'
 import {output, outputArray, values} from './tensors.js'
 
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1)
@@ -24,6 +26,16 @@ export interface View {
   row: number
   col: number
 }
+
+/**
+ * Products of at least this many multiply-adds, over at least PRODUCT_JOB_ROWS rows, run as a job
+ * on the worker pool (rows split between threads: the same bits as on one); smaller ones (the kMaX
+ * layer's query side) call the GEMM directly, where posting a job would cost more than it shares.
+ */
+const PRODUCT_JOB_MACS = 1 << 18
+const PRODUCT_JOB_ROWS = 64
+/** rows per work item: a multiple of the GEMM's 4-row tiles */
+const PRODUCT_CHUNK_ROWS = 256
 
 /** out[M×N] (row-major, at outOffset) = left[M×K] · right[K×N] */
 export function product(left: View, right: View, m: number, k: number, n: number, out: Float32Array, outOffset: number): void {
@@ -48,9 +60,28 @@ export function product(left: View, right: View, m: number, k: number, n: number
     }
   }
   const c = rt.alloc(m * n)
-  const tmp = rt.alloc(64)
-  // more row groups than panels: keep a panel in cache while the rows stream past
-  rt.exports.gemm(m, n, k, a, left.row * 4, left.col * 4, b, k * 32, 32, c, n * 4, 0, m > 4 * panels ? 1 : 0, tmp)
+  if (m * n * k >= PRODUCT_JOB_MACS && m >= PRODUCT_JOB_ROWS) {
+    const job = rt.job()
+    job[JOB.KIND] = KIND.product
+    job[JOB.X] = a
+    job[JOB.A_ROW_BYTES] = left.row * 4
+    job[JOB.A_COL_BYTES] = left.col * 4
+    job[JOB.W] = b
+    job[JOB.K] = k
+    job[JOB.COUT] = n
+    job[JOB.DY] = c
+    // under 8 columns: rows 8 floats apart first (full tiles), then compacted
+    job[JOB.ACC0] = n < 8 ? rt.alloc(m * 8) : 0
+    // a thread's scratch: the GEMM's edge tile
+    job[JOB.SCRATCH] = rt.alloc(64 * rt.threads)
+    job[JOB.SCRATCH_STRIDE] = 256
+    writeRows(job, m, PRODUCT_CHUNK_ROWS)
+    rt.run()
+  } else {
+    const tmp = rt.alloc(64)
+    // more row groups than panels: keep a panel in cache while the rows stream past
+    rt.exports.gemm(m, n, k, a, left.row * 4, left.col * 4, b, k * 32, 32, c, n * 4, 0, m > 4 * panels ? 1 : 0, tmp)
+  }
   out.set(rt.f32(c, m * n), outOffset)
 }
 

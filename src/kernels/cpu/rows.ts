@@ -3,8 +3,9 @@
  * of src/kernels/cpu/kmax.ts): dense maps on the wasm GEMM, LayerNorm, L2 normalisation,
  * each with its backward. A matrix is row-major `[rows, cols]`; per-row statistics and column sums
  * are taken in float64 and stored as float32, so they are at least as accurate as the op
- * composition they replace. Everything runs on the calling thread, so results do not depend on the
- * thread count. (The layer's GELU is in src/kernels/cpu/activations.ts.)
+ * composition they replace. The loops run on the calling thread and large products on the worker
+ * pool with rows split between threads, so results do not depend on the thread count. (The layer's
+ * GELU is in src/kernels/cpu/activations.ts.)
  */
 import {product, type View} from './matmul.js'
 
