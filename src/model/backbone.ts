@@ -105,8 +105,17 @@ export interface BackboneOutputs {
   f: tf.Tensor5D
   /** F_d at each decoder stride (the deepest stride holds F) */
   features: Map<number, tf.Tensor5D>
-  /** F_o: per-voxel embeddings `[B, D, H, W, d]` */
-  fo: tf.Tensor5D
+  /** F_o: per-voxel embeddings `[B, D, H, W, d]`, as the input of their 1×1×1 projection and that projection */
+  fo: VoxelEmbeddings
+}
+
+/**
+ * F_o = proj(u): the head (src/model/ipl.ts) folds the projection into its prototypes instead of
+ * projecting every voxel; `apply` gives F_o itself.
+ */
+export interface VoxelEmbeddings {
+  unprojected: tf.Tensor5D
+  projection: Conv3d
 }
 
 export class Backbone {
@@ -164,7 +173,6 @@ export class Backbone {
       features.set(this.strides[i], h)
     }
     const fused = normAct(this.outNorm, this.outUp.apply(h, this.full.apply(x, trace)), 'backbone.out', trace)
-    const fo = this.outProj.apply(fused)
-    return {f, features, fo}
+    return {f, features, fo: {unprojected: fused, projection: this.outProj}}
   }
 }

@@ -16,6 +16,7 @@ import {tf} from '../backend/tf.js'
 import type {ModelConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import type {ParamStore} from './init.js'
+import type {VoxelEmbeddings} from './backbone.js'
 import {Dense} from './layers.js'
 import {addBias, bmm, gelu, resizeGrid, softmaxLast} from './ops.js'
 
@@ -138,13 +139,37 @@ export function headMasks(probabilities: tf.Tensor5D, numClasses: number, overla
   return tf.reshape(classes, [b, d, h, w, numClasses]) as tf.Tensor5D
 }
 
-/** F_o `[B, D, H, W, d]` · prototypes `[B, K, d]` (+ b_k) → logits `[B, D, H, W, K]` */
-function prototypeLogits(fo: tf.Tensor5D, prototypes: tf.Tensor3D, bias: tf.Variable | null): tf.Tensor5D {
-  const [b, d, h, w, e] = fo.shape
+/** t's slices along its first axis (tf.unstack's gradient fails on an axis of size 1: tfjs hands it one dy, not a list) */
+function samplesOf(t: tf.Tensor): tf.Tensor[] {
+  return t.shape[0] === 1 ? [tf.reshape(t, t.shape.slice(1))] : tf.unstack(t)
+}
+
+/**
+ * Eq. 4: logits F_o ⊛ g_k (+ b_k) → `[B, D, H, W, K]`, prototypes g `[B, K, d]`. F_o = u·W + b is
+ * the backbone's 1×1×1 projection of u (VoxelEmbeddings), so F_o·g_k = u·(W g_k) + b·g_k: the
+ * projection is folded into the K prototypes instead of applied to every voxel (the same function,
+ * tested against the PyTorch twin, which computes F_o literally; on the demo net the
+ * full-resolution projection was a fifth of the forward's multiply-adds).
+ */
+function prototypeLogits(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Variable | null): tf.Tensor5D {
+  const {unprojected: u, projection} = fo
+  const [b, d, h, w, e] = u.shape
   const k = prototypes.shape[1]
-  let logits: tf.Tensor = bmm(tf.reshape(fo, [b, d * h * w, e]) as tf.Tensor3D, prototypes, false, true) // Eq. 4: F_o ⊛ g_k
-  if (bias) logits = addBias(tf.reshape(logits, [-1, k]) as tf.Tensor2D, bias as tf.Tensor1D)
-  return tf.reshape(logits, [b, d, h, w, k]) as tf.Tensor5D
+  const g = tf.reshape(prototypes, [1, b * k, e]) as tf.Tensor3D
+  // W g_k for every prototype (W is [d_in, d_out] as a 1×1×1 kernel)
+  const kernel = tf.reshape(projection.kernel, [1, projection.cin, projection.cout]) as tf.Tensor3D
+  const folded = samplesOf(tf.reshape(bmm(g, kernel, false, true), [b, 1, k, projection.cin]))
+  // b·g_k (+ b_k) per sample and class
+  let shift: tf.Tensor | null = projection.bias ? tf.reshape(bmm(g, tf.reshape(projection.bias, [1, e, 1]) as tf.Tensor3D), [b, k]) : null
+  if (bias) shift = shift ? tf.add(shift, bias) : tf.tile(tf.expandDims(bias, 0), [b, 1])
+  const shifts = shift ? samplesOf(shift) : []
+  const voxels = d * h * w
+  const rows = samplesOf(tf.reshape(u, [b, 1, voxels, e]))
+  const perSample = rows.map((r, i) => {
+    const logits = tf.reshape(bmm(r as tf.Tensor3D, folded[i] as tf.Tensor3D, false, true), [voxels, k]) as tf.Tensor2D
+    return shift ? addBias(logits, shifts[i] as tf.Tensor1D) : logits
+  })
+  return tf.reshape(b === 1 ? perSample[0] : tf.concat(perSample, 0), [b, d, h, w, k]) as tf.Tensor5D
 }
 
 export class Ipl {
@@ -170,7 +195,7 @@ export class Ipl {
   /**
    * f: F `[B, d', h', w', d_i]`; pseudo: final pseudo-mask logits `[B, …, K+1]`; fo: F_o.
    */
-  apply(f: tf.Tensor5D, pseudo: tf.Tensor5D, fo: tf.Tensor5D): tf.Tensor5D {
+  apply(f: tf.Tensor5D, pseudo: tf.Tensor5D, fo: VoxelEmbeddings): tf.Tensor5D {
     const b = f.shape[0]
     const ipp = this.instanceProposals(f, pseudo)
     const cpp = tf.tile(tf.expandDims(this.cpp.apply(), 0), [b, 1, 1])
@@ -204,8 +229,8 @@ export class PlainPrototypes {
     this.prototypes = store.add('head.prototypes', [numClasses, cfg.backbone.embedDim], {kind: 'lecun', fanIn: cfg.backbone.embedDim})
     this.bias = cfg.classBias ? store.add('head.classBias', [numClasses], {kind: 'zeros'}) : null
   }
-  apply(fo: tf.Tensor5D): tf.Tensor5D {
-    const b = fo.shape[0]
+  apply(fo: VoxelEmbeddings): tf.Tensor5D {
+    const b = fo.unprojected.shape[0]
     return prototypeLogits(fo, tf.tile(tf.expandDims(this.prototypes, 0), [b, 1, 1]) as tf.Tensor3D, this.bias)
   }
 }

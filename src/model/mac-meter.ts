@@ -23,6 +23,11 @@ export function metered<T>(dry: boolean, fn: () => T): {value: T; macs: number} 
   }
 }
 
+/** whether a meter is counting (a dry or a real pass): sipl's whole-layer kernels report nothing, so the ops' composition runs instead */
+export function isMetered(): boolean {
+  return meter !== null
+}
+
 export function isDryRun(): boolean {
   return meter?.dry ?? false
 }

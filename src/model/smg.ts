@@ -27,6 +27,7 @@ import type {ParamStore} from './init.js'
 import {fusedKernelsActive} from '../kernels/fused.js'
 import {kmaxLayerFused, type KmaxParameter} from '../kernels/kmax.js'
 import {Dense, LayerNorm, RmsNorm} from './layers.js'
+import {isMetered} from './mac-meter.js'
 import {bmm, gelu, l2normalize, resizeGrid} from './ops.js'
 
 /** A = onehot(argmax over the N clusters). argMax is integer-valued, so no gradient passes. */
@@ -185,8 +186,9 @@ export class KmaxLayer {
 
   apply(input: KmaxLayerInput): KmaxLayerOutput {
     const {pixels, queries, previous, tau} = input
-    if (fusedKernelsActive()) {
-      // one kernel each way on the cpu backend with sipl's kernels; the composition below elsewhere
+    if (fusedKernelsActive() && !isMetered()) {
+      // one kernel each way on the cpu backend with sipl's kernels; the composition below elsewhere,
+      // and wherever the FLOPs are counted (its dense maps and products report them: `sipl model`)
       const out = kmaxLayerFused(
         {pixels, queries, previous, tau, heads: this.heads, crossAttention: input.crossAttention !== false},
         this.parameters(),

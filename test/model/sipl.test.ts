@@ -5,6 +5,8 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {metered} from '../../src/model/mac-meter.js'
+import {fusedKernelsActive} from '../../src/kernels/fused.js'
+import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {targetsFromLabels} from '../../src/model/losses.js'
 import {buildNet, dryForwardMacs, outputShapes, summarizeModel} from '../../src/model/summary.js'
 import {configOf, expectedParameterCount, phantom, trainingStep} from './sipl-fixtures.js'
@@ -32,6 +34,27 @@ test('demo config: real forward shapes and parameter count, with each ablation',
         .filter((k) => k.startsWith('aux'))
         .map((k) => expected[k]),
     ])
+    net.dispose()
+  }
+})
+
+test("FLOP estimate: the same with sipl's whole-layer kernels as with the op composition (a counted pass takes the composition)", () => {
+  assert.ok(fusedKernelsActive(), "sipl's kernels run on cpu here")
+  const net = buildNet(configOf('demo'))
+  try {
+    const fast = dryForwardMacs(net, [32, 32, 32])
+    assert.equal(
+      withReferenceCpuKernels(() => dryForwardMacs(net, [32, 32, 32])),
+      fast,
+    )
+    // and more than the backbone alone: the six kMaX layers' dense maps and products are in it
+    const backboneOnly = buildNet(configOf('demo', ['model.smg=false']))
+    try {
+      assert.ok(fast > dryForwardMacs(backboneOnly, [32, 32, 32]), 'the SMG layers are counted')
+    } finally {
+      backboneOnly.dispose()
+    }
+  } finally {
     net.dispose()
   }
 })
