@@ -17,7 +17,7 @@ const BACKEND_NAMES = BACKENDS.filter((b) => b !== 'auto') as BackendName[]
 export default class Bench extends BaseCommand<typeof Bench> {
   static override summary =
     'Time a training step and a sliding-window inference per backend, checking results against the reference cpu kernels'
-  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume. --torch also times the same step in PyTorch with the same thread count and reports each backend's time as a multiple of PyTorch's (target: ≤ 1): for unet-ref src/bench/unet_ref_torch.py; for --net sipl the PyTorch twin of the SIPL network (src/bench/sipl_twin.py) on the same weights and labelled batch, after checking that the twin and sipl agree on them (twinMaxRelErr), plus its sliding-window pass over the same windows. With --net sipl, cpu rows also count the tfjs kernel executions of one step (kernelCalls). --rounds R repeats the timed runs R times, sipl's backends and PyTorch taking turns, and pools them (every step time is in stepMs): on a machine other jobs share, the two sides then see the same load. PyTorch's process runs with glibc keeping the memory it frees (--torch-malloc retain: no page faults on reused activations; 'default' runs it untouched). Python: SIPL_PYTHON, default python3, with torch. Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
+  static override description = `For each backend that starts (default: all of ${BACKEND_NAMES.join(', ')}), builds the network with the same seed, checks the loss and every gradient norm against tfjs's reference cpu conv3d kernels (max relative error, should be ≤ 1e-4), times --steps training steps (Adam, batch 1) after --warmup steps, and one sliding-window inference (window = --size, overlap 0.5) of an --infer-size³ volume, after --infer-warmup untimed ones. --torch also times the same step in PyTorch with the same thread count and reports each backend's time as a multiple of PyTorch's (target: ≤ 1): for unet-ref src/bench/unet_ref_torch.py; for --net sipl the PyTorch twin of the SIPL network (src/bench/sipl_twin.py) on the same weights and labelled batch, after checking that the twin and sipl agree on them (twinMaxRelErr), plus its sliding-window pass over the same windows. With --net sipl, cpu rows also count the tfjs kernel executions of one step (kernelCalls). --rounds R repeats the timed runs R times, sipl's backends and PyTorch taking turns, and pools them (every step time is in stepMs): on a machine other jobs share, the two sides then see the same load. PyTorch's process runs with glibc keeping the memory it frees (--torch-malloc retain: no page faults on reused activations; 'default' runs it untouched). Python: SIPL_PYTHON, default python3, with torch. Threads of the cpu kernels and of PyTorch: SIPL_THREADS (0 = one per core).`
   static override examples = [
     '<%= config.bin %> bench --size 32',
     '<%= config.bin %> bench --size 64 --backend cpu --steps 5 --json',
@@ -46,6 +46,11 @@ export default class Bench extends BaseCommand<typeof Bench> {
     }),
     'infer-size': Flags.integer({description: 'edge of the volume for the sliding-window inference (0 = skip)', default: 192, min: 0}),
     'infer-batch': Flags.integer({description: 'windows per forward pass in the inference', default: 2, min: 1}),
+    'infer-warmup': Flags.integer({
+      description: 'untimed sliding-window passes before the timed one (each side): 1 times a process that has segmented a scan before',
+      default: 0,
+      min: 0,
+    }),
     kernels: Flags.string({
       description: "cpu conv3d kernels: sipl's 'fast' ones or tfjs's 'reference' ones",
       options: ['fast', 'reference'],
@@ -94,6 +99,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
       warmup: f.warmup,
       inferSize: f['infer-size'],
       inferBatch: f['infer-batch'],
+      inferWarmup: f['infer-warmup'],
       check: f.check,
       kernels: f.kernels as 'fast' | 'reference',
       seed: f.seed,

@@ -24,11 +24,13 @@ export interface BenchRow {
   /** null when the backend failed the agreement check (its timings would be of a wrong computation) */
   stepMsMedian: number | null
   stepMsMin: number | null
-  /** one sliding-window inference of an inferSize³ volume; null when skipped */
+  /** one sliding-window inference of an inferSize³ volume (after inferWarmup untimed ones); null when skipped */
   inferMs: number | null
   /** max relative difference of the loss and of every gradient norm vs the reference cpu kernels; null when not checked */
   maxRelErr: number | null
   inferSize: number
+  /** untimed sliding-window passes of the same volume before the timed one (0: the process's first) */
+  inferWarmup?: number
   steps: number
   /** every timed step, in ms, in the order run (all rounds) */
   stepMs?: number[]
@@ -114,6 +116,8 @@ export interface BenchOptions {
   warmup: number
   inferSize: number
   inferBatch: number
+  /** untimed sliding-window passes before the timed one: ≥ 1 times a process that has segmented a scan before (`sipl eval` over a test set) */
+  inferWarmup: number
   check: boolean
   /** profile the first warm-up step on cpu (kernelCalls, peakTensorBytes); default true */
   profile?: boolean
@@ -147,17 +151,27 @@ async function inferenceMs(net: BenchNet, options: BenchOptions): Promise<number
   const image = new Float32Array(n * n * n * net.channels)
   for (let i = 0; i < image.length; i++) image[i] = rng.next()
   const patch = Math.min(options.size, n)
+  const pass = () =>
+    slidingWindow(
+      {image, shape: [n, n, n], channels: net.channels},
+      async (batch, count) => {
+        const probs = tf.tidy(() => net.probabilities(tf.tensor5d(batch, [count, patch, patch, patch, net.channels])))
+        const values = (await probs.data()) as Float32Array
+        probs.dispose()
+        return values
+      },
+      {
+        patch: [patch, patch, patch],
+        numClasses: net.classes,
+        overlap: 0.5,
+        sigmaScale: 1 / 8,
+        mirrorAxes: [],
+        batchSize: options.inferBatch,
+      },
+    )
+  for (let i = 0; i < options.inferWarmup; i++) await pass()
   const start = performance.now()
-  await slidingWindow(
-    {image, shape: [n, n, n], channels: net.channels},
-    async (batch, count) => {
-      const probs = tf.tidy(() => net.probabilities(tf.tensor5d(batch, [count, patch, patch, patch, net.channels])))
-      const values = (await probs.data()) as Float32Array
-      probs.dispose()
-      return values
-    },
-    {patch: [patch, patch, patch], numClasses: net.classes, overlap: 0.5, sigmaScale: 1 / 8, mirrorAxes: [], batchSize: options.inferBatch},
-  )
+  await pass()
   return performance.now() - start
 }
 
@@ -225,6 +239,7 @@ async function benchBackend(backend: BackendName, options: BenchOptions, expecte
       inferMs: null,
       maxRelErr,
       inferSize: options.inferSize,
+      inferWarmup: options.inferWarmup,
       steps: 0,
     }
     if (maxRelErr !== null && !(maxRelErr <= AGREEMENT)) {

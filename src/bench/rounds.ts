@@ -46,6 +46,7 @@ export async function runBenchRounds(options: BenchRoundsOptions): Promise<Bench
           seed: options.seed,
           inferSize: options.inferSize,
           inferBatch: options.inferBatch,
+          inferWarmup: options.inferWarmup,
           check,
         })
         if (twin.twinMaxRelErr !== undefined) {

@@ -726,7 +726,7 @@ def window_starts(size, patch, overlap):
     return [int(math.floor(actual * i + 0.5)) for i in range(steps)]
 
 
-def bench(directory, steps, warmup, threads, infer_size, infer_batch, overlap):
+def bench(directory, steps, warmup, threads, infer_size, infer_batch, overlap, infer_warmup=0):
     torch.set_num_threads(threads)
     with open(f'{directory}/config.json') as f:
         cfg = json.load(f)
@@ -767,8 +767,8 @@ def bench(directory, steps, warmup, threads, infer_size, infer_batch, overlap):
         axis = torch.exp(-((torch.arange(patch) - centre) ** 2) / (2 * (patch * 0.125) ** 2))
         weight = axis[:, None, None] * axis[None, :, None] * axis[None, None, :]
         net.eval()
-        with torch.no_grad():
-            start = time.perf_counter()
+
+        def sliding_window():
             acc = torch.zeros(cfg['numClasses'], infer_size, infer_size, infer_size)
             norm = torch.zeros(infer_size, infer_size, infer_size)
             for i in range(0, len(windows), infer_batch):
@@ -778,7 +778,14 @@ def bench(directory, steps, warmup, threads, infer_size, infer_batch, overlap):
                 for (z, y, w), p in zip(group, probs):
                     acc[:, z : z + patch, y : y + patch, w : w + patch] += p * weight
                     norm[z : z + patch, y : y + patch, w : w + patch] += weight
-            (acc / norm).argmax(0)
+            return (acc / norm).argmax(0)
+
+        with torch.no_grad():
+            # untimed passes first, as sipl's --infer-warmup
+            for _ in range(infer_warmup):
+                sliding_window()
+            start = time.perf_counter()
+            sliding_window()
             result['inferMs'] = (time.perf_counter() - start) * 1000
         result['windows'] = len(windows)
     return result
@@ -802,6 +809,7 @@ def main():
     b.add_argument('--infer-size', type=int, default=0)
     b.add_argument('--infer-batch', type=int, default=2)
     b.add_argument('--overlap', type=float, default=0.5)
+    b.add_argument('--infer-warmup', type=int, default=0, help='untimed sliding-window passes before the timed one')
     args = parser.parse_args()
     if args.command == 'check':
         dtype = torch.float64 if args.dtype == 'float64' else torch.float32
@@ -809,7 +817,7 @@ def main():
         for d in args.dirs:
             print(json.dumps(check(d, dtype, args.sipl, args.out, args.rounding, args.draws if args.rounding > 0 else 0)), flush=True)
     else:
-        print(json.dumps(bench(args.dir, args.steps, args.warmup, args.threads, args.infer_size, args.infer_batch, args.overlap)))
+        print(json.dumps(bench(args.dir, args.steps, args.warmup, args.threads, args.infer_size, args.infer_batch, args.overlap, args.infer_warmup)))
 
 
 if __name__ == '__main__':

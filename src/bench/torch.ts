@@ -98,6 +98,8 @@ export interface TwinBenchOptions extends TorchBenchOptions {
   seed: number
   inferSize: number
   inferBatch: number
+  /** untimed sliding-window passes before the timed one */
+  inferWarmup: number
   /** check the twin's agreement first (float64 in PyTorch: at BTCV's size that needs tens of GB) */
   check: boolean
 }
@@ -147,7 +149,7 @@ export async function twinBench(
       '--threads',
       `${options.threads}`,
     ]
-    args.push('--infer-size', `${options.inferSize}`, '--infer-batch', `${options.inferBatch}`)
+    args.push('--infer-size', `${options.inferSize}`, '--infer-batch', `${options.inferBatch}`, '--infer-warmup', `${options.inferWarmup}`)
     const timing = runTorchScript<TwinTiming>(options.python, args, options.threads, options.malloc)
     const row = {
       net: 'sipl',
@@ -159,6 +161,7 @@ export async function twinBench(
       inferMs: timing.inferMs,
       maxRelErr: null,
       inferSize: options.inferSize,
+      inferWarmup: options.inferWarmup,
       steps: timing.steps,
       threads: timing.threads,
       torch: timing.torch,

@@ -14,6 +14,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {tf} from '../helpers/tf.js'
 import {loadConfig} from '../../src/config/load.js'
+import {sipl} from '../helpers/cli.js'
 import {compareTwin, findTorchPython, runTwinCheck, TWIN_AGREEMENT, writeTwinCase, type TwinCaseOptions} from '../../src/bench/twin.js'
 
 await tf.setBackend('cpu')
@@ -184,5 +185,34 @@ test(
         assert.ok(errors.has('keep.1'), `${c.name}: the cluster choices are compared`)
       } else assert.equal(kept.length, 0, `${c.name}: no filtering`)
     }
+  },
+)
+
+test(
+  'sipl bench --net sipl --torch --json: sipl and the twin on the demo config, with the fields issue 16 asks for; --infer-warmup on both sides',
+  {skip: reason && !inCi ? reason : false, timeout: 600_000},
+  () => {
+    assert.equal(reason, undefined, `CI=true but ${reason}`)
+    const args = ['bench', '--net', 'sipl', '-c', 'experiments/demo.yaml', '--backend', 'cpu', '--torch', '--json']
+    const r = sipl([...args, '--steps', '2', '--warmup', '1', '--infer-size', '48', '--infer-warmup', '1'], {
+      env: {SIPL_PYTHON: python!},
+      timeoutMs: 540_000,
+    })
+    assert.equal(r.code, 0, r.stderr)
+    const {rows} = JSON.parse(r.stdout) as {rows: Record<string, unknown>[]}
+    const sipl_ = rows.find((row) => row.backend === 'cpu')!
+    const twin = rows.find((row) => row.backend === 'pytorch')!
+    for (const row of [sipl_, twin]) {
+      assert.equal(row.net, 'sipl')
+      assert.ok((row.stepMsMedian as number) > 0 && (row.inferMs as number) > 0, JSON.stringify(row))
+      assert.equal(row.inferWarmup, 1)
+      assert.match(row.cpu as string, /\(\d+ cores?; /, 'the CPU model and its vector flags')
+    }
+    assert.ok((sipl_.vsTorch as number) > 0 && (sipl_.inferVsTorch as number) > 0)
+    assert.ok((sipl_.kernelCalls as number) > 100, `kernelCalls ${sipl_.kernelCalls}`)
+    // each quantity within its own bound (the agreement test's rule: logits and losses ≤ 1e-4, ill-conditioned gradients more)
+    assert.equal(sipl_.twinAgrees, true)
+    assert.equal(typeof sipl_.twinMaxRelErr, 'number')
+    assert.match(r.stderr, /twin agreement: max relative difference .* \(every quantity within its bound\)/)
   },
 )
