@@ -1,4 +1,5 @@
-import {J_A_COL_BYTES, J_A_ROW_BYTES, J_ACC0, J_COUT, J_DY, J_K, J_ROWS, J_W, J_X, endRow, firstRow, nextChunk, word} from './job'
+import {J_A_COL_BYTES, J_A_ROW_BYTES, J_ACC0, J_BIAS, J_COUT, J_DY, J_K, J_SIGMOID, J_W, J_X, endRow, firstRow, nextChunk, word} from './job'
+import {sigmoidVector} from './dice-ce'
 
 /**
  * The GEMM of sipl's cpu kernels: a 4×8 register-tiled micro-kernel in WebAssembly SIMD (relaxed
@@ -145,7 +146,8 @@ export function gemm(
  * read through J_A_ROW_BYTES / J_A_COL_BYTES, B packed in panels of 8 columns at J_W (J_K rows).
  * With fewer than 8 columns every tile would be an edge tile (through `tmp`, scalar copies): the
  * rows then go into J_ACC0 eight floats apart, full tiles over B's zero columns, and are compacted
- * into C. Each element is the same multiply-add chain whichever way its rows are split.
+ * into C. Each element is the same multiply-add chain whichever way its rows are split. Then, when
+ * given, a float32 bias per column (J_BIAS) and σ of every element (J_SIGMOID = 1, the loss's σ).
  */
 export function product(job: usize, tmp: usize): void {
   const n = word(job, J_COUT)
@@ -156,22 +158,42 @@ export function product(job: usize, tmp: usize): void {
   const b = <usize>word(job, J_W)
   const c = <usize>word(job, J_DY)
   const padded = <usize>word(job, J_ACC0)
+  const bias = <usize>word(job, J_BIAS)
+  const sigmoid = word(job, J_SIGMOID) != 0
   const panels = (n + 7) >> 3
   for (let chunk = nextChunk(job); chunk >= 0; chunk = nextChunk(job)) {
     const r0 = firstRow(job, chunk)
     const rows = endRow(job, chunk) - r0
     const aRows = a + <usize>r0 * aRS
+    const cRows = c + ((<usize>r0 * <usize>n) << 2)
     if (padded == 0) {
-      gemm(rows, n, k, aRows, aRS, aKS, b, (<usize>k) << 5, 32, c + ((<usize>r0 * <usize>n) << 2), (<usize>n) << 2, false, rows > 4 * panels, tmp)
-      continue
+      gemm(rows, n, k, aRows, aRS, aKS, b, (<usize>k) << 5, 32, cRows, (<usize>n) << 2, false, rows > 4 * panels, tmp)
+    } else {
+      const wide = padded + ((<usize>r0) << 5)
+      gemm(rows, 8, k, aRows, aRS, aKS, b, (<usize>k) << 5, 32, wide, 32, false, false, tmp)
+      let dst = cRows
+      for (let r = 0; r < rows; r++) {
+        const src = wide + ((<usize>r) << 5)
+        for (let j = 0; j < n; j++) store<f32>(dst + ((<usize>j) << 2), load<f32>(src + ((<usize>j) << 2)))
+        dst += (<usize>n) << 2
+      }
     }
-    const wide = padded + ((<usize>r0) << 5)
-    gemm(rows, 8, k, aRows, aRS, aKS, b, (<usize>k) << 5, 32, wide, 32, false, false, tmp)
-    let dst = c + ((<usize>r0 * <usize>n) << 2)
-    for (let r = 0; r < rows; r++) {
-      const src = wide + ((<usize>r) << 5)
-      for (let j = 0; j < n; j++) store<f32>(dst + ((<usize>j) << 2), load<f32>(src + ((<usize>j) << 2)))
-      dst += (<usize>n) << 2
+    if (bias != 0) {
+      let at = cRows
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < n; j++) store<f32>(at + ((<usize>j) << 2), load<f32>(at + ((<usize>j) << 2)) + load<f32>(bias + ((<usize>j) << 2)))
+        at += (<usize>n) << 2
+      }
+    }
+    if (sigmoid) {
+      // element-wise: four at a time, the tail splat to every lane (the same bits either way)
+      const count = rows * n
+      let i = 0
+      for (; i + 4 <= count; i += 4) v128.store(cRows + ((<usize>i) << 2), sigmoidVector(v128.load(cRows + ((<usize>i) << 2))))
+      for (; i < count; i++) {
+        const at = cRows + ((<usize>i) << 2)
+        store<f32>(at, f32x4.extract_lane(sigmoidVector(f32x4.splat(load<f32>(at))), 0))
+      }
     }
   }
 }

@@ -145,6 +145,19 @@ export function sigmoidProbabilities(logits: tf.Tensor): tf.Tensor {
   return fusedKernelsActive() ? (tf.engine().runKernel(FUSED_SIGMOID, {x: logits}, {}) as tf.Tensor) : tf.sigmoid(logits)
 }
 
+export const FUSED_PROTOTYPE_SIGMOID = 'SiplPrototypeSigmoid'
+
+/**
+ * σ(u_b · g_bᵀ + c_b) per sample (no gradient): u `[B, V, e]`, prototypes `[B, K, e]`, shift `[B, K]`
+ * or null → `[B, V, K]`, the IPL head's probabilities at inference in one kernel (on `cpu` with the
+ * fast kernels only: callers check fusedKernelsActive), the same bits as the product, the shift's
+ * Add and sigmoidProbabilities one after another.
+ */
+export function prototypeProbabilities(u: tf.Tensor3D, prototypes: tf.Tensor3D, shift: tf.Tensor2D | null): tf.Tensor3D {
+  const inputs: tf.NamedTensorMap = shift ? {u, prototypes, shift} : {u, prototypes}
+  return tf.engine().runKernel(FUSED_PROTOTYPE_SIGMOID, inputs, {}) as tf.Tensor3D
+}
+
 /** True where the fused cpu kernels run: the `cpu` backend with sipl's fast kernels. */
 export function fusedKernelsActive(): boolean {
   return tf.getBackend() === 'cpu' && activeCpuKernels() === 'fast'

@@ -31,7 +31,7 @@ import {
   fastUnary,
   type CpuKernel,
 } from './cpu/elementwise.js'
-import {fastBatchMatMul} from './cpu/matmul.js'
+import {fastBatchMatMul, prototypeSigmoidKernel} from './cpu/matmul.js'
 import {adamwGroupKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
@@ -150,6 +150,11 @@ function registerFusedKernels(): void {
   tf.registerKernel({kernelName: 'SiplKmaxLayerGrad', backendName: 'cpu', kernelFunc: kmaxLayerGradKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplLeakyReluGrad', backendName: 'cpu', kernelFunc: leakyReluGradKernel as unknown as tf.KernelFunc})
   tf.registerKernel({kernelName: 'SiplSigmoid', backendName: 'cpu', kernelFunc: sigmoidKernel as unknown as tf.KernelFunc})
+  tf.registerKernel({
+    kernelName: 'SiplPrototypeSigmoid',
+    backendName: 'cpu',
+    kernelFunc: prototypeSigmoidKernel as unknown as tf.KernelFunc,
+  })
   tf.registerKernel({kernelName: 'SiplResizeTrilinear', backendName: 'cpu', kernelFunc: resizeTrilinearKernel as unknown as tf.KernelFunc})
   tf.registerKernel({
     kernelName: 'SiplResizeTrilinearGrad',

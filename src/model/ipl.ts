@@ -18,6 +18,8 @@ import {UserError} from '../errors.js'
 import type {ParamStore} from './init.js'
 import type {VoxelEmbeddings} from './backbone.js'
 import {Dense} from './layers.js'
+import {isMetered} from './mac-meter.js'
+import {fusedKernelsActive, prototypeProbabilities, sigmoidProbabilities} from '../kernels/fused.js'
 import {addBias, bmm, gelu, resizeGrid, softmaxLast} from './ops.js'
 
 // ── class-embedding files (CPP init clip / biobert / file) ───────────────────────────────────
@@ -144,32 +146,47 @@ function samplesOf(t: tf.Tensor): tf.Tensor[] {
   return t.shape[0] === 1 ? [tf.reshape(t, t.shape.slice(1))] : tf.unstack(t)
 }
 
+/** What a head returns: logits (training, the losses) or σ of them (inference, Ŷ of Eq. 4). */
+export type HeadOutput = 'logits' | 'probabilities'
+
 /**
- * Eq. 4: logits F_o ⊛ g_k (+ b_k) → `[B, D, H, W, K]`, prototypes g `[B, K, d]`. F_o = u·W + b is
- * the backbone's 1×1×1 projection of u (VoxelEmbeddings), so F_o·g_k = u·(W g_k) + b·g_k: the
- * projection is folded into the K prototypes instead of applied to every voxel (the same function,
- * tested against the PyTorch twin, which computes F_o literally; on the demo net the
- * full-resolution projection was a fifth of the forward's multiply-adds).
+ * Eq. 4 with F_o = u·W + b, the backbone's 1×1×1 projection of u (VoxelEmbeddings): F_o·g_k =
+ * u·(W g_k) + b·g_k, so the projection is folded into the K prototypes instead of applied to every
+ * voxel (the same function, tested against the PyTorch twin, which computes F_o literally; on the
+ * demo net the full-resolution projection was a fifth of the forward's multiply-adds). Returns u
+ * `[B, V, e]`, the folded prototypes W g_k `[B, K, e]` and the shift b·g_k (+ b_k) `[B, K]` (null
+ * without either bias).
  */
-function prototypeLogits(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Variable | null): tf.Tensor5D {
+function foldPrototypes(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Variable | null) {
   const {unprojected: u, projection} = fo
   const [b, d, h, w, e] = u.shape
   const k = prototypes.shape[1]
   const g = tf.reshape(prototypes, [1, b * k, e]) as tf.Tensor3D
   // W g_k for every prototype (W is [d_in, d_out] as a 1×1×1 kernel)
   const kernel = tf.reshape(projection.kernel, [1, projection.cin, projection.cout]) as tf.Tensor3D
-  const folded = samplesOf(tf.reshape(bmm(g, kernel, false, true), [b, 1, k, projection.cin]))
-  // b·g_k (+ b_k) per sample and class
+  const folded = tf.reshape(bmm(g, kernel, false, true), [b, k, projection.cin]) as tf.Tensor3D
   let shift: tf.Tensor | null = projection.bias ? tf.reshape(bmm(g, tf.reshape(projection.bias, [1, e, 1]) as tf.Tensor3D), [b, k]) : null
   if (bias) shift = shift ? tf.add(shift, bias) : tf.tile(tf.expandDims(bias, 0), [b, 1])
+  const grid: [number, number, number, number, number] = [b, d, h, w, k]
+  return {voxels: tf.reshape(u, [b, d * h * w, e]) as tf.Tensor3D, folded, shift: shift as tf.Tensor2D | null, grid}
+}
+
+/** Eq. 4: logits F_o ⊛ g_k (+ b_k), or their σ → `[B, D, H, W, K]`, prototypes g `[B, K, d]` */
+function prototypeHead(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Variable | null, output: HeadOutput): tf.Tensor5D {
+  const {voxels, folded, shift, grid} = foldPrototypes(fo, prototypes, bias)
+  // inference on cpu with sipl's kernels: product, shift and σ in one kernel, the same bits as below
+  if (output === 'probabilities' && fusedKernelsActive() && !isMetered())
+    return tf.reshape(prototypeProbabilities(voxels, folded, shift), grid) as tf.Tensor5D
+  const [b, , , , k] = grid
+  const rows = samplesOf(tf.reshape(voxels, [b, 1, ...voxels.shape.slice(1)]))
+  const foldedRows = samplesOf(tf.reshape(folded, [b, 1, k, folded.shape[2]]))
   const shifts = shift ? samplesOf(shift) : []
-  const voxels = d * h * w
-  const rows = samplesOf(tf.reshape(u, [b, 1, voxels, e]))
   const perSample = rows.map((r, i) => {
-    const logits = tf.reshape(bmm(r as tf.Tensor3D, folded[i] as tf.Tensor3D, false, true), [voxels, k]) as tf.Tensor2D
+    const logits = tf.reshape(bmm(r as tf.Tensor3D, foldedRows[i] as tf.Tensor3D, false, true), [voxels.shape[1], k]) as tf.Tensor2D
     return shift ? addBias(logits, shifts[i] as tf.Tensor1D) : logits
   })
-  return tf.reshape(b === 1 ? perSample[0] : tf.concat(perSample, 0), [b, d, h, w, k]) as tf.Tensor5D
+  const logits = tf.reshape(b === 1 ? perSample[0] : tf.concat(perSample, 0), grid) as tf.Tensor5D
+  return output === 'logits' ? logits : (sigmoidProbabilities(logits) as tf.Tensor5D)
 }
 
 export class Ipl {
@@ -195,13 +212,13 @@ export class Ipl {
   /**
    * f: F `[B, d', h', w', d_i]`; pseudo: final pseudo-mask logits `[B, …, K+1]`; fo: F_o.
    */
-  apply(f: tf.Tensor5D, pseudo: tf.Tensor5D, fo: VoxelEmbeddings): tf.Tensor5D {
+  apply(f: tf.Tensor5D, pseudo: tf.Tensor5D, fo: VoxelEmbeddings, output: HeadOutput = 'logits'): tf.Tensor5D {
     const b = f.shape[0]
     const ipp = this.instanceProposals(f, pseudo)
     const cpp = tf.tile(tf.expandDims(this.cpp.apply(), 0), [b, 1, 1])
     // Eq. 3: g_k = MLP(p_k^i ⊕ p_k^c)
     const prototypes = this.mlp2.apply(gelu(this.mlp1.apply(tf.concat([ipp, cpp], -1)))) as tf.Tensor3D
-    return prototypeLogits(fo, prototypes, this.bias)
+    return prototypeHead(fo, prototypes, this.bias, output)
   }
 
   /** Eq. 2: p_k^i = GAP(M_k ⊗ F) = (1/|F|) Σ_voxels M_k · F, M = softmax of the pseudo-mask logits on F's grid → `[B, K, d_i]` */
@@ -229,8 +246,8 @@ export class PlainPrototypes {
     this.prototypes = store.add('head.prototypes', [numClasses, cfg.backbone.embedDim], {kind: 'lecun', fanIn: cfg.backbone.embedDim})
     this.bias = cfg.classBias ? store.add('head.classBias', [numClasses], {kind: 'zeros'}) : null
   }
-  apply(fo: VoxelEmbeddings): tf.Tensor5D {
+  apply(fo: VoxelEmbeddings, output: HeadOutput = 'logits'): tf.Tensor5D {
     const b = fo.unprojected.shape[0]
-    return prototypeLogits(fo, tf.tile(tf.expandDims(this.prototypes, 0), [b, 1, 1]) as tf.Tensor3D, this.bias)
+    return prototypeHead(fo, tf.tile(tf.expandDims(this.prototypes, 0), [b, 1, 1]) as tf.Tensor3D, this.bias, output)
   }
 }

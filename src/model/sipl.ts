@@ -15,13 +15,12 @@
  * Weights are DHWIO (`[kd, kh, kw, in, out]`, tfjs's layout); PyTorch's Conv3d is OIDHW.
  */
 import {tf} from '../backend/tf.js'
-import {sigmoidProbabilities} from '../kernels/fused.js'
 import type {ModelConfig, SmgConfig} from '../config/schema.js'
 import {UserError} from '../errors.js'
 import {Rng} from '../util/rng.js'
 import {Backbone, type ForwardTrace} from './backbone.js'
 import {ParamStore} from './init.js'
-import {Ipl, PlainPrototypes} from './ipl.js'
+import {Ipl, PlainPrototypes, type HeadOutput} from './ipl.js'
 import {Dense} from './layers.js'
 import {isDryRun} from './mac-meter.js'
 import {Smg, tauAt} from './smg.js'
@@ -126,19 +125,28 @@ export class SiplNet {
 
   /** Forward pass; call inside tf.tidy or optimizer.minimize. x: `[B, D, H, W, C]`. */
   apply(x: tf.Tensor5D, state: ForwardState): SiplOutputs {
+    const {head, aux, keep} = this.forward(x, state, 'logits')
+    return {logits: head, aux, keep}
+  }
+
+  /** Ŷ = σ(logits) of an inference pass, `[B, D, H, W, K]`; x and epoch as `apply`'s. */
+  probabilities(x: tf.Tensor5D, epoch: number): tf.Tensor5D {
+    return tf.tidy(() => this.forward(x, {training: false, epoch}, 'probabilities').head)
+  }
+
+  private forward(
+    x: tf.Tensor5D,
+    state: ForwardState,
+    output: HeadOutput,
+  ): {head: tf.Tensor5D; aux: tf.Tensor5D[]; keep: (tf.Tensor2D | null)[]} {
     this.checkInput(x)
     const {f, features, fo} = this.backbone.apply(x, state.trace)
     let aux: tf.Tensor5D[]
     let keep: (tf.Tensor2D | null)[] = []
     if (this.smg) ({masks: aux, keep} = this.smg.apply(features, this.filterThreshold(state), state.trace))
     else aux = [this.maskHead!.dense.apply(features.get(this.maskHead!.stride)!) as tf.Tensor5D]
-    const logits = this.ipl ? this.ipl.apply(f, aux[aux.length - 1], fo) : this.plain!.apply(fo)
-    return {logits, aux, keep}
-  }
-
-  /** Ŷ = σ(logits) of an inference pass, `[B, D, H, W, K]`; x and epoch as `apply`'s. */
-  probabilities(x: tf.Tensor5D, epoch: number): tf.Tensor5D {
-    return tf.tidy(() => sigmoidProbabilities(this.apply(x, {training: false, epoch}).logits) as tf.Tensor5D)
+    const head = this.ipl ? this.ipl.apply(f, aux[aux.length - 1], fo, output) : this.plain!.apply(fo, output)
+    return {head, aux, keep}
   }
 
   /** τ of the self-supervised filtering for this call (Eq. 11, from state.epoch), or null when it does not run */

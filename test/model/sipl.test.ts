@@ -5,7 +5,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {metered} from '../../src/model/mac-meter.js'
-import {fusedKernelsActive} from '../../src/kernels/fused.js'
+import {fusedKernelsActive, sigmoidProbabilities} from '../../src/kernels/fused.js'
 import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {targetsFromLabels} from '../../src/model/losses.js'
 import {buildNet, dryForwardMacs, outputShapes, summarizeModel} from '../../src/model/summary.js'
@@ -100,5 +100,46 @@ test('one training step: every trainable variable receives a finite, non-zero gr
     tf.dispose([value, ...Object.values(grads)])
     tf.dispose([targets.regions, targets.labels])
     net.dispose()
+  }
+})
+
+test('inference probabilities in one kernel (product, shift, σ): the same bits as σ of the logits, batch 1 and 2, 3 and 13 classes, both heads, with and without the class bias', async () => {
+  assert.ok(fusedKernelsActive(), "sipl's kernels run on cpu here")
+  const demo = buildNet(configOf('demo'))
+  const profile = await tf.profile(() => demo.probabilities(tf.zeros([1, 32, 32, 32, 1]) as tf.Tensor5D, 3))
+  tf.dispose(profile.result as tf.Tensor)
+  demo.dispose()
+  const names = profile.kernels.map((k) => k.name)
+  assert.ok(names.includes('SiplPrototypeSigmoid') && !names.includes('SiplSigmoid'), 'the head ran as one kernel')
+  const variants: [string, string[]][] = [
+    ['demo, batch 2', []],
+    ['13 classes (≥ 8 columns)', ['data.classes=[a,b,c,d,e,f,g,h,i,j,k,l,m]']],
+    ['no class bias', ['model.classBias=false']],
+    ['plain prototypes (−IPL)', ['model.ipl=false']],
+  ]
+  for (const [name, sets] of variants) {
+    const net = buildNet(configOf('demo', sets))
+    try {
+      for (const batch of name === 'demo, batch 2' ? [1, 2] : [2]) {
+        expectNoLeakedTensors(() =>
+          tf.tidy(() => {
+            const x = tf.randomNormal([batch, 32, 32, 32, 1], 0, 1, 'float32', 7) as tf.Tensor5D
+            const fused = net.probabilities(x, 3).dataSync() as Float32Array
+            const unfused = sigmoidProbabilities(net.apply(x, {training: false, epoch: 3}).logits).dataSync() as Float32Array
+            assert.equal(fused.length, unfused.length, name)
+            assert.ok(
+              fused.every((v, i) => Object.is(v, unfused[i])),
+              `${name}, batch ${batch}: the same bits`,
+            )
+            // and the op composition on tfjs's kernels (the whole net rounds differently: ~1e-5 apart)
+            const reference = withReferenceCpuKernels(() => net.probabilities(x, 3).dataSync() as Float32Array)
+            const worst = fused.reduce((m, v, i) => Math.max(m, Math.abs(v - reference[i])), 0)
+            assert.ok(worst <= 2e-4, `${name}, batch ${batch}: ${worst} from the composition`)
+          }),
+        )
+      }
+    } finally {
+      net.dispose()
+    }
   }
 })

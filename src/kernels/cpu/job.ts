@@ -51,7 +51,7 @@ export const JOB = {
   /** input grad: dx, zeroed by the caller, that every thread scatters into */
   ACC0: 35,
   // 36: unused
-  /** forward: bias [Cout] added to y, or 0 */
+  /** forward: bias [Cout] added to y, or 0; product: bias per column, or 0 */
   BIAS: 37,
   /** forward: 1 = y = max(y, 0) after the bias */
   RELU: 38,
@@ -72,7 +72,7 @@ export const JOB = {
   V_OFFSET: 47,
   /** bias/ReLU backward: rows of dz */
   ROWS: 48,
-  /** Dice + CE: 1 = sigmoid per channel, 0 = softmax over the channels */
+  /** Dice + CE: 1 = sigmoid per channel, 0 = softmax over the channels; product: 1 = σ of every element */
   SIGMOID: 49,
   /** Dice + CE: 1 = Σp² + Σy² in the Dice denominator, 0 = Σp + Σy */
   SQUARED: 50,

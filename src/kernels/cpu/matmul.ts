@@ -13,9 +13,9 @@
 import {tf} from '../../backend/tf.js'
 import type {CpuKernel} from './elementwise.js'
 import {freshRuntime} from './runtime.js'
-import {writeRows} from './conv-job.js'
+import {copyIn, writeRows} from './conv-job.js'
 import {JOB, KIND} from './job.js'
-import {output, outputArray, values} from './tensors.js'
+import {floats, output, outputArray, values} from './tensors.js'
 
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1)
 
@@ -37,8 +37,23 @@ const PRODUCT_JOB_ROWS = 64
 /** rows per work item: a multiple of the GEMM's 4-row tiles */
 const PRODUCT_CHUNK_ROWS = 256
 
-/** out[M×N] (row-major, at outOffset) = left[M×K] · right[K×N] */
-export function product(left: View, right: View, m: number, k: number, n: number, out: Float32Array, outOffset: number): void {
+/** What the product job does to each element after the sum: + bias[column], then σ (the training loss's) */
+export interface ProductEpilogue {
+  bias?: Float32Array
+  sigmoid?: boolean
+}
+
+/** out[M×N] (row-major, at outOffset) = left[M×K] · right[K×N], then the epilogue when given */
+export function product(
+  left: View,
+  right: View,
+  m: number,
+  k: number,
+  n: number,
+  out: Float32Array,
+  outOffset: number,
+  epilogue?: ProductEpilogue,
+): void {
   const rt = freshRuntime()
   // the left operand goes into the heap as it lies (rows × columns it spans), read by strides
   const span = (v: View, rows: number, cols: number) => (rows - 1) * v.row + (cols - 1) * v.col + 1
@@ -60,7 +75,7 @@ export function product(left: View, right: View, m: number, k: number, n: number
     }
   }
   const c = rt.alloc(m * n)
-  if (m * n * k >= PRODUCT_JOB_MACS && m >= PRODUCT_JOB_ROWS) {
+  if (epilogue || (m * n * k >= PRODUCT_JOB_MACS && m >= PRODUCT_JOB_ROWS)) {
     const job = rt.job()
     job[JOB.KIND] = KIND.product
     job[JOB.X] = a
@@ -75,6 +90,8 @@ export function product(left: View, right: View, m: number, k: number, n: number
     // a thread's scratch: the GEMM's edge tile
     job[JOB.SCRATCH] = rt.alloc(64 * rt.threads)
     job[JOB.SCRATCH_STRIDE] = 256
+    if (epilogue?.bias) job[JOB.BIAS] = copyIn(rt, epilogue.bias)
+    if (epilogue?.sigmoid) job[JOB.SIGMOID] = 1
     writeRows(job, m, PRODUCT_CHUNK_ROWS)
     rt.run()
   } else {
@@ -127,4 +144,29 @@ export function fastBatchMatMul(reference: CpuKernel): CpuKernel {
     }
     return output(args.backend, [...batchShape, m, n], out)
   }
+}
+
+/**
+ * σ(u_b · g_bᵀ + c_b) for each sample b, the IPL head's class probabilities at inference
+ * (src/model/ipl.ts): u `[B, V, e]`, prototypes g `[B, K, e]`, optional shift c `[B, K]` →
+ * `[B, V, K]`. One product job per sample with the shift and σ as its epilogue: the same bits as
+ * BatchMatMul, the bias Add and SiplSigmoid one after another, without the full-size logits between.
+ */
+export function prototypeSigmoidKernel({inputs, backend}: {inputs: Record<string, tf.TensorInfo>; backend: unknown}): tf.TensorInfo {
+  const {u, prototypes, shift} = inputs
+  const [B, V, e] = u.shape
+  const K = prototypes.shape[1]
+  const uv = floats(backend, u)
+  const gv = floats(backend, prototypes)
+  const cv = shift ? floats(backend, shift) : null
+  // every element is written: a pooled array's stale values never show
+  const out = outputArray(backend, B * V * K)
+  for (let b = 0; b < B; b++) {
+    const bias = cv ? cv.subarray(b * K, (b + 1) * K) : undefined
+    product({values: uv, offset: b * V * e, row: e, col: 1}, {values: gv, offset: b * K * e, row: 1, col: e}, V, e, K, out, b * V * K, {
+      bias,
+      sigmoid: true,
+    })
+  }
+  return output(backend, [B, V, K], out)
 }
