@@ -39,8 +39,8 @@ import {gelu, leakyReluGrad, sigmoid} from './activations'
 import {resizePass} from './resize'
 import {adamw} from './adamw'
 import {channelAffine, columnSums} from './channels'
-
 import {product} from './gemm'
+
 export {gemm} from './gemm'
 export {packFilter, packFilterTransposed, reduceFilterGrad} from './conv3d'
 export {concatChannels, splitChannels} from './channels'

@@ -787,6 +787,7 @@ def bench(directory, steps, warmup, threads, infer_size, infer_batch, overlap, i
             start = time.perf_counter()
             sliding_window()
             result['inferMs'] = (time.perf_counter() - start) * 1000
+        result['inferWarmup'] = infer_warmup
         result['windows'] = len(windows)
     return result
 

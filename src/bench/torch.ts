@@ -106,6 +106,8 @@ export interface TwinBenchOptions extends TorchBenchOptions {
 
 interface TwinTiming extends TorchResult {
   inferMs: number | null
+  /** the untimed passes the script ran (absent when it ran no inference) */
+  inferWarmup?: number
 }
 
 /**
@@ -161,7 +163,7 @@ export async function twinBench(
       inferMs: timing.inferMs,
       maxRelErr: null,
       inferSize: options.inferSize,
-      inferWarmup: options.inferWarmup,
+      inferWarmup: timing.inferWarmup,
       steps: timing.steps,
       threads: timing.threads,
       torch: timing.torch,

@@ -111,7 +111,7 @@ export interface BackboneOutputs {
 
 /**
  * F_o = proj(u): the head (src/model/ipl.ts) folds the projection into its prototypes instead of
- * projecting every voxel; `apply` gives F_o itself.
+ * projecting every voxel; `projection.apply(unprojected)` is F_o itself.
  */
 export interface VoxelEmbeddings {
   unprojected: tf.Tensor5D

@@ -152,20 +152,24 @@ export type HeadOutput = 'logits' | 'probabilities'
 /**
  * Eq. 4 with F_o = u·W + b, the backbone's 1×1×1 projection of u (VoxelEmbeddings): F_o·g_k =
  * u·(W g_k) + b·g_k, so the projection is folded into the K prototypes instead of applied to every
- * voxel (the same function, tested against the PyTorch twin, which computes F_o literally; on the
- * demo net the full-resolution projection was a fifth of the forward's multiply-adds). Returns u
+ * voxel (the same function, tested against the PyTorch twin, which computes F_o literally, and
+ * against F_o itself with random biases; docs/model.md has what it saves). Returns u
  * `[B, V, e]`, the folded prototypes W g_k `[B, K, e]` and the shift b·g_k (+ b_k) `[B, K]` (null
  * without either bias).
  */
 function foldPrototypes(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Variable | null) {
   const {unprojected: u, projection} = fo
+  if (projection.size !== 1) throw new Error(`foldPrototypes: the projection must be 1×1×1, not ${projection.size}³`)
   const [b, d, h, w, e] = u.shape
   const k = prototypes.shape[1]
-  const g = tf.reshape(prototypes, [1, b * k, e]) as tf.Tensor3D
+  // g and b live in the projection's output space (cout), u in its input space (cin = e)
+  const g = tf.reshape(prototypes, [1, b * k, projection.cout]) as tf.Tensor3D
   // W g_k for every prototype (W is [d_in, d_out] as a 1×1×1 kernel)
   const kernel = tf.reshape(projection.kernel, [1, projection.cin, projection.cout]) as tf.Tensor3D
   const folded = tf.reshape(bmm(g, kernel, false, true), [b, k, projection.cin]) as tf.Tensor3D
-  let shift: tf.Tensor | null = projection.bias ? tf.reshape(bmm(g, tf.reshape(projection.bias, [1, e, 1]) as tf.Tensor3D), [b, k]) : null
+  let shift: tf.Tensor | null = projection.bias
+    ? tf.reshape(bmm(g, tf.reshape(projection.bias, [1, projection.cout, 1]) as tf.Tensor3D), [b, k])
+    : null
   if (bias) shift = shift ? tf.add(shift, bias) : tf.tile(tf.expandDims(bias, 0), [b, 1])
   const grid: [number, number, number, number, number] = [b, d, h, w, k]
   return {voxels: tf.reshape(u, [b, d * h * w, e]) as tf.Tensor3D, folded, shift: shift as tf.Tensor2D | null, grid}

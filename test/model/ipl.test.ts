@@ -8,7 +8,8 @@ import {tf} from '../helpers/tf.js'
 import {loadConfig} from '../../src/config/load.js'
 import {UserError} from '../../src/errors.js'
 import {ParamStore} from '../../src/model/init.js'
-import {headMasks, Ipl, readNpyMatrix} from '../../src/model/ipl.js'
+import {headMasks, Ipl, PlainPrototypes, readNpyMatrix} from '../../src/model/ipl.js'
+import {Conv3d} from '../../src/model/layers.js'
 import {buildNet} from '../../src/model/summary.js'
 import {Rng} from '../../src/util/rng.js'
 import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
@@ -126,4 +127,48 @@ test('a missing, malformed or mis-shaped embedding file is a one-line UserError 
       ),
     )
   }
+})
+
+test("the head's folded prototypes equal F_o computed literally (1×1×1 projection, then the prototype product), random biases, batch 1 and 2, values and gradients", () => {
+  const config = loadConfig('experiments/demo.yaml', ['model.ipl=false']).config
+  const e = config.model.backbone.embedDim
+  const store = new ParamStore(new Rng(3))
+  const projection = new Conv3d(store, 'proj', e, e, 1, 1, true)
+  const head = new PlainPrototypes(store, config.model, 3)
+  // every parameter random and non-zero: the biases' terms b·g_k and b_k count
+  for (const [i, v] of [...store.named().values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 1, 'float32', 20 + i))
+  const params = [...store.named().values()]
+  for (const batch of [1, 2]) {
+    expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const u = tf.randomNormal([batch, 4, 5, 6, e], 0, 1, 'float32', 9) as tf.Tensor5D
+        const folded = (x: tf.Tensor) => head.apply({unprojected: x as tf.Tensor5D, projection})
+        const literal = (x: tf.Tensor) => {
+          const fo = tf.reshape(projection.apply(x as tf.Tensor5D), [batch, 120, e])
+          const prototypes = tf.reshape(store.named().get('head.prototypes')!, [1, 3, e])
+          const logits = tf.add(tf.matMul(fo, tf.tile(prototypes, [batch, 1, 1]), false, true), store.named().get('head.classBias')!)
+          return tf.reshape(logits, [batch, 4, 5, 6, 3])
+        }
+        const a = folded(u).dataSync() as Float32Array
+        const b = literal(u).dataSync() as Float32Array
+        const scale = b.reduce((m, v) => Math.max(m, Math.abs(v)), 0)
+        assert.ok(scale > 1, 'logits of some size')
+        assert.ok(
+          a.every((v, i) => Math.abs(v - b[i]) <= 1e-5 * scale),
+          `batch ${batch}: the folded head is F_o's`,
+        )
+        const gradsOf = (f: (x: tf.Tensor) => tf.Tensor) =>
+          tf.variableGrads(() => tf.sum(tf.mul(f(u), tf.randomNormal([batch, 4, 5, 6, 3], 0, 1, 'float32', 5))) as tf.Scalar, params).grads
+        const ga = gradsOf(folded)
+        const gb = gradsOf(literal)
+        for (const v of params) {
+          const x = ga[v.name].dataSync() as Float32Array
+          const y = gb[v.name].dataSync() as Float32Array
+          const s = y.reduce((m, t) => Math.max(m, Math.abs(t)), 0)
+          assert.ok(s > 0 && x.every((t, i) => Math.abs(t - y[i]) <= 1e-5 * s), `batch ${batch}: gradient of ${v.name}`)
+        }
+      }),
+    )
+  }
+  store.dispose()
 })

@@ -4,8 +4,8 @@
  * Eq. 10 cluster choices and every parameter gradient, to max |a − e| / max |e| ≤ 1e-4 — for the
  * demo config, a BTCV-shaped config (13 classes, 32 queries, reduced widths), a BraTS-shaped one
  * (4 channels, nested regions), with filtering on and off, τ mid-ramp, both ablations and each
- * CPP init. Without a Python that has torch the test skips with one line, except under CI=true
- * (CI installs Debian's python3-torch).
+ * CPP init. And `sipl bench --net sipl --torch --json` end to end. Without a Python that has torch
+ * the tests skip with one line, except under CI=true (CI installs Debian's python3-torch).
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'

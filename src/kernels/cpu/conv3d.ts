@@ -149,7 +149,8 @@ export function conv3dBiasActGradKernel({inputs, backend, attrs}: KernelArgs): T
  * starting from the bias (no Add over the up-sampled volume: docs/bench/2026-11-26-cpu-kernels.md).
  * filter [kD, kH, kW, Cout, Cin], attrs as tf.conv3dTranspose's (outShape, strides, pad). An
  * optional `residual` of the output's shape is added last in the heap, y + r rounded once as tfjs's
- * Add rounds it (JavaScript's Add over a full-resolution volume cost more than the convolution).
+ * Add rounds it (but for the sign of a zero sum: y·1 + 0 is +0 for y = −0), instead of a separate
+ * JavaScript Add over the full-resolution volume.
  */
 export function conv3dTransposeBiasKernel({inputs, backend, attrs}: KernelArgs): TensorInfo {
   const {x, filter, bias, residual} = inputs

@@ -32,13 +32,14 @@ export const JOB = {
   PAD_F: 22,
   PAD_T: 23,
   PAD_L: 24,
+  /** the GEMM's depth: im2col columns (conv), the shared dimension (product) */
   K: 25,
   KP: 26,
   /** forward / filter grad: input x; input grad: unused */
   X: 27,
   /** packed filter panels (forward, input grad) */
   W: 28,
-  /** output y (forward) or dy (gradients) */
+  /** output y (forward) or dy (gradients); product: C */
   DY: 29,
   /** per-thread scratch base */
   SCRATCH: 30,
@@ -48,7 +49,7 @@ export const JOB = {
   ACC_STRIDE: 33,
   /** floats per accumulator */
   ACC_LEN: 34,
-  /** input grad: dx, zeroed by the caller, that every thread scatters into */
+  /** input grad: dx, zeroed by the caller, that every thread scatters into; product: rows 8 floats apart under 8 columns, or 0 */
   ACC0: 35,
   // 36: unused
   /** forward: bias [Cout] added to y, or 0; product: bias per column, or 0 */

@@ -33,9 +33,10 @@ export interface View {
  * layer's query side) call the GEMM directly, where posting a job would cost more than it shares.
  */
 const PRODUCT_JOB_MACS = 1 << 18
-const PRODUCT_JOB_ROWS = 64
 /** rows per work item: a multiple of the GEMM's 4-row tiles */
 const PRODUCT_CHUNK_ROWS = 256
+/** at least two work items: a job of one is never shared (runtime.ts `run`) */
+const PRODUCT_JOB_ROWS = 2 * PRODUCT_CHUNK_ROWS
 
 /** What the product job does to each element after the sum: + bias[column], then σ (the training loss's) */
 export interface ProductEpilogue {
