@@ -1,4 +1,19 @@
-import {J_A_COL_BYTES, J_A_ROW_BYTES, J_ACC0, J_BIAS, J_COUT, J_DY, J_K, J_SIGMOID, J_W, J_X, endRow, firstRow, nextChunk, word} from './job'
+import {
+  J_A_COL_BYTES,
+  J_A_ROW_BYTES,
+  J_ACC0,
+  J_BIAS,
+  J_COUT,
+  J_DY,
+  J_K,
+  J_SIGMOID,
+  J_W,
+  J_X,
+  endRow,
+  firstRow,
+  nextChunk,
+  word,
+} from './job'
 import {sigmoidVector} from './dice-ce'
 
 /**
@@ -181,7 +196,8 @@ export function product(job: usize, tmp: usize): void {
     if (bias != 0) {
       let at = cRows
       for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < n; j++) store<f32>(at + ((<usize>j) << 2), load<f32>(at + ((<usize>j) << 2)) + load<f32>(bias + ((<usize>j) << 2)))
+        for (let j = 0; j < n; j++)
+          store<f32>(at + ((<usize>j) << 2), load<f32>(at + ((<usize>j) << 2)) + load<f32>(bias + ((<usize>j) << 2)))
         at += (<usize>n) << 2
       }
     }
