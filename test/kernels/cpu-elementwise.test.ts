@@ -10,7 +10,6 @@ import {tf} from '../helpers/tf.js'
 import {withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {product} from '../../src/kernels/cpu/matmul.js'
 import {existingRuntime} from '../../src/kernels/cpu/runtime.js'
-import {availableParallelism} from 'node:os'
 import {expectNoLeakedTensors} from '../helpers/tensors.js'
 
 await tf.setBackend('cpu')
@@ -208,33 +207,33 @@ test('batchMatMul: every transpose combination, batch broadcast, both packing or
   ])
 })
 
-test(
-  'batchMatMul on the worker pool (products of ≥ 2¹⁸ multiply-adds): the reference within 1e-6, the same bits as row blocks on one thread when workers take part',
-  {skip: availableParallelism() < 2 && 'one core'},
-  () => {
-    // under 8 columns (rows 8 apart, then compacted), a partial last chunk; ≥ 8 columns with an edge panel; transposed operands
-    same(() => tf.matMul(seeded([2, 8195, 16], 40), seeded([2, 3, 16], 41), false, true), 'IPL logits shape: [2, 8195, 16] · [2, 3, 16]ᵀ')
-    same(() => tf.matMul(seeded([1, 24, 2051], 42), seeded([1, 24, 20], 43), true, false), '[1, 24, 2051]ᵀ · [1, 24, 20]')
-    // the same rows 64 at a time (each under the job threshold: the GEMM called on this thread)
-    const [m, k, n] = [8195, 16, 3]
-    const a = Float32Array.from({length: m * k}, (_, i) => Math.sin(i) * 3)
-    const b = Float32Array.from({length: k * n}, (_, i) => Math.cos(i))
-    const whole = new Float32Array(m * n)
-    // workers join a job only when they wake up in time: repeat until one has done a share
-    const rt = existingRuntime()!
-    const start = rt.workerJobs()
-    const deadline = Date.now() + 20_000
-    do product({values: a, offset: 0, row: k, col: 1}, {values: b, offset: 0, row: n, col: 1}, m, k, n, whole, 0)
-    while (rt.workerJobs() === start && Date.now() < deadline)
-    assert.ok(rt.workerJobs() > start, 'no worker ever joined the product job')
-    const blocks = new Float32Array(m * n)
-    for (let r = 0; r < m; r += 64) {
-      const rows = Math.min(64, m - r)
-      product({values: a, offset: r * k, row: k, col: 1}, {values: b, offset: 0, row: n, col: 1}, rows, k, n, blocks, r * n)
-    }
-    assert.deepEqual(whole, blocks)
-  },
-)
+test('batchMatMul on the worker pool (products of ≥ 2¹⁸ multiply-adds): the reference within 1e-6, the same bits as row blocks on one thread when workers take part', (t) => {
+  // under 8 columns (rows 8 apart, then compacted), a partial last chunk; ≥ 8 columns with an edge panel; transposed operands
+  same(() => tf.matMul(seeded([2, 8195, 16], 40), seeded([2, 3, 16], 41), false, true), 'IPL logits shape: [2, 8195, 16] · [2, 3, 16]ᵀ')
+  same(() => tf.matMul(seeded([1, 24, 2051], 42), seeded([1, 24, 20], 43), true, false), '[1, 24, 2051]ᵀ · [1, 24, 20]')
+  // the same rows 64 at a time (each under the job threshold: the GEMM called on this thread)
+  const [m, k, n] = [8195, 16, 3]
+  const a = Float32Array.from({length: m * k}, (_, i) => Math.sin(i) * 3)
+  const b = Float32Array.from({length: k * n}, (_, i) => Math.cos(i))
+  const whole = new Float32Array(m * n)
+  // workers join a job only when they wake up in time: repeat until one has done a share
+  const rt = existingRuntime()!
+  if (rt.threads < 2) {
+    t.skip('one kernel thread (SIPL_THREADS=1 or one core): no worker to take part')
+    return
+  }
+  const start = rt.workerJobs()
+  const deadline = Date.now() + 20_000
+  do product({values: a, offset: 0, row: k, col: 1}, {values: b, offset: 0, row: n, col: 1}, m, k, n, whole, 0)
+  while (rt.workerJobs() === start && Date.now() < deadline)
+  assert.ok(rt.workerJobs() > start, 'no worker ever joined the product job')
+  const blocks = new Float32Array(m * n)
+  for (let r = 0; r < m; r += 64) {
+    const rows = Math.min(64, m - r)
+    product({values: a, offset: r * k, row: k, col: 1}, {values: b, offset: 0, row: n, col: 1}, rows, k, n, blocks, r * n)
+  }
+  assert.deepEqual(whole, blocks)
+})
 
 test('concat: the channel concat of a U-Net, the middle axis, three parts, int32, and one part left to the reference', () => {
   const a = seeded([1, 3, 4, 5, 6], 37)

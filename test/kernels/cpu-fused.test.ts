@@ -12,6 +12,7 @@ import {
   conv3dTransposeBias,
   fusedKernelsActive,
   groupNormFused,
+  prototypeProbabilities,
   sigmoidProbabilities,
   type DiceCeOptions,
   type FusedConvOptions,
@@ -573,4 +574,33 @@ test("inference σ equals the training loss's σ (SiplDiceCe's probabilities) bi
   })
   assert.ok(reference, 'with the reference kernels it is tf.sigmoid')
   tf.dispose([logits, targets, loss, lossP, stats, p])
+})
+
+test('SiplPrototypeSigmoid: the same bits as the product, the shift and SiplSigmoid one after another (1–8 195 rows, 1–16 classes, batch 1–3, with and without a shift, NaN, ±∞, ±0, ±1e30)', () => {
+  const check = (B: number, V: number, e: number, K: number, withShift: boolean, special = false) =>
+    expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        let u = tf.randomNormal([B, V, e], 0, 2, 'float32', V + K) as tf.Tensor3D
+        if (special) {
+          const values = u.dataSync().slice()
+          const odd = [NaN, Infinity, -Infinity, 0, -0, 1e30, -1e30, 100, -100]
+          for (let i = 0; i < values.length; i += 7) values[i] = odd[i % odd.length]
+          u = tf.tensor3d(values, [B, V, e])
+        }
+        const g = tf.randomNormal([B, K, e], 0, 1, 'float32', 5) as tf.Tensor3D
+        const shift = withShift ? (tf.randomNormal([B, K], 0, 3, 'float32', 6) as tf.Tensor2D) : null
+        const fused = prototypeProbabilities(u, g, shift).dataSync() as Float32Array
+        const logits = tf.matMul(u, g, false, true)
+        const expected = sigmoidProbabilities(shift ? tf.add(logits, tf.expandDims(shift, 1)) : logits).dataSync()
+        assert.equal(fused.length, expected.length)
+        const differ = fused.reduce((n, v, i) => n + (Object.is(v, expected[i]) ? 0 : 1), 0)
+        assert.equal(differ, 0, `B ${B}, V ${V}, e ${e}, K ${K}, shift ${withShift}, special ${special}: ${differ} values differ`)
+      }),
+    )
+  // rows: one, a partial tile, around the 256-row chunks, a partial last chunk; classes around the 8-wide tiles
+  for (const V of [1, 5, 255, 257, 8195])
+    for (const K of [1, 3, 8, 13]) for (const B of [1, 2, 3]) check(B, V, 16, K, (V + K + B) % 2 === 0)
+  check(2, 8195, 16, 3, true, true)
+  check(2, 8195, 16, 13, true, true)
+  check(1, 1000, 48, 5, false)
 })

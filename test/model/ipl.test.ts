@@ -132,16 +132,20 @@ test('a missing, malformed or mis-shaped embedding file is a one-line UserError 
 test("the head's folded prototypes equal F_o computed literally (1×1×1 projection, then the prototype product), random biases, batch 1 and 2, values and gradients", () => {
   const config = loadConfig('experiments/demo.yaml', ['model.ipl=false']).config
   const e = config.model.backbone.embedDim
+  // u narrower than F_o: g and b live in the projection's output width, u in its input width
+  const cin = e - 3
   const store = new ParamStore(new Rng(3))
-  const projection = new Conv3d(store, 'proj', e, e, 1, 1, true)
+  const projection = new Conv3d(store, 'proj', cin, e, 1, 1, true)
   const head = new PlainPrototypes(store, config.model, 3)
   // every parameter random and non-zero: the biases' terms b·g_k and b_k count
-  for (const [i, v] of [...store.named().values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 1, 'float32', 20 + i))
+  tf.tidy(() => {
+    for (const [i, v] of [...store.named().values()].entries()) v.assign(tf.randomNormal(v.shape, 0, 1, 'float32', 20 + i))
+  })
   const params = [...store.named().values()]
   for (const batch of [1, 2]) {
     expectNoLeakedTensors(() =>
       tf.tidy(() => {
-        const u = tf.randomNormal([batch, 4, 5, 6, e], 0, 1, 'float32', 9) as tf.Tensor5D
+        const u = tf.randomNormal([batch, 4, 5, 6, cin], 0, 1, 'float32', 9) as tf.Tensor5D
         const folded = (x: tf.Tensor) => head.apply({unprojected: x as tf.Tensor5D, projection})
         const literal = (x: tf.Tensor) => {
           const fo = tf.reshape(projection.apply(x as tf.Tensor5D), [batch, 120, e])

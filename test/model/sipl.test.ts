@@ -119,6 +119,11 @@ test('inference probabilities in one kernel (product, shift, σ): the same bits 
   ]
   for (const [name, sets] of variants) {
     const net = buildNet(configOf('demo', sets))
+    // a new net's biases are zeros: random ones, so that the shift (b·g_k + b_k) counts
+    tf.tidy(() => {
+      for (const [param, v] of net.namedVariables())
+        if (/(proj\.bias|classBias)$/.test(param)) v.assign(tf.randomNormal(v.shape, 0, 1, 'float32', param.length))
+    })
     try {
       for (const batch of name === 'demo, batch 2' ? [1, 2] : [2]) {
         expectNoLeakedTensors(() =>
