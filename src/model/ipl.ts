@@ -18,9 +18,8 @@ import {UserError} from '../errors.js'
 import type {ParamStore} from './init.js'
 import type {VoxelEmbeddings} from './backbone.js'
 import {Dense} from './layers.js'
-import {isMetered} from './mac-meter.js'
-import {fusedKernelsActive, prototypeProbabilities, sigmoidProbabilities} from '../kernels/fused.js'
-import {addBias, bmm, gelu, resizeGrid, softmaxLast} from './ops.js'
+import {prototypeProbabilities, sigmoidProbabilities} from '../kernels/fused.js'
+import {addBias, bmm, gelu, resizeGrid, softmaxLast, wholeLayerKernelsRun} from './ops.js'
 
 // ── class-embedding files (CPP init clip / biobert / file) ───────────────────────────────────
 
@@ -179,7 +178,7 @@ function foldPrototypes(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.V
 function prototypeHead(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Variable | null, output: HeadOutput): tf.Tensor5D {
   const {voxels, folded, shift, grid} = foldPrototypes(fo, prototypes, bias)
   // inference on cpu with sipl's kernels: product, shift and σ in one kernel, the same bits as below
-  if (output === 'probabilities' && fusedKernelsActive() && !isMetered())
+  if (output === 'probabilities' && wholeLayerKernelsRun())
     return tf.reshape(prototypeProbabilities(voxels, folded, shift), grid) as tf.Tensor5D
   const [b, , , , k] = grid
   const rows = samplesOf(tf.reshape(voxels, [b, 1, ...voxels.shape.slice(1)]))

@@ -16,7 +16,7 @@
  */
 import {tf} from '../backend/tf.js'
 import {FUSED_LEAKY_RELU_GRAD, conv3dBiasAct, conv3dTransposeBias, fusedKernelsActive} from '../kernels/fused.js'
-import {countMacs} from './mac-meter.js'
+import {countMacs, isMetered} from './mac-meter.js'
 
 const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1)
 
@@ -58,6 +58,15 @@ function meanAxis1(x: tf.Tensor3D): tf.Tensor2D {
 function repeatAxis1(x: tf.Tensor2D, f: number): tf.Tensor3D {
   const [m, r] = x.shape
   return tf.matMul(tf.ones([m, f, 1]), tf.reshape(x, [m, 1, r])) as tf.Tensor3D
+}
+
+/**
+ * Whether sipl's whole-layer cpu kernels (a kMaX layer, the head's probabilities) run: the fused
+ * kernels are active and no MAC meter is counting. Those kernels report no multiply-adds, so a
+ * counted pass (`sipl model`) takes the op composition, whose products report theirs.
+ */
+export function wholeLayerKernelsRun(): boolean {
+  return fusedKernelsActive() && !isMetered()
 }
 
 /** 'same' convolution; output grid = ceil(input / stride). kernel: DHWIO `[k, k, k, Cin, Cout]`. */

@@ -24,11 +24,9 @@ import {tf} from '../backend/tf.js'
 import type {SmgConfig} from '../config/schema.js'
 import type {ForwardTrace} from './backbone.js'
 import type {ParamStore} from './init.js'
-import {fusedKernelsActive} from '../kernels/fused.js'
 import {kmaxLayerFused, type KmaxParameter} from '../kernels/kmax.js'
 import {Dense, LayerNorm, RmsNorm} from './layers.js'
-import {isMetered} from './mac-meter.js'
-import {bmm, gelu, l2normalize, resizeGrid} from './ops.js'
+import {bmm, gelu, l2normalize, resizeGrid, wholeLayerKernelsRun} from './ops.js'
 
 /** A = onehot(argmax over the N clusters). argMax is integer-valued, so no gradient passes. */
 export function hardAssignment(logits: tf.Tensor3D, trace?: {name: string; to: ForwardTrace}): tf.Tensor3D {
@@ -186,9 +184,8 @@ export class KmaxLayer {
 
   apply(input: KmaxLayerInput): KmaxLayerOutput {
     const {pixels, queries, previous, tau} = input
-    if (fusedKernelsActive() && !isMetered()) {
-      // one kernel each way on the cpu backend with sipl's kernels; the composition below elsewhere,
-      // and wherever the FLOPs are counted (its dense maps and products report them: `sipl model`)
+    if (wholeLayerKernelsRun()) {
+      // one kernel each way on the cpu backend with sipl's kernels; the composition below elsewhere
       const out = kmaxLayerFused(
         {pixels, queries, previous, tau, heads: this.heads, crossAttention: input.crossAttention !== false},
         this.parameters(),
