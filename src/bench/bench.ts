@@ -9,6 +9,7 @@ import type {BackendName} from '../backend/names.js'
 import {probeBackend} from '../backend/select.js'
 import {tf} from '../backend/tf.js'
 import {slidingWindow} from '../evaluate/sliding-window.js'
+import {modelPredictor} from '../evaluate/predict.js'
 import {activeCpuKernels, useCpuKernels, type CpuKernelSet} from '../kernels/register.js'
 import {existingRuntime} from '../kernels/cpu/runtime.js'
 import {UserError} from '../errors.js'
@@ -154,12 +155,7 @@ async function inferenceMs(net: BenchNet, options: BenchOptions): Promise<number
   const pass = () =>
     slidingWindow(
       {image, shape: [n, n, n], channels: net.channels},
-      async (batch, count) => {
-        const probs = tf.tidy(() => net.probabilities(tf.tensor5d(batch, [count, patch, patch, patch, net.channels])))
-        const values = (await probs.data()) as Float32Array
-        probs.dispose()
-        return values
-      },
+      modelPredictor((x) => net.probabilities(x), [patch, patch, patch], net.channels),
       {
         patch: [patch, patch, patch],
         numClasses: net.classes,

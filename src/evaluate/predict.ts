@@ -46,10 +46,11 @@ export function loadRunModel(
   return {model, epoch: state.epoch}
 }
 
-export function modelPredictor(model: SiplNet, patch: Vec3, channels: number, epoch: number): WindowPredictor {
+/** The sliding window's predictor over a net's class probabilities (`SiplNet.probabilities` at an epoch, or the benchmark's net) */
+export function modelPredictor(probabilities: (x: tf.Tensor5D) => tf.Tensor5D, patch: Vec3, channels: number): WindowPredictor {
   const [px, py, pz] = patch
   return async (batch, n) => {
-    const probs = tf.tidy(() => model.probabilities(tf.tensor5d(batch, [n, pz, py, px, channels]), epoch)) // [B, D, H, W, C] → [B, D, H, W, K]
+    const probs = tf.tidy(() => probabilities(tf.tensor5d(batch, [n, pz, py, px, channels]))) // [B, D, H, W, C] → [B, D, H, W, K]
     const data = (await probs.data()) as Float32Array
     probs.dispose()
     return data
@@ -77,7 +78,8 @@ export async function predictCase(
     onProgress?: (done: number, total: number) => void
   },
 ): Promise<{labels: Uint8Array}> {
-  let labels = await slidingWindowLabels(c, modelPredictor(model, options.patch, c.channels, options.epoch), {
+  const predict = modelPredictor((x) => model.probabilities(x, options.epoch), options.patch, c.channels)
+  let labels = await slidingWindowLabels(c, predict, {
     patch: options.patch,
     numClasses: options.numClasses,
     overlap: options.eval.overlap,
