@@ -8,7 +8,7 @@
 import type {BackendName} from '../backend/names.js'
 import {probeBackend} from '../backend/select.js'
 import {tf} from '../backend/tf.js'
-import {slidingWindow} from '../evaluate/sliding-window.js'
+import {slidingWindowLabels} from '../evaluate/sliding-window.js'
 import {modelPredictor} from '../evaluate/predict.js'
 import {activeCpuKernels, useCpuKernels, type CpuKernelSet} from '../kernels/register.js'
 import {existingRuntime} from '../kernels/cpu/runtime.js'
@@ -152,8 +152,9 @@ async function inferenceMs(net: BenchNet, options: BenchOptions): Promise<number
   const image = new Float32Array(n * n * n * net.channels)
   for (let i = 0; i < image.length; i++) image[i] = rng.next()
   const patch = Math.min(options.size, n)
+  // the label map, as `sipl eval` and `sipl predict` make it (and the twin: the argmax of its sums)
   const pass = () =>
-    slidingWindow(
+    slidingWindowLabels(
       {image, shape: [n, n, n], channels: net.channels},
       modelPredictor((x) => net.probabilities(x), [patch, patch, patch], net.channels),
       {
@@ -163,6 +164,8 @@ async function inferenceMs(net: BenchNet, options: BenchOptions): Promise<number
         sigmaScale: 1 / 8,
         mirrorAxes: [],
         batchSize: options.inferBatch,
+        threshold: 0.5,
+        overlappingRegions: false,
       },
     )
   for (let i = 0; i < options.inferWarmup; i++) await pass()

@@ -12,6 +12,7 @@
 import {tf} from '../backend/tf.js'
 import {activeCpuKernels} from './register.js'
 import type {AdamWStep} from './cpu/optimizer.js'
+import type {FullResolutionAttrs} from './cpu/full-resolution.js'
 
 export const FUSED_CONV = 'SiplConv3DBiasAct'
 export const FUSED_CONV_GRAD = 'SiplConv3DBiasActGrad'
@@ -156,6 +157,37 @@ export const FUSED_PROTOTYPE_SIGMOID = 'SiplPrototypeSigmoid'
 export function prototypeProbabilities(u: tf.Tensor3D, prototypes: tf.Tensor3D, shift: tf.Tensor2D | null): tf.Tensor3D {
   const inputs: tf.NamedTensorMap = shift ? {u, prototypes, shift} : {u, prototypes}
   return tf.engine().runKernel(FUSED_PROTOTYPE_SIGMOID, inputs, {}) as tf.Tensor3D
+}
+
+export const FUSED_FULL_RESOLUTION_PROBABILITIES = 'SiplFullResolutionProbabilities'
+
+/** The operands of the SIPL backbone's full-resolution end (src/kernels/cpu/full-resolution.ts has the formulas). */
+export interface FullResolutionOperands {
+  x: tf.Tensor5D
+  fullFilter: tf.Tensor5D
+  fullGamma: tf.Tensor1D
+  fullBeta: tf.Tensor1D
+  decoded: tf.Tensor5D
+  upFilter: tf.Tensor5D
+  upBias: tf.Tensor1D
+  outGamma: tf.Tensor1D
+  outBeta: tf.Tensor1D
+}
+
+/**
+ * σ(u_b · g_bᵀ + c_b) per sample with u the backbone's full-resolution end computed from its
+ * operands in the same kernel (no gradient; on `cpu` with the fast kernels only: callers check
+ * fusedKernelsActive): `[B, D·H·W, K]`, the same bits as the end's kernels one after another and
+ * prototypeProbabilities.
+ */
+export function fullResolutionProbabilities(
+  operands: FullResolutionOperands,
+  prototypes: tf.Tensor3D,
+  shift: tf.Tensor2D | null,
+  attrs: FullResolutionAttrs,
+): tf.Tensor3D {
+  const inputs: tf.NamedTensorMap = shift ? {...operands, prototypes, shift} : {...operands, prototypes}
+  return tf.engine().runKernel(FUSED_FULL_RESOLUTION_PROBABILITIES, inputs, {...attrs}) as tf.Tensor3D
 }
 
 /** True where the fused cpu kernels run: the `cpu` backend with sipl's fast kernels. */

@@ -35,6 +35,7 @@ import {fastBatchMatMul, prototypeSigmoidKernel} from './cpu/matmul.js'
 import {adamwGroupKernel} from './cpu/optimizer.js'
 import {diceCeGradKernel, diceCeKernel} from './cpu/dice-ce.js'
 import {groupNormGradKernel, groupNormKernel} from './cpu/group-norm.js'
+import {fullResolutionProbabilitiesKernel} from './cpu/full-resolution.js'
 import {kmaxLayerGradKernel, kmaxLayerKernel} from './cpu/kmax.js'
 import {resizeTrilinearGradKernel, resizeTrilinearKernel} from './cpu/resize.js'
 import {leakyReluGradKernel, sigmoidKernel} from './cpu/activations.js'
@@ -120,47 +121,33 @@ export function withReferenceCpuKernels<T>(fn: () => T): T {
   }
 }
 
+/** the fused kernels' names (src/kernels/fused.ts calls them, only while the fast kernels are active) and their `cpu` kernels */
+const FUSED_CPU_KERNELS: [string, unknown][] = [
+  ['SiplConv3DBiasAct', conv3dBiasActKernel],
+  ['SiplConv3DBiasActGrad', conv3dBiasActGradKernel],
+  ['SiplConv3DTransposeBias', conv3dTransposeBiasKernel],
+  ['SiplConv3DTransposeBiasGrad', conv3dTransposeBiasGradKernel],
+  ['SiplAdamWGroup', adamwGroupKernel],
+  ['SiplDiceCe', diceCeKernel],
+  ['SiplDiceCeGrad', diceCeGradKernel],
+  ['SiplFullResolutionProbabilities', fullResolutionProbabilitiesKernel],
+  ['SiplGroupNorm', groupNormKernel],
+  ['SiplGroupNormGrad', groupNormGradKernel],
+  ['SiplKmaxLayer', kmaxLayerKernel],
+  ['SiplKmaxLayerGrad', kmaxLayerGradKernel],
+  ['SiplLeakyReluGrad', leakyReluGradKernel],
+  ['SiplSigmoid', sigmoidKernel],
+  ['SiplPrototypeSigmoid', prototypeSigmoidKernel],
+  ['SiplResizeTrilinear', resizeTrilinearKernel],
+  ['SiplResizeTrilinearGrad', resizeTrilinearGradKernel],
+]
+
 let fusedRegistered = false
 function registerFusedKernels(): void {
   if (fusedRegistered) return
   fusedRegistered = true
-  // new kernel names, only ever called by src/kernels/fused.ts while the fast kernels are active
-  tf.registerKernel({kernelName: 'SiplConv3DBiasAct', backendName: 'cpu', kernelFunc: conv3dBiasActKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({
-    kernelName: 'SiplConv3DBiasActGrad',
-    backendName: 'cpu',
-    kernelFunc: conv3dBiasActGradKernel as unknown as tf.KernelFunc,
-  })
-  tf.registerKernel({
-    kernelName: 'SiplConv3DTransposeBias',
-    backendName: 'cpu',
-    kernelFunc: conv3dTransposeBiasKernel as unknown as tf.KernelFunc,
-  })
-  tf.registerKernel({
-    kernelName: 'SiplConv3DTransposeBiasGrad',
-    backendName: 'cpu',
-    kernelFunc: conv3dTransposeBiasGradKernel as unknown as tf.KernelFunc,
-  })
-  tf.registerKernel({kernelName: 'SiplAdamWGroup', backendName: 'cpu', kernelFunc: adamwGroupKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({kernelName: 'SiplDiceCe', backendName: 'cpu', kernelFunc: diceCeKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({kernelName: 'SiplDiceCeGrad', backendName: 'cpu', kernelFunc: diceCeGradKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({kernelName: 'SiplGroupNorm', backendName: 'cpu', kernelFunc: groupNormKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({kernelName: 'SiplGroupNormGrad', backendName: 'cpu', kernelFunc: groupNormGradKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({kernelName: 'SiplKmaxLayer', backendName: 'cpu', kernelFunc: kmaxLayerKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({kernelName: 'SiplKmaxLayerGrad', backendName: 'cpu', kernelFunc: kmaxLayerGradKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({kernelName: 'SiplLeakyReluGrad', backendName: 'cpu', kernelFunc: leakyReluGradKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({kernelName: 'SiplSigmoid', backendName: 'cpu', kernelFunc: sigmoidKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({
-    kernelName: 'SiplPrototypeSigmoid',
-    backendName: 'cpu',
-    kernelFunc: prototypeSigmoidKernel as unknown as tf.KernelFunc,
-  })
-  tf.registerKernel({kernelName: 'SiplResizeTrilinear', backendName: 'cpu', kernelFunc: resizeTrilinearKernel as unknown as tf.KernelFunc})
-  tf.registerKernel({
-    kernelName: 'SiplResizeTrilinearGrad',
-    backendName: 'cpu',
-    kernelFunc: resizeTrilinearGradKernel as unknown as tf.KernelFunc,
-  })
+  for (const [kernelName, kernelFunc] of FUSED_CPU_KERNELS)
+    tf.registerKernel({kernelName, backendName: 'cpu', kernelFunc: kernelFunc as tf.KernelFunc})
 }
 
 let installed = false

@@ -18,8 +18,9 @@
 import {tf} from '../backend/tf.js'
 import type {ModelConfig} from '../config/schema.js'
 import type {ParamStore} from './init.js'
-import {Conv3d, ConvTranspose3d, SpatialNorm, type NormSettings} from './layers.js'
-import {leakyRelu} from './ops.js'
+import {fullResolutionProbabilities, prototypeProbabilities} from '../kernels/fused.js'
+import {Conv3d, ConvTranspose3d, NORM_EPS, SpatialNorm, type NormSettings} from './layers.js'
+import {LEAKY_SLOPE, leakyRelu} from './ops.js'
 
 /**
  * Receives intermediate values under stable names: every LeakyReLU input
@@ -109,13 +110,83 @@ export interface BackboneOutputs {
   fo: VoxelEmbeddings
 }
 
+/** The layers of the backbone's full-resolution end: u = act(norm(up(decoded) + full(x))) */
+interface FullResolutionEnd {
+  full: ConvNormAct
+  up: ConvTranspose3d
+  norm: SpatialNorm
+}
+
 /**
- * F_o = proj(u): the head (src/model/ipl.ts) folds the projection into its prototypes instead of
- * projecting every voxel; `projection.apply(unprojected)` is F_o itself.
+ * u, the input of F_o's 1×1×1 projection (F_o = projection.apply(u)): the head (src/model/ipl.ts)
+ * folds the projection into its prototypes instead of projecting every voxel.
  */
 export interface VoxelEmbeddings {
-  unprojected: tf.Tensor5D
-  projection: Conv3d
+  /** u's shape `[B, D, H, W, e]` */
+  readonly shape: [number, number, number, number, number]
+  readonly projection: Conv3d
+  unprojected(): tf.Tensor5D
+  /**
+   * σ(u_b · g_bᵀ + c_b) `[B, D·H·W, K]` for prototypes g `[B, K, e]` and a shift c `[B, K]` (or
+   * null): the head's probabilities at inference, where wholeLayerKernelsRun() only
+   */
+  probabilities(prototypes: tf.Tensor3D, shift: tf.Tensor2D | null): tf.Tensor3D
+}
+
+/**
+ * The backbone's u: computed from the input and the decoder's output on the first call of
+ * `unprojected`; at inference `probabilities` runs that and the head's product in one kernel
+ * instead, u never leaving the kernels' heap (the same bits as prototypeProbabilities of
+ * unprojected(): src/kernels/cpu/full-resolution.ts has why), unless u was computed already or the
+ * forward is traced.
+ */
+class FullResolutionEmbeddings implements VoxelEmbeddings {
+  readonly shape: [number, number, number, number, number]
+  private u: tf.Tensor5D | null = null
+
+  constructor(
+    private readonly x: tf.Tensor5D,
+    private readonly decoded: tf.Tensor5D,
+    private readonly end: FullResolutionEnd,
+    readonly projection: Conv3d,
+    private readonly trace: ForwardTrace | undefined,
+  ) {
+    const [b, d, h, w] = x.shape
+    this.shape = [b, d, h, w, end.norm.channels]
+  }
+
+  unprojected(): tf.Tensor5D {
+    const {full, up, norm} = this.end
+    this.u ??= normAct(norm, up.apply(this.decoded, full.apply(this.x, this.trace)), 'backbone.out', this.trace)
+    return this.u
+  }
+
+  probabilities(prototypes: tf.Tensor3D, shift: tf.Tensor2D | null): tf.Tensor3D {
+    const [b, d, h, w, e] = this.shape
+    const {full, up, norm} = this.end
+    if (this.u || this.trace || full.conv.bias)
+      return prototypeProbabilities(tf.reshape(this.unprojected(), [b, d * h * w, e]) as tf.Tensor3D, prototypes, shift)
+    const operands = {
+      x: this.x,
+      fullFilter: full.conv.kernel as tf.Tensor5D,
+      fullGamma: full.norm.gamma as tf.Tensor1D,
+      fullBeta: full.norm.beta as tf.Tensor1D,
+      decoded: this.decoded,
+      upFilter: up.kernel as tf.Tensor5D,
+      upBias: up.bias as tf.Tensor1D,
+      outGamma: norm.gamma as tf.Tensor1D,
+      outBeta: norm.beta as tf.Tensor1D,
+    }
+    const attrs = {
+      fullStride: full.conv.stride,
+      fullGroups: full.norm.groups,
+      upStride: up.stride,
+      outGroups: norm.groups,
+      eps: NORM_EPS,
+      leakySlope: LEAKY_SLOPE,
+    }
+    return fullResolutionProbabilities(operands, prototypes, shift, attrs)
+  }
 }
 
 export class Backbone {
@@ -172,7 +243,7 @@ export class Backbone {
       h = level.fuse.apply(concatChannels(level.up.apply(h), skips[i]), trace)
       features.set(this.strides[i], h)
     }
-    const fused = normAct(this.outNorm, this.outUp.apply(h, this.full.apply(x, trace)), 'backbone.out', trace)
-    return {f, features, fo: {unprojected: fused, projection: this.outProj}}
+    const end = {full: this.full, up: this.outUp, norm: this.outNorm}
+    return {f, features, fo: new FullResolutionEmbeddings(x, h, end, this.outProj, trace)}
   }
 }

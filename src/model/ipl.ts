@@ -18,7 +18,7 @@ import {UserError} from '../errors.js'
 import type {ParamStore} from './init.js'
 import type {VoxelEmbeddings} from './backbone.js'
 import {Dense} from './layers.js'
-import {prototypeProbabilities, sigmoidProbabilities} from '../kernels/fused.js'
+import {sigmoidProbabilities} from '../kernels/fused.js'
 import {addBias, bmm, gelu, resizeGrid, softmaxLast, wholeLayerKernelsRun} from './ops.js'
 
 // ── class-embedding files (CPP init clip / biobert / file) ───────────────────────────────────
@@ -157,9 +157,9 @@ export type HeadOutput = 'logits' | 'probabilities'
  * without either bias).
  */
 function foldPrototypes(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Variable | null) {
-  const {unprojected: u, projection} = fo
+  const {projection} = fo
   if (projection.size !== 1) throw new Error(`foldPrototypes: the projection must be 1×1×1, not ${projection.size}³`)
-  const [b, d, h, w, e] = u.shape
+  const [b, d, h, w] = fo.shape
   const k = prototypes.shape[1]
   // g and b live in the projection's output space (cout), u in its input space (cin = e)
   const g = tf.reshape(prototypes, [1, b * k, projection.cout]) as tf.Tensor3D
@@ -171,21 +171,22 @@ function foldPrototypes(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.V
     : null
   if (bias) shift = shift ? tf.add(shift, bias) : tf.tile(tf.expandDims(bias, 0), [b, 1])
   const grid: [number, number, number, number, number] = [b, d, h, w, k]
-  return {voxels: tf.reshape(u, [b, d * h * w, e]) as tf.Tensor3D, folded, shift: shift as tf.Tensor2D | null, grid}
+  return {folded, shift: shift as tf.Tensor2D | null, grid}
 }
 
 /** Eq. 4: logits F_o ⊛ g_k (+ b_k), or their σ → `[B, D, H, W, K]`, prototypes g `[B, K, d]` */
 function prototypeHead(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Variable | null, output: HeadOutput): tf.Tensor5D {
-  const {voxels, folded, shift, grid} = foldPrototypes(fo, prototypes, bias)
-  // inference on cpu with sipl's kernels: product, shift and σ in one kernel, the same bits as below
-  if (output === 'probabilities' && wholeLayerKernelsRun())
-    return tf.reshape(prototypeProbabilities(voxels, folded, shift), grid) as tf.Tensor5D
-  const [b, , , , k] = grid
-  const rows = samplesOf(tf.reshape(voxels, [b, 1, ...voxels.shape.slice(1)]))
+  const {folded, shift, grid} = foldPrototypes(fo, prototypes, bias)
+  // inference on cpu with sipl's kernels: the full-resolution end, product, shift and σ in one kernel, the same bits as below
+  if (output === 'probabilities' && wholeLayerKernelsRun()) return tf.reshape(fo.probabilities(folded, shift), grid) as tf.Tensor5D
+  const [b, d, h, w, k] = grid
+  const e = fo.shape[4]
+  const voxels = tf.reshape(fo.unprojected(), [b, d * h * w, e]) as tf.Tensor3D
+  const rows = samplesOf(tf.reshape(voxels, [b, 1, d * h * w, e]))
   const foldedRows = samplesOf(tf.reshape(folded, [b, 1, k, folded.shape[2]]))
   const shifts = shift ? samplesOf(shift) : []
   const perSample = rows.map((r, i) => {
-    const logits = tf.reshape(bmm(r as tf.Tensor3D, foldedRows[i] as tf.Tensor3D, false, true), [voxels.shape[1], k]) as tf.Tensor2D
+    const logits = tf.reshape(bmm(r as tf.Tensor3D, foldedRows[i] as tf.Tensor3D, false, true), [d * h * w, k]) as tf.Tensor2D
     return shift ? addBias(logits, shifts[i] as tf.Tensor1D) : logits
   })
   const logits = tf.reshape(b === 1 ? perSample[0] : tf.concat(perSample, 0), grid) as tf.Tensor5D
@@ -250,7 +251,7 @@ export class PlainPrototypes {
     this.bias = cfg.classBias ? store.add('head.classBias', [numClasses], {kind: 'zeros'}) : null
   }
   apply(fo: VoxelEmbeddings, output: HeadOutput = 'logits'): tf.Tensor5D {
-    const b = fo.unprojected.shape[0]
+    const b = fo.shape[0]
     return prototypeHead(fo, tf.tile(tf.expandDims(this.prototypes, 0), [b, 1, 1]) as tf.Tensor3D, this.bias, output)
   }
 }

@@ -64,6 +64,9 @@ function gcd(a: number, b: number): number {
  * Instance norm (statistics per sample and channel over space) or group norm (per sample and
  * channel group). Batch norm is out: batches are 1–4 patches.
  */
+/** the norms' ε (added to the variance) */
+export const NORM_EPS = 1e-5
+
 export class SpatialNorm {
   readonly gamma: tf.Variable
   readonly beta: tf.Variable
@@ -78,12 +81,12 @@ export class SpatialNorm {
     this.gamma = store.add(`${name}.gamma`, [channels], {kind: 'ones'})
     this.beta = store.add(`${name}.beta`, [channels], {kind: 'zeros'})
   }
-  apply(x: tf.Tensor5D, eps = 1e-5): tf.Tensor5D {
+  apply(x: tf.Tensor5D, eps = NORM_EPS): tf.Tensor5D {
     return this.normalize(x, eps, false)
   }
 
   /** LeakyReLU(apply(x)); on cpu with sipl's kernels in the norm's own kernel, with the same bits */
-  applyLeakyRelu(x: tf.Tensor5D, eps = 1e-5): tf.Tensor5D {
+  applyLeakyRelu(x: tf.Tensor5D, eps = NORM_EPS): tf.Tensor5D {
     return this.normalize(x, eps, true)
   }
 

@@ -10,6 +10,7 @@ import {UserError} from '../../src/errors.js'
 import {ParamStore} from '../../src/model/init.js'
 import {headMasks, Ipl, PlainPrototypes, readNpyMatrix} from '../../src/model/ipl.js'
 import {Conv3d} from '../../src/model/layers.js'
+import type {VoxelEmbeddings} from '../../src/model/backbone.js'
 import {buildNet} from '../../src/model/summary.js'
 import {Rng} from '../../src/util/rng.js'
 import {expectNoLeakedTensors, expectNoLeakedTensorsInTidy} from '../helpers/tensors.js'
@@ -146,7 +147,13 @@ test("the head's folded prototypes equal F_o computed literally (1×1×1 project
     expectNoLeakedTensors(() =>
       tf.tidy(() => {
         const u = tf.randomNormal([batch, 4, 5, 6, cin], 0, 1, 'float32', 9) as tf.Tensor5D
-        const folded = (x: tf.Tensor) => head.apply({unprojected: x as tf.Tensor5D, projection})
+        const embeddings = (x: tf.Tensor): VoxelEmbeddings => ({
+          shape: x.shape as [number, number, number, number, number],
+          projection,
+          unprojected: () => x as tf.Tensor5D,
+          probabilities: () => assert.fail('a logits head asks for no probabilities'),
+        })
+        const folded = (x: tf.Tensor) => head.apply(embeddings(x))
         const literal = (x: tf.Tensor) => {
           const fo = tf.reshape(projection.apply(x as tf.Tensor5D), [batch, 120, e])
           const prototypes = tf.reshape(store.named().get('head.prototypes')!, [1, 3, e])

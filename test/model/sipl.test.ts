@@ -103,26 +103,31 @@ test('one training step: every trainable variable receives a finite, non-zero gr
   }
 })
 
-test('inference probabilities in one kernel (product, shift, σ): the same bits as σ of the logits, batch 1 and 2, 3 and 13 classes, both heads, with and without the class bias', async () => {
+test('inference probabilities in one kernel (the full-resolution end, product, shift, σ): the same bits as σ of the logits, batch 1 and 2, 3 and 13 classes, both heads, with and without the class bias, other strides and groups', async () => {
   assert.ok(fusedKernelsActive(), "sipl's kernels run on cpu here")
   const demo = buildNet(configOf('demo'))
   const profile = await tf.profile(() => demo.probabilities(tf.zeros([1, 32, 32, 32, 1]) as tf.Tensor5D, 3))
   tf.dispose(profile.result as tf.Tensor)
   demo.dispose()
   const names = profile.kernels.map((k) => k.name)
-  assert.ok(names.includes('SiplPrototypeSigmoid') && !names.includes('SiplSigmoid'), 'the head ran as one kernel')
+  assert.ok(names.includes('SiplFullResolutionProbabilities'), 'the full-resolution end and the head ran as one kernel')
+  for (const separate of ['SiplPrototypeSigmoid', 'SiplSigmoid']) assert.ok(!names.includes(separate), `no ${separate} beside it`)
+  const fullResolutionNorms = profile.kernels.filter((k) => k.name === 'SiplGroupNorm' && k.inputShapes[0]?.[0] === 32 ** 3)
+  assert.equal(fullResolutionNorms.length, 0, 'no norm of its own at full resolution')
   const variants: [string, string[]][] = [
     ['demo, batch 2', []],
     ['13 classes (≥ 8 columns)', ['data.classes=[a,b,c,d,e,f,g,h,i,j,k,l,m]']],
     ['no class bias', ['model.classBias=false']],
     ['plain prototypes (−IPL)', ['model.ipl=false']],
+    ['stride-2 stem, 2 groups', ['model.backbone.patchStride=2', 'model.backbone.groups=2']],
   ]
   for (const [name, sets] of variants) {
     const net = buildNet(configOf('demo', sets))
-    // a new net's biases are zeros: random ones, so that the shift (b·g_k + b_k) counts
+    // a new net's biases and norm shifts are zeros and its norm scales ones: random ones, so that
+    // the shift (b·g_k + b_k) and every operand of the full-resolution end count
     tf.tidy(() => {
       for (const [param, v] of net.namedVariables())
-        if (/(proj\.bias|classBias)$/.test(param)) v.assign(tf.randomNormal(v.shape, 0, 1, 'float32', param.length))
+        if (/(bias|classBias|gamma|beta)$/.test(param)) v.assign(tf.randomNormal(v.shape, 0, 1, 'float32', param.length))
     })
     try {
       for (const batch of name === 'demo, batch 2' ? [1, 2] : [2]) {

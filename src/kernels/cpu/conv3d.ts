@@ -8,7 +8,7 @@ import {tf} from '../../backend/tf.js'
 import type {Vec3} from '../../util/vec3.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {floats, output, outputFromHeap} from './tensors.js'
-import {copyIn} from './conv-job.js'
+import {copyIn, type ConvInfo} from './conv-job.js'
 import {channelAffine} from './channel-affine.js'
 import {
   biasActGradAt,
@@ -157,14 +157,30 @@ export function conv3dTransposeBiasKernel({inputs, backend, attrs}: KernelArgs):
   const {strides, pad, outShape} = attrs as {strides: Strides; pad: Pad; outShape: Shape5}
   const info = tf.backend_util.computeConv3DInfo(outShape, filter.shape as Shape5, strides, 1, pad as 'valid' | 'same')
   const rt = freshRuntime()
-  const y = inputGradAt(rt, copyIn(rt, floats(backend, x)), floats(backend, filter), info, floats(backend, bias))
-  const length = inputLength(info)
+  const residualAt = residual ? copyIn(rt, floats(backend, residual)) : 0
+  const y = transposeBiasAt(rt, copyIn(rt, floats(backend, x)), floats(backend, filter), floats(backend, bias), info, residualAt)
+  return outputFromHeap(backend, outShape, rt.f32(y, inputLength(info)))
+}
+
+/**
+ * conv3dTransposeBiasKernel's y with x (and the residual, unless 0) at heap addresses: returns the
+ * address of y (inputLength(info) floats)
+ */
+export function transposeBiasAt(
+  rt: ConvRuntime,
+  x: number,
+  filter: Float32Array,
+  bias: Float32Array,
+  info: ConvInfo,
+  residual: number,
+): number {
+  const y = inputGradAt(rt, x, filter, info, bias)
   if (residual) {
-    const channels = outShape[4]
+    const channels = info.inChannels
     const ones = new Float32Array(channels).fill(1)
-    channelAffine(rt, y, copyIn(rt, floats(backend, residual)), y, length / channels, channels, ones, ones, new Float32Array(channels))
+    channelAffine(rt, y, residual, y, inputLength(info) / channels, channels, ones, ones, new Float32Array(channels))
   }
-  return outputFromHeap(backend, outShape, rt.f32(y, length))
+  return y
 }
 
 /**

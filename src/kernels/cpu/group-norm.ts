@@ -63,14 +63,34 @@ function columnSums(rt: ConvRuntime, a: number, b: number, rows: number, C: numb
  * without splitting it into per-sample tensors and concatenating the results).
  */
 export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const gamma = floats(backend, inputs.gamma)
-  const beta = floats(backend, inputs.beta)
-  const {groups, eps, samples, leakySlope} = attrs as unknown as GroupNormAttrs
+  const settings = attrs as unknown as GroupNormAttrs
   const [rows, C] = inputs.x.shape
-  const n = samplesOf(rows, samples)
   const rt = freshRuntime()
   const x = copyIn(rt, floats(backend, inputs.x))
   const y = rt.alloc(rows * C)
+  const {mean, inv} = groupNormAt(rt, x, y, rows, C, floats(backend, inputs.gamma), floats(backend, inputs.beta), settings)
+  return [
+    outputFromHeap(backend, [rows, C], rt.f32(y, rows * C)),
+    output(backend, [settings.samples, C], mean),
+    output(backend, [settings.samples, C], inv),
+  ]
+}
+
+/**
+ * The norm of x `[S·n, C]` at heap address x into y (y = x: in place), as groupNormKernel's y;
+ * returns its per sample and channel mean and 1/σ `[S, C]`.
+ */
+export function groupNormAt(
+  rt: ConvRuntime,
+  x: number,
+  y: number,
+  rows: number,
+  C: number,
+  gamma: Float32Array,
+  beta: Float32Array,
+  {groups, eps, samples, leakySlope}: GroupNormAttrs,
+): {mean: Float32Array; inv: Float32Array} {
+  const n = samplesOf(rows, samples)
   const meanOut = new Float32Array(samples * C)
   const inv = new Float32Array(samples * C)
   // the affine map has no second operand here: its coefficients are zeros
@@ -95,11 +115,7 @@ export function groupNormKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
     }
     channelAffine(rt, at, 0, y + 4 * s * n * C, n, C, scale, none, shift, leakySlope)
   }
-  return [
-    outputFromHeap(backend, [rows, C], rt.f32(y, rows * C)),
-    output(backend, [samples, C], meanOut),
-    output(backend, [samples, C], inv),
-  ]
+  return {mean: meanOut, inv}
 }
 
 /**

@@ -12,7 +12,7 @@
  */
 import {tf} from '../../backend/tf.js'
 import type {CpuKernel} from './elementwise.js'
-import {freshRuntime} from './runtime.js'
+import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {copyIn, writeRows} from './conv-job.js'
 import {JOB, KIND} from './job.js'
 import {floats, output, outputArray, values} from './tensors.js'
@@ -57,10 +57,30 @@ export function product(
 ): void {
   const rt = freshRuntime()
   // the left operand goes into the heap as it lies (rows × columns it spans), read by strides
-  const span = (v: View, rows: number, cols: number) => (rows - 1) * v.row + (cols - 1) * v.col + 1
-  const leftLength = span(left, m, k)
+  const leftLength = (m - 1) * left.row + (k - 1) * left.col + 1
   const a = rt.alloc(leftLength)
   rt.f32(a, leftLength).set(left.values.subarray(left.offset, left.offset + leftLength))
+  const c = productAt(rt, {address: a, row: left.row, col: left.col}, right, m, k, n, epilogue)
+  out.set(rt.f32(c, m * n), outOffset)
+}
+
+/** A matrix in the kernels' heap: element (r, c) at byte address + 4·(r·row + c·col). */
+export interface HeapView {
+  address: number
+  row: number
+  col: number
+}
+
+/** left[M×K] (in the heap) · right[K×N], then the epilogue when given: returns the address of the M×N result */
+export function productAt(
+  rt: ConvRuntime,
+  left: HeapView,
+  right: View,
+  m: number,
+  k: number,
+  n: number,
+  epilogue?: ProductEpilogue,
+): number {
   // the right operand packed: panel p holds columns 8p…8p+7 of every row, zero beyond N
   const panels = Math.ceil(n / 8)
   const b = rt.alloc(panels * k * 8)
@@ -75,6 +95,7 @@ export function product(
       for (let j = cols; j < 8; j++) packed[dst + j] = 0
     }
   }
+  const a = left.address
   const c = rt.alloc(m * n)
   if (epilogue || (m * n * k >= PRODUCT_JOB_MACS && m >= PRODUCT_JOB_ROWS)) {
     const job = rt.job()
@@ -100,7 +121,7 @@ export function product(
     // more row groups than panels: keep a panel in cache while the rows stream past
     rt.exports.gemm(m, n, k, a, left.row * 4, left.col * 4, b, k * 32, 32, c, n * 4, 0, m > 4 * panels ? 1 : 0, tmp)
   }
-  out.set(rt.f32(c, m * n), outOffset)
+  return c
 }
 
 /**
