@@ -9,7 +9,7 @@
  * atomic counter, so a thread slowed down by the shared machine simply takes fewer chunks.
  */
 
-import {gemm} from './gemm'
+import {fma, gemm} from './gemm'
 import {
   J_ACC,
   J_ACC0,
@@ -41,6 +41,7 @@ import {
   J_PAD_L,
   J_PAD_T,
   J_RELU,
+  J_RESIDUAL,
   J_ROWS_PER_CHUNK,
   J_SLOTS,
   J_SUB_ROWS,
@@ -50,6 +51,8 @@ import {
   J_W,
   J_X,
   clearedSlot,
+  endRow,
+  firstRow,
   nextChunk,
   nextSlot,
   word,
@@ -433,4 +436,267 @@ function convRows(job: usize, scratch: usize, forward: bool): void {
       }
     }
   }
+}
+
+/**
+ * x (one channel, [B, inD, inH, inW]) copied into dst with `front`/`top`/`left` zeros before and
+ * zeros after, to [B, Dp, Hp, Wp]: the input of the direct convolution below, where every tap of
+ * every output is then inside.
+ */
+export function padVolume(
+  x: usize,
+  B: i32,
+  inD: i32,
+  inH: i32,
+  inW: i32,
+  front: i32,
+  top: i32,
+  left: i32,
+  Dp: i32,
+  Hp: i32,
+  Wp: i32,
+  dst: usize,
+): void {
+  memory.fill(dst, 0, (<usize>B * <usize>Dp * <usize>Hp * <usize>Wp) << 2)
+  for (let b = 0; b < B; b++)
+    for (let d = 0; d < inD; d++)
+      for (let h = 0; h < inH; h++) {
+        const from = x + ((<usize>(((b * inD + d) * inH + h) * inW)) << 2)
+        const to = dst + ((<usize>(((b * Dp + d + front) * Hp + h + top) * Wp + left)) << 2)
+        copyFloats(to, from, inW)
+      }
+}
+
+/**
+ * The direct forward job (KIND_DIRECT_FORWARD) of a stride-1 convolution of one input channel
+ * (the first layer: im2col rows of one float per tap, a third of them copies of the row before):
+ * rows are output rows (b, od, oh); 4 outputs along width × 8 output channels at a time, each
+ * element the multiply-add chain over the taps in im2col's order (kd, kh, kw) that the GEMM runs
+ * on the im2col rows, from the zero-padded input at J_X (padVolume), so the same bits; the padding
+ * taps of Kp are zeros there, which leave a sum that starts at +0 as it is. Then the bias / ReLU
+ * epilogue. J_W: the filter packed as for the GEMM (packFilter, Kp rows per panel of 8).
+ */
+export function convDirect(job: usize): void {
+  const x = <usize>word(job, J_X)
+  const w = <usize>word(job, J_W)
+  const y = <usize>word(job, J_DY)
+  const bias = <usize>word(job, J_BIAS)
+  const relu = word(job, J_RELU) != 0
+  const outD = word(job, J_OUT_D)
+  const outH = word(job, J_OUT_H)
+  const outW = word(job, J_OUT_W)
+  const cout = word(job, J_COUT)
+  const kD = word(job, J_K_D)
+  const kH = word(job, J_K_H)
+  const kW = word(job, J_K_W)
+  const Kp = word(job, J_KP)
+  const Hp = outH + kH - 1
+  const Wp = outW + kW - 1
+  const Dp = outD + kD - 1
+  const panels = cout >> 3
+  const rowBytes = (<usize>Wp) << 2
+  const planeBytes = <usize>Hp * rowBytes
+  const panelBytes = (<usize>Kp) << 5
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
+    const r1 = endRow(job, k)
+    for (let r = firstRow(job, k); r < r1; r++) {
+      const oh = r % outH
+      const od = (r / outH) % outD
+      const b = r / (outH * outD)
+      const base = x + ((<usize>(((b * Dp + od) * Hp + oh) * Wp)) << 2)
+      const yRow = y + ((<usize>r * <usize>outW * <usize>cout) << 2)
+      for (let p = 0; p < panels; p++) {
+        const wp = w + <usize>p * panelBytes
+        let ow = 0
+        for (; ow + 4 <= outW; ow += 4) {
+          let s00 = f32x4.splat(0)
+          let s01 = f32x4.splat(0)
+          let s10 = f32x4.splat(0)
+          let s11 = f32x4.splat(0)
+          let s20 = f32x4.splat(0)
+          let s21 = f32x4.splat(0)
+          let s30 = f32x4.splat(0)
+          let s31 = f32x4.splat(0)
+          let tap = wp
+          for (let kd = 0; kd < kD; kd++) {
+            for (let kh = 0; kh < kH; kh++) {
+              let src = base + <usize>kd * planeBytes + <usize>kh * rowBytes + ((<usize>ow) << 2)
+              for (let kw = 0; kw < kW; kw++) {
+                const b0 = v128.load(tap)
+                const b1 = v128.load(tap, 16)
+                let a = v128.load32_splat(src)
+                s00 = fma(a, b0, s00)
+                s01 = fma(a, b1, s01)
+                a = v128.load32_splat(src, 4)
+                s10 = fma(a, b0, s10)
+                s11 = fma(a, b1, s11)
+                a = v128.load32_splat(src, 8)
+                s20 = fma(a, b0, s20)
+                s21 = fma(a, b1, s21)
+                a = v128.load32_splat(src, 12)
+                s30 = fma(a, b0, s30)
+                s31 = fma(a, b1, s31)
+                tap += 32
+                src += 4
+              }
+            }
+          }
+          const out = yRow + ((<usize>(ow * cout + (p << 3))) << 2)
+          const step = (<usize>cout) << 2
+          v128.store(out, s00)
+          v128.store(out, s01, 16)
+          v128.store(out + step, s10)
+          v128.store(out + step, s11, 16)
+          v128.store(out + 2 * step, s20)
+          v128.store(out + 2 * step, s21, 16)
+          v128.store(out + 3 * step, s30)
+          v128.store(out + 3 * step, s31, 16)
+        }
+        for (; ow < outW; ow++) {
+          let s0 = f32x4.splat(0)
+          let s1 = f32x4.splat(0)
+          let tap = wp
+          for (let kd = 0; kd < kD; kd++) {
+            for (let kh = 0; kh < kH; kh++) {
+              let src = base + <usize>kd * planeBytes + <usize>kh * rowBytes + ((<usize>ow) << 2)
+              for (let kw = 0; kw < kW; kw++) {
+                const a = v128.load32_splat(src)
+                s0 = fma(a, v128.load(tap), s0)
+                s1 = fma(a, v128.load(tap, 16), s1)
+                tap += 32
+                src += 4
+              }
+            }
+          }
+          const out = yRow + ((<usize>(ow * cout + (p << 3))) << 2)
+          v128.store(out, s0)
+          v128.store(out, s1, 16)
+        }
+      }
+      if (bias != 0) biasActivation(yRow, outW, cout, bias, relu)
+    }
+  }
+}
+
+/**
+ * The direct job of a transposed convolution whose stride is its kernel (KIND_DIRECT_TRANSPOSED:
+ * the SIPL and U-Net up-sampling, 2³ and 4³ kernels, pad 0), where every output voxel receives one
+ * input voxel through one tap: dx[v] = b + dy[v / k] · W[v mod k], the chain over dy's channels
+ * that the input-gradient GEMM runs, from +0, added to the bias (or +0) once as col2imAdd adds it
+ * to the bias-filled dx: the same bits, without the im2col-shaped rows and the filled dx between.
+ * With a residual r, then + r (the same sum as channelAffine's, see finishUp). In the
+ * job's words (the input gradient's geometry): IN_* is dx (the up-sampled volume, CIN channels),
+ * OUT_* and COUT are dy, X is dy, ACC0 is dx, BIAS the bias or 0, RESIDUAL r or 0, W the filter as
+ * [tap][COUT][CIN]. Rows are dx rows (b, id, ih); 4 voxels along width × 8 channels at a time.
+ */
+export function convDirectTransposed(job: usize): void {
+  const dy = <usize>word(job, J_X)
+  const w = <usize>word(job, J_W)
+  const dx = <usize>word(job, J_ACC0)
+  const bias = <usize>word(job, J_BIAS)
+  const residual = <usize>word(job, J_RESIDUAL)
+  const inD = word(job, J_IN_D)
+  const inH = word(job, J_IN_H)
+  const inW = word(job, J_IN_W)
+  const cin = word(job, J_CIN)
+  const outD = word(job, J_OUT_D)
+  const outH = word(job, J_OUT_H)
+  const outW = word(job, J_OUT_W)
+  const cout = word(job, J_COUT)
+  const kD = word(job, J_K_D)
+  const kH = word(job, J_K_H)
+  const kW = word(job, J_K_W)
+  const panels = cin >> 3
+  const tapBytes = <usize>cout * <usize>cin * 4
+  const ciBytes = (<usize>cin) << 2
+  const voxelBytes = (<usize>cin) << 2
+  for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
+    const r1 = endRow(job, k)
+    for (let r = firstRow(job, k); r < r1; r++) {
+      const ih = r % inH
+      const id = (r / inH) % inD
+      const b = r / (inH * inD)
+      const src = dy + ((<usize>(((b * outD + id / kD) * outH + ih / kH) * outW) * <usize>cout) << 2)
+      const rowOffset = (<usize>r * <usize>inW * <usize>cin) << 2
+      const taps = w + <usize>(((id % kD) * kH + (ih % kH)) * kW) * tapBytes
+      for (let p = 0; p < panels; p++) {
+        const panel = (<usize>p) << 5
+        const b0 = bias != 0 ? v128.load(bias + panel) : f32x4.splat(0)
+        const b1 = bias != 0 ? v128.load(bias + panel, 16) : f32x4.splat(0)
+        let iw = 0
+        for (; iw + 4 <= inW; iw += 4) {
+          const a0 = src + ((<usize>(iw / kW) * <usize>cout) << 2)
+          const a1 = src + ((<usize>((iw + 1) / kW) * <usize>cout) << 2)
+          const a2 = src + ((<usize>((iw + 2) / kW) * <usize>cout) << 2)
+          const a3 = src + ((<usize>((iw + 3) / kW) * <usize>cout) << 2)
+          let w0 = taps + <usize>(iw % kW) * tapBytes + panel
+          let w1 = taps + <usize>((iw + 1) % kW) * tapBytes + panel
+          let w2 = taps + <usize>((iw + 2) % kW) * tapBytes + panel
+          let w3 = taps + <usize>((iw + 3) % kW) * tapBytes + panel
+          let s00 = f32x4.splat(0)
+          let s01 = f32x4.splat(0)
+          let s10 = f32x4.splat(0)
+          let s11 = f32x4.splat(0)
+          let s20 = f32x4.splat(0)
+          let s21 = f32x4.splat(0)
+          let s30 = f32x4.splat(0)
+          let s31 = f32x4.splat(0)
+          for (let c = 0; c < cout; c++) {
+            const off = (<usize>c) << 2
+            let a = v128.load32_splat(a0 + off)
+            s00 = fma(a, v128.load(w0), s00)
+            s01 = fma(a, v128.load(w0, 16), s01)
+            a = v128.load32_splat(a1 + off)
+            s10 = fma(a, v128.load(w1), s10)
+            s11 = fma(a, v128.load(w1, 16), s11)
+            a = v128.load32_splat(a2 + off)
+            s20 = fma(a, v128.load(w2), s20)
+            s21 = fma(a, v128.load(w2, 16), s21)
+            a = v128.load32_splat(a3 + off)
+            s30 = fma(a, v128.load(w3), s30)
+            s31 = fma(a, v128.load(w3, 16), s31)
+            w0 += ciBytes
+            w1 += ciBytes
+            w2 += ciBytes
+            w3 += ciBytes
+          }
+          const at = rowOffset + <usize>iw * voxelBytes + panel
+          finishUp(dx + at, residual != 0 ? residual + at : 0, b0, b1, s00, s01)
+          finishUp(dx + at + voxelBytes, residual != 0 ? residual + at + voxelBytes : 0, b0, b1, s10, s11)
+          finishUp(dx + at + 2 * voxelBytes, residual != 0 ? residual + at + 2 * voxelBytes : 0, b0, b1, s20, s21)
+          finishUp(dx + at + 3 * voxelBytes, residual != 0 ? residual + at + 3 * voxelBytes : 0, b0, b1, s30, s31)
+        }
+        for (; iw < inW; iw++) {
+          const a0 = src + ((<usize>(iw / kW) * <usize>cout) << 2)
+          let w0 = taps + <usize>(iw % kW) * tapBytes + panel
+          let s0 = f32x4.splat(0)
+          let s1 = f32x4.splat(0)
+          for (let c = 0; c < cout; c++) {
+            const a = v128.load32_splat(a0 + ((<usize>c) << 2))
+            s0 = fma(a, v128.load(w0), s0)
+            s1 = fma(a, v128.load(w0, 16), s1)
+            w0 += ciBytes
+          }
+          const at = rowOffset + <usize>iw * voxelBytes + panel
+          finishUp(dx + at, residual != 0 ? residual + at : 0, b0, b1, s0, s1)
+        }
+      }
+    }
+  }
+}
+
+/**
+ * 8 channels of a direct transposed output: b + s, then + r with a residual. channelAffine's
+ * (y·1 + 0) + r·1 is the same sum: y·1 + 0 differs from y only for y = −0, and b + s is never −0
+ * (s, a chain from +0, is never −0, and a sum with a +0 operand is not).
+ */
+function finishUp(out: usize, r: usize, b0: v128, b1: v128, s0: v128, s1: v128): void {
+  let v0 = f32x4.add(b0, s0)
+  let v1 = f32x4.add(b1, s1)
+  if (r != 0) {
+    v0 = f32x4.add(v0, v128.load(r))
+    v1 = f32x4.add(v1, v128.load(r, 16))
+  }
+  v128.store(out, v0)
+  v128.store(out, v1, 16)
 }

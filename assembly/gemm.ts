@@ -22,7 +22,7 @@ import {sigmoidVector} from './dice-ce'
  * convolutions (winograd.ts) and BatchMatMul (src/kernels/cpu/matmul.ts). Design: docs/kernels.md.
  */
 
-function fma(a: v128, b: v128, c: v128): v128 {
+export function fma(a: v128, b: v128, c: v128): v128 {
   // compile-time constant: true in the build with `--enable relaxed-simd`
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c)
   return f32x4.add(f32x4.mul(a, b), c)

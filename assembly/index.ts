@@ -14,6 +14,8 @@ import {
   KIND_COLUMN_SUMS,
   KIND_DICE_CE,
   KIND_DICE_CE_GRAD,
+  KIND_DIRECT_FORWARD,
+  KIND_DIRECT_TRANSPOSED,
   KIND_FILTER_GRAD,
   KIND_FORWARD,
   KIND_GELU,
@@ -31,7 +33,7 @@ import {
   sumSlots,
   word,
 } from './job'
-import {convFilterGrad, convForward, convInputGrad} from './conv3d'
+import {convDirect, convDirectTransposed, convFilterGrad, convForward, convInputGrad} from './conv3d'
 import {winogradFilterGrad, winogradFilterGradReduce, winogradForward, winogradPackFilter} from './winograd'
 import {biasActGrad} from './bias-act'
 import {diceCe, diceCeGrad} from './dice-ce'
@@ -42,7 +44,7 @@ import {channelAffine, columnSums} from './channels'
 import {product} from './gemm'
 
 export {gemm} from './gemm'
-export {packFilter, packFilterTransposed, reduceFilterGrad} from './conv3d'
+export {packFilter, packFilterTransposed, padVolume, reduceFilterGrad} from './conv3d'
 export {concatChannels, splitChannels} from './channels'
 
 /** The checksum of the job layout this module was built with; the runtime refuses a module whose checksum is not its own. */
@@ -110,6 +112,12 @@ export function runJob(job: usize, t: i32): void {
       break
     case KIND_PRODUCT:
       product(job, scratch)
+      break
+    case KIND_DIRECT_FORWARD:
+      convDirect(job)
+      break
+    case KIND_DIRECT_TRANSPOSED:
+      convDirectTransposed(job)
       break
     default:
       // a kind this module does not know: trap (the caller throws) rather than return having done nothing

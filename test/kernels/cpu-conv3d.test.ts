@@ -10,6 +10,8 @@ import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/util/rel-error.js'
 import {activeCpuKernels, withReferenceCpuKernels} from '../../src/kernels/register.js'
 import {existingRuntime} from '../../src/kernels/cpu/runtime.js'
+import {product} from '../../src/kernels/cpu/matmul.js'
+import {conv3dTransposeBias} from '../../src/kernels/fused.js'
 import {setWinograd, winogradApplies, winogradFilterGradApplies} from '../../src/kernels/cpu/winograd.js'
 import {environment} from '../../src/paths.js'
 import {availableParallelism} from 'node:os'
@@ -41,6 +43,10 @@ const CASES: Case[] = [
   // rows of 15 outputs: blocks of 4 rows inside, single rows at the sides and where a block would leave the row
   {name: 'single input channel, batch 2, wide rows, 1→5', x: [2, 5, 6, 15, 1], w: [3, 3, 3, 1, 5], strides: 1, pad: 'same'},
   {name: 'single input channel, valid, 1→4', x: [1, 6, 5, 14, 1], w: [3, 3, 3, 1, 4], strides: 1, pad: 'valid'},
+  // one input channel into a multiple of 8 at stride 1: the direct kernel (rows of 15 and 13 outputs: groups of 4 and single ones)
+  {name: 'direct: single input channel, batch 2, 1→16', x: [2, 5, 6, 15, 1], w: [3, 3, 3, 1, 16], strides: 1, pad: 'same'},
+  {name: 'direct: valid, kernel 2×3×4, 1→8', x: [1, 6, 5, 16, 1], w: [2, 3, 4, 1, 8], strides: 1, pad: 'valid'},
+  {name: 'direct: even kernel 2×2×2 (uneven same padding), 1→24', x: [2, 4, 7, 13, 1], w: [2, 2, 2, 1, 24], strides: 1, pad: 'same'},
   {
     name: 'many row chunks on every thread, kernel 3×2×3, 16→24 channels',
     x: [1, 12, 10, 14, 16],
@@ -93,6 +99,100 @@ for (const [i, c] of CASES.entries()) {
     }
   })
 }
+
+test('the direct single-channel convolution has the bits of im2col + GEMM: the same multiply-add chains, padding and all', () => {
+  for (const [x, w, pad] of [
+    [[2, 5, 6, 15, 1], [3, 3, 3, 1, 16], 'same'],
+    [[1, 6, 5, 9, 1], [3, 3, 3, 1, 8], 'valid'],
+    [[1, 4, 7, 13, 1], [2, 3, 4, 1, 24], 'same'],
+  ] as [Shape5, Shape5, 'same' | 'valid'][]) {
+    const info = tf.backend_util.computeConv3DInfo(x, w, 1, 1, pad)
+    const [xs, ws, direct] = expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const xt = seeded(x, 5) as tf.Tensor5D
+        const wt = seeded(w, 6) as tf.Tensor5D
+        return [xt, wt, tf.conv3d(xt, wt, 1, pad)].map((t) => t.dataSync() as Float32Array)
+      }),
+    )
+    // im2col in JS: one row per output voxel, its taps in (kd, kh, kw) order, zeros outside
+    const {batchSize: B, inDepth: D, inHeight: H, inWidth: W, outDepth, outHeight, outWidth, outChannels: cout} = info
+    const {filterDepth: kD, filterHeight: kH, filterWidth: kW} = info
+    const {front, top, left} = info.padInfo
+    const K = kD * kH * kW
+    const M = B * outDepth * outHeight * outWidth
+    const cols = new Float32Array(M * K)
+    for (let m = 0; m < M; m++) {
+      const ow = m % outWidth
+      const oh = Math.floor(m / outWidth) % outHeight
+      const od = Math.floor(m / (outWidth * outHeight)) % outDepth
+      const b = Math.floor(m / (outWidth * outHeight * outDepth))
+      for (let t = 0; t < K; t++) {
+        const [d, h, v] = [od + Math.floor(t / (kH * kW)) - front, oh + (Math.floor(t / kW) % kH) - top, ow + (t % kW) - left]
+        const inside = d >= 0 && d < D && h >= 0 && h < H && v >= 0 && v < W
+        cols[m * K + t] = inside ? xs[((b * D + d) * H + h) * W + v] : 0
+      }
+    }
+    const gemm = new Float32Array(M * cout)
+    product({values: cols, offset: 0, row: K, col: 1}, {values: ws, offset: 0, row: cout, col: 1}, M, K, cout, gemm, 0)
+    assert.ok(
+      direct.every((v, i) => Object.is(v, gemm[i])),
+      `${x} * ${w} ${pad}: the same bits`,
+    )
+  }
+})
+
+test('a transposed convolution whose stride is its kernel runs directly, with the bits of the GEMM and scatter: the chain over dy channels, then + bias', () => {
+  for (const [dyShape, k, cin] of [
+    [[2, 3, 2, 3, 5], [2, 2, 2], 8],
+    [[1, 2, 2, 2, 8], [4, 4, 4], 16],
+    [[1, 2, 3, 3, 3], [1, 2, 2], 24],
+  ] as [Shape5, Triple, number][]) {
+    const [B, d, h, w, cout] = dyShape
+    const out: Shape5 = [B, d * k[0], h * k[1], w * k[2], cin]
+    const filter: Shape5 = [...k, cin, cout]
+    const [dys, ws, bs, plain, biased] = expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const dy = seeded(dyShape, 7) as tf.Tensor5D
+        const wt = seeded(filter, 8) as tf.Tensor5D
+        const bias = seeded([cin], 9) as tf.Tensor1D
+        const y = tf.conv3dTranspose(dy, wt, out, k, 'valid')
+        const yb = conv3dTransposeBias(dy, wt, bias, out, k, 'valid')
+        return [dy, wt, bias, y, yb].map((t) => t.dataSync() as Float32Array)
+      }),
+    )
+    // per tap t: dy · W_tᵀ (the product's chain over dy's channels), then into its voxels
+    const taps = k[0] * k[1] * k[2]
+    const rows = B * d * h * w
+    const expected = new Float32Array(plain.length)
+    for (let t = 0; t < taps; t++) {
+      const part = new Float32Array(rows * cin)
+      product(
+        {values: dys, offset: 0, row: cout, col: 1},
+        {values: ws, offset: t * cin * cout, row: 1, col: cout},
+        rows,
+        cout,
+        cin,
+        part,
+        0,
+      )
+      const [kd, kh, kw] = [Math.floor(t / (k[1] * k[2])), Math.floor(t / k[2]) % k[1], t % k[2]]
+      for (let r = 0; r < rows; r++) {
+        const [iw, ih, id, b] = [r % w, Math.floor(r / w) % h, Math.floor(r / (w * h)) % d, Math.floor(r / (w * h * d))]
+        const v = (((b * out[1] + id * k[0] + kd) * out[2] + ih * k[1] + kh) * out[3] + iw * k[2] + kw) * cin
+        expected.set(part.subarray(r * cin, (r + 1) * cin), v)
+      }
+    }
+    const withBias = expected.map((v, i) => Math.fround(bs[i % cin] + v))
+    assert.ok(
+      plain.every((v, i) => Object.is(v, expected[i])),
+      `${dyShape} k ${k}: the same bits`,
+    )
+    assert.ok(
+      biased.every((v, i) => Object.is(v, withBias[i])),
+      `${dyShape} k ${k} + bias: the same bits`,
+    )
+  }
+})
 
 test('dilated forward conv matches the reference (dilation 2, and [1,2,3] valid)', () => {
   for (const [dilations, pad] of [

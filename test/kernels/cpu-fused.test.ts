@@ -142,6 +142,7 @@ function transposeValueAndGrads(
 
 for (const [name, xShape, wShape, stride, pad] of [
   ['k2 s2 (U-Net up-sampling), 6→5, batch 2', [2, 3, 4, 5, 6], [2, 2, 2, 5, 6], 2, 'same'],
+  ['k4 s4 into 16 channels (the direct job), 8→16, batch 2', [2, 2, 3, 2, 8], [4, 4, 4, 16, 8], 4, 'same'],
   ['k3 s2 (overlapping), 5→3', [1, 4, 3, 5, 5], [3, 3, 3, 3, 5], 2, 'same'],
   ['k3 s2 valid (output 2n + 1), 3→6, batch 2', [2, 3, 4, 2, 3], [3, 3, 3, 6, 3], 2, 'valid'],
   ['k3 s1 (bias in the forward kernel, Winograd), 8→7', [1, 9, 8, 10, 8], [3, 3, 3, 7, 8], 1, 'same'],
@@ -161,6 +162,9 @@ test("fused conv3dTranspose + bias + residual (the backbone's full-resolution su
   for (const [xShape, wShape, stride] of [
     [[2, 2, 3, 2, 8], [4, 4, 4, 6, 8], 4],
     [[1, 3, 4, 5, 6], [2, 2, 2, 5, 6], 2],
+    // into a multiple of 8 channels: the direct job, the residual added in it
+    [[2, 2, 3, 2, 8], [4, 4, 4, 16, 8], 4],
+    [[1, 3, 4, 5, 6], [2, 2, 2, 8, 6], 2],
   ] as [number[], number[], number][]) {
     const fast = transposeValueAndGrads(xShape, wShape, stride, 'same', 11, true)
     const reference = withReferenceCpuKernels(() => transposeValueAndGrads(xShape, wShape, stride, 'same', 11, true))

@@ -74,6 +74,7 @@ export const inputLength = (info: ConvInfo) => info.batchSize * info.inDepth * i
  * holds and returns the address of y (outputLength(info) floats).
  */
 export function forwardAt(rt: ConvRuntime, x: number, w: Float32Array, info: ConvInfo, epilogue?: Epilogue): number {
+  if (directApplies(info)) return directForward(rt, x, w, info, epilogue)
   if (winogradApplies(info)) return winogradForward(rt, x, w, info, epilogue)
   const job = rt.job()
   const {M, K, Kp, mc} = describe(job, info, KIND.forward, rt)
@@ -84,6 +85,44 @@ export function forwardAt(rt: ConvRuntime, x: number, w: Float32Array, info: Con
   const y = rt.alloc(M * cout)
   writeForwardOperands(rt, job, x, wPacked, y, epilogue)
   scratch(job, rt, mc, Kp)
+  rt.run()
+  return y
+}
+
+/**
+ * A stride-1 convolution of one input channel into a multiple of 8 channels (the first layer of a
+ * single-modality net): the direct job instead of im2col, whose rows there are one float per tap.
+ * The same multiply-add chains as im2col + GEMM, so the same bits (assembly/conv3d.ts `convDirect`).
+ */
+function directApplies(info: ConvInfo): boolean {
+  const unit = [info.strideDepth, info.strideHeight, info.strideWidth, info.dilationDepth, info.dilationHeight, info.dilationWidth]
+  return info.inChannels === 1 && info.outChannels % 8 === 0 && unit.every((v) => v === 1)
+}
+
+/** Output rows (b, od, oh) per work item: ~16 per thread, so that a thread slowed down by the machine takes fewer */
+const directRowsPerChunk = (rows: number, threads: number) => Math.max(1, Math.floor(rows / (16 * threads)))
+
+function directForward(rt: ConvRuntime, x: number, w: Float32Array, info: ConvInfo, epilogue?: Epilogue): number {
+  const {batchSize: B, inDepth, inHeight, inWidth, outDepth, outHeight, outWidth, outChannels: cout} = info
+  const {filterDepth: kD, filterHeight: kH, filterWidth: kW} = info
+  const K = kD * kH * kW
+  const Kp = roundUp(K, 8)
+  const wRaw = copyIn(rt, w)
+  const wPacked = rt.alloc(cout * Kp)
+  rt.exports.packFilter(wRaw, K, cout, Kp, wPacked)
+  const [Dp, Hp, Wp] = [outDepth + kD - 1, outHeight + kH - 1, outWidth + kW - 1]
+  const padded = rt.alloc(B * Dp * Hp * Wp)
+  const {front, top, left} = info.padInfo
+  rt.exports.padVolume(x, B, inDepth, inHeight, inWidth, front, top, left, Dp, Hp, Wp, padded)
+  const y = rt.alloc(B * outDepth * outHeight * outWidth * cout)
+  const job = rt.job()
+  writeGeometry(job, info)
+  job[JOB.KIND] = KIND.directForward
+  job[JOB.K] = K
+  job[JOB.KP] = Kp
+  writeForwardOperands(rt, job, padded, wPacked, y, epilogue)
+  const rows = B * outDepth * outHeight
+  writeRows(job, rows, directRowsPerChunk(rows, rt.threads))
   rt.run()
   return y
 }
@@ -168,6 +207,7 @@ export function conv3dInputGrad(dy: Float32Array, w: Float32Array, info: ConvInf
 export function inputGradAt(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo, bias?: Float32Array): number {
   if (info.strideDepth === 1 && info.strideHeight === 1 && info.strideWidth === 1)
     return stride1InputGrad(rt, dy, w, info, bias && {bias, relu: false})
+  if (directTransposedApplies(info)) return directTransposed(rt, dy, w, info, bias)
   const job = rt.job()
   const {K, Kp, mc} = describe(job, info, KIND.inputGrad, rt)
   const cout = info.outChannels
@@ -177,14 +217,7 @@ export function inputGradAt(rt: ConvRuntime, dy: number, w: Float32Array, info: 
   job[JOB.W] = wPacked
   job[JOB.DY] = dy
   scratch(job, rt, mc, Kp)
-  const dxLen = info.batchSize * info.inDepth * info.inHeight * info.inWidth * info.inChannels
-  const dx = rt.alloc(dxLen)
-  const start = rt.f32(dx, dxLen)
-  if (bias) {
-    // bias in every row: one row, then doubling copies
-    start.set(bias)
-    for (let filled = bias.length; filled < dxLen; filled *= 2) start.copyWithin(filled, 0, Math.min(filled, dxLen - filled))
-  } else start.fill(0)
+  const dx = biasOrZeros(rt, inputLength(info), bias)
   job[JOB.ACC0] = dx
   // plane p of dy reaches input planes p·s − pad … p·s − pad + k − 1: slabs of h planes with
   // h·s > k − 1 − s leave a gap between slab c and slab c + 2
@@ -201,6 +234,66 @@ export function inputGradAt(rt: ConvRuntime, dy: number, w: Float32Array, info: 
     job[JOB.CHUNKS] = Math.ceil((slabs - parity) / 2)
     if (job[JOB.CHUNKS] > 0) rt.run()
   }
+  return dx
+}
+
+/** dx for a scatter to add into: the bias in every row (one row, then doubling copies), or zeros */
+function biasOrZeros(rt: ConvRuntime, length: number, bias?: Float32Array): number {
+  const dx = rt.alloc(length)
+  const start = rt.f32(dx, length)
+  if (bias) {
+    start.set(bias)
+    for (let filled = bias.length; filled < length; filled *= 2) start.copyWithin(filled, 0, Math.min(filled, length - filled))
+  } else start.fill(0)
+  return dx
+}
+
+/**
+ * Stride = kernel, no padding, into a multiple of 8 channels: each dx voxel receives one dy voxel
+ * through one tap (the up-sampling of the SIPL backbone and unet-ref), the direct job instead of
+ * the GEMM into im2col rows and their scatter, with the same bits (assembly/conv3d.ts `convDirectTransposed`).
+ */
+export function directTransposedApplies(info: ConvInfo): boolean {
+  const {filterDepth: kD, filterHeight: kH, filterWidth: kW, padInfo} = info
+  return (
+    info.strideDepth === kD &&
+    info.strideHeight === kH &&
+    info.strideWidth === kW &&
+    [info.dilationDepth, info.dilationHeight, info.dilationWidth].every((v) => v === 1) &&
+    padInfo.front === 0 &&
+    padInfo.top === 0 &&
+    padInfo.left === 0 &&
+    info.inDepth === info.outDepth * kD &&
+    info.inHeight === info.outHeight * kH &&
+    info.inWidth === info.outWidth * kW &&
+    info.inChannels % 8 === 0
+  )
+}
+
+/**
+ * The direct job of directTransposedApplies: dx = b + conv3dTranspose(dy, W), + residual when
+ * given (an address of dx's shape, or 0): returns dx's address
+ */
+export function directTransposed(rt: ConvRuntime, dy: number, w: Float32Array, info: ConvInfo, bias?: Float32Array, residual = 0): number {
+  const {inChannels: cin, outChannels: cout} = info
+  const taps = info.filterDepth * info.filterHeight * info.filterWidth
+  // w is [taps, cin, cout]: per tap and dy channel, the dx channels side by side
+  const perTap = new Float32Array(w.length)
+  for (let t = 0; t < taps; t++)
+    for (let ci = 0; ci < cin; ci++) for (let c = 0; c < cout; c++) perTap[(t * cout + c) * cin + ci] = w[(t * cin + ci) * cout + c]
+  const wAt = copyIn(rt, perTap)
+  const dx = rt.alloc(inputLength(info))
+  const job = rt.job()
+  writeGeometry(job, info)
+  job[JOB.KIND] = KIND.directTransposed
+  job[JOB.X] = dy
+  job[JOB.W] = wAt
+  job[JOB.ACC0] = dx
+  job[JOB.BIAS] = bias ? copyIn(rt, bias) : 0
+  job[JOB.RESIDUAL] = residual
+  const rows = info.batchSize * info.inDepth * info.inHeight
+  writeRows(job, rows, directRowsPerChunk(rows, rt.threads))
+  rt.run()
   return dx
 }
 

@@ -15,6 +15,8 @@ import {
   conv3dFilterGrad,
   conv3dForward,
   conv3dInputGrad,
+  directTransposed,
+  directTransposedApplies,
   filterGradAt,
   forwardAt,
   inputGradAt,
@@ -174,6 +176,8 @@ export function transposeBiasAt(
   info: ConvInfo,
   residual: number,
 ): number {
+  // stride = kernel: one job, the residual included (the same bits as the residual's pass below)
+  if (directTransposedApplies(info)) return directTransposed(rt, x, filter, info, bias, residual)
   const y = inputGradAt(rt, x, filter, info, bias)
   if (residual) {
     const channels = info.inChannels

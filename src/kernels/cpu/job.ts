@@ -51,7 +51,8 @@ export const JOB = {
   ACC_LEN: 34,
   /** input grad: dx, zeroed by the caller, that every thread scatters into; product: rows 8 floats apart under 8 columns, or 0 */
   ACC0: 35,
-  // 36: unused
+  /** direct transposed conv: a residual of dx's shape added after the bias, or 0 */
+  RESIDUAL: 36,
   /** forward: bias [Cout] added to y, or 0; product: bias per column, or 0 */
   BIAS: 37,
   /** forward: 1 = y = max(y, 0) after the bias */
@@ -105,6 +106,8 @@ export const KIND = {
   gelu: 17,
   resizePass: 18,
   product: 19,
+  directForward: 20,
+  directTransposed: 21,
 } as const
 
 /**

@@ -24,6 +24,20 @@ export interface ConvExports {
   packFilter(w: number, K: number, cout: number, Kp: number, dst: number): void
   packFilterTransposed(w: number, K: number, cout: number, Kp: number, dst: number): void
   reduceFilterGrad(job: number, dst: number): void
+  padVolume(
+    x: number,
+    B: number,
+    inD: number,
+    inH: number,
+    inW: number,
+    front: number,
+    top: number,
+    left: number,
+    Dp: number,
+    Hp: number,
+    Wp: number,
+    dst: number,
+  ): void
   gemm(...args: number[]): void
   concatChannels(dst: number, a: number, ca: number, b: number, cb: number, voxels: number): void
   splitChannels(src: number, a: number, ca: number, b: number, cb: number, voxels: number): void
