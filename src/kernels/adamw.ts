@@ -1,8 +1,9 @@
 /**
  * The AdamW step of every parameter: on `cpu` with sipl's fast kernels one kernel call per group
  * of parameters (src/kernels/cpu/optimizer.ts `adamwGroupKernel`, laid end to end in one
- * worker-pool run) instead of one per parameter; elsewhere `adamwUpdate` per parameter. The
- * arithmetic is adamwUpdate's, so both give the same bits.
+ * worker-pool run) instead of one per parameter, writing the new values into the variables' own
+ * arrays where no other tensor shares them; elsewhere `adamwUpdate` per parameter. The arithmetic
+ * is adamwUpdate's, so both give the same bits.
  */
 import {tf} from '../backend/tf.js'
 import type {AdamWStep} from './cpu/optimizer.js'
@@ -14,20 +15,27 @@ export const FUSED_ADAMW_GROUP = 'SiplAdamWGroup'
 const GROUP_LIMIT = 1 << 22
 
 export interface AdamWOperands {
-  p: tf.Tensor
+  p: tf.Variable
   g: tf.Tensor
-  m: tf.Tensor
-  v: tf.Tensor
+  m: tf.Variable
+  v: tf.Variable
 }
 
-/** Computes [p₁, m₁, v₁] for each entry of `operands` and hands them to `apply` (with the entry's index), which owns them. */
-export function adamwUpdateAll(
-  operands: AdamWOperands[],
-  s: AdamWStep,
-  apply: (i: number, p1: tf.Tensor, m1: tf.Tensor, v1: tf.Tensor) => void,
-): void {
+/** True when no other tensor shares t's data on the cpu backend (a reshape or clone does): the group kernel may then write it in place */
+function ownsItsData(t: tf.Tensor): boolean {
+  return (tf.backend() as unknown as {refCount(dataId: object): number}).refCount(t.dataId) === 1
+}
+
+/** One AdamW step of each entry of `operands`: p, m and v are updated. */
+export function adamwStep(operands: AdamWOperands[], s: AdamWStep): void {
+  const assign = ({p, m, v}: AdamWOperands, p1: tf.Tensor, m1: tf.Tensor, v1: tf.Tensor) => {
+    p.assign(p1)
+    m.assign(m1)
+    v.assign(v1)
+    tf.dispose([p1, m1, v1])
+  }
   if (!fusedKernelsActive()) {
-    operands.forEach(({p, g, m, v}, i) => apply(i, ...adamwUpdate(p, g, m, v, s)))
+    for (const o of operands) assign(o, ...adamwUpdate(o.p, o.g, o.m, o.v, s))
     return
   }
   for (let start = 0; start < operands.length;) {
@@ -37,9 +45,12 @@ export function adamwUpdateAll(
     const group = operands.slice(start, end)
     const inputs: tf.NamedTensorMap = {}
     group.forEach(({p, g, m, v}, i) => Object.assign(inputs, {[`p${i}`]: p, [`g${i}`]: g, [`m${i}`]: m, [`v${i}`]: v}))
-    const out = tf.engine().runKernel(FUSED_ADAMW_GROUP, inputs, {...s, count: group.length}) as unknown as tf.Tensor[]
+    // in place, unless a tensor shares a variable's data (which would change with it): 3 new
+    // tensors per parameter, their copies and assignments were most of the step's optimiser time
+    const inPlace = group.every(({p, m, v}) => ownsItsData(p) && ownsItsData(m) && ownsItsData(v))
+    const out = tf.engine().runKernel(FUSED_ADAMW_GROUP, inputs, {...s, count: group.length, inPlace}) as unknown as tf.Tensor[]
     const n = group.length
-    group.forEach((_, i) => apply(start + i, out[i], out[n + i], out[2 * n + i]))
+    if (!inPlace) group.forEach((o, i) => assign(o, out[i], out[n + i], out[2 * n + i]))
     start = end
   }
 }

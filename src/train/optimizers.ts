@@ -11,7 +11,7 @@
  */
 import {tf} from '../backend/tf.js'
 import type {TrainConfig} from '../config/schema.js'
-import {adamwUpdateAll} from '../kernels/adamw.js'
+import {adamwStep} from '../kernels/adamw.js'
 
 export type OptimizerConfig = TrainConfig['optimizer']
 
@@ -83,13 +83,7 @@ export class AdamW extends Stateful implements Optimizer {
       return {p, g: grads.get(name)!, m: this.slot(`${name}.exp_avg`, p), v: this.slot(`${name}.exp_avg_sq`, p)}
     })
     const step = {lr, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, weightDecay: this.weightDecay, c1, c2}
-    adamwUpdateAll(operands, step, (i, p1, m1, v1) => {
-      const {p, m, v} = operands[i]
-      p.assign(p1)
-      m.assign(m1)
-      v.assign(v1)
-      tf.dispose([p1, m1, v1])
-    })
+    adamwStep(operands, step)
   }
 }
 

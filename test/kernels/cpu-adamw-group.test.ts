@@ -41,3 +41,46 @@ test('grouped AdamW step: the same bits as the op composition per parameter, two
   assert.equal(fused.state.length, 3 * SHAPES.length)
   fused.state.forEach((values, i) => assert.deepEqual(values, composed.state[i], `tensor ${i}`))
 })
+
+test('grouped AdamW writes the variables in place, unless another tensor shares their data: then new tensors, the sharer unchanged, the same bits', async () => {
+  const fresh = () =>
+    new Map(
+      SHAPES.slice(0, 4).map((shape, i) => [
+        `p${i}`,
+        variableOf(() => tf.randomUniform(shape, -1, 1, 'float32', 60 + i), true, `own-${i}`),
+      ]),
+    )
+  const grads = new Map(SHAPES.slice(0, 4).map((shape, i) => [`p${i}`, tf.randomUniform(shape, -0.1, 0.1, 'float32', 70 + i)]))
+  const stepped = (shared: boolean) => {
+    const variables = fresh()
+    const p0 = variables.get('p0')!
+    const before = p0.dataSync()
+    const copy = Array.from(before)
+    // a reshape shares the variable's data on cpu
+    const sharer = shared ? tf.reshape(p0, [-1]) : null
+    const optimizer = new AdamW(0.9, 0.999, 0.05)
+    optimizer.step(variables, grads, 0.01)
+    const after = p0.dataSync()
+    const result = {
+      sameArray: after === before,
+      changed: !after.every((v, i) => v === copy[i]),
+      sharerKept: sharer ? Array.from(sharer.dataSync()).every((v, i) => Object.is(v, copy[i])) : null,
+      state: [...variables.values(), ...optimizer.stateTensors().values()].map((t) => Array.from(t.dataSync())),
+    }
+    tf.dispose([...variables.values(), ...(sharer ? [sharer] : [])])
+    optimizer.dispose()
+    return result
+  }
+  const own = stepped(false)
+  assert.ok(own.sameArray && own.changed, 'the variable keeps its array, with new values')
+  const shared = stepped(true)
+  assert.ok(!shared.sameArray && shared.changed, 'a shared variable gets a new array')
+  assert.equal(shared.sharerKept, true, 'the tensor sharing the old data still holds it')
+  const composed = withReferenceCpuKernels(() => stepped(false))
+  for (const [name, result] of [
+    ['in place', own],
+    ['shared', shared],
+  ] as const)
+    result.state.forEach((values, i) => assert.deepEqual(values, composed.state[i], `${name}: tensor ${i}`))
+  tf.dispose([...grads.values()])
+})

@@ -1,5 +1,5 @@
 /**
- * The fused AdamW step (src/kernels/adamw.ts `adamwUpdateAll`, the formula of src/kernels/fused.ts
+ * The fused AdamW step (src/kernels/adamw.ts `adamwStep`, the formula of src/kernels/fused.ts
  * `adamwUpdate`) for the `cpu` backend, in
  * WebAssembly SIMD on the worker pool (assembly/adamw.ts). float32 vector arithmetic rounds after
  * every operation, as the op composition does, so both give the same bits. A JS loop (Math.fround
@@ -11,7 +11,7 @@ import {copyIn, ELEMENTS_PER_CHUNK, writeRows} from './conv-job.js'
 import type {KernelArgs} from './elementwise.js'
 import {JOB, KIND} from './job.js'
 import {freshRuntime} from './runtime.js'
-import {floats, outputFromHeap} from './tensors.js'
+import {floats, outputFromHeap, values} from './tensors.js'
 
 /** One AdamW step's constants (src/train/optimizers.ts): c1, c2 are the bias corrections 1 − βᵗ. */
 export interface AdamWStep {
@@ -42,26 +42,44 @@ function runAdamW(rt: ReturnType<typeof freshRuntime>, [p, g, m, v]: number[], l
 }
 
 /**
- * The AdamW step of many parameters in one worker-pool run (src/kernels/adamw.ts
- * `adamwUpdateAll`): inputs p0…, g0…, m0…, v0… (attribute count), laid end to end in the heap;
- * outputs p1₀…, m1₀…, v1₀…. float32 vector arithmetic rounds after every operation, as the op
- * composition (src/kernels/fused.ts `adamwUpdate`) does: the same bits.
+ * The AdamW step of many parameters in one worker-pool run (src/kernels/adamw.ts `adamwStep`):
+ * inputs p0…, g0…, m0…, v0… (attribute count), laid end to end in the heap. With attribute
+ * inPlace, the new p, m and v are written back into the inputs' own arrays and there are no
+ * outputs (the caller has checked that no other tensor shares them); else the outputs are p1₀…,
+ * m1₀…, v1₀…. float32 vector arithmetic rounds after every operation, as the op composition
+ * (src/kernels/fused.ts `adamwUpdate`) does: the same bits.
  */
 export function adamwGroupKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const s = attrs as unknown as AdamWStep & {count: number}
+  const s = attrs as unknown as AdamWStep & {count: number; inPlace?: boolean}
   const sizes = Array.from({length: s.count}, (_, i) => inputs[`p${i}`].shape.reduce((a, b) => a * b, 1))
   const length = sizes.reduce((a, b) => a + b, 0)
+  const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0))
   const rt = freshRuntime()
   const operands = ['p', 'g', 'm', 'v'].map((name) => {
     const address = rt.alloc(length)
     const heap = rt.f32(address, length)
-    for (let i = 0, at = 0; i < s.count; at += sizes[i++]) heap.set(floats(backend, inputs[`${name}${i}`]), at)
+    for (let i = 0; i < s.count; i++) heap.set(floats(backend, inputs[`${name}${i}`]), offsets[i])
     return address
   })
   runAdamW(rt, operands, length, s)
-  // p, m and v are updated in place in the heap; each output gets its own copy (no shared buffers)
-  const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0))
-  return [operands[0], operands[2], operands[3]].flatMap((address) => {
+  const updated: [string, number][] = [
+    ['p', operands[0]],
+    ['m', operands[2]],
+    ['v', operands[3]],
+  ]
+  if (s.inPlace) {
+    for (const [name, address] of updated) {
+      const all = rt.f32(address, length)
+      for (let i = 0; i < s.count; i++) {
+        const own = values(backend, inputs[`${name}${i}`])
+        if (!(own instanceof Float32Array)) throw new Error(`SiplAdamWGroup: ${name}${i} is not float32, it cannot be updated in place`)
+        own.set(all.subarray(offsets[i], offsets[i] + sizes[i]))
+      }
+    }
+    return []
+  }
+  // each output gets its own copy (no shared buffers)
+  return updated.flatMap(([, address]) => {
     const all = rt.f32(address, length)
     return sizes.map((size, i) => outputFromHeap(backend, inputs[`p${i}`].shape, all.subarray(offsets[i], offsets[i] + size)))
   })
