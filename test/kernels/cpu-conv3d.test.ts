@@ -194,6 +194,28 @@ test('a transposed convolution whose stride is its kernel runs directly, with th
   }
 })
 
+test('hand-computed: the filter gradient on a one-voxel grid (one chunk, one accumulator slot) is x ⊗ dy at the centre tap, zero elsewhere', () => {
+  // 1×1×1 volume, 3³ same: only the centre tap sees the voxel; integers, so every sum is exact
+  const x = tf.tensor5d([1, -2, 3, 4, -5], [1, 1, 1, 1, 5])
+  const dy = tf.tensor5d([2, -1, 3], [1, 1, 1, 1, 3])
+  const dw = expectNoLeakedTensors(() =>
+    tf.tidy(() => {
+      const w = tf.zeros([3, 3, 3, 5, 3])
+      return tf
+        .grad((k: tf.Tensor) => tf.sum(tf.mul(tf.conv3d(x, k as tf.Tensor5D, 1, 'same'), dy)))(w)
+        .dataSync()
+    }),
+  )
+  const centre = 13
+  for (let t = 0; t < 27; t++)
+    for (let ci = 0; ci < 5; ci++)
+      for (let co = 0; co < 3; co++) {
+        const expected = t === centre ? [1, -2, 3, 4, -5][ci] * [2, -1, 3][co] : 0
+        assert.ok(Object.is(dw[(t * 5 + ci) * 3 + co], expected), `tap ${t}, ${ci} → ${co}: ${dw[(t * 5 + ci) * 3 + co]} ≠ ${expected}`)
+      }
+  tf.dispose([x, dy])
+})
+
 test('dilated forward conv matches the reference (dilation 2, and [1,2,3] valid)', () => {
   for (const [dilations, pad] of [
     [2, 'same'],
