@@ -45,10 +45,11 @@ export function sigmoidKernel({inputs, backend}: KernelArgs): tf.TensorInfo {
   return outputFromHeap(backend, inputs.x.shape, rt.f32(elementwiseJob(rt, KIND.sigmoid, x), x.length))
 }
 
-/** GELU (tanh form, src/model/ops.ts `gelu`) of x, as v·σ(2u) with u = √(2/π)(v + 0.044715v³), into a new array */
-export function gelu(x: Float32Array): Float32Array {
+/** GELU (tanh form, src/model/ops.ts `gelu`) of x, as v·σ(2u) with u = √(2/π)(v + 0.044715v³), into `out` (a new array when not given) */
+export function gelu(x: Float32Array, out: Float32Array = new Float32Array(x.length)): Float32Array {
   const rt = freshRuntime()
-  return rt.f32(elementwiseJob(rt, KIND.gelu, x), x.length).slice()
+  out.set(rt.f32(elementwiseJob(rt, KIND.gelu, x), x.length))
+  return out
 }
 
 /** dy · GELU′(x), in place into dy; returns dy */

@@ -26,7 +26,8 @@ import {
   type RowStats,
 } from './rows.js'
 import {gelu, geluBackward} from './activations.js'
-import {floats, output} from './tensors.js'
+import {floats, output, outputArray} from './tensors.js'
+import {Scratch} from './scratch.js'
 
 /** the layer's parameters, in the order of the gradient kernel's outputs (after dPixels, dQueries) */
 export const KMAX_PARAMETERS = [
@@ -220,7 +221,19 @@ function attention(qkv: Float32Array, dims: Dims, weights: Float32Array, mixed: 
   }
 }
 
-export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
+/** the forward's temporaries, recycled from call to call (src/kernels/cpu/scratch.ts has why) */
+const forwardScratch = new Scratch()
+
+export function kmaxLayerKernel(args: KernelArgs): tf.TensorInfo[] {
+  try {
+    return kmaxLayerForward(args, forwardScratch)
+  } finally {
+    forwardScratch.release()
+  }
+}
+
+/** Every temporary from `s`; the outputs from the backend's array pool (or new, for the int32 clusters). */
+function kmaxLayerForward({inputs, backend, attrs}: KernelArgs, s: Scratch): tf.TensorInfo[] {
   const {heads, tau, filter, cross} = attrs as unknown as KmaxAttrs
   const dims = dimsOf(inputs.pixels, inputs.queries, inputs, heads)
   const {B, P, C, N, d, F, K1} = dims
@@ -232,24 +245,27 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   // LN's affine map, then a dense map, on the query rows
   const normThenDense = (normed: Float32Array, norm: string, proj: string, cout: number) =>
     dense(
-      affineRows(normed, Q, d, w[`${norm}.gamma` as KmaxParameter], w[`${norm}.beta` as KmaxParameter]),
+      affineRows(normed, Q, d, w[`${norm}.gamma` as KmaxParameter], w[`${norm}.beta` as KmaxParameter], s.take(Q * d)),
       Q,
       d,
       w[`${proj}.kernel` as KmaxParameter],
       w[`${proj}.bias` as KmaxParameter],
       cout,
+      s.take(Q * cout),
     )
-  const buffer = new Float32Array(workspaceLayout(dims).total)
+  const stats = (rows: number): RowStats => ({normed: s.take(rows * d), rstd: s.take(rows)})
+  // an output: zeros where the layout leaves gaps
+  const buffer = outputArray(backend, workspaceLayout(dims).total).fill(0)
   const ws = workspaceViews(buffer, dims)
 
   // pixel side: P′ = GELU(LN(F_d W_p)), F̂ = L2norm(P′ W_f), V = P′ W_v
-  const a = dense(x, R, C, w['pixelProj.kernel'], w['pixelProj.bias'], d)
-  const pixelStats = layerNormRows(a, R, d, LAYER_NORM_EPS)
+  const a = dense(x, R, C, w['pixelProj.kernel'], w['pixelProj.bias'], d, s.take(R * d))
+  const pixelStats = layerNormRows(a, R, d, LAYER_NORM_EPS, stats(R))
   ws.pixelNormed.set(pixelStats.normed)
   ws.pixelRstd.set(pixelStats.rstd)
-  const projected = gelu(affineRows(pixelStats.normed, R, d, w['pixelNorm.gamma'], w['pixelNorm.beta']))
+  const projected = gelu(affineRows(pixelStats.normed, R, d, w['pixelNorm.gamma'], w['pixelNorm.beta'], s.take(R * d)), s.take(R * d))
   ws.projected.set(projected)
-  const h = dense(projected, R, d, w['pixelHead.kernel'], w['pixelHead.bias'], d)
+  const h = dense(projected, R, d, w['pixelHead.kernel'], w['pixelHead.bias'], d, s.take(R * d))
   for (let r = 0, o = 0; r < R; r++, o += d) {
     let squares = 0
     for (let j = 0; j < d; j++) squares += h[o + j] * h[o + j]
@@ -257,15 +273,15 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
     ws.invNorm[r] = inv
     for (let j = 0; j < d; j++) ws.embeddings[o + j] = h[o + j] * inv
   }
-  const values = dense(projected, R, d, w['valueProj.kernel'], w['valueProj.bias'], d)
+  const values = dense(projected, R, d, w['valueProj.kernel'], w['valueProj.bias'], d, s.take(R * d))
 
   // Eq. 6: A = onehot(argmax_N F̂ · K(Q^{l−1})ᵀ), K(Q) = LN(Q) W_k
-  const queryStats = layerNormRows(q0, Q, d, LAYER_NORM_EPS)
+  const queryStats = layerNormRows(q0, Q, d, LAYER_NORM_EPS, stats(Q))
   ws.queryNormed.set(queryStats.normed)
   ws.queryRstd.set(queryStats.rstd)
   const k0 = normThenDense(queryStats.normed, 'kernelNorm', 'kernelProj', d)
   const clusters = new Int32Array(R)
-  const similarity = new Float32Array(P * N)
+  const similarity = s.take(P * N)
   for (let b = 0; b < B; b++) {
     matmul(rowMajor(ws.embeddings, d, b * P * d), transposed(k0, d, b * N * d), P, d, N, similarity)
     argmaxRows(similarity, P, N, clusters, b * P)
@@ -277,11 +293,11 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   else keep.fill(1)
 
   // MHSA(LN(Q^{l−1}))
-  const z = affineRows(queryStats.normed, Q, d, w['attnNorm.gamma'], w['attnNorm.beta'])
-  const qkv = dense(z, Q, d, w['qkv.kernel'], w['qkv.bias'], 3 * d)
+  const z = affineRows(queryStats.normed, Q, d, w['attnNorm.gamma'], w['attnNorm.beta'], s.take(Q * d))
+  const qkv = dense(z, Q, d, w['qkv.kernel'], w['qkv.bias'], 3 * d, s.take(Q * 3 * d))
   ws.qkv.set(qkv)
   attention(qkv, dims, ws.attention, ws.mixed)
-  const selfAttended = dense(ws.mixed, Q, d, w['attnOut.kernel'], w['attnOut.bias'], d)
+  const selfAttended = dense(ws.mixed, Q, d, w['attnOut.kernel'], w['attnOut.bias'], d, s.take(Q * d))
 
   // cross-attention: W_o · RMS(Aᵀ V), the sum over each kept cluster's voxels
   const aggregate = new Float64Array(Q * d)
@@ -295,7 +311,7 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
     }
   }
   ws.aggregate.set(aggregate)
-  const scaled = new Float32Array(Q * d)
+  const scaled = s.take(Q * d)
   const gammaR = w['crossNorm.gamma']
   for (let r = 0, o = 0; r < Q; r++, o += d) {
     let squares = 0
@@ -304,29 +320,30 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
     ws.aggregateRinv[r] = inv
     for (let j = 0; j < d; j++) scaled[o + j] = ws.aggregate[o + j] * inv * gammaR[j]
   }
-  const crossed = dense(scaled, Q, d, w['crossOut.kernel'], null, d)
-  const updated = new Float32Array(Q * d)
+  const crossed = dense(scaled, Q, d, w['crossOut.kernel'], null, d, s.take(Q * d))
+  const updated = s.take(Q * d)
   for (let i = 0; i < Q * d; i++) updated[i] = Math.fround(q0[i] + selfAttended[i]) + crossed[i]
 
   // Q^l = Q + FFN(LN(Q))
-  const updateStats = layerNormRows(updated, Q, d, LAYER_NORM_EPS)
+  const updateStats = layerNormRows(updated, Q, d, LAYER_NORM_EPS, stats(Q))
   ws.updateNormed.set(updateStats.normed)
   ws.updateRstd.set(updateStats.rstd)
   const hidden = normThenDense(updateStats.normed, 'ffnNorm', 'ffn1', F)
   ws.ffnHidden.set(hidden)
-  const q1 = addInto(dense(gelu(hidden), Q, F, w['ffn2.kernel'], w['ffn2.bias'], d), updated)
+  const q1 = addInto(dense(gelu(hidden, s.take(Q * F)), Q, F, w['ffn2.kernel'], w['ffn2.bias'], d, outputArray(backend, Q * d)), updated)
 
   // Eq. 7–9: M = (F̂ · K(Q^l)ᵀ) · MLP(LN(Q^l)) / √N
-  const outStats = layerNormRows(q1, Q, d, LAYER_NORM_EPS)
+  const outStats = layerNormRows(q1, Q, d, LAYER_NORM_EPS, stats(Q))
   ws.outNormed.set(outStats.normed)
   ws.outRstd.set(outStats.rstd)
   const k1 = normThenDense(outStats.normed, 'kernelNorm', 'kernelProj', d)
   ws.kernels.set(k1)
   const c1 = normThenDense(outStats.normed, 'classNorm', 'class1', d)
   ws.classHidden.set(c1)
-  const mcc = dense(gelu(c1), Q, d, w['class2.kernel'], w['class2.bias'], K1)
+  const mcc = dense(gelu(c1, s.take(Q * d)), Q, d, w['class2.kernel'], w['class2.bias'], K1, s.take(Q * K1))
   ws.clusterToClass.set(mcc)
-  const masks = new Float32Array(R * K1)
+  // every element written by the products
+  const masks = outputArray(backend, R * K1)
   for (let b = 0; b < B; b++) {
     matmul(rowMajor(ws.embeddings, d, b * P * d), transposed(k1, d, b * N * d), P, d, N, ws.pixelToCluster, b * P * N)
     matmul(rowMajor(ws.pixelToCluster, N, b * P * N), rowMajor(mcc, K1, b * N * K1), P, N, K1, masks, b * P * K1)
@@ -334,7 +351,7 @@ export function kmaxLayerKernel({inputs, backend, attrs}: KernelArgs): tf.Tensor
   const scale = Math.fround(1 / Math.sqrt(N))
   for (let i = 0; i < masks.length; i++) masks[i] *= scale
 
-  const assignment = new Float32Array(R * N)
+  const assignment = outputArray(backend, R * N).fill(0)
   for (let r = 0; r < R; r++) assignment[r * N + clusters[r]] = keep[Math.floor(r / P) * N + clusters[r]]
   return [
     output(backend, [B, N, d], q1),

@@ -29,9 +29,17 @@ export function matmul(
   return out
 }
 
-/** y = x·W (+ b); x `[rows, cin]`, W `[cin, cout]` (tfjs's dense layout), b `[cout]` */
-export function dense(x: Float32Array, rows: number, cin: number, w: Float32Array, b: Float32Array | null, cout: number): Float32Array {
-  const y = matmul(rowMajor(x, cin), rowMajor(w, cout), rows, cin, cout)
+/** y = x·W (+ b); x `[rows, cin]`, W `[cin, cout]` (tfjs's dense layout), b `[cout]`; into `out` when given */
+export function dense(
+  x: Float32Array,
+  rows: number,
+  cin: number,
+  w: Float32Array,
+  b: Float32Array | null,
+  cout: number,
+  out: Float32Array = new Float32Array(rows * cout),
+): Float32Array {
+  const y = matmul(rowMajor(x, cin), rowMajor(w, cout), rows, cin, cout, out)
   if (b) for (let r = 0, o = 0; r < rows; r++, o += cout) for (let j = 0; j < cout; j++) y[o + j] += b[j]
   return y
 }
@@ -74,10 +82,15 @@ export interface RowStats {
   rstd: Float32Array
 }
 
-/** LayerNorm's normalisation of each row (population variance, as tf.moments) */
-export function layerNormRows(x: Float32Array, rows: number, c: number, eps: number): RowStats {
-  const normed = new Float32Array(rows * c)
-  const rstd = new Float32Array(rows)
+/** LayerNorm's normalisation of each row (population variance, as tf.moments); into `into` when given */
+export function layerNormRows(
+  x: Float32Array,
+  rows: number,
+  c: number,
+  eps: number,
+  into: RowStats = {normed: new Float32Array(rows * c), rstd: new Float32Array(rows)},
+): RowStats {
+  const {normed, rstd} = into
   for (let r = 0, o = 0; r < rows; r++, o += c) {
     let sum = 0
     for (let j = 0; j < c; j++) sum += x[o + j]
@@ -88,12 +101,18 @@ export function layerNormRows(x: Float32Array, rows: number, c: number, eps: num
     rstd[r] = inv
     for (let j = 0; j < c; j++) normed[o + j] = (x[o + j] - mean) * inv
   }
-  return {normed, rstd}
+  return into
 }
 
-/** n·γ + β per row */
-export function affineRows(n: Float32Array, rows: number, c: number, gamma: Float32Array, beta: Float32Array | null): Float32Array {
-  const y = new Float32Array(rows * c)
+/** n·γ + β per row; into `y` when given */
+export function affineRows(
+  n: Float32Array,
+  rows: number,
+  c: number,
+  gamma: Float32Array,
+  beta: Float32Array | null,
+  y: Float32Array = new Float32Array(rows * c),
+): Float32Array {
   for (let r = 0, o = 0; r < rows; r++, o += c) {
     for (let j = 0; j < c; j++) y[o + j] = n[o + j] * gamma[j] + (beta ? beta[j] : 0)
   }
