@@ -233,3 +233,31 @@ test("the kMaX layer's GELU and its gradient (wasm, with the loss's σ): within 
   const far = Float32Array.of(1e20, -1e20, 3e38, -3e38, 20, -20)
   assert.deepEqual([...geluBackward(Float32Array.of(2, 2, 2, 2, 2, 2), far)], [2, 0, 2, 0, 2, 0])
 })
+
+test("a kMaX layer's outputs keep their values through later calls (its temporaries are recycled, its outputs never)", () => {
+  const c = CASES[0]
+  const {layer, store} = layerWithRandomParameters(c, 5)
+  const rng = new Rng(6)
+  const normal = (n: number) => Float32Array.from({length: n}, () => rng.normal())
+  try {
+    expectNoLeakedTensors(() =>
+      tf.tidy(() => {
+        const inputs = [0, 1].map(() => ({
+          pixels: tf.tensor3d(normal(c.batch * c.voxels * c.channels), [c.batch, c.voxels, c.channels]),
+          queries: tf.tensor3d(normal(c.batch * c.queries * c.dq), [c.batch, c.queries, c.dq]),
+          previous: null,
+          tau: c.tau,
+        }))
+        const first = layer.apply(inputs[0])
+        const copies = [first.queries, first.maskLogits, first.assignment].map((t) => Array.from(t.dataSync()))
+        // the same call again: a recycled output would now hold the second call's values
+        layer.apply(inputs[1])
+        ;[first.queries, first.maskLogits, first.assignment].forEach((t, i) =>
+          assert.deepEqual(Array.from(t.dataSync()), copies[i], `output ${i} of the first call`),
+        )
+      }),
+    )
+  } finally {
+    store.dispose()
+  }
+})
