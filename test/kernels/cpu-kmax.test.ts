@@ -234,7 +234,7 @@ test("the kMaX layer's GELU and its gradient (wasm, with the loss's σ): within 
   assert.deepEqual([...geluBackward(Float32Array.of(2, 2, 2, 2, 2, 2), far)], [2, 0, 2, 0, 2, 0])
 })
 
-test("a kMaX layer's outputs keep their values through later calls (its temporaries are recycled, its outputs never)", () => {
+test("a kMaX layer's outputs and gradients keep their values through later calls (its temporaries are recycled, its outputs never)", () => {
   const c = CASES[0]
   const {layer, store} = layerWithRandomParameters(c, 5)
   const rng = new Rng(6)
@@ -248,13 +248,21 @@ test("a kMaX layer's outputs keep their values through later calls (its temporar
           previous: null,
           tau: c.tau,
         }))
-        const first = layer.apply(inputs[0])
-        const copies = [first.queries, first.maskLogits, first.assignment].map((t) => Array.from(t.dataSync()))
-        // the same call again: a recycled output would now hold the second call's values
-        layer.apply(inputs[1])
-        ;[first.queries, first.maskLogits, first.assignment].forEach((t, i) =>
-          assert.deepEqual(Array.from(t.dataSync()), copies[i], `output ${i} of the first call`),
-        )
+        // the outputs of the forward and of the backward (the pixels', the queries' and a parameter's gradient)
+        const outputs = (i: number) => {
+          const first = layer.apply(inputs[i])
+          const loss = (p: tf.Tensor, q: tf.Tensor) => {
+            const o = layer.apply({...inputs[i], pixels: p as tf.Tensor3D, queries: q as tf.Tensor3D})
+            return tf.add(tf.sum(tf.square(o.queries)), tf.sum(tf.square(o.maskLogits))) as tf.Scalar
+          }
+          const [dPixels, dQueries] = tf.grads(loss)([inputs[i].pixels, inputs[i].queries])
+          return [first.queries, first.maskLogits, first.assignment, dPixels, dQueries]
+        }
+        const first = outputs(0)
+        const copies = first.map((t) => Array.from(t.dataSync()))
+        // the same calls again: a recycled output would now hold the second calls' values
+        outputs(1)
+        first.forEach((t, i) => assert.deepEqual(Array.from(t.dataSync()), copies[i], `output ${i} of the first calls`))
       }),
     )
   } finally {

@@ -384,10 +384,27 @@ function layerNormGrads(
  * gradient per KMAX_PARAMETERS entry. No gradient passes through the hard assignment (Eq. 6) or
  * the filter.
  */
-export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
+export function kmaxLayerGradKernel(args: KernelArgs): tf.TensorInfo[] {
+  try {
+    return kmaxLayerBackward(args, backwardScratch)
+  } finally {
+    backwardScratch.release()
+  }
+}
+
+/** the backward's temporaries, recycled from call to call (src/kernels/cpu/scratch.ts has why) */
+const backwardScratch = new Scratch()
+
+/** Every temporary from `s`; dPixels and dQueries from the backend's array pool, the parameters' gradients new. */
+function kmaxLayerBackward({inputs, backend, attrs}: KernelArgs, s: Scratch): tf.TensorInfo[] {
   const {heads, cross} = attrs as unknown as KmaxAttrs
   const dims = dimsOf(inputs.pixels, inputs.queries, inputs, heads)
   const {B, P, C, N, d, H, F, K1} = dims
+  const copy = (values: Float32Array) => {
+    const into = s.take(values.length)
+    into.set(values)
+    return into
+  }
   const R = B * P
   const Q = B * N
   const dh = d / H
@@ -398,9 +415,17 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   const dMask = floats(backend, inputs.dMask)
   const grads = {} as Record<KmaxParameter, Float32Array>
   const outStats: RowStats = {normed: ws.outNormed, rstd: ws.outRstd}
-  // the gradients of y = x·W + b: dW and db into grads, dx returned
-  const denseGrads = (dy: Float32Array, x: Float32Array, rows: number, cin: number, proj: string, cout: number) => {
-    const g = denseBackward(dy, x, rows, cin, w[`${proj}.kernel` as KmaxParameter], cout, {bias: true, dx: true})
+  // the gradients of y = x·W + b: dW and db into grads, dx returned (into `into`, else a temporary)
+  const denseGrads = (
+    dy: Float32Array,
+    x: Float32Array,
+    rows: number,
+    cin: number,
+    proj: string,
+    cout: number,
+    into = s.take(rows * cin),
+  ) => {
+    const g = denseBackward(dy, x, rows, cin, w[`${proj}.kernel` as KmaxParameter], cout, {bias: true, dx: true, dxInto: into})
     grads[`${proj}.kernel` as KmaxParameter] = g.dw
     grads[`${proj}.bias` as KmaxParameter] = g.db!
     return g.dx!
@@ -408,12 +433,13 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
 
   // M = (M_pc · M_cc)·s
   const scale = Math.fround(1 / Math.sqrt(N))
-  const dScaled = new Float32Array(R * K1)
+  const dScaled = s.take(R * K1)
   for (let i = 0; i < dScaled.length; i++) dScaled[i] = dMask[i] * scale
-  const dPixelToCluster = new Float32Array(R * N)
-  const dClusterToClass = new Float32Array(Q * K1)
-  const dEmbeddings = new Float32Array(R * d)
-  const dKernels = new Float32Array(Q * d)
+  // each written whole by the products below
+  const dPixelToCluster = s.take(R * N)
+  const dClusterToClass = s.take(Q * K1)
+  const dEmbeddings = s.take(R * d)
+  const dKernels = s.take(Q * d)
   for (let b = 0; b < B; b++) {
     matmul(rowMajor(dScaled, K1, b * P * K1), transposed(ws.clusterToClass, K1, b * N * K1), P, K1, N, dPixelToCluster, b * P * N)
     matmul(transposed(ws.pixelToCluster, N, b * P * N), rowMajor(dScaled, K1, b * P * K1), N, P, K1, dClusterToClass, b * N * K1)
@@ -422,37 +448,38 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   }
 
   // M_cc = MLP(LN_c(Q^l))
-  const dQ = Float32Array.from(dQ1)
-  const classIn = affineRows(ws.outNormed, Q, d, w['classNorm.gamma'], w['classNorm.beta'])
-  const classAct = gelu(ws.classHidden)
+  const dQ = copy(dQ1)
+  const classIn = affineRows(ws.outNormed, Q, d, w['classNorm.gamma'], w['classNorm.beta'], s.take(Q * d))
+  const classAct = gelu(ws.classHidden, s.take(Q * d))
   const dClassAct = denseGrads(dClusterToClass, classAct, Q, d, 'class2', K1)
   const dClassIn = denseGrads(geluBackward(dClassAct, ws.classHidden), classIn, Q, d, 'class1', d)
   ;[grads['classNorm.gamma'], grads['classNorm.beta']] = layerNormGrads(dClassIn, outStats, Q, d, w['classNorm.gamma'], dQ)
 
   // K(Q^l) = LN_k(Q^l) W_k; the pre-update kernels only drive the argmax, which passes no gradient
-  const kernelIn = affineRows(ws.outNormed, Q, d, w['kernelNorm.gamma'], w['kernelNorm.beta'])
+  const kernelIn = affineRows(ws.outNormed, Q, d, w['kernelNorm.gamma'], w['kernelNorm.beta'], s.take(Q * d))
   const dKernelIn = denseGrads(dKernels, kernelIn, Q, d, 'kernelProj', d)
   ;[grads['kernelNorm.gamma'], grads['kernelNorm.beta']] = layerNormGrads(dKernelIn, outStats, Q, d, w['kernelNorm.gamma'], dQ)
 
   // Q^l = Q + FFN(LN_f(Q))
-  const dUpdated = Float32Array.from(dQ)
+  const dUpdated = copy(dQ)
   const updateStats: RowStats = {normed: ws.updateNormed, rstd: ws.updateRstd}
-  const ffnIn = affineRows(ws.updateNormed, Q, d, w['ffnNorm.gamma'], w['ffnNorm.beta'])
-  const dFfnAct = denseGrads(dQ, gelu(ws.ffnHidden), Q, F, 'ffn2', d)
+  const ffnIn = affineRows(ws.updateNormed, Q, d, w['ffnNorm.gamma'], w['ffnNorm.beta'], s.take(Q * d))
+  const dFfnAct = denseGrads(dQ, gelu(ws.ffnHidden, s.take(Q * F)), Q, F, 'ffn2', d)
   const dFfnIn = denseGrads(geluBackward(dFfnAct, ws.ffnHidden), ffnIn, Q, d, 'ffn1', F)
   ;[grads['ffnNorm.gamma'], grads['ffnNorm.beta']] = layerNormGrads(dFfnIn, updateStats, Q, d, w['ffnNorm.gamma'], dUpdated)
 
   // Q = Q^{l−1} + MHSA(LN_a(Q^{l−1})) + W_o·RMS(Aᵀ V)
-  const dQueries = Float32Array.from(dUpdated)
+  const dQueries = outputArray(backend, Q * d)
+  dQueries.set(dUpdated)
   const gammaR = w['crossNorm.gamma']
-  const scaled = new Float32Array(Q * d)
+  const scaled = s.take(Q * d)
   for (let r = 0, o = 0; r < Q; r++, o += d)
     for (let j = 0; j < d; j++) scaled[o + j] = ws.aggregate[o + j] * ws.aggregateRinv[r] * gammaR[j]
-  const co = denseBackward(dUpdated, scaled, Q, d, w['crossOut.kernel'], d, {bias: false, dx: true})
+  const co = denseBackward(dUpdated, scaled, Q, d, w['crossOut.kernel'], d, {bias: false, dx: true, dxInto: s.take(Q * d)})
   grads['crossOut.kernel'] = co.dw
   const dCross = co.dx!
   const dGammaR = new Float64Array(d)
-  const dAggregate = new Float32Array(Q * d)
+  const dAggregate = s.take(Q * d)
   for (let r = 0, o = 0; r < Q; r++, o += d) {
     const inv = ws.aggregateRinv[r]
     let sum = 0
@@ -465,7 +492,7 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
     for (let j = 0; j < d; j++) dAggregate[o + j] = (dCross[o + j] * gammaR[j] - ws.aggregate[o + j] * inv * mean) * inv
   }
   grads['crossNorm.gamma'] = Float32Array.from(dGammaR)
-  const dValues = new Float32Array(R * d)
+  const dValues = s.take(R * d).fill(0)
   for (let b = 0; b < B; b++) {
     for (let p = 0; p < P; p++) {
       const n = ws.clusters[b * P + p]
@@ -476,7 +503,7 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   const dProjected = denseGrads(dValues, ws.projected, R, d, 'valueProj', d)
 
   const dMixed = denseGrads(dUpdated, ws.mixed, Q, d, 'attnOut', d)
-  const dQkv = new Float32Array(Q * 3 * d)
+  const dQkv = s.take(Q * 3 * d).fill(0)
   const attentionScale = Math.fround(1 / Math.sqrt(dh))
   const dWeights = new Float64Array(N)
   for (let b = 0; b < B; b++) {
@@ -509,14 +536,14 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
     }
   }
   const queryStats: RowStats = {normed: ws.queryNormed, rstd: ws.queryRstd}
-  const attnIn = affineRows(ws.queryNormed, Q, d, w['attnNorm.gamma'], w['attnNorm.beta'])
-  const qkvGrads = denseBackward(dQkv, attnIn, Q, d, w['qkv.kernel'], 3 * d, {bias: true, dx: true})
+  const attnIn = affineRows(ws.queryNormed, Q, d, w['attnNorm.gamma'], w['attnNorm.beta'], s.take(Q * d))
+  const qkvGrads = denseBackward(dQkv, attnIn, Q, d, w['qkv.kernel'], 3 * d, {bias: true, dx: true, dxInto: s.take(Q * d)})
   grads['qkv.kernel'] = qkvGrads.dw
   grads['qkv.bias'] = qkvGrads.db!
   ;[grads['attnNorm.gamma'], grads['attnNorm.beta']] = layerNormGrads(qkvGrads.dx!, queryStats, Q, d, w['attnNorm.gamma'], dQueries)
 
   // F̂ = L2norm(P′ W_f), P′ = GELU(LN_p(F_d W_p))
-  const dH = new Float32Array(R * d)
+  const dH = s.take(R * d)
   for (let r = 0, o = 0; r < R; r++, o += d) {
     let dot = 0
     for (let j = 0; j < d; j++) dot += dEmbeddings[o + j] * ws.embeddings[o + j]
@@ -525,9 +552,9 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
   }
   const dHead = denseGrads(dH, ws.projected, R, d, 'pixelHead', d)
   addInto(dProjected, dHead)
-  const pixelIn = affineRows(ws.pixelNormed, R, d, w['pixelNorm.gamma'], w['pixelNorm.beta'])
+  const pixelIn = affineRows(ws.pixelNormed, R, d, w['pixelNorm.gamma'], w['pixelNorm.beta'], s.take(R * d))
   geluBackward(dProjected, pixelIn)
-  const dA = new Float32Array(R * d)
+  const dA = s.take(R * d).fill(0)
   ;[grads['pixelNorm.gamma'], grads['pixelNorm.beta']] = layerNormGrads(
     dProjected,
     {normed: ws.pixelNormed, rstd: ws.pixelRstd},
@@ -536,7 +563,7 @@ export function kmaxLayerGradKernel({inputs, backend, attrs}: KernelArgs): tf.Te
     w['pixelNorm.gamma'],
     dA,
   )
-  const dPixels = denseGrads(dA, x, R, C, 'pixelProj', d)
+  const dPixels = denseGrads(dA, x, R, C, 'pixelProj', d, outputArray(backend, R * C))
 
   return [
     output(backend, [B, P, C], dPixels),

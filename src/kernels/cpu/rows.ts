@@ -59,7 +59,7 @@ export interface DenseGrads {
   dx: Float32Array | null
 }
 
-/** The gradients of y = x·W + b from dy `[rows, cout]`. */
+/** The gradients of y = x·W + b from dy `[rows, cout]`; dx into `dxInto` when given. */
 export function denseBackward(
   dy: Float32Array,
   x: Float32Array,
@@ -67,11 +67,11 @@ export function denseBackward(
   cin: number,
   w: Float32Array,
   cout: number,
-  options: {bias: boolean; dx: boolean},
+  options: {bias: boolean; dx: boolean; dxInto?: Float32Array},
 ): DenseGrads {
   const dw = matmul(transposed(x, cin), rowMajor(dy, cout), cin, rows, cout)
   const db = options.bias ? Float32Array.from(addColumnSums(dy, rows, cout, new Float64Array(cout))) : null
-  const dx = options.dx ? matmul(rowMajor(dy, cout), transposed(w, cout), rows, cout, cin) : null
+  const dx = options.dx ? matmul(rowMajor(dy, cout), transposed(w, cout), rows, cout, cin, options.dxInto) : null
   return {dw, db, dx}
 }
 
