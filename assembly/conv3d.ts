@@ -587,7 +587,7 @@ export function convDirect(job: usize): void {
  * With a residual r, then + r (the same sum as channelAffine's, see finishUp). In the
  * job's words (the input gradient's geometry): IN_* is dx (the up-sampled volume, CIN channels),
  * OUT_* and COUT are dy, X is dy, ACC0 is dx, BIAS the bias or 0, RESIDUAL r or 0, W the filter as
- * [tap][COUT][CIN]. Rows are dx rows (b, id, ih); 4 voxels along width × 8 channels at a time.
+ * [tap][COUT][CIN]. Rows are dx rows (b, id, ih); 8 channels of 4 voxels with the same tap (kW apart) at a time.
  */
 export function convDirectTransposed(job: usize): void {
   const dy = <usize>word(job, J_X)
@@ -623,62 +623,61 @@ export function convDirectTransposed(job: usize): void {
         const panel = (<usize>p) << 5
         const b0 = bias != 0 ? v128.load(bias + panel) : f32x4.splat(0)
         const b1 = bias != 0 ? v128.load(bias + panel, 16) : f32x4.splat(0)
-        let iw = 0
-        for (; iw + 4 <= inW; iw += 4) {
-          const a0 = src + ((<usize>(iw / kW) * <usize>cout) << 2)
-          const a1 = src + ((<usize>((iw + 1) / kW) * <usize>cout) << 2)
-          const a2 = src + ((<usize>((iw + 2) / kW) * <usize>cout) << 2)
-          const a3 = src + ((<usize>((iw + 3) / kW) * <usize>cout) << 2)
-          let w0 = taps + <usize>(iw % kW) * tapBytes + panel
-          let w1 = taps + <usize>((iw + 1) % kW) * tapBytes + panel
-          let w2 = taps + <usize>((iw + 2) % kW) * tapBytes + panel
-          let w3 = taps + <usize>((iw + 3) % kW) * tapBytes + panel
-          let s00 = f32x4.splat(0)
-          let s01 = f32x4.splat(0)
-          let s10 = f32x4.splat(0)
-          let s11 = f32x4.splat(0)
-          let s20 = f32x4.splat(0)
-          let s21 = f32x4.splat(0)
-          let s30 = f32x4.splat(0)
-          let s31 = f32x4.splat(0)
-          for (let c = 0; c < cout; c++) {
-            const off = (<usize>c) << 2
-            let a = v128.load32_splat(a0 + off)
-            s00 = fma(a, v128.load(w0), s00)
-            s01 = fma(a, v128.load(w0, 16), s01)
-            a = v128.load32_splat(a1 + off)
-            s10 = fma(a, v128.load(w1), s10)
-            s11 = fma(a, v128.load(w1, 16), s11)
-            a = v128.load32_splat(a2 + off)
-            s20 = fma(a, v128.load(w2), s20)
-            s21 = fma(a, v128.load(w2, 16), s21)
-            a = v128.load32_splat(a3 + off)
-            s30 = fma(a, v128.load(w3), s30)
-            s31 = fma(a, v128.load(w3, 16), s31)
-            w0 += ciBytes
-            w1 += ciBytes
-            w2 += ciBytes
-            w3 += ciBytes
+        // 4 outputs with the same tap at a time: 4 source voxels j … j + 3, one weight pair per channel of dy
+        for (let kw = 0; kw < kW; kw++) {
+          const wTap = taps + <usize>kw * tapBytes + panel
+          let j = 0
+          for (; j + 4 <= outW; j += 4) {
+            const a0 = src + ((<usize>j * <usize>cout) << 2)
+            const sourceBytes = (<usize>cout) << 2
+            let wc = wTap
+            let s00 = f32x4.splat(0)
+            let s01 = f32x4.splat(0)
+            let s10 = f32x4.splat(0)
+            let s11 = f32x4.splat(0)
+            let s20 = f32x4.splat(0)
+            let s21 = f32x4.splat(0)
+            let s30 = f32x4.splat(0)
+            let s31 = f32x4.splat(0)
+            for (let c = 0; c < cout; c++) {
+              const off = (<usize>c) << 2
+              const w0 = v128.load(wc)
+              const w1 = v128.load(wc, 16)
+              let a = v128.load32_splat(a0 + off)
+              s00 = fma(a, w0, s00)
+              s01 = fma(a, w1, s01)
+              a = v128.load32_splat(a0 + sourceBytes + off)
+              s10 = fma(a, w0, s10)
+              s11 = fma(a, w1, s11)
+              a = v128.load32_splat(a0 + 2 * sourceBytes + off)
+              s20 = fma(a, w0, s20)
+              s21 = fma(a, w1, s21)
+              a = v128.load32_splat(a0 + 3 * sourceBytes + off)
+              s30 = fma(a, w0, s30)
+              s31 = fma(a, w1, s31)
+              wc += ciBytes
+            }
+            const at = rowOffset + <usize>(j * kW + kw) * voxelBytes + panel
+            const apart = <usize>kW * voxelBytes
+            finishUp(dx + at, residual != 0 ? residual + at : 0, b0, b1, s00, s01)
+            finishUp(dx + at + apart, residual != 0 ? residual + at + apart : 0, b0, b1, s10, s11)
+            finishUp(dx + at + 2 * apart, residual != 0 ? residual + at + 2 * apart : 0, b0, b1, s20, s21)
+            finishUp(dx + at + 3 * apart, residual != 0 ? residual + at + 3 * apart : 0, b0, b1, s30, s31)
           }
-          const at = rowOffset + <usize>iw * voxelBytes + panel
-          finishUp(dx + at, residual != 0 ? residual + at : 0, b0, b1, s00, s01)
-          finishUp(dx + at + voxelBytes, residual != 0 ? residual + at + voxelBytes : 0, b0, b1, s10, s11)
-          finishUp(dx + at + 2 * voxelBytes, residual != 0 ? residual + at + 2 * voxelBytes : 0, b0, b1, s20, s21)
-          finishUp(dx + at + 3 * voxelBytes, residual != 0 ? residual + at + 3 * voxelBytes : 0, b0, b1, s30, s31)
-        }
-        for (; iw < inW; iw++) {
-          const a0 = src + ((<usize>(iw / kW) * <usize>cout) << 2)
-          let w0 = taps + <usize>(iw % kW) * tapBytes + panel
-          let s0 = f32x4.splat(0)
-          let s1 = f32x4.splat(0)
-          for (let c = 0; c < cout; c++) {
-            const a = v128.load32_splat(a0 + ((<usize>c) << 2))
-            s0 = fma(a, v128.load(w0), s0)
-            s1 = fma(a, v128.load(w0, 16), s1)
-            w0 += ciBytes
+          for (; j < outW; j++) {
+            const a0 = src + ((<usize>j * <usize>cout) << 2)
+            let wc = wTap
+            let s0 = f32x4.splat(0)
+            let s1 = f32x4.splat(0)
+            for (let c = 0; c < cout; c++) {
+              const a = v128.load32_splat(a0 + ((<usize>c) << 2))
+              s0 = fma(a, v128.load(wc), s0)
+              s1 = fma(a, v128.load(wc, 16), s1)
+              wc += ciBytes
+            }
+            const at = rowOffset + <usize>(j * kW + kw) * voxelBytes + panel
+            finishUp(dx + at, residual != 0 ? residual + at : 0, b0, b1, s0, s1)
           }
-          const at = rowOffset + <usize>iw * voxelBytes + panel
-          finishUp(dx + at, residual != 0 ? residual + at : 0, b0, b1, s0, s1)
         }
       }
     }
