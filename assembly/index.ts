@@ -44,7 +44,7 @@ import {channelAffine, columnSums} from './channels'
 import {product} from './gemm'
 
 export {gemm} from './gemm'
-export {packFilter, packFilterTransposed, padVolume, reduceFilterGrad} from './conv3d'
+export {packFilter, packFilterTransposed, padVolume, transposeFilterGrad} from './conv3d'
 export {concatChannels, splitChannels} from './channels'
 
 /** The checksum of the job layout this module was built with; the runtime refuses a module whose checksum is not its own. */

@@ -6,10 +6,11 @@
  * read back from the heap. The tfjs kernels over these jobs are in conv3d.ts. Design and
  * measurements: docs/kernels.md.
  */
-import {JOB, JOB_ADDRESS, KIND} from './job.js'
+import {JOB, KIND} from './job.js'
 import {freshRuntime, type ConvRuntime} from './runtime.js'
 import {
   copyIn,
+  ELEMENTS_PER_CHUNK,
   float64Slots,
   roundUp,
   SUM_SLOTS,
@@ -23,6 +24,11 @@ import {winogradApplies, winogradFilterGrad, winogradFilterGradApplies, winograd
 
 /** Bytes of im2col rows each thread builds per chunk: fits the 1 MiB L2 next to the filter panels. */
 const CHUNK_BYTES = 192 * 1024
+/**
+ * Rows per chunk of the filter gradient at least: a chunk of 4 rows of btcv's 3³ 384 → 384 layer
+ * (Kp = 10 368) was a rank-4 update of a 16 MB slot, read and written 7 times per gradient
+ */
+const FILTER_GRAD_ROWS = 16
 
 /**
  * Rows of the im2col matrix per chunk: L2-sized, but (balance) at least 4 chunks per thread. The
@@ -30,7 +36,9 @@ const CHUNK_BYTES = 192 * 1024
  * depend on the thread count.
  */
 function rowsPerChunk(rows: number, Kp: number, threads: number, balance: boolean): number {
-  const byCache = Math.max(4, Math.floor(CHUNK_BYTES / (Kp * 4 * 4)) * 4)
+  // the filter gradient (balance = false) adds each chunk's rows into a Cout × Kp slot: at least
+  // FILTER_GRAD_ROWS of them, or the slot's traffic outweighs the products on wide layers
+  const byCache = Math.max(balance ? 4 : FILTER_GRAD_ROWS, Math.floor(CHUNK_BYTES / (Kp * 4 * 4)) * 4)
   const byBalance = balance ? roundUp(Math.ceil(rows / (threads * 4)), 4) : Infinity
   return Math.max(4, Math.min(byCache, byBalance))
 }
@@ -153,7 +161,14 @@ export function filterGradAt(rt: ConvRuntime, x: number, dy: number, info: ConvI
   job[JOB.ACC_LEN] = accLen
   const dw = rt.alloc(K * cout)
   rt.run()
-  rt.exports.reduceFilterGrad(JOB_ADDRESS, dw)
+  // the slots added into the first in order (the same words), then dWᵀ transposed into dW
+  if (slots > 1) {
+    job[JOB.KIND] = KIND.sumSlots
+    job[JOB.COUNTER] = 0
+    writeRows(job, accLen, ELEMENTS_PER_CHUNK)
+    rt.run()
+  }
+  rt.exports.transposeFilterGrad(job[JOB.ACC], K, cout, Kp, dw)
   return rt.f32(dw, K * cout).slice()
 }
 

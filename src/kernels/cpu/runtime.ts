@@ -23,7 +23,7 @@ export interface ConvExports {
   runJob(job: number, thread: number): void
   packFilter(w: number, K: number, cout: number, Kp: number, dst: number): void
   packFilterTransposed(w: number, K: number, cout: number, Kp: number, dst: number): void
-  reduceFilterGrad(job: number, dst: number): void
+  transposeFilterGrad(src: number, K: number, cout: number, Kp: number, dst: number): void
   padVolume(
     x: number,
     B: number,
