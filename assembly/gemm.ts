@@ -213,3 +213,24 @@ export function product(job: usize, tmp: usize): void {
     }
   }
 }
+
+/**
+ * B[k × n] (element (i, j) at src + i·rowBytes + j·colBytes) packed for the GEMM: panel p holds
+ * columns 8p … 8p + 7 of every row (zeros beyond n), panel p at dst + p·k·32. What
+ * src/kernels/cpu/matmul.ts packs in JavaScript, for operands large enough that a loop there cost
+ * more than their copy into the heap (the btcv head gradient's 884 736 × 13).
+ */
+export function packPanels(src: usize, rowBytes: usize, colBytes: usize, k: i32, n: i32, dst: usize): void {
+  const panels = (n + 7) >> 3
+  for (let p = 0; p < panels; p++) {
+    const cols = min(8, n - (p << 3))
+    let out = dst + ((<usize>p * <usize>k) << 5)
+    let row = src + <usize>(p << 3) * colBytes
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < cols; j++) store<f32>(out + ((<usize>j) << 2), load<f32>(row + <usize>j * colBytes))
+      for (let j = cols; j < 8; j++) store<f32>(out + ((<usize>j) << 2), 0)
+      out += 32
+      row += rowBytes
+    }
+  }
+}

@@ -43,7 +43,7 @@ import {adamw} from './adamw'
 import {channelAffine, columnSums} from './channels'
 import {product} from './gemm'
 
-export {gemm} from './gemm'
+export {gemm, packPanels} from './gemm'
 export {packFilter, packFilterTransposed, padVolume, transposeFilterGrad} from './conv3d'
 export {concatChannels, splitChannels} from './channels'
 

@@ -201,6 +201,10 @@ test('batchMatMul: every transpose combination, batch broadcast, both packing or
   same(() => tf.matMul(seeded([2, 3, 6, 4], 32), seeded([2, 3, 4, 5], 33)), 'rank 4')
   // column sums of 32768 rows (the model's ones-vector products): float32 sums, within 1e-5 of tfjs's
   same(() => tf.matMul(tf.ones([1, 1, 32768]), seeded([1, 32768, 16], 34)), 'ones · x over 32768 rows', 1e-5)
+  // deep products (the head's gradient, a sum over every voxel): the GEMM in blocks of k; the second
+  // with its packed operand (20 000 × 13) packed in wasm
+  same(() => tf.matMul(seeded([1, 3000, 5], 35), seeded([1, 3000, 7], 36), true, false), '[1, 3000, 5]ᵀ · [1, 3000, 7]', 1e-5)
+  same(() => tf.matMul(seeded([1, 20000, 13], 37), seeded([1, 20000, 48], 38), true, false), '[1, 20000, 13]ᵀ · [1, 20000, 48]', 1e-5)
   assert.deepEqual(tf.matMul(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), tf.tensor2d([1, 0, 0, 1, 1, 1], [3, 2])).arraySync(), [
     [4, 5],
     [10, 11],
@@ -233,6 +237,22 @@ test('batchMatMul on the worker pool (products of ≥ 2¹⁸ multiply-adds): the
     product({values: a, offset: r * k, row: k, col: 1}, {values: b, offset: 0, row: n, col: 1}, rows, k, n, blocks, r * n)
   }
   assert.deepEqual(whole, blocks)
+})
+
+test('batchMatMul packs large operands in wasm: the same bits as 8-column slices packed in JavaScript', () => {
+  // k·n = 72 000 ≥ 2¹⁶ packs in wasm; each 8-column slice (24 000) in JS; every element is one chain either way
+  const [m, k, n] = [100, 3000, 24]
+  const a = Float32Array.from({length: m * k}, (_, i) => Math.sin(i))
+  const b = Float32Array.from({length: k * n}, (_, i) => Math.cos(i * 0.7))
+  const whole = new Float32Array(m * n)
+  product({values: a, offset: 0, row: k, col: 1}, {values: b, offset: 0, row: n, col: 1}, m, k, n, whole, 0)
+  const sliced = new Float32Array(m * n)
+  for (let j = 0; j < n; j += 8) {
+    const part = new Float32Array(m * 8)
+    product({values: a, offset: 0, row: k, col: 1}, {values: b, offset: j, row: n, col: 1}, m, k, 8, part, 0)
+    for (let r = 0; r < m; r++) sliced.set(part.subarray(r * 8, r * 8 + 8), r * n + j)
+  }
+  assert.deepEqual(whole, sliced)
 })
 
 test('concat: the channel concat of a U-Net, the middle axis, three parts, int32, and one part left to the reference', () => {

@@ -38,6 +38,11 @@ const PRODUCT_CHUNK_ROWS = 256
 /** at least two work items: a job of one is never shared (runtime.ts `run`) */
 const PRODUCT_JOB_ROWS = 2 * PRODUCT_CHUNK_ROWS
 
+/** right operands of at least this many elements are packed in wasm, after a copy into the heap, instead of by a JS loop */
+const WASM_PACKING = 1 << 16
+/** depth of one pass of a deep product's GEMM (k ≫ m, n): its rows and panels fit in L2 */
+const DEEP_BLOCK = 256
+
 /** What the product job does to each element after the sum: + bias[column], then σ (the training loss's) */
 export interface ProductEpilogue {
   bias?: Float32Array
@@ -84,15 +89,22 @@ export function productAt(
   // the right operand packed: panel p holds columns 8p…8p+7 of every row, zero beyond N
   const panels = Math.ceil(n / 8)
   const b = rt.alloc(panels * k * 8)
-  const packed = rt.f32(b, panels * k * 8)
-  const rv = right.values
-  for (let p = 0; p < panels; p++) {
-    const cols = Math.min(8, n - 8 * p)
-    for (let i = 0; i < k; i++) {
-      const dst = (p * k + i) * 8
-      const src = right.offset + i * right.row + 8 * p * right.col
-      for (let j = 0; j < cols; j++) packed[dst + j] = rv[src + j * right.col]
-      for (let j = cols; j < 8; j++) packed[dst + j] = 0
+  if (k * n >= WASM_PACKING) {
+    const span = (k - 1) * right.row + (n - 1) * right.col + 1
+    const raw = rt.alloc(span)
+    rt.f32(raw, span).set(right.values.subarray(right.offset, right.offset + span))
+    rt.exports.packPanels(raw, right.row * 4, right.col * 4, k, n, b)
+  } else {
+    const packed = rt.f32(b, panels * k * 8)
+    const rv = right.values
+    for (let p = 0; p < panels; p++) {
+      const cols = Math.min(8, n - 8 * p)
+      for (let i = 0; i < k; i++) {
+        const dst = (p * k + i) * 8
+        const src = right.offset + i * right.row + 8 * p * right.col
+        for (let j = 0; j < cols; j++) packed[dst + j] = rv[src + j * right.col]
+        for (let j = cols; j < 8; j++) packed[dst + j] = 0
+      }
     }
   }
   const a = left.address
@@ -118,8 +130,17 @@ export function productAt(
     rt.run()
   } else {
     const tmp = rt.alloc(64)
-    // more row groups than panels: keep a panel in cache while the rows stream past
-    rt.exports.gemm(m, n, k, a, left.row * 4, left.col * 4, b, k * 32, 32, c, n * 4, 0, m > 4 * panels ? 1 : 0, tmp)
+    // a deep product (the head's gradient, a sum over every voxel): blocks of k accumulated one
+    // after another, so that one block's rows and panels stay in cache while every tile passes;
+    // each element is the same multiply-add chain as in one pass
+    const block = k > 2 * DEEP_BLOCK ? DEEP_BLOCK : k
+    for (let k0 = 0; k0 < k; k0 += block) {
+      const depth = Math.min(block, k - k0)
+      const aBlock = a + k0 * left.col * 4
+      // more row groups than panels: keep a panel in cache while the rows stream past
+      const panelOuter = m > 4 * panels ? 1 : 0
+      rt.exports.gemm(m, n, depth, aBlock, left.row * 4, left.col * 4, b + k0 * 32, k * 32, 32, c, n * 4, k0 > 0 ? 1 : 0, panelOuter, tmp)
+    }
   }
   return c
 }

@@ -39,6 +39,7 @@ export interface ConvExports {
     dst: number,
   ): void
   gemm(...args: number[]): void
+  packPanels(src: number, rowBytes: number, colBytes: number, k: number, n: number, dst: number): void
   concatChannels(dst: number, a: number, ca: number, b: number, cb: number, voxels: number): void
   splitChannels(src: number, a: number, ca: number, b: number, cb: number, voxels: number): void
 }
