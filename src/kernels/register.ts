@@ -23,6 +23,7 @@ import {
   UNARY_OPS,
   fastBinary,
   fastConcat,
+  fastOneHot,
   fastSelect,
   fastSlice,
   fastSoftmax,
@@ -59,6 +60,7 @@ const FAST: Record<string, KernelFactory> = {
   Softmax: fastSoftmax,
   Select: fastSelect,
   Concat: fastConcat,
+  OneHot: fastOneHot,
   BatchMatMul: fastBatchMatMul,
   ...Object.fromEntries(
     Object.entries(UNARY_OPS).map(([name, formula]) => [name, (reference: CpuKernel) => fastUnary(reference, formula)]),

@@ -34,7 +34,7 @@ export interface Targets {
 
 function oneHotLabels(labels: tf.Tensor4D, depth: number): tf.Tensor5D {
   const [b, d, h, w] = labels.shape
-  return tf.reshape(tf.oneHot(tf.reshape(tf.cast(labels, 'int32'), [-1]), depth), [b, d, h, w, depth]).toFloat() as tf.Tensor5D
+  return tf.reshape(tf.oneHot(tf.reshape(tf.cast(labels, 'int32'), [-1]), depth, 1, 0, 'float32'), [b, d, h, w, depth]) as tf.Tensor5D
 }
 
 /**

@@ -255,6 +255,16 @@ test('batchMatMul packs large operands in wasm: the same bits as 8-column slices
   assert.deepEqual(whole, sliced)
 })
 
+test('oneHot: float32 and int32, indices outside [0, depth) all off, other on and off values', () => {
+  const indices = tf.tensor1d([0, 3, 2, -1, 4, 1, 3], 'int32')
+  for (const dtype of ['float32', 'int32'] as const) {
+    same(() => tf.oneHot(indices, 4, 1, 0, dtype), `oneHot ${dtype}`)
+    same(() => tf.oneHot(indices, 4, 2, -1, dtype), `oneHot ${dtype}, on 2, off −1`)
+  }
+  same(() => tf.oneHot(tf.reshape(indices, [7, 1]), 5), 'oneHot of a rank-2 tensor (the default int32)')
+  indices.dispose()
+})
+
 test('concat: the channel concat of a U-Net, the middle axis, three parts, int32, and one part left to the reference', () => {
   const a = seeded([1, 3, 4, 5, 6], 37)
   const b = seeded([1, 3, 4, 5, 10], 38)

@@ -66,10 +66,18 @@ function copyRowsF32(
   }
 }
 
+/**
+ * A new output array of x's type: float32 ones from the backend's array pool (src/kernels/cpu/array-pool.ts),
+ * to be written whole; a fresh array of the btcv config's activation size was mostly page faults
+ */
+function outputLike(backend: unknown, x: Values, length: number): Values {
+  return x instanceof Float32Array ? outputArray(backend, length) : new (x.constructor as new (n: number) => Values)(length)
+}
+
 /** out = x[begin : begin + size]: the trailing whole axes plus the first partial one are one contiguous run */
-function sliceValues(x: Values, shape: number[], begin: number[], size: number[]): Values {
+function sliceValues(backend: unknown, x: Values, shape: number[], begin: number[], size: number[]): Values {
   const rank = shape.length
-  const out = new (x.constructor as new (n: number) => Values)(sizeOf(size))
+  const out = outputLike(backend, x, sizeOf(size))
   let run = 1
   let axis = rank - 1
   while (axis > 0 && size[axis] === shape[axis]) run *= shape[axis--]
@@ -107,7 +115,7 @@ export function fastSlice(reference: CpuKernel): CpuKernel {
     const {begin, size} = args.attrs as {begin: number | number[]; size: number | number[]}
     const [b, s] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size)
     if (sizeOf(s) === 0) return reference(args)
-    return output(args.backend, s, sliceValues(v, x.shape, b, s), x.dtype)
+    return output(args.backend, s, sliceValues(args.backend, v, x.shape, b, s), x.dtype)
   }
 }
 
@@ -123,10 +131,27 @@ export function fastSplitV(reference: CpuKernel): CpuKernel {
     return sizes.map((s) => {
       const size = [...x.shape]
       size[a] = s
-      const out = output(args.backend, size, sliceValues(v, x.shape, [...begin], size), x.dtype)
+      const out = output(args.backend, size, sliceValues(args.backend, v, x.shape, [...begin], size), x.dtype)
       begin[a] += s
       return out
     })
+  }
+}
+
+/** OneHot of int32 indices into float32 or int32 (off everywhere, on at each index in [0, depth)) */
+export function fastOneHot(reference: CpuKernel): CpuKernel {
+  return (args) => {
+    const {indices} = args.inputs
+    const v = values(args.backend, indices)
+    const {depth, onValue, offValue, dtype} = args.attrs as {depth: number; onValue: number; offValue: number; dtype: tf.DataType}
+    if (!(v instanceof Int32Array) || (dtype !== 'float32' && dtype !== 'int32')) return reference(args)
+    const out = dtype === 'float32' ? outputArray(args.backend, v.length * depth) : new Int32Array(v.length * depth)
+    out.fill(offValue)
+    for (let i = 0; i < v.length; i++) {
+      const k = v[i]
+      if (k >= 0 && k < depth) out[i * depth + k] = onValue
+    }
+    return output(args.backend, [...indices.shape, depth], out, dtype)
   }
 }
 
@@ -145,7 +170,7 @@ export function fastConcat(reference: CpuKernel): CpuKernel {
     const runs = shapes.map((shape) => sizeOf(shape.slice(axis)))
     const row = runs.reduce((a, b) => a + b, 0)
     if (outer * row === 0) return reference(args)
-    const out = new ((all[0] as Values).constructor as new (n: number) => Values)(outer * row)
+    const out = outputLike(args.backend, all[0] as Values, outer * row)
     let column = 0
     parts.forEach((_, k) => {
       copyRows(all[k] as Values, 0, runs[k], out, column, row, runs[k], outer)
