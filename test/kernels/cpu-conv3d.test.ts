@@ -9,7 +9,8 @@ import assert from 'node:assert/strict'
 import {tf} from '../helpers/tf.js'
 import {relError} from '../../src/util/rel-error.js'
 import {activeCpuKernels, withReferenceCpuKernels} from '../../src/kernels/register.js'
-import {existingRuntime} from '../../src/kernels/cpu/runtime.js'
+import {existingRuntime, freshRuntime} from '../../src/kernels/cpu/runtime.js'
+import {directTransposedApplies} from '../../src/kernels/cpu/conv3d-heap.js'
 import {product} from '../../src/kernels/cpu/matmul.js'
 import {conv3dTransposeBias} from '../../src/kernels/fused.js'
 import {setWinograd, winogradApplies, winogradFilterGradApplies} from '../../src/kernels/cpu/winograd.js'
@@ -57,6 +58,11 @@ const CASES: Case[] = [
   {name: 'stride 1, even kernel 2×3×4 (uneven same padding), 4→3', x: [2, 7, 6, 5, 4], w: [2, 3, 4, 4, 3], strides: 1, pad: 'same'},
   {name: 'stride 1 valid, 5→7', x: [1, 6, 7, 5, 5], w: [3, 2, 3, 5, 7], strides: 1, pad: 'valid'},
   {name: 'kernel 2 stride 2 valid, 13→11 channels', x: [1, 6, 8, 4, 13], w: [2, 2, 2, 13, 11], strides: 2, pad: 'valid'},
+  // stride = kernel into 8 input channels, but an odd size: the last plane along it gets no tap, so the
+  // input gradient is not the direct up-sampling job's (directTransposedApplies must refuse it)
+  {name: 'kernel 2 stride 2 valid, odd depth, 8→3 channels', x: [1, 5, 4, 6, 8], w: [2, 2, 2, 8, 3], strides: 2, pad: 'valid'},
+  {name: 'kernel 2 stride 2 valid, odd height, 8→3 channels', x: [1, 4, 5, 6, 8], w: [2, 2, 2, 8, 3], strides: 2, pad: 'valid'},
+  {name: 'kernel 2 stride 2 valid, odd width, 8→3 channels', x: [1, 4, 4, 7, 8], w: [2, 2, 2, 8, 3], strides: 2, pad: 'valid'},
   // 3×3×3 stride 1 with ≥ 4 input channels on volumes of ≥ 8 tiles: the Winograd kernels (sizes that
   // are not multiples of 4 leave tiles cut by the volume's sides)
   {name: 'Winograd: batch 2, odd non-cubic, same, 5→7', x: [2, 7, 9, 11, 5], w: [3, 3, 3, 5, 7], strides: 1, pad: 'same'},
@@ -146,10 +152,13 @@ test('a transposed convolution whose stride is its kernel runs directly, with th
     [[2, 3, 2, 3, 5], [2, 2, 2], 8],
     [[1, 2, 2, 2, 8], [4, 4, 4], 16],
     [[1, 2, 3, 3, 3], [1, 2, 2], 24],
+    // rows of 6 dy voxels: a group of 4 with the same tap, then 2 single ones
+    [[2, 1, 2, 6, 5], [2, 1, 2], 8],
   ] as [Shape5, Triple, number][]) {
     const [B, d, h, w, cout] = dyShape
     const out: Shape5 = [B, d * k[0], h * k[1], w * k[2], cin]
     const filter: Shape5 = [...k, cin, cout]
+    assert.ok(directTransposedApplies(tf.backend_util.computeConv3DInfo(out, filter, k, 1, 'valid')), `${dyShape} k ${k}: the direct job`)
     const [dys, ws, bs, plain, biased] = expectNoLeakedTensors(() =>
       tf.tidy(() => {
         const dy = seeded(dyShape, 7) as tf.Tensor5D
@@ -214,6 +223,25 @@ test('hand-computed: the filter gradient on a one-voxel grid (one chunk, one acc
         assert.ok(Object.is(dw[(t * 5 + ci) * 3 + co], expected), `tap ${t}, ${ci} → ${co}: ${dw[(t * 5 + ci) * 3 + co]} ≠ ${expected}`)
       }
   tf.dispose([x, dy])
+})
+
+test('the filter gradient of an empty batch is zeros, not the stale values of the heap', () => {
+  // values left in the kernels' heap where the gradient's accumulator and dW are allocated
+  const rt = freshRuntime()
+  rt.f32(rt.alloc(1 << 20), 1 << 20).fill(5)
+  const dw = expectNoLeakedTensors(() =>
+    tf.tidy(() => {
+      const x = tf.zeros([0, 4, 4, 4, 2])
+      return tf
+        .grad((k: tf.Tensor) => tf.sum(tf.conv3d(x as tf.Tensor5D, k as tf.Tensor5D, 1, 'same')))(tf.ones([3, 3, 3, 2, 8]))
+        .dataSync()
+    }),
+  )
+  assert.equal(dw.length, 27 * 2 * 8)
+  assert.ok(
+    dw.every((v) => v === 0),
+    `${dw.filter((v) => v !== 0).length} non-zero`,
+  )
 })
 
 test('dilated forward conv matches the reference (dilation 2, and [1,2,3] valid)', () => {

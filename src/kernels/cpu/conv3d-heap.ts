@@ -153,8 +153,9 @@ export function filterGradAt(rt: ConvRuntime, x: number, dy: number, info: ConvI
   const accStride = roundUp(accLen, 16)
   // fewer chunks than SUM_SLOTS: a slot per chunk. The empty slots would only be cleared and added
   // (+0 added to a sum that is never −0: the same bits), and on a coarse grid with many channels
-  // (1³ × 64 → 64, Kp = 1 728) clearing and reducing 8 of them took most of the gradient's time
-  const slots = Math.min(SUM_SLOTS, job[JOB.CHUNKS])
+  // (1³ × 64 → 64, Kp = 1 728) clearing and reducing 8 of them took most of the gradient's time.
+  // At least one: an empty output (no chunks) still needs its slot cleared, or dW is the heap's stale values
+  const slots = Math.max(1, Math.min(SUM_SLOTS, job[JOB.CHUNKS]))
   job[JOB.SLOTS] = slots
   job[JOB.ACC] = rt.alloc(accStride * slots)
   job[JOB.ACC_STRIDE] = accStride * 4
