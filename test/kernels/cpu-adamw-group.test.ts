@@ -84,3 +84,28 @@ test('grouped AdamW writes the variables in place, unless another tensor shares 
     result.state.forEach((values, i) => assert.deepEqual(values, composed.state[i], `${name}: tensor ${i}`))
   tf.dispose([...grads.values()])
 })
+
+test("grouped AdamW: a tensor sharing one of Adam's moments (a reshape of the optimiser's state) keeps its values through the next step", () => {
+  const p = variableOf(() => tf.randomUniform([64, 32], -1, 1, 'float32', 81), true, 'moment-shared')
+  const variables = new Map([['p', p]])
+  const grads = new Map([['p', tf.randomUniform([64, 32], -0.1, 0.1, 'float32', 82)]])
+  const optimizer = new AdamW(0.9, 0.999, 0.05)
+  try {
+    // the first step makes the moments; each later one runs while a reshape shares one of them
+    optimizer.step(variables, grads, 0.01)
+    for (const key of ['p.exp_avg', 'p.exp_avg_sq']) {
+      const sharer = tf.reshape(optimizer.stateTensors().get(key)!, [-1])
+      const copy = Array.from(sharer.dataSync())
+      optimizer.step(variables, grads, 0.01)
+      assert.ok(
+        Array.from(sharer.dataSync()).every((v, i) => Object.is(v, copy[i])),
+        `${key}: the tensor sharing it still holds the old values`,
+      )
+      assert.ok(!Array.from(optimizer.stateTensors().get(key)!.dataSync()).every((v, i) => Object.is(v, copy[i])), `${key} itself moved on`)
+      sharer.dispose()
+    }
+  } finally {
+    tf.dispose([p, ...grads.values()])
+    optimizer.dispose()
+  }
+})

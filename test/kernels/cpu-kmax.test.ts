@@ -15,6 +15,7 @@ import {KmaxLayer} from '../../src/model/smg.js'
 import {gelu, geluBackward} from '../../src/kernels/cpu/activations.js'
 import {Rng} from '../../src/util/rng.js'
 import {expectNoLeakedTensors} from '../helpers/tensors.js'
+import {arrayPool} from '../../src/kernels/cpu/array-pool.js'
 
 await tf.setBackend('cpu')
 
@@ -266,6 +267,42 @@ test("a kMaX layer's outputs and gradients keep their values through later calls
       }),
     )
   } finally {
+    store.dispose()
+  }
+})
+
+test("a kMaX layer's outputs from the backend's array pool hold none of a released array's values (released arrays poisoned)", () => {
+  // demo-sized: its assignment (512 voxels × 8 clusters) is long enough to come from the pool
+  const c = CASES.find((k) => k.name.startsWith('demo-sized'))!
+  const {layer, store} = layerWithRandomParameters(c, 9)
+  const rng = new Rng(10)
+  const normal = (n: number) => Float32Array.from({length: n}, () => rng.normal())
+  const pixels = tf.tensor3d(normal(c.batch * c.voxels * c.channels), [c.batch, c.voxels, c.channels])
+  const queries = tf.tensor3d(normal(c.batch * c.queries * c.dq), [c.batch, c.queries, c.dq])
+  const forward = () =>
+    tf.tidy(() => {
+      const out = layer.apply({pixels, queries, previous: null, tau: 0})
+      return [out.queries, out.maskLogits, out.assignment]
+    })
+  const pool = arrayPool(tf.backend())
+  try {
+    pool.enabled = false
+    const fresh = forward()
+    const expected = fresh.map((t) => Array.from(t.dataSync()))
+    tf.dispose(fresh)
+    pool.enabled = true
+    pool.poison = true
+    // the outputs of one call go back to the pool, NaN-filled, and the next call takes them
+    tf.dispose(forward())
+    const reusedBefore = pool.reused
+    const again = forward()
+    assert.ok(pool.reused > reusedBefore, 'the second call took arrays from the pool')
+    again.forEach((t, i) => assert.deepEqual(Array.from(t.dataSync()), expected[i], `output ${i}`))
+    tf.dispose(again)
+  } finally {
+    pool.poison = false
+    pool.enabled = true
+    tf.dispose([pixels, queries])
     store.dispose()
   }
 })
