@@ -120,6 +120,8 @@ test('inference probabilities in one kernel (the full-resolution end, product, s
     ['no class bias', ['model.classBias=false']],
     ['plain prototypes (−IPL)', ['model.ipl=false']],
     ['stride-2 stem, 2 groups', ['model.backbone.patchStride=2', 'model.backbone.groups=2']],
+    // not a multiple of 8: im2col and the scatter with its residual pass instead of the direct jobs
+    ['embedding width 12', ['model.backbone.embedDim=12']],
   ]
   for (const [name, sets] of variants) {
     const net = buildNet(configOf('demo', sets))
