@@ -52,6 +52,8 @@ const CASES: [string, number[], number[], FusedConvOptions][] = [
   // > 8 × 256 rows: every slot of the bias gradient sums several chunks; 6 channels: a vector and a tail
   ['relu, Winograd, many row chunks, 4→6', [1, 12, 14, 16, 4], [3, 3, 3, 4, 6], {strides: 1, pad: 'same', relu: true}],
   ['no relu, many row chunks, 5→6', [1, 12, 14, 16, 5], [3, 3, 3, 5, 6], {strides: 1, pad: 'same', relu: false}],
+  // one input channel into a multiple of 8 (unet-ref's first layer): the direct job, its bias and ReLU epilogue
+  ['relu, one input channel (the direct job), batch 2, 1→16', [2, 5, 6, 9, 1], [3, 3, 3, 1, 16], {strides: 1, pad: 'same', relu: true}],
 ]
 
 for (const [name, xs, ws, o] of CASES) {
