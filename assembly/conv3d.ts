@@ -302,7 +302,7 @@ export function packFilterTransposed(w: usize, K: i32, cout: i32, Kp: i32, dst: 
  * dW[K, Cout] = srcᵀ for the filter gradient's summed slot src = dWᵀ [Cout, Kp] (the slots are first
  * added into the first one, in order, by the sum-slots job), in 32 × 32 blocks so that both sides
  * stay in cache: read in the slot's order, Kp·4 bytes apart for one k, the reads missed the cache on
- * the coarse grids' 384-channel layers (a step of the btcv config spent 0.3 s there).
+ * the coarse grids' wide layers (docs/bench/2026-12-07-full-resolution-end.md).
  */
 export function transposeFilterGrad(src: usize, K: i32, cout: i32, Kp: i32, dst: usize): void {
   for (let k0 = 0; k0 < K; k0 += 32) {
@@ -311,7 +311,8 @@ export function transposeFilterGrad(src: usize, K: i32, cout: i32, Kp: i32, dst:
       const c1 = min(cout, c0 + 32)
       for (let co = c0; co < c1; co++) {
         const from = src + ((<usize>co * <usize>Kp) << 2)
-        for (let k = k0; k < k1; k++) store<f32>(dst + ((<usize>(k * cout + co)) << 2), load<f32>(from + ((<usize>k) << 2)))
+        // + 0: the sum of the slots started from +0, which turns a −0 into +0
+        for (let k = k0; k < k1; k++) store<f32>(dst + ((<usize>(k * cout + co)) << 2), load<f32>(from + ((<usize>k) << 2)) + 0)
       }
     }
   }
@@ -474,9 +475,11 @@ export function padVolume(
  * (the first layer: im2col rows of one float per tap, a third of them copies of the row before):
  * rows are output rows (b, od, oh); 4 outputs along width × 8 output channels at a time, each
  * element the multiply-add chain over the taps in im2col's order (kd, kh, kw) that the GEMM runs
- * on the im2col rows, from the zero-padded input at J_X (padVolume), so the same bits; the padding
- * taps of Kp are zeros there, which leave a sum that starts at +0 as it is. Then the bias / ReLU
- * epilogue. J_W: the filter packed as for the GEMM (packFilter, Kp rows per panel of 8).
+ * on the im2col rows, from the zero-padded input at J_X (padVolume), so the same bits. The GEMM
+ * also runs Kp − K padding taps, fma(0, 0, s): each is s + 0, which is s except that it turns a −0
+ * into +0 (a chain from +0 can end at −0 where a fused multiply-add underflows), so a sum here gets
+ * one + 0 when Kp > K. Then the bias / ReLU epilogue. J_W: the filter packed as for the GEMM
+ * (packFilter, Kp rows per panel of 8).
  */
 export function convDirect(job: usize): void {
   const x = <usize>word(job, J_X)
@@ -499,6 +502,8 @@ export function convDirect(job: usize): void {
   const rowBytes = (<usize>Wp) << 2
   const planeBytes = <usize>Hp * rowBytes
   const panelBytes = (<usize>Kp) << 5
+  // + 0 where the GEMM has padding taps, − 0 (which adds nothing, even to −0) where it has none
+  const padding = f32x4.splat(Kp > kD * kH * kW ? <f32>0 : <f32>-0.0)
   for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
     const r1 = endRow(job, k)
     for (let r = firstRow(job, k); r < r1; r++) {
@@ -545,14 +550,14 @@ export function convDirect(job: usize): void {
           }
           const out = yRow + ((<usize>(ow * cout + (p << 3))) << 2)
           const step = (<usize>cout) << 2
-          v128.store(out, s00)
-          v128.store(out, s01, 16)
-          v128.store(out + step, s10)
-          v128.store(out + step, s11, 16)
-          v128.store(out + 2 * step, s20)
-          v128.store(out + 2 * step, s21, 16)
-          v128.store(out + 3 * step, s30)
-          v128.store(out + 3 * step, s31, 16)
+          v128.store(out, f32x4.add(s00, padding))
+          v128.store(out, f32x4.add(s01, padding), 16)
+          v128.store(out + step, f32x4.add(s10, padding))
+          v128.store(out + step, f32x4.add(s11, padding), 16)
+          v128.store(out + 2 * step, f32x4.add(s20, padding))
+          v128.store(out + 2 * step, f32x4.add(s21, padding), 16)
+          v128.store(out + 3 * step, f32x4.add(s30, padding))
+          v128.store(out + 3 * step, f32x4.add(s31, padding), 16)
         }
         for (; ow < outW; ow++) {
           let s0 = f32x4.splat(0)
@@ -571,8 +576,8 @@ export function convDirect(job: usize): void {
             }
           }
           const out = yRow + ((<usize>(ow * cout + (p << 3))) << 2)
-          v128.store(out, s0)
-          v128.store(out, s1, 16)
+          v128.store(out, f32x4.add(s0, padding))
+          v128.store(out, f32x4.add(s1, padding), 16)
         }
       }
       if (bias != 0) biasActivation(yRow, outW, cout, bias, relu)
@@ -586,7 +591,7 @@ export function convDirect(job: usize): void {
  * input voxel through one tap: dx[v] = b + dy[v / k] · W[v mod k], the chain over dy's channels
  * that the input-gradient GEMM runs, from +0, added to the bias (or +0) once as col2imAdd adds it
  * to the bias-filled dx: the same bits, without the im2col-shaped rows and the filled dx between.
- * With a residual r, then + r (the same sum as channelAffine's, see finishUp). In the
+ * With a residual r, then + r with channelAffine's operations (finishUp). In the
  * job's words (the input gradient's geometry): IN_* is dx (the up-sampled volume, CIN channels),
  * OUT_* and COUT are dy, X is dy, ACC0 is dx, BIAS the bias or 0, RESIDUAL r or 0, W the filter as
  * [tap][COUT][CIN]. Rows are dx rows (b, id, ih); 8 channels of 4 voxels with the same tap (kW apart) at a time.
@@ -610,8 +615,9 @@ export function convDirectTransposed(job: usize): void {
   const kW = word(job, J_K_W)
   const panels = cin >> 3
   const tapBytes = <usize>cout * <usize>cin * 4
-  const ciBytes = (<usize>cin) << 2
+  // one dx voxel (cin floats) is also the step between one dy channel's weights and the next's
   const voxelBytes = (<usize>cin) << 2
+  const sourceBytes = (<usize>cout) << 2
   for (let k = nextChunk(job); k >= 0; k = nextChunk(job)) {
     const r1 = endRow(job, k)
     for (let r = firstRow(job, k); r < r1; r++) {
@@ -631,7 +637,6 @@ export function convDirectTransposed(job: usize): void {
           let j = 0
           for (; j + 4 <= outW; j += 4) {
             const a0 = src + ((<usize>j * <usize>cout) << 2)
-            const sourceBytes = (<usize>cout) << 2
             let wc = wTap
             let s00 = f32x4.splat(0)
             let s01 = f32x4.splat(0)
@@ -657,7 +662,7 @@ export function convDirectTransposed(job: usize): void {
               a = v128.load32_splat(a0 + 3 * sourceBytes + off)
               s30 = fma(a, w0, s30)
               s31 = fma(a, w1, s31)
-              wc += ciBytes
+              wc += voxelBytes
             }
             const at = rowOffset + <usize>(j * kW + kw) * voxelBytes + panel
             const apart = <usize>kW * voxelBytes
@@ -675,7 +680,7 @@ export function convDirectTransposed(job: usize): void {
               const a = v128.load32_splat(a0 + ((<usize>c) << 2))
               s0 = fma(a, v128.load(wc), s0)
               s1 = fma(a, v128.load(wc, 16), s1)
-              wc += ciBytes
+              wc += voxelBytes
             }
             const at = rowOffset + <usize>(j * kW + kw) * voxelBytes + panel
             finishUp(dx + at, residual != 0 ? residual + at : 0, b0, b1, s0, s1)
@@ -687,16 +692,18 @@ export function convDirectTransposed(job: usize): void {
 }
 
 /**
- * 8 channels of a direct transposed output: b + s, then + r with a residual. channelAffine's
- * (y·1 + 0) + r·1 is the same sum: y·1 + 0 differs from y only for y = −0, and b + s is never −0
- * (s, a chain from +0, is never −0, and a sum with a +0 operand is not).
+ * 8 channels of a direct transposed output: b + s, then with a residual r channelAffine's
+ * operations, (v·1 + 0) + r·1: v·1 + 0 is v but for a −0 (b = −0 and s = −0: an underflowing fused
+ * multiply-add can end a chain at −0), which it turns into +0.
  */
 function finishUp(out: usize, r: usize, b0: v128, b1: v128, s0: v128, s1: v128): void {
   let v0 = f32x4.add(b0, s0)
   let v1 = f32x4.add(b1, s1)
   if (r != 0) {
-    v0 = f32x4.add(v0, v128.load(r))
-    v1 = f32x4.add(v1, v128.load(r, 16))
+    const one = f32x4.splat(1)
+    const zero = f32x4.splat(0)
+    v0 = f32x4.add(f32x4.add(f32x4.mul(v0, one), zero), f32x4.mul(v128.load(r), one))
+    v1 = f32x4.add(f32x4.add(f32x4.mul(v1, one), zero), f32x4.mul(v128.load(r, 16), one))
   }
   v128.store(out, v0)
   v128.store(out, v1, 16)

@@ -8,6 +8,7 @@
 import {tf} from '../backend/tf.js'
 import type {AdamWStep} from './cpu/optimizer.js'
 import {adamwUpdate, fusedKernelsActive} from './fused.js'
+import {writableInPlace} from './cpu/tensors.js'
 
 export const FUSED_ADAMW_GROUP = 'SiplAdamWGroup'
 
@@ -21,10 +22,8 @@ export interface AdamWOperands {
   v: tf.Variable
 }
 
-/** True when no other tensor shares t's data on the cpu backend (a reshape or clone does): the group kernel may then write it in place */
-function ownsItsData(t: tf.Tensor): boolean {
-  return (tf.backend() as unknown as {refCount(dataId: object): number}).refCount(t.dataId) === 1
-}
+/** True when the group kernel may write t's data in place (src/kernels/cpu/tensors.ts `writableInPlace`) */
+const ownsItsData = (t: tf.Tensor) => writableInPlace(tf.backend(), t)
 
 /** One AdamW step of each entry of `operands`: p, m and v are updated. */
 export function adamwStep(operands: AdamWOperands[], s: AdamWStep): void {
@@ -45,12 +44,14 @@ export function adamwStep(operands: AdamWOperands[], s: AdamWStep): void {
     const group = operands.slice(start, end)
     const inputs: tf.NamedTensorMap = {}
     group.forEach(({p, g, m, v}, i) => Object.assign(inputs, {[`p${i}`]: p, [`g${i}`]: g, [`m${i}`]: m, [`v${i}`]: v}))
-    // in place, unless a tensor shares a variable's data (which would change with it): 3 new
-    // tensors per parameter, their copies and assignments were most of the step's optimiser time
-    const inPlace = group.every(({p, m, v}) => ownsItsData(p) && ownsItsData(m) && ownsItsData(v))
+    // in place, unless another tensor shares a variable's data or someone was given its array (either
+    // would see it change; tfjs's own Tile reads its input that way): 3 new tensors per parameter,
+    // their copies and assignments were most of the step's optimiser time
+    const inPlace = group.map(({p, m, v}) => ownsItsData(p) && ownsItsData(m) && ownsItsData(v))
     const out = tf.engine().runKernel(FUSED_ADAMW_GROUP, inputs, {...s, count: group.length, inPlace}) as unknown as tf.Tensor[]
-    const n = group.length
-    if (!inPlace) group.forEach((o, i) => assign(o, out[i], out[n + i], out[2 * n + i]))
+    const copied = group.filter((_, i) => !inPlace[i])
+    const n = copied.length
+    copied.forEach((o, i) => assign(o, out[i], out[n + i], out[2 * n + i]))
     start = end
   }
 }

@@ -42,7 +42,7 @@ test('grouped AdamW step: the same bits as the op composition per parameter, two
   fused.state.forEach((values, i) => assert.deepEqual(values, composed.state[i], `tensor ${i}`))
 })
 
-test('grouped AdamW writes the variables in place, unless another tensor shares their data: then new tensors, the sharer unchanged, the same bits', async () => {
+test('grouped AdamW writes the variables in place, unless another tensor shares their data or their array was read out: then new tensors, the sharer and the reader unchanged, the same bits', async () => {
   const fresh = () =>
     new Map(
       SHAPES.slice(0, 4).map((shape, i) => [
@@ -51,35 +51,49 @@ test('grouped AdamW writes the variables in place, unless another tensor shares 
       ]),
     )
   const grads = new Map(SHAPES.slice(0, 4).map((shape, i) => [`p${i}`, tf.randomUniform(shape, -0.1, 0.1, 'float32', 70 + i)]))
-  const stepped = (shared: boolean) => {
+  // the backend's own array of a tensor (dataSync would mark it read out)
+  const arrayOf = (t: tf.Tensor) => (tf.backend() as unknown as {data: {get(id: object): {values: Float32Array}}}).data.get(t.dataId).values
+  const stepped = (mode: 'own' | 'shared' | 'read') => {
     const variables = fresh()
     const p0 = variables.get('p0')!
-    const before = p0.dataSync()
+    const before = arrayOf(p0)
+    const otherBefore = arrayOf(variables.get('p1')!)
     const copy = Array.from(before)
-    // a reshape shares the variable's data on cpu
-    const sharer = shared ? tf.reshape(p0, [-1]) : null
+    // a reshape shares the variable's data on cpu; dataSync hands its array out
+    const sharer = mode === 'shared' ? tf.reshape(p0, [-1]) : null
+    const readOut = mode === 'read' ? p0.dataSync() : null
     const optimizer = new AdamW(0.9, 0.999, 0.05)
     optimizer.step(variables, grads, 0.01)
-    const after = p0.dataSync()
+    const after = arrayOf(p0)
     const result = {
       sameArray: after === before,
+      otherInPlace: arrayOf(variables.get('p1')!) === otherBefore,
       changed: !after.every((v, i) => v === copy[i]),
-      sharerKept: sharer ? Array.from(sharer.dataSync()).every((v, i) => Object.is(v, copy[i])) : null,
+      kept: sharer
+        ? Array.from(sharer.dataSync()).every((v, i) => Object.is(v, copy[i]))
+        : readOut
+          ? Array.from(readOut).every((v, i) => Object.is(v, copy[i]))
+          : null,
       state: [...variables.values(), ...optimizer.stateTensors().values()].map((t) => Array.from(t.dataSync())),
     }
     tf.dispose([...variables.values(), ...(sharer ? [sharer] : [])])
     optimizer.dispose()
     return result
   }
-  const own = stepped(false)
+  const own = stepped('own')
   assert.ok(own.sameArray && own.changed, 'the variable keeps its array, with new values')
-  const shared = stepped(true)
+  const shared = stepped('shared')
   assert.ok(!shared.sameArray && shared.changed, 'a shared variable gets a new array')
-  assert.equal(shared.sharerKept, true, 'the tensor sharing the old data still holds it')
-  const composed = withReferenceCpuKernels(() => stepped(false))
+  assert.equal(shared.kept, true, 'the tensor sharing the old data still holds it')
+  assert.ok(own.otherInPlace && shared.otherInPlace, 'the other parameters of the group are written in place all the same')
+  const read = stepped('read')
+  assert.ok(!read.sameArray && read.changed, 'a variable whose array was read out gets a new array')
+  assert.equal(read.kept, true, 'the array read out still holds what was read')
+  const composed = withReferenceCpuKernels(() => stepped('own'))
   for (const [name, result] of [
     ['in place', own],
     ['shared', shared],
+    ['read out', read],
   ] as const)
     result.state.forEach((values, i) => assert.deepEqual(values, composed.state[i], `${name}: tensor ${i}`))
   tf.dispose([...grads.values()])

@@ -244,6 +244,63 @@ test('the filter gradient of an empty batch is zeros, not the stale values of th
   )
 })
 
+test('signs of zero sums where every product underflows (a fused multiply-add can end a chain at −0): the direct jobs give the bits of im2col and the scatter, the filter gradient +0', () => {
+  // x = 0 but one voxel of 1e-23, weights −1e-23: each product is −1e-46, below float32's smallest
+  const tiny = (shape: number[], value: number, at = -1) =>
+    tf.tensor(
+      Float32Array.from({length: shape.reduce((a, b) => a * b, 1)}, (_, i) => (at < 0 || i === at ? value : 0)),
+      shape,
+    )
+  const [direct, im2col, dw] = expectNoLeakedTensors(() =>
+    tf.tidy(() => {
+      const x = tiny([1, 4, 5, 6, 1], 1e-23, 37) as tf.Tensor5D
+      const w9 = tiny([3, 3, 3, 1, 9], -1e-23) as tf.Tensor5D
+      // 1 → 8 runs the direct job, 1 → 9 im2col; their first 8 channels are the same chains
+      const y8 = tf.conv3d(x, tf.slice(w9, [0, 0, 0, 0, 0], [3, 3, 3, 1, 8]) as tf.Tensor5D, 1, 'same')
+      const y9 = tf.slice(tf.conv3d(x, w9, 1, 'same'), [0, 0, 0, 0, 0], [1, 4, 5, 6, 8])
+      const dy = tiny([1, 4, 5, 6, 9], -1e-23)
+      const grad = tf.grad((k: tf.Tensor) => tf.sum(tf.mul(tf.conv3d(x, k as tf.Tensor5D, 1, 'same'), dy)))(w9)
+      return [y8, y9, grad].map((t) => t.dataSync() as Float32Array)
+    }),
+  )
+  assert.ok(
+    direct.every((v, i) => Object.is(v, im2col[i])),
+    'the direct job: the same signed zeros as im2col + GEMM',
+  )
+  assert.ok(
+    dw.every((v) => Object.is(v, 0)),
+    'the filter gradient: +0 everywhere, as the sum of the slots from +0 gave',
+  )
+  // the transposed conv with a −0 bias and a −0 residual: the direct job (into 8 channels) against the scatter (into 9)
+  const [up8, up9] = expectNoLeakedTensors(() =>
+    tf.tidy(() => {
+      const dy = tiny([1, 2, 2, 3, 4], 1e-23)
+      const w = tiny([2, 2, 2, 9, 4], -1e-23) as tf.Tensor5D
+      const bias = tf.fill([9], -0) as tf.Tensor1D
+      const residual = tf.fill([1, 4, 4, 6, 9], -0) as tf.Tensor5D
+      const out8 = conv3dTransposeBias(
+        dy as tf.Tensor5D,
+        tf.slice(w, [0, 0, 0, 0, 0], [2, 2, 2, 8, 4]) as tf.Tensor5D,
+        tf.slice(bias, [0], [8]) as tf.Tensor1D,
+        [1, 4, 4, 6, 8],
+        2,
+        'valid',
+        tf.slice(residual, [0, 0, 0, 0, 0], [1, 4, 4, 6, 8]) as tf.Tensor5D,
+      )
+      const out9 = tf.slice(
+        conv3dTransposeBias(dy as tf.Tensor5D, w, bias, [1, 4, 4, 6, 9], 2, 'valid', residual),
+        [0, 0, 0, 0, 0],
+        [1, 4, 4, 6, 8],
+      )
+      return [out8, out9].map((t) => t.dataSync() as Float32Array)
+    }),
+  )
+  assert.ok(
+    up8.every((v, i) => Object.is(v, up9[i])),
+    'the direct transposed job with bias and residual: the same signed zeros as the scatter and the residual pass',
+  )
+})
+
 test('dilated forward conv matches the reference (dilation 2, and [1,2,3] valid)', () => {
   for (const [dilations, pad] of [
     [2, 'same'],

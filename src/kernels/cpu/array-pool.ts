@@ -58,6 +58,10 @@ export class ArrayPool {
   private readonly owned = new WeakMap<ArrayBuffer | SharedArrayBuffer, Float32Array>()
   /** how many tensor data entries view each owned buffer */
   private readonly views = new WeakMap<ArrayBuffer | SharedArrayBuffer, number>()
+  /** how many tensor data entries view each buffer, the pool's or not (while attached) */
+  private readonly entries = new WeakMap<ArrayBuffer | SharedArrayBuffer, number>()
+  /** buffers whose values someone outside the backend was given (`readSync`) */
+  private readonly readOut = new WeakSet<ArrayBuffer | SharedArrayBuffer>()
   /** false: every `take` allocates (the tests compare both) */
   enabled = true
   /** tests: fill released arrays with NaN, so that a read after release shows */
@@ -111,15 +115,30 @@ export class ArrayPool {
     }
   }
 
+  /**
+   * True when `values` may be written in place (AdamW's new parameters, src/kernels/adamw.ts): the
+   * one tensor data entry on its buffer since the pool was attached (a slice or a checkpoint
+   * loaded into one buffer shares it), and never read out (whoever holds a read-out array keeps
+   * what it read).
+   */
+  soleUnreadEntry(values: unknown): boolean {
+    const buffer = bufferOf(values)
+    return buffer !== undefined && this.entries.get(buffer) === 1 && !this.readOut.has(buffer)
+  }
+
   private viewed(values: unknown): void {
     const buffer = bufferOf(values)
-    if (buffer && this.owned.has(buffer)) this.views.set(buffer, (this.views.get(buffer) ?? 0) + 1)
+    if (!buffer) return
+    this.entries.set(buffer, (this.entries.get(buffer) ?? 0) + 1)
+    if (this.owned.has(buffer)) this.views.set(buffer, (this.views.get(buffer) ?? 0) + 1)
   }
 
   /** a tensor data entry on `values` is gone: when it was the last on an owned buffer, the array is out of use and goes onto the free list (or to the GC beyond the bound) */
   private released(values: unknown): void {
     const buffer = bufferOf(values)
     if (!buffer) return
+    const entries = this.entries.get(buffer)
+    if (entries !== undefined) this.entries.set(buffer, entries - 1)
     const array = this.owned.get(buffer)
     if (!array) return
     const left = (this.views.get(buffer) ?? 1) - 1
@@ -163,7 +182,12 @@ export class ArrayPool {
       return remove(dataId)
     }
     backend.readSync = (dataId) => {
-      if (data.has(dataId)) this.escaped(data.get(dataId).values)
+      if (data.has(dataId)) {
+        const values = data.get(dataId).values
+        this.escaped(values)
+        const buffer = bufferOf(values)
+        if (buffer) this.readOut.add(buffer)
+      }
       return readSync(dataId)
     }
   }

@@ -25,8 +25,9 @@ import {winogradApplies, winogradFilterGrad, winogradFilterGradApplies, winograd
 /** Bytes of im2col rows each thread builds per chunk: fits the 1 MiB L2 next to the filter panels. */
 const CHUNK_BYTES = 192 * 1024
 /**
- * Rows per chunk of the filter gradient at least: a chunk of 4 rows of btcv's 3³ 384 → 384 layer
- * (Kp = 10 368) was a rank-4 update of a 16 MB slot, read and written 7 times per gradient
+ * Rows per chunk of the filter gradient at least, whatever CHUNK_BYTES says: each chunk is a
+ * rank-(rows) update of a whole Cout × Kp slot, and on the coarse grids' wide layers (btcv's 3³
+ * 384 → 384, Kp = 10 368) chunks of 4 rows made the slots' memory traffic outweigh the products
  */
 const FILTER_GRAD_ROWS = 16
 

@@ -9,8 +9,8 @@
  * Each step is the job the separate kernels run (conv3d.ts, group-norm.ts, matmul.ts), so the
  * result has the same bits; what it saves is their copies: at full resolution every one of those
  * kernels copies its input into the heap and its output out of it (a, the norms' inputs and
- * outputs, u: eight volumes of B·D·H·W·e floats), which took a sixth of the demo net's
- * sliding-window pass (docs/bench/2026-12-07-full-resolution-end.md). Here only x, h and Ŷ cross.
+ * outputs, u: eight volumes of B·D·H·W·e floats; docs/bench/2026-12-07-full-resolution-end.md
+ * has what they cost). Here only x, h and Ŷ cross.
  * The norms run in place (an element-wise map), so the heap holds two such volumes at once.
  */
 import {tf} from '../../backend/tf.js'

@@ -254,7 +254,8 @@ function kmaxLayerForward({inputs, backend, attrs}: KernelArgs, s: Scratch): tf.
       s.take(Q * cout),
     )
   const stats = (rows: number): RowStats => ({normed: s.take(rows * d), rstd: s.take(rows)})
-  // an output: zeros where the layout leaves gaps
+  // an output from the pool: every part is written below; zeroed all the same, so that a part added
+  // to the layout and not written reads zeros, not another tensor's values
   const buffer = outputArray(backend, workspaceLayout(dims).total).fill(0)
   const ws = workspaceViews(buffer, dims)
 

@@ -43,14 +43,14 @@ function runAdamW(rt: ReturnType<typeof freshRuntime>, [p, g, m, v]: number[], l
 
 /**
  * The AdamW step of many parameters in one worker-pool run (src/kernels/adamw.ts `adamwStep`):
- * inputs p0…, g0…, m0…, v0… (attribute count), laid end to end in the heap. With attribute
- * inPlace, the new p, m and v are written back into the inputs' own arrays and there are no
- * outputs (the caller has checked that no other tensor shares them); else the outputs are p1₀…,
- * m1₀…, v1₀…. float32 vector arithmetic rounds after every operation, as the op composition
- * (src/kernels/fused.ts `adamwUpdate`) does: the same bits.
+ * inputs p0…, g0…, m0…, v0… (attribute count), laid end to end in the heap. Parameter i whose
+ * attribute inPlace[i] is true gets its new p, m and v written back into its inputs' own arrays
+ * (the caller has checked that no other tensor shares them); the others get outputs: p1 of each,
+ * then m1 of each, then v1 of each. float32 vector arithmetic rounds after every operation, as
+ * the op composition (src/kernels/fused.ts `adamwUpdate`) does: the same bits.
  */
 export function adamwGroupKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
-  const s = attrs as unknown as AdamWStep & {count: number; inPlace?: boolean}
+  const s = attrs as unknown as AdamWStep & {count: number; inPlace?: boolean[]}
   const sizes = Array.from({length: s.count}, (_, i) => inputs[`p${i}`].shape.reduce((a, b) => a * b, 1))
   const length = sizes.reduce((a, b) => a + b, 0)
   const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0))
@@ -67,20 +67,21 @@ export function adamwGroupKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
     ['m', operands[2]],
     ['v', operands[3]],
   ]
-  if (s.inPlace) {
-    for (const [name, address] of updated) {
-      const all = rt.f32(address, length)
-      for (let i = 0; i < s.count; i++) {
-        const own = values(backend, inputs[`${name}${i}`])
-        if (!(own instanceof Float32Array)) throw new Error(`SiplAdamWGroup: ${name}${i} is not float32, it cannot be updated in place`)
-        own.set(all.subarray(offsets[i], offsets[i] + sizes[i]))
-      }
-    }
-    return []
-  }
-  // each output gets its own copy (no shared buffers)
-  return updated.flatMap(([, address]) => {
+  const inPlace = (i: number) => s.inPlace?.[i] === true
+  const outputs: tf.TensorInfo[] = []
+  for (const [name, address] of updated) {
     const all = rt.f32(address, length)
-    return sizes.map((size, i) => outputFromHeap(backend, inputs[`p${i}`].shape, all.subarray(offsets[i], offsets[i] + size)))
-  })
+    for (let i = 0; i < s.count; i++) {
+      const part = all.subarray(offsets[i], offsets[i] + sizes[i])
+      if (!inPlace(i)) {
+        // its own copy (no shared buffers)
+        outputs.push(outputFromHeap(backend, inputs[`p${i}`].shape, part))
+        continue
+      }
+      const own = values(backend, inputs[`${name}${i}`])
+      if (!(own instanceof Float32Array)) throw new Error(`SiplAdamWGroup: ${name}${i} is not float32, it cannot be updated in place`)
+      own.set(part)
+    }
+  }
+  return outputs
 }

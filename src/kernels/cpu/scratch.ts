@@ -1,8 +1,8 @@
 /**
- * Temporaries of a kernel call, recycled across calls. Each new typed array cost 6–10 µs here at
- * 4–128 KiB (the allocation, its zeroing, the garbage collections its external memory brings;
- * 50 µs at 512 KiB), and a kMaX layer made ~40 per call: on the 2³–8³ grids of the demo net that
- * was a large part of each layer's time (docs/bench/2026-12-07-full-resolution-end.md).
+ * Temporaries of a kernel call, recycled across calls. A new typed array costs its allocation, its
+ * zeroing and the garbage collections its external memory brings, and a kMaX layer made ~40 per
+ * call: on the demo net's small grids that was a large part of each layer's time
+ * (docs/bench/2026-12-07-full-resolution-end.md has the measurements).
  *
  * `take` hands out an array of exactly that length with stale values: the caller writes every
  * element before reading it. `release`, at the end of the call, takes them all back. Nothing

@@ -39,3 +39,13 @@ export function outputFromHeap(backend: unknown, shape: number[], heap: Float32A
   out.set(heap)
   return output(backend, shape, out)
 }
+
+/**
+ * True when a kernel may write t's float32 values in place: no other tensor shares its data (the
+ * backend's reference count, and the buffer's entries) and no one was given its array (dataSync)
+ */
+export function writableInPlace(backend: unknown, t: tf.TensorInfo): boolean {
+  const v = values(backend, t)
+  const refCount = (backend as {refCount(dataId: object): number}).refCount(t.dataId)
+  return v instanceof Float32Array && refCount === 1 && arrayPool(backend).soleUnreadEntry(v)
+}
