@@ -141,6 +141,9 @@ export class SiplNet {
   ): {head: tf.Tensor5D; aux: tf.Tensor5D[]; keep: (tf.Tensor2D | null)[]} {
     this.checkInput(x)
     const {f, features, fo} = this.backbone.apply(x, state.trace)
+    // logits (training): u now, where the forward has always made it. tfjs sums a tensor's gradients
+    // in the order its uses were recorded, so making it later (in the head) changes their rounding
+    if (output === 'logits') fo.unprojected()
     let aux: tf.Tensor5D[]
     let keep: (tf.Tensor2D | null)[] = []
     if (this.smg) ({masks: aux, keep} = this.smg.apply(features, this.filterThreshold(state), state.trace))
