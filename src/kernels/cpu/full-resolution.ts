@@ -19,9 +19,9 @@ import {transposeBiasAt} from './conv3d.js'
 import {forwardAt} from './conv3d-heap.js'
 import type {KernelArgs} from './elementwise.js'
 import {groupNormAt} from './group-norm.js'
-import {productAt} from './matmul.js'
+import {prototypeProbabilitiesAt} from './matmul.js'
 import {freshRuntime} from './runtime.js'
-import {floats, output, outputArray} from './tensors.js'
+import {floats, output} from './tensors.js'
 
 type Shape5 = [number, number, number, number, number]
 
@@ -56,17 +56,7 @@ export function fullResolutionProbabilitiesKernel({inputs, backend, attrs}: Kern
   groupNormAt(rt, a, a, rows, e, f('fullGamma'), f('fullBeta'), {groups: fullGroups, eps, samples: B, leakySlope})
   const u = transposeBiasAt(rt, copyIn(rt, f('decoded')), f('upFilter'), f('upBias'), upInfo, a)
   groupNormAt(rt, u, u, rows, e, f('outGamma'), f('outBeta'), {groups: outGroups, eps, samples: B, leakySlope})
-  const K = prototypes.shape[1]
   const V = D * H * W
-  const g = f('prototypes')
-  const c = shift ? f('shift') : null
-  // every element is written: a pooled array's stale values never show
-  const out = outputArray(backend, B * V * K)
-  for (let b = 0; b < B; b++) {
-    const bias = c ? c.subarray(b * K, (b + 1) * K) : undefined
-    const left = {address: u + 4 * b * V * e, row: e, col: 1}
-    const y = productAt(rt, left, {values: g, offset: b * K * e, row: 1, col: e}, V, e, K, {bias, sigmoid: true})
-    out.set(rt.f32(y, V * K), b * V * K)
-  }
-  return output(backend, [B, V, K], out)
+  const out = prototypeProbabilitiesAt(rt, u, B, V, e, f('prototypes'), shift ? f('shift') : null, backend)
+  return output(backend, [B, V, prototypes.shape[1]], out)
 }

@@ -134,11 +134,11 @@ export function productAt(
     // after another, so that one block's rows and panels stay in cache while every tile passes;
     // each element is the same multiply-add chain as in one pass
     const block = k > 2 * DEEP_BLOCK ? DEEP_BLOCK : k
+    // more row groups than panels: keep a panel in cache while the rows stream past
+    const panelOuter = m > 4 * panels ? 1 : 0
     for (let k0 = 0; k0 < k; k0 += block) {
       const depth = Math.min(block, k - k0)
       const aBlock = a + k0 * left.col * 4
-      // more row groups than panels: keep a panel in cache while the rows stream past
-      const panelOuter = m > 4 * panels ? 1 : 0
       rt.exports.gemm(m, n, depth, aBlock, left.row * 4, left.col * 4, b + k0 * 32, k * 32, 32, c, n * 4, k0 > 0 ? 1 : 0, panelOuter, tmp)
     }
   }
@@ -192,24 +192,42 @@ export function fastBatchMatMul(reference: CpuKernel): CpuKernel {
 /**
  * σ(u_b · g_bᵀ + c_b) for each sample b, the IPL head's class probabilities at inference
  * (src/model/ipl.ts): u `[B, V, e]`, prototypes g `[B, K, e]`, optional shift c `[B, K]` →
- * `[B, V, K]`. One product job per sample with the shift and σ as its epilogue: the same bits as
- * BatchMatMul, the bias Add and SiplSigmoid one after another, without the full-size logits between.
+ * `[B, V, K]`: prototypeProbabilitiesAt, the same bits as BatchMatMul, the bias Add and SiplSigmoid one
+ * after another, without the full-size logits between.
  */
 export function prototypeSigmoidKernel({inputs, backend}: {inputs: Record<string, tf.TensorInfo>; backend: unknown}): tf.TensorInfo {
   const {u, prototypes, shift} = inputs
   const [B, V, e] = u.shape
-  const K = prototypes.shape[1]
-  const uv = floats(backend, u)
-  const gv = floats(backend, prototypes)
-  const cv = shift ? floats(backend, shift) : null
+  const rt = freshRuntime()
+  const shifts = shift ? floats(backend, shift) : null
+  const out = prototypeProbabilitiesAt(rt, copyIn(rt, floats(backend, u)), B, V, e, floats(backend, prototypes), shifts, backend)
+  return output(backend, [B, V, prototypes.shape[1]], out)
+}
+
+/**
+ * σ(u_b · g_bᵀ + c_b) per sample b into an output array `[B, V, K]`, u `[B, V, e]` at heap address
+ * u, prototypes g `[B, K, e]`, shifts c `[B, K]` or null: one product job per sample with the shift
+ * and σ as its epilogue (the head's probabilities: prototypeSigmoidKernel, and the end of
+ * src/kernels/cpu/full-resolution.ts)
+ */
+export function prototypeProbabilitiesAt(
+  rt: ConvRuntime,
+  u: number,
+  B: number,
+  V: number,
+  e: number,
+  prototypes: Float32Array,
+  shifts: Float32Array | null,
+  backend: unknown,
+): Float32Array {
+  const K = prototypes.length / (B * e)
   // every element is written: a pooled array's stale values never show
   const out = outputArray(backend, B * V * K)
   for (let b = 0; b < B; b++) {
-    const bias = cv ? cv.subarray(b * K, (b + 1) * K) : undefined
-    product({values: uv, offset: b * V * e, row: e, col: 1}, {values: gv, offset: b * K * e, row: 1, col: e}, V, e, K, out, b * V * K, {
-      bias,
-      sigmoid: true,
-    })
+    const bias = shifts ? shifts.subarray(b * K, (b + 1) * K) : undefined
+    const left = {address: u + 4 * b * V * e, row: e, col: 1}
+    const y = productAt(rt, left, {values: prototypes, offset: b * K * e, row: 1, col: e}, V, e, K, {bias, sigmoid: true})
+    out.set(rt.f32(y, V * K), b * V * K)
   }
-  return output(backend, [B, V, K], out)
+  return out
 }
