@@ -152,9 +152,9 @@ export type HeadOutput = 'logits' | 'probabilities'
  * Eq. 4 with F_o = u·W + b, the backbone's 1×1×1 projection of u (VoxelEmbeddings): F_o·g_k =
  * u·(W g_k) + b·g_k, so the projection is folded into the K prototypes instead of applied to every
  * voxel (the same function, tested against the PyTorch twin, which computes F_o literally, and
- * against F_o itself with random biases; docs/model.md has what it saves). Returns u
- * `[B, V, e]`, the folded prototypes W g_k `[B, K, e]` and the shift b·g_k (+ b_k) `[B, K]` (null
- * without either bias).
+ * against F_o itself with random biases; docs/model.md has what it saves). Returns the folded
+ * prototypes W g_k `[B, K, e]`, the shift b·g_k (+ b_k) `[B, K]` (null without either bias) and the
+ * logits' grid `[B, D, H, W, K]`.
  */
 function foldPrototypes(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Variable | null) {
   const {projection} = fo
@@ -181,8 +181,7 @@ function prototypeHead(fo: VoxelEmbeddings, prototypes: tf.Tensor3D, bias: tf.Va
   if (output === 'probabilities' && wholeLayerKernelsRun()) return tf.reshape(fo.probabilities(folded, shift), grid) as tf.Tensor5D
   const [b, d, h, w, k] = grid
   const e = fo.shape[4]
-  const voxels = tf.reshape(fo.unprojected(), [b, d * h * w, e]) as tf.Tensor3D
-  const rows = samplesOf(tf.reshape(voxels, [b, 1, d * h * w, e]))
+  const rows = samplesOf(tf.reshape(fo.unprojected(), [b, 1, d * h * w, e]))
   const foldedRows = samplesOf(tf.reshape(folded, [b, 1, k, folded.shape[2]]))
   const shifts = shift ? samplesOf(shift) : []
   const perSample = rows.map((r, i) => {

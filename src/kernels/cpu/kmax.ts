@@ -225,11 +225,7 @@ function attention(qkv: Float32Array, dims: Dims, weights: Float32Array, mixed: 
 const forwardScratch = new Scratch()
 
 export function kmaxLayerKernel(args: KernelArgs): tf.TensorInfo[] {
-  try {
-    return kmaxLayerForward(args, forwardScratch)
-  } finally {
-    forwardScratch.release()
-  }
+  return forwardScratch.around((s) => kmaxLayerForward(args, s))
 }
 
 /** Every temporary from `s`; the outputs from the backend's array pool (or new, for the int32 clusters). */
@@ -386,11 +382,7 @@ function layerNormGrads(
  * the filter.
  */
 export function kmaxLayerGradKernel(args: KernelArgs): tf.TensorInfo[] {
-  try {
-    return kmaxLayerBackward(args, backwardScratch)
-  } finally {
-    backwardScratch.release()
-  }
+  return backwardScratch.around((s) => kmaxLayerBackward(args, s))
 }
 
 /** the backward's temporaries, recycled from call to call (src/kernels/cpu/scratch.ts has why) */

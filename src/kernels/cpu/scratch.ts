@@ -5,7 +5,7 @@
  * (docs/bench/2026-12-07-full-resolution-end.md has the measurements).
  *
  * `take` hands out an array of exactly that length with stale values: the caller writes every
- * element before reading it. `release`, at the end of the call, takes them all back. Nothing
+ * element before reading it. `around` runs a call's body and takes them all back at its end. Nothing
  * taken may leave the call: a kernel's outputs come from the backend's array pool or are new.
  */
 export class Scratch {
@@ -18,7 +18,16 @@ export class Scratch {
     return array
   }
 
-  release(): void {
+  /** fn(this), then every array it took back: a kernel call's body */
+  around<T>(fn: (s: Scratch) => T): T {
+    try {
+      return fn(this)
+    } finally {
+      this.release()
+    }
+  }
+
+  private release(): void {
     for (const array of this.taken) {
       const list = this.free.get(array.length)
       if (list) list.push(array)
